@@ -1,0 +1,133 @@
+import type { Broker, DeadLetter, DeadLetterReason, QueueCounts } from "./broker.js";
+import { decodeEnvelope, type Envelope, encodeEnvelope } from "./envelope.js";
+import { InvalidOptionsError, type SerializedError } from "./errors.js";
+import { physicalQueues } from "./internal/routing.js";
+import { assertQueueName } from "./names.js";
+import { PRIORITIES, type PriorityLevel } from "./priority.js";
+
+/** Options of `createAdmin`. */
+export interface AdminOptions {
+  /** The broker to inspect. */
+  readonly broker: Broker;
+}
+
+/** A dead letter, decoded when possible. Payloads are shown as a bounded excerpt. */
+export interface DeadLetterView {
+  /** Key for `requeueDeadLetters` / `removeDeadLetters`. */
+  readonly key: string;
+  /** Job id, when the body could be decoded. */
+  readonly id?: string;
+  /** Job name, when the body could be decoded. */
+  readonly name?: string;
+  /** Attempts made. */
+  readonly attempt?: number;
+  /** Why it was dead-lettered. */
+  readonly reason: DeadLetterReason;
+  /** The last error. */
+  readonly error: SerializedError;
+  /** When, ms since the epoch. */
+  readonly failedAt: number;
+  /** First `excerptBytes` characters of the stored body. */
+  readonly excerpt: string;
+}
+
+/** Inspection and administration of queues. Separate from the client on purpose: no message can trigger these. */
+export interface Admin {
+  /** Counts summed over the physical queues behind a logical queue. */
+  counts(queue: string): Promise<QueueCounts>;
+  /** Dead letters of a queue, oldest first. */
+  listDeadLetters(queue: string, options?: { readonly limit?: number; readonly excerptBytes?: number }): Promise<DeadLetterView[]>;
+  /**
+   * Put dead letters back as fresh jobs (attempt 1, due now, same id), then remove them from the
+   * dead letters. All of the queue's dead letters unless `keys` is given. Resolves to how many.
+   */
+  requeueDeadLetters(queue: string, options?: { readonly keys?: readonly string[]; readonly limit?: number }): Promise<number>;
+  /** Remove dead letters for good. */
+  removeDeadLetters(queue: string, keys: readonly string[]): Promise<number>;
+  /** Remove every waiting, delayed and dead job of a queue. */
+  purge(queue: string): Promise<void>;
+}
+
+/** Creates the admin API over a broker. */
+export function createAdmin(options: AdminOptions): Admin {
+  const broker = options?.broker;
+  if (typeof broker?.counts !== "function") throw new InvalidOptionsError("broker", "createAdmin needs a broker");
+  const caps = broker.capabilities;
+  const physical = (queue: string): readonly { name: string; level: PriorityLevel | undefined }[] => {
+    assertQueueName(queue, "queue");
+    return physicalQueues(queue, caps);
+  };
+  async function allDead(queue: string, limit: number): Promise<{ physical: string; entry: DeadLetter }[]> {
+    const out: { physical: string; entry: DeadLetter }[] = [];
+    for (const p of physical(queue)) {
+      if (out.length >= limit) break;
+      for (const entry of await broker.listDeadLetters(p.name, { limit: limit - out.length })) out.push({ physical: p.name, entry });
+    }
+    return out.sort((a, b) => a.entry.failedAt - b.entry.failedAt);
+  }
+  return {
+    async counts(queue) {
+      const all = await Promise.all(physical(queue).map((p) => broker.counts(p.name)));
+      return all.reduce(
+        (sum, c) => ({
+          waiting: sum.waiting + c.waiting,
+          delayed: sum.delayed + c.delayed,
+          active: sum.active + c.active,
+          dead: sum.dead + c.dead,
+        }),
+        { waiting: 0, delayed: 0, active: 0, dead: 0 },
+      );
+    },
+    async listDeadLetters(queue, opts) {
+      const limit = opts?.limit ?? 100;
+      const excerptBytes = opts?.excerptBytes ?? 1024;
+      return (await allDead(queue, limit)).map(({ entry }) => {
+        const env = tryDecode(entry.body);
+        const view = {
+          key: entry.key,
+          reason: entry.reason,
+          error: entry.error,
+          failedAt: entry.failedAt,
+          excerpt: entry.body.length > excerptBytes ? `${entry.body.slice(0, excerptBytes)}…` : entry.body,
+        };
+        return env === undefined ? view : { ...view, id: env.id, name: env.name, attempt: env.attempt };
+      });
+    },
+    async requeueDeadLetters(queue, opts) {
+      const wanted = opts?.keys === undefined ? undefined : new Set(opts.keys);
+      const entries = (await allDead(queue, opts?.limit ?? 10_000)).filter((e) => wanted === undefined || wanted.has(e.entry.key));
+      let count = 0;
+      for (const { physical: from, entry } of entries) {
+        const env = tryDecode(entry.body);
+        const now = Date.now();
+        const body = env === undefined ? entry.body : encodeEnvelope(fresh(env, now));
+        const level = env === undefined ? 2 : (PRIORITIES.indexOf(env.priority) as PriorityLevel);
+        const [outcome] = await broker.publish(from, [{ id: env?.id ?? entry.key, body, priority: level, delayMs: 0, dedupe: false }]);
+        if (outcome === undefined || !outcome.ok) throw outcome?.error ?? new Error("[jobs] requeue publish returned no outcome");
+        count += await broker.removeDeadLetters(from, [entry.key]);
+      }
+      return count;
+    },
+    async removeDeadLetters(queue, keys) {
+      let removed = 0;
+      for (const p of physical(queue)) removed += await broker.removeDeadLetters(p.name, keys);
+      return removed;
+    },
+    async purge(queue) {
+      await Promise.all(physical(queue).map((p) => broker.purge(p.name)));
+    },
+  };
+}
+
+function fresh(env: Envelope, now: number): Envelope {
+  const { lastError: _dropped, ...rest } = env;
+  return { ...rest, attempt: 1, runAt: now };
+}
+
+function tryDecode(body: string): Envelope | undefined {
+  try {
+    return decodeEnvelope(body, Number.POSITIVE_INFINITY);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * The Broker contract: what an adapter implements. It is deliberately small: move opaque message
+ * bodies durably, hand them out under a lease, and settle them. Every policy (retries, backoff,
+ * timeouts, validation, runAt checks, priority emulation, events) lives in core.
+ */
+import type { JobsError, SerializedError } from "./errors.js";
+import type { PriorityLevel } from "./priority.js";
+
+/** What a broker does natively and its limits. Declared as data (`as const satisfies`). */
+export interface BrokerCapabilities {
+  /**
+   * `native`: the broker orders ready messages by `OutgoingMessage.priority` within one queue.
+   * `none`: core emulates priority with one physical queue per level, consumed highest first.
+   */
+  readonly priority: "native" | "none";
+  /** Longest delay the broker holds natively, in ms; core re-delays longer ones on receipt. `Infinity`: no limit. */
+  readonly maxDelayMs: number;
+  /** Largest message body the broker accepts, in bytes (UTF-8). */
+  readonly maxPayloadBytes: number;
+  /** Window in ms within which a second publish with the same id is ignored; 0 means no dedupe. */
+  readonly dedupeWindowMs: number;
+  /** `Delivery.extendLease` really extends the lease (heartbeats keep long jobs). */
+  readonly leaseExtension: boolean;
+  /** Accepted messages survive a broker restart. */
+  readonly durable: boolean;
+  /** A message keeps being redelivered when its consumer's connection closes or it dies (not only on lease expiry). */
+  readonly redeliverOnClose: boolean;
+  /** Finest delay or lease granularity the broker honours, in ms; the conformance suite scales its time limits by it. */
+  readonly timerResolutionMs: number;
+}
+
+/** A message to publish. The body is an encoded envelope; the other fields are what a broker needs to route it. */
+export interface OutgoingMessage {
+  /** Job id: the broker's dedupe key when `dedupeWindowMs > 0`. */
+  readonly id: string;
+  /** Encoded envelope (UTF-8 JSON text), opaque to the broker. */
+  readonly body: string;
+  /** Priority level; brokers with `priority: "native"` order by it, others ignore it (core routes instead). */
+  readonly priority: PriorityLevel;
+  /** Hold the message this long before it becomes ready; never more than `capabilities.maxDelayMs`. */
+  readonly delayMs: number;
+  /**
+   * Drop this publish (outcome `duplicate: true`) if the id was published within the dedupe window.
+   * True for enqueues; false for retries and requeues, which reuse the job id on purpose.
+   */
+  readonly dedupe: boolean;
+}
+
+/** Result of publishing one message. */
+export type PublishOutcome =
+  | {
+      readonly ok: true;
+      /** The broker already had a message with this id inside its dedupe window; nothing new was stored. */
+      readonly duplicate: boolean;
+    }
+  | {
+      readonly ok: false;
+      /** Why this message was not stored (definite), or `EnqueueOutcomeUnknownError` (ambiguous). */
+      readonly error: JobsError;
+    };
+
+/** Options of a consumer. */
+export interface ConsumeOptions {
+  /** Most unsettled deliveries this consumer may hold at once. */
+  readonly prefetch: number;
+  /** How long a delivery stays leased to this consumer without `extendLease`, in ms. */
+  readonly leaseMs: number;
+}
+
+/** Why a message was dead-lettered. */
+export type DeadLetterReason = "max-attempts" | "non-retryable" | "unknown-job" | "validation" | "undecodable" | "crash-loop";
+
+/** What core asks a broker to keep when it dead-letters a message. */
+export interface DeadLetterRecord {
+  /** The body to keep: the envelope with its last error, or the raw bytes when undecodable. */
+  readonly body: string;
+  /** Why. */
+  readonly reason: DeadLetterReason;
+  /** The failure. */
+  readonly error: SerializedError;
+  /** When, in ms since the epoch. */
+  readonly failedAt: number;
+}
+
+/** A dead letter as listed by inspection. */
+export interface DeadLetter extends DeadLetterRecord {
+  /** Broker-assigned handle of this dead letter, for `removeDeadLetters`. */
+  readonly key: string;
+}
+
+/**
+ * One message handed to a consumer under a lease. Exactly one of ack / retry / defer / deadLetter
+ * settles it; until then it counts against the consumer's prefetch. Settling after the lease was
+ * lost rejects with `LeaseLostError`.
+ */
+export interface Delivery {
+  /** The raw body as published (core decodes it). */
+  readonly body: string;
+  /**
+   * How many times this message has been handed out since it was last published, retried or
+   * deferred (1 the first time). Values above 1 mean a consumer died or lost its lease: core uses
+   * it to detect crash loops, never to count attempts.
+   */
+  readonly deliveryCount: number;
+  /** Done: remove the message. */
+  ack(): Promise<void>;
+  /**
+   * Failed: replace the message by `next` (same id, its body says attempt + 1), ready after
+   * `next.delayMs`. The next delivery must carry `next.body`, or the attempt count would drift.
+   */
+  retry(next: OutgoingMessage): Promise<void>;
+  /** Not yet due: hand the same message out again after `delayMs` (≤ maxDelayMs; 0 releases it now). No attempt is counted. */
+  defer(delayMs: number): Promise<void>;
+  /** Give up: move the message to the queue's dead letters with the record. */
+  deadLetter(record: DeadLetterRecord): Promise<void>;
+  /** Keep the lease for `ms` more from now (heartbeat). */
+  extendLease(ms: number): Promise<void>;
+}
+
+/** A running consumer. */
+export interface Subscription {
+  /**
+   * Stop receiving new deliveries. Deliveries already handed out stay valid and can still be
+   * settled; any the consumer holds unsettled when its broker closes go back to the queue.
+   */
+  stop(): Promise<void>;
+}
+
+/** Message counts of one physical queue. Brokers that only know approximations say so in their docs. */
+export interface QueueCounts {
+  /** Ready to be delivered now. */
+  readonly waiting: number;
+  /** Held until a later time (delays and retries with backoff). */
+  readonly delayed: number;
+  /** Delivered and not yet settled. */
+  readonly active: number;
+  /** Dead letters kept. */
+  readonly dead: number;
+}
+
+/** Events a broker reports about itself. */
+export interface BrokerEventMap {
+  /** A broker setting voids a guarantee (e.g. Redis eviction policy); the message says which. */
+  "config-warning": { readonly message: string };
+  /** Connection lost; the adapter is reconnecting. */
+  disconnected: { readonly error?: SerializedError };
+  /** Connection re-established and consumers resumed. */
+  reconnected: Record<string, never>;
+  /** A non-loopback connection without TLS or credentials. */
+  "insecure-connection": { readonly message: string };
+  /** An internal error the adapter recovered from (nothing was lost). */
+  error: { readonly error: SerializedError };
+}
+
+/** Listener registration shared by brokers, clients and workers; returns an unsubscribe function. */
+export type On<M> = <E extends keyof M & string>(event: E, listener: (event: M[E]) => void) => () => void;
+
+/** The contract every adapter implements. Queue names here are physical queue names chosen by core. */
+export interface Broker {
+  /** Short adapter name for messages and reports, e.g. "redis". */
+  readonly name: string;
+  /** What the broker does natively. Constant for the broker's lifetime. */
+  readonly capabilities: BrokerCapabilities;
+  /** Durably store the messages, in order, resolving once the broker has accepted each one (or said why not). */
+  publish(queue: string, messages: readonly OutgoingMessage[]): Promise<PublishOutcome[]>;
+  /** Start delivering the queue's ready messages to `onDelivery`, never more than `prefetch` unsettled. */
+  consume(queue: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription>;
+  /** Message counts of the queue. */
+  counts(queue: string): Promise<QueueCounts>;
+  /** Up to `limit` dead letters of the queue, oldest first, skipping `offset`. */
+  listDeadLetters(queue: string, options: { readonly limit: number; readonly offset?: number }): Promise<DeadLetter[]>;
+  /** Remove dead letters by key; resolves to how many were removed. */
+  removeDeadLetters(queue: string, keys: readonly string[]): Promise<number>;
+  /** Remove every waiting, delayed and dead message of the queue (deliveries in flight are left alone). */
+  purge(queue: string): Promise<void>;
+  /** Subscribe to broker events. */
+  on: On<BrokerEventMap>;
+  /** Stop consumers, release unsettled deliveries, close connections. Idempotent. Later calls reject with `BrokerClosedError`. */
+  close(): Promise<void>;
+}

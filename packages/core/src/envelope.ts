@@ -1,0 +1,121 @@
+import { EnvelopeDecodeError, PayloadTooLargeError, type SerializedError } from "./errors.js";
+import { parseUntrustedJson, utf8Length } from "./internal/json.js";
+import { PRIORITIES, type Priority } from "./priority.js";
+
+/** Version of the envelope format written by this library (`v` field). */
+export const ENVELOPE_VERSION = 1;
+
+/** W3C trace context carried with a job. */
+export interface TraceContext {
+  /** `traceparent` header value. */
+  readonly traceparent: string;
+  /** `tracestate` header value. */
+  readonly tracestate?: string;
+}
+
+/** Metadata values: small, flat, JSON scalars. */
+export type Metadata = Readonly<Record<string, string | number | boolean>>;
+
+/** Last failure of a job, as plain data, with when it happened. */
+export interface EnvelopeError extends SerializedError {
+  /** When the attempt failed, in ms since the epoch. */
+  readonly at: number;
+  /** Which attempt failed. */
+  readonly attempt: number;
+}
+
+/**
+ * The wire format of a job, versioned JSON (see docs/protocol.md). All times are integer
+ * milliseconds since the Unix epoch, UTC.
+ */
+export interface Envelope {
+  /** Format version. */
+  readonly v: 1;
+  /** Job id, unique per job; the idempotency key where the broker deduplicates. */
+  readonly id: string;
+  /** Job name, as given to `defineJob`. */
+  readonly name: string;
+  /** Logical queue. */
+  readonly queue: string;
+  /** The payload, plain JSON. */
+  readonly payload: unknown;
+  /** The attempt this delivery is, starting at 1. */
+  readonly attempt: number;
+  /** Attempts allowed before dead-lettering. */
+  readonly maxAttempts: number;
+  /** Priority name. */
+  readonly priority: Priority;
+  /** When the job was first enqueued. */
+  readonly enqueuedAt: number;
+  /** Not to be started before this time. */
+  readonly runAt: number;
+  /** Handler timeout in ms. */
+  readonly timeout: number;
+  /** Trace context of the enqueuing span, if any. */
+  readonly trace?: TraceContext;
+  /** Caller metadata. */
+  readonly meta?: Metadata;
+  /** The last failure, set on retries and dead letters. */
+  readonly lastError?: EnvelopeError;
+}
+
+/** Encodes an envelope to its wire text. */
+export function encodeEnvelope(envelope: Envelope): string {
+  return JSON.stringify(envelope);
+}
+
+/**
+ * Decodes untrusted wire text into an envelope: size checked before parsing, depth-limited,
+ * `__proto__`/`constructor` keys rejected, every field type-checked. Unknown fields are ignored
+ * (forward compatibility); an unknown major version is rejected.
+ */
+export function decodeEnvelope(body: string, maxBytes: number): Envelope {
+  // A string's UTF-8 size is at most 3× its length and at least its length: skip the exact count when safe.
+  if (body.length * 3 > maxBytes) {
+    const size = utf8Length(body);
+    if (size > maxBytes) {
+      throw new EnvelopeDecodeError(`message is ${size} bytes, over the limit of ${maxBytes}`, {
+        cause: new PayloadTooLargeError(size, maxBytes, "received message"),
+      });
+    }
+  }
+  let raw: unknown;
+  try {
+    raw = parseUntrustedJson(body);
+  } catch (error) {
+    throw new EnvelopeDecodeError((error as Error).message, { cause: error });
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail("not a JSON object");
+  const e = raw as Record<string, unknown>;
+  if (e.v !== ENVELOPE_VERSION) fail(`unsupported version ${JSON.stringify(e.v)}`);
+  if (typeof e.id !== "string" || e.id.length === 0 || e.id.length > 128) fail("bad id");
+  if (typeof e.name !== "string" || e.name.length === 0 || e.name.length > 256) fail("bad name");
+  if (typeof e.queue !== "string" || e.queue.length === 0) fail("bad queue");
+  if (!("payload" in e)) fail("missing payload");
+  if (!isPositiveInt(e.attempt)) fail("bad attempt");
+  if (!isPositiveInt(e.maxAttempts)) fail("bad maxAttempts");
+  if (typeof e.priority !== "string" || !(PRIORITIES as readonly string[]).includes(e.priority)) fail("bad priority");
+  if (!isTime(e.enqueuedAt)) fail("bad enqueuedAt");
+  if (!isTime(e.runAt)) fail("bad runAt");
+  if (typeof e.timeout !== "number" || !(e.timeout > 0)) fail("bad timeout");
+  if (e.meta !== undefined && (typeof e.meta !== "object" || e.meta === null || Array.isArray(e.meta))) fail("bad meta");
+  if (
+    e.trace !== undefined &&
+    (typeof e.trace !== "object" || e.trace === null || typeof (e.trace as TraceContext).traceparent !== "string")
+  ) {
+    fail("bad trace");
+  }
+  return raw as Envelope;
+}
+
+function fail(reason: string): never {
+  throw new EnvelopeDecodeError(reason);
+}
+
+function isPositiveInt(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 1;
+}
+
+function isTime(value: unknown): value is number {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0;
+}

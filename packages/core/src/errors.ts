@@ -1,0 +1,238 @@
+/**
+ * One error hierarchy for the whole library. Every error carries a stable `code`, says whether
+ * retrying could help, keeps the native error as `cause`, and never contains credentials.
+ */
+
+/** Stable machine-readable codes of every error the library throws. */
+export type JobsErrorCode =
+  | "non-retryable"
+  | "job-validation"
+  | "invalid-options"
+  | "unknown-job"
+  | "unknown-queue"
+  | "envelope-decode"
+  | "payload-too-large"
+  | "job-timeout"
+  | "broker-closed"
+  | "broker-connection"
+  | "enqueue-outcome-unknown"
+  | "lease-lost"
+  | "bulk-enqueue"
+  | "unsupported";
+
+const brand: unique symbol = Symbol.for("@jobs/core/JobsError");
+
+/** Options every library error accepts. */
+export interface JobsErrorOptions {
+  /** The underlying error, typically the broker client's own. */
+  cause?: unknown;
+  /** Whether retrying the same operation could succeed. */
+  retryable?: boolean;
+}
+
+/** Base class of every error thrown by `@jobs/*`. Check with `JobsError.isInstance(e)`. */
+export class JobsError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: JobsErrorCode;
+  /** Whether retrying the same operation (or job) could succeed. */
+  readonly retryable: boolean;
+
+  constructor(code: JobsErrorCode, message: string, options: JobsErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+
+  /** True for any `JobsError`, even one created by another copy of the library. */
+  static isInstance(error: unknown): error is JobsError {
+    return typeof error === "object" && error !== null && (error as Record<symbol, unknown>)[brand] === true;
+  }
+}
+
+// The brand lives on the prototype so that checks work across duplicate installs of the library.
+Object.defineProperty(JobsError.prototype, brand, { value: true });
+
+/** Thrown by a handler to dead-letter its job at once, without further attempts. */
+export class NonRetryableError extends JobsError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("non-retryable", message, { ...options, retryable: false });
+  }
+}
+
+/** One problem found by a schema or by the JSON check of a payload. */
+export interface ValidationIssue {
+  /** Human-readable description. */
+  readonly message: string;
+  /** Where in the payload, as property keys and indexes. */
+  readonly path: readonly (string | number)[];
+}
+
+/** A payload failed its job's schema, or is not plain JSON. Nothing was sent. */
+export class JobValidationError extends JobsError {
+  /** Each problem found. */
+  readonly issues: readonly ValidationIssue[];
+  constructor(message: string, issues: readonly ValidationIssue[], options: { cause?: unknown } = {}) {
+    super("job-validation", message, options);
+    this.issues = issues;
+  }
+}
+
+/** An option (of a factory, a job definition or an enqueue call) is invalid. Names the field. */
+export class InvalidOptionsError extends JobsError {
+  /** Dotted path of the offending option. */
+  readonly field: string;
+  constructor(field: string, message: string, options: { cause?: unknown } = {}) {
+    super("invalid-options", `[jobs] invalid option "${field}": ${message}`, options);
+    this.field = field;
+  }
+}
+
+/** A message names a job no handler is registered for. */
+export class UnknownJobError extends JobsError {
+  /** The job name as received (truncated). */
+  readonly jobName: string;
+  constructor(jobName: string) {
+    const shown = jobName.length > 128 ? `${jobName.slice(0, 128)}…` : jobName;
+    super("unknown-job", `[jobs] no handler registered for job "${shown}"`);
+    this.jobName = shown;
+  }
+}
+
+/** The broker does not know the queue (and was told not to create it). Nothing was stored. */
+export class UnknownQueueError extends JobsError {
+  /** The queue name. */
+  readonly queue: string;
+  constructor(queue: string, message?: string, options: { cause?: unknown } = {}) {
+    super("unknown-queue", message ?? `[jobs] queue "${queue}" does not exist`, options);
+    this.queue = queue;
+  }
+}
+
+/** Bytes received from a broker are not a valid envelope. The message is dead-lettered. */
+export class EnvelopeDecodeError extends JobsError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("envelope-decode", `[jobs] cannot decode envelope: ${message}`, options);
+  }
+}
+
+/** An encoded job exceeds the broker's (or the configured) size limit. Nothing was sent. */
+export class PayloadTooLargeError extends JobsError {
+  /** Encoded size in bytes. */
+  readonly size: number;
+  /** The limit in bytes. */
+  readonly limit: number;
+  constructor(size: number, limit: number, where = "encoded job") {
+    super("payload-too-large", `[jobs] ${where} is ${size} bytes, over the limit of ${limit} bytes`);
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/** A handler ran past its job's timeout. Retryable. */
+export class JobTimeoutError extends JobsError {
+  /** The timeout in milliseconds. */
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
+    super("job-timeout", `[jobs] job timed out after ${timeoutMs} ms`, { retryable: true });
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** An operation was called on a closed broker, client or worker. */
+export class BrokerClosedError extends JobsError {
+  constructor(message = "[jobs] broker is closed") {
+    super("broker-closed", message);
+  }
+}
+
+/** The broker could not be reached or refused the connection. Retryable. */
+export class BrokerConnectionError extends JobsError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("broker-connection", message, { ...options, retryable: true });
+  }
+}
+
+/**
+ * The enqueue may or may not have been stored (timeout or connection loss after bytes left the
+ * process). Re-enqueue with the same id on a broker with dedupe to stay exactly-once.
+ */
+export class EnqueueOutcomeUnknownError extends JobsError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("enqueue-outcome-unknown", message, { ...options, retryable: true });
+  }
+}
+
+/** A delivery's lease expired (or its broker connection closed); settling it is no longer possible. */
+export class LeaseLostError extends JobsError {
+  constructor(message = "[jobs] the delivery's lease was lost; it will be redelivered") {
+    super("lease-lost", message);
+  }
+}
+
+/** The broker cannot do what an option asks (e.g. dedupe on a broker without it). */
+export class UnsupportedError extends JobsError {
+  constructor(message: string) {
+    super("unsupported", message);
+  }
+}
+
+/** Per-item result of a bulk enqueue. */
+export type BulkItemOutcome =
+  | { readonly status: "accepted"; readonly id: string; readonly duplicate: boolean }
+  | { readonly status: "rejected"; readonly error: JobsError }
+  | { readonly status: "not-sent" };
+
+/** Some items of a bulk enqueue were rejected; `outcomes` tells each item's fate, in order. */
+export class BulkEnqueueError extends JobsError {
+  /** One outcome per item, in the order given. */
+  readonly outcomes: readonly BulkItemOutcome[];
+  constructor(message: string, outcomes: readonly BulkItemOutcome[]) {
+    super("bulk-enqueue", message);
+    this.outcomes = outcomes;
+  }
+}
+
+/** Plain-data form of an error, as stored in envelopes and dead letters. Never revived into a class. */
+export interface SerializedError {
+  /** The error's name (class name for Error subclasses). */
+  readonly name: string;
+  /** The message, truncated. */
+  readonly message: string;
+  /** The `code` of a `JobsError`, when there is one. */
+  readonly code?: string;
+  /** The stack, truncated, when there is one. */
+  readonly stack?: string;
+}
+
+const MAX_MESSAGE = 2_000;
+const MAX_STACK = 4_000;
+
+/** Turns anything thrown into plain data, bounded in size and with credentials redacted. */
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) {
+    const out: { name: string; message: string; code?: string; stack?: string } = {
+      name: String(error.name).slice(0, 128),
+      message: redact(String(error.message)).slice(0, MAX_MESSAGE),
+    };
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string") out.code = code.slice(0, 64);
+    if (typeof error.stack === "string") out.stack = redact(error.stack).slice(0, MAX_STACK);
+    return out;
+  }
+  let message: string;
+  try {
+    message = typeof error === "string" ? error : (JSON.stringify(error) ?? String(error));
+  } catch {
+    message = String(error);
+  }
+  return { name: "NonError", message: redact(message).slice(0, MAX_MESSAGE) };
+}
+
+const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)([^:@/\s]*):([^@/\s]*)@/gi;
+const SECRET_PARAMS = /([?&](?:password|pass|token|secret|access_?key|secret_?access_?key)=)[^&\s]*/gi;
+
+/** Removes credentials from URLs and secret-looking query parameters in a string. */
+export function redact(text: string): string {
+  return text.replace(URL_CREDENTIALS, "$1$2:***@").replace(SECRET_PARAMS, "$1***");
+}

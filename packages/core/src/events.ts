@@ -1,0 +1,91 @@
+import type { DeadLetterReason, On } from "./broker.js";
+import type { Metadata } from "./envelope.js";
+import type { SerializedError } from "./errors.js";
+import type { Priority } from "./priority.js";
+
+/** What events say about a job. Never the payload. */
+export interface JobInfo {
+  /** Job id. */
+  readonly id: string;
+  /** Job name. */
+  readonly name: string;
+  /** Logical queue. */
+  readonly queue: string;
+  /** This attempt, from 1. */
+  readonly attempt: number;
+  /** Attempts allowed. */
+  readonly maxAttempts: number;
+  /** Priority. */
+  readonly priority: Priority;
+  /** First enqueued, ms since the epoch. */
+  readonly enqueuedAt: number;
+  /** Due time of this attempt, ms since the epoch. */
+  readonly runAt: number;
+  /** Caller metadata, if any. */
+  readonly metadata?: Metadata;
+}
+
+/** Events of a client. */
+export interface ClientEventMap {
+  /** The broker durably accepted the job. */
+  "job.enqueued": { readonly job: JobInfo; readonly duplicate: boolean; readonly durationMs: number };
+}
+
+/** Events of a worker, one per transition of a job. */
+export interface WorkerEventMap {
+  /** A handler started; `waitMs` is the time since the job was due. */
+  "job.started": { readonly job: JobInfo; readonly waitMs: number };
+  /** The handler resolved and the job was acknowledged. */
+  "job.succeeded": { readonly job: JobInfo; readonly durationMs: number };
+  /** The handler threw or timed out (a `job.retrying` or `job.dead-lettered` follows). */
+  "job.failed": { readonly job: JobInfo; readonly durationMs: number; readonly error: SerializedError; readonly willRetry: boolean };
+  /** The job was put back for attempt + 1 after `delayMs`. */
+  "job.retrying": { readonly job: JobInfo; readonly delayMs: number; readonly error: SerializedError };
+  /** The job was moved to the dead letters. `job` is absent when the message could not be decoded. */
+  "job.dead-lettered": { readonly job?: JobInfo; readonly reason: DeadLetterReason; readonly error: SerializedError };
+  /** A delivery arrived before its runAt and was put back without counting an attempt. */
+  "job.deferred": { readonly job: JobInfo; readonly delayMs: number };
+  /** The worker could no longer keep or settle a delivery; the broker will redeliver it. */
+  "job.lease-lost": { readonly job?: JobInfo; readonly error: SerializedError };
+  /** An internal error the worker survived (e.g. a failed ack). */
+  error: { readonly error: SerializedError; readonly job?: JobInfo };
+}
+
+type Listener = (event: never) => void;
+
+/** A minimal typed event emitter; a listener that throws is reported, never breaks the emitter. */
+export class Emitter<M> {
+  readonly #listeners = new Map<string, Set<Listener>>();
+
+  /** Subscribe; returns an unsubscribe function. */
+  readonly on: On<M> = (event, listener) => {
+    let set = this.#listeners.get(event);
+    if (set === undefined) {
+      set = new Set();
+      this.#listeners.set(event, set);
+    }
+    set.add(listener as Listener);
+    return () => {
+      set.delete(listener as Listener);
+    };
+  };
+
+  /** True when someone listens to `event` (lets hot paths skip building event objects). */
+  has(event: keyof M & string): boolean {
+    const set = this.#listeners.get(event);
+    return set !== undefined && set.size > 0;
+  }
+
+  /** Call every listener of `event` with `data`. */
+  emit<E extends keyof M & string>(event: E, data: M[E]): void {
+    const set = this.#listeners.get(event);
+    if (set === undefined) return;
+    for (const listener of set) {
+      try {
+        (listener as (event: M[E]) => void)(data);
+      } catch (error) {
+        process.emitWarning(`[jobs] a listener of "${event}" threw: ${(error as Error)?.message ?? String(error)}`);
+      }
+    }
+  }
+}

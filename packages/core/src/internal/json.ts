@@ -1,0 +1,113 @@
+import { JobValidationError, type ValidationIssue } from "../errors.js";
+
+/** Deepest nesting accepted in payloads and envelopes. */
+export const MAX_DEPTH = 64;
+
+/**
+ * Checks that a value is plain JSON (objects, arrays, strings, finite numbers, booleans, null),
+ * at most MAX_DEPTH deep, with no `__proto__`/`constructor` keys. Payloads that would change in a
+ * JSON round trip (Date, Map, undefined, functions, BigInt, class instances, cycles) are rejected
+ * instead of being silently altered.
+ */
+export function assertJsonValue(value: unknown, what: string): void {
+  const issues: ValidationIssue[] = [];
+  check(value, [], 0, issues, new Set());
+  if (issues.length > 0) {
+    const first = issues[0] as ValidationIssue;
+    const where = first.path.length > 0 ? ` at ${first.path.join(".")}` : "";
+    throw new JobValidationError(`[jobs] ${what} is not plain JSON${where}: ${first.message}`, issues);
+  }
+}
+
+function check(value: unknown, path: (string | number)[], depth: number, issues: ValidationIssue[], seen: Set<object>): void {
+  if (issues.length >= 10) return;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return;
+    case "number":
+      if (!Number.isFinite(value)) issues.push({ message: `${value} is not a finite number`, path: [...path] });
+      return;
+    case "object":
+      break;
+    default:
+      issues.push({ message: `a ${typeof value} cannot be sent as JSON`, path: [...path] });
+      return;
+  }
+  if (value === null) return;
+  if (depth >= MAX_DEPTH) {
+    issues.push({ message: `nested deeper than ${MAX_DEPTH} levels`, path: [...path] });
+    return;
+  }
+  if (seen.has(value)) {
+    issues.push({ message: "circular reference", path: [...path] });
+    return;
+  }
+  seen.add(value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      path.push(i);
+      check(value[i], path, depth + 1, issues, seen);
+      path.pop();
+    }
+  } else {
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (value as object).constructor?.name ?? "object";
+      issues.push({ message: `a ${name} instance is not plain JSON (convert it first)`, path: [...path] });
+    } else {
+      for (const key of Object.keys(value)) {
+        if (key === "__proto__" || key === "constructor") {
+          issues.push({ message: `key "${key}" is not allowed`, path: [...path, key] });
+          continue;
+        }
+        path.push(key);
+        check((value as Record<string, unknown>)[key], path, depth + 1, issues, seen);
+        path.pop();
+      }
+    }
+  }
+  seen.delete(value);
+}
+
+/**
+ * Parses untrusted JSON text: rejects nesting deeper than `maxDepth` (checked on the text before
+ * parsing) and any `__proto__` or `constructor` key. Throws a plain Error with the reason.
+ */
+export function parseUntrustedJson(text: string, maxDepth: number = MAX_DEPTH): unknown {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > maxDepth) throw new Error(`JSON nested deeper than ${maxDepth} levels`);
+    } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
+  }
+  const value: unknown = JSON.parse(text);
+  // The substring test is cheap and almost always false; only then walk the parsed value.
+  if (text.includes('"__proto__"') || text.includes('"constructor"') || text.includes("\\u")) {
+    rejectForbiddenKeys(value);
+  }
+  return value;
+}
+
+function rejectForbiddenKeys(value: unknown): void {
+  if (typeof value !== "object" || value === null) return;
+  if (Array.isArray(value)) {
+    for (const item of value) rejectForbiddenKeys(item);
+    return;
+  }
+  for (const key of Object.keys(value)) {
+    if (key === "__proto__" || key === "constructor") throw new Error(`forbidden key "${key}"`);
+    rejectForbiddenKeys((value as Record<string, unknown>)[key]);
+  }
+}
+
+/** UTF-8 byte length of a string, without allocating. */
+export function utf8Length(text: string): number {
+  return Buffer.byteLength(text, "utf8");
+}

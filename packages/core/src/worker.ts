@@ -1,0 +1,434 @@
+import type { Broker, DeadLetterReason, Delivery, Subscription } from "./broker.js";
+import { infoOf } from "./client.js";
+import type { JobDefinition } from "./define-job.js";
+import { type Duration, parseDuration } from "./duration.js";
+import { decodeEnvelope, type Envelope, encodeEnvelope } from "./envelope.js";
+import {
+  BrokerClosedError,
+  InvalidOptionsError,
+  JobsError,
+  JobTimeoutError,
+  JobValidationError,
+  type SerializedError,
+  serializeError,
+  UnknownJobError,
+} from "./errors.js";
+import { Emitter, type JobInfo, type WorkerEventMap } from "./events.js";
+import { physicalQueues } from "./internal/routing.js";
+import { describeIssues, runSchema } from "./internal/schema.js";
+import { assertQueueName } from "./names.js";
+import { PRIORITIES, type PriorityLevel } from "./priority.js";
+
+/** Options of `createWorker`. */
+export interface WorkerOptions<Ctx> {
+  /** The broker to consume from. */
+  readonly broker: Broker;
+  /** Logical queues to consume. @default the queues of the registered jobs */
+  readonly queues?: readonly string[];
+  /** Most jobs running at once; also the broker prefetch per physical queue. @default 10 */
+  readonly concurrency?: number;
+  /** Values handlers need that must not travel in payloads (DB pools, API clients). */
+  readonly context?: Ctx;
+  /** How long a delivery is leased before the broker may redeliver it; heartbeats renew it every third. @default "30s" */
+  readonly lease?: Duration;
+  /** On close, how long in-flight jobs may finish before their signal aborts. @default "30s" */
+  readonly shutdownTimeout?: Duration;
+  /** A message delivered more often than this without being settled (its consumer keeps dying) is dead-lettered. @default 10 */
+  readonly maxDeliveries?: number;
+  /** Largest message accepted on receipt, in bytes; checked before parsing. @default the broker's `maxPayloadBytes` */
+  readonly maxPayloadBytes?: number;
+}
+
+/** What a handler receives beside its payload. */
+export interface JobContext<Ctx> {
+  /** Id, name, attempt, … of this job. */
+  readonly job: JobInfo;
+  /** Aborts when the job times out or the worker shuts down; pass it to fetch, database drivers, … */
+  readonly signal: AbortSignal;
+  /** The worker's injected context. */
+  readonly context: Ctx;
+}
+
+/** A job handler. Resolving acks the job; throwing retries it (or dead-letters a `NonRetryableError`). */
+export type JobHandler<P, Ctx> = (payload: P, ctx: JobContext<Ctx>) => unknown;
+
+/** Options of `Worker.close`. */
+export interface CloseOptions {
+  /** Overrides the worker's `shutdownTimeout`. */
+  readonly timeout?: Duration;
+}
+
+/** Runs handlers for jobs delivered by a broker. */
+export interface Worker<Ctx> {
+  /** Register the handler of a job (before `start`). Returns the worker for chaining. */
+  handle<I, O>(job: JobDefinition<I, O>, handler: JobHandler<O, Ctx>): Worker<Ctx>;
+  /** Start consuming. Resolves once every consumer is registered with the broker. */
+  start(): Promise<void>;
+  /**
+   * Graceful shutdown: stop fetching, release jobs not yet started, let running jobs finish up to
+   * the timeout, then abort them (they are not acked and will be redelivered). Idempotent.
+   */
+  close(options?: CloseOptions): Promise<void>;
+  /** Subscribe to job events. */
+  readonly on: Emitter<WorkerEventMap>["on"];
+  /** Jobs running now. */
+  readonly running: number;
+}
+
+interface Registered {
+  readonly job: JobDefinition<unknown, unknown>;
+  readonly handler: JobHandler<unknown, unknown>;
+}
+
+interface Held {
+  readonly delivery: Delivery;
+  readonly envelope: Envelope;
+  readonly reg: Registered;
+  readonly level: PriorityLevel;
+  leaseAt: number;
+  leaseLost: boolean;
+  controller: AbortController | undefined;
+  shutdownAborted: boolean;
+}
+
+const SHUTDOWN_GRACE_MS = 1_000;
+
+/** Creates a worker. Register handlers with `handle`, then `start`. */
+export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Worker<Ctx> {
+  if (typeof options !== "object" || options === null || typeof options.broker?.consume !== "function") {
+    throw new InvalidOptionsError("broker", "createWorker needs a broker");
+  }
+  const broker = options.broker;
+  const caps = broker.capabilities;
+  const concurrency = options.concurrency ?? 10;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
+    throw new InvalidOptionsError("concurrency", `expected an integer from 1 to 10000, got ${String(concurrency)}`);
+  }
+  const leaseMs = parseDuration(options.lease ?? "30s", "lease");
+  if (leaseMs < 100) throw new InvalidOptionsError("lease", "expected at least 100 ms");
+  const shutdownTimeoutMs = parseDuration(options.shutdownTimeout ?? "30s", "shutdownTimeout");
+  const maxDeliveries = options.maxDeliveries ?? 10;
+  if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
+    throw new InvalidOptionsError("maxDeliveries", `expected a positive integer, got ${String(maxDeliveries)}`);
+  }
+  const maxBytes = Math.min(options.maxPayloadBytes ?? caps.maxPayloadBytes, caps.maxPayloadBytes);
+  if (options.queues !== undefined) {
+    if (!Array.isArray(options.queues)) throw new InvalidOptionsError("queues", "expected an array of queue names");
+    for (const [i, q] of options.queues.entries()) assertQueueName(q, `queues[${i}]`);
+  }
+  const context = options.context as Ctx;
+  const events = new Emitter<WorkerEventMap>();
+  const handlers = new Map<string, Registered>();
+  const buffers: Held[][] = [[], [], [], [], []];
+  let buffered = 0;
+  const held = new Set<Held>();
+  const runningSet = new Set<Held>();
+  const subscriptions: Subscription[] = [];
+  let state: "new" | "starting" | "running" | "closing" | "closed" = "new";
+  let heartbeat: NodeJS.Timeout | undefined;
+  let closing: Promise<void> | undefined;
+  let onIdle: (() => void) | undefined;
+
+  function reportSettleError(error: unknown, envelope: Envelope | undefined): void {
+    const job = envelope === undefined ? undefined : infoOf(envelope);
+    const serialized = serializeError(error);
+    if (JobsError.isInstance(error) && (error.code === "lease-lost" || error.code === "broker-closed")) {
+      events.emit("job.lease-lost", job === undefined ? { error: serialized } : { job, error: serialized });
+    } else {
+      events.emit("error", job === undefined ? { error: serialized } : { error: serialized, job });
+    }
+  }
+
+  function deadLetter(delivery: Delivery, envelope: Envelope | undefined, reason: DeadLetterReason, error: unknown): Promise<void> {
+    const failedAt = Date.now();
+    const serialized = serializeError(error);
+    const body =
+      envelope === undefined
+        ? delivery.body
+        : encodeEnvelope({ ...envelope, lastError: { ...serialized, at: failedAt, attempt: envelope.attempt } });
+    return delivery.deadLetter({ body, reason, error: serialized, failedAt }).then(
+      () => {
+        if (events.has("job.dead-lettered")) {
+          events.emit(
+            "job.dead-lettered",
+            envelope === undefined ? { reason, error: serialized } : { job: infoOf(envelope), reason, error: serialized },
+          );
+        }
+      },
+      (e: unknown) => reportSettleError(e, envelope),
+    );
+  }
+
+  function release(delivery: Delivery, envelope: Envelope | undefined): void {
+    delivery.defer(0).catch((e: unknown) => reportSettleError(e, envelope));
+  }
+
+  function onDelivery(delivery: Delivery): void {
+    if (state === "closing" || state === "closed") {
+      release(delivery, undefined);
+      return;
+    }
+    let envelope: Envelope;
+    try {
+      envelope = decodeEnvelope(delivery.body, maxBytes);
+    } catch (error) {
+      void deadLetter(delivery, undefined, "undecodable", error);
+      return;
+    }
+    if (delivery.deliveryCount > maxDeliveries) {
+      const error = new JobsError(
+        "non-retryable",
+        `[jobs] delivered ${delivery.deliveryCount} times without being settled (its worker keeps dying or losing the lease)`,
+      );
+      void deadLetter(delivery, envelope, "crash-loop", error);
+      return;
+    }
+    const now = Date.now();
+    if (envelope.runAt > now) {
+      const delayMs = Math.min(envelope.runAt - now, caps.maxDelayMs);
+      delivery.defer(delayMs).then(
+        () => {
+          if (events.has("job.deferred")) events.emit("job.deferred", { job: infoOf(envelope), delayMs });
+        },
+        (e: unknown) => reportSettleError(e, envelope),
+      );
+      return;
+    }
+    const reg = handlers.get(envelope.name);
+    if (reg === undefined) {
+      void deadLetter(delivery, envelope, "unknown-job", new UnknownJobError(envelope.name));
+      return;
+    }
+    const level = PRIORITIES.indexOf(envelope.priority) as PriorityLevel;
+    const item: Held = { delivery, envelope, reg, level, leaseAt: now, leaseLost: false, controller: undefined, shutdownAborted: false };
+    held.add(item);
+    (buffers[level] as Held[]).push(item);
+    buffered++;
+    pump();
+  }
+
+  function pump(): void {
+    while (runningSet.size < concurrency && buffered > 0 && state === "running") {
+      let item: Held | undefined;
+      for (let level = 4; level >= 0; level--) {
+        const buffer = buffers[level] as Held[];
+        if (buffer.length > 0) {
+          item = buffer.shift();
+          break;
+        }
+      }
+      if (item === undefined) return;
+      buffered--;
+      runningSet.add(item);
+      void execute(item).finally(() => {
+        runningSet.delete(item);
+        held.delete(item);
+        if (onIdle !== undefined && runningSet.size === 0) onIdle();
+        pump();
+      });
+    }
+  }
+
+  async function execute(item: Held): Promise<void> {
+    const { delivery, envelope, reg } = item;
+    let payload = envelope.payload;
+    if (reg.job.schema !== undefined) {
+      let result = runSchema(reg.job.schema, payload);
+      if (result instanceof Promise) result = await result;
+      if (!result.ok) {
+        const error = new JobValidationError(
+          `[jobs] received payload of "${envelope.name}" is invalid: ${describeIssues(result.issues)}`,
+          result.issues,
+        );
+        return deadLetter(delivery, envelope, "validation", error);
+      }
+      payload = result.value;
+    }
+    const controller = new AbortController();
+    item.controller = controller;
+    const job = infoOf(envelope);
+    const startedAt = performance.now();
+    if (events.has("job.started")) events.emit("job.started", { job, waitMs: Math.max(0, Date.now() - envelope.runAt) });
+    let failure: unknown;
+    let failed = false;
+    try {
+      await runWithTimeout(reg.handler, payload, { job, signal: controller.signal, context }, envelope.timeout, controller);
+    } catch (error) {
+      failed = true;
+      failure = error;
+    }
+    const durationMs = performance.now() - startedAt;
+    if (!failed) {
+      return delivery.ack().then(
+        () => {
+          if (events.has("job.succeeded")) events.emit("job.succeeded", { job, durationMs });
+        },
+        (e: unknown) => reportSettleError(e, envelope),
+      );
+    }
+    if (item.shutdownAborted) {
+      // Aborted by shutdown, not by its own fault: hand it back without counting an attempt.
+      release(delivery, envelope);
+      return;
+    }
+    const error: SerializedError = serializeError(failure);
+    const nonRetryable = JobsError.isInstance(failure) && !failure.retryable;
+    const willRetry = !nonRetryable && envelope.attempt < envelope.maxAttempts;
+    if (events.has("job.failed")) events.emit("job.failed", { job, durationMs, error, willRetry });
+    if (!willRetry) {
+      return deadLetter(delivery, envelope, nonRetryable ? "non-retryable" : "max-attempts", failure);
+    }
+    const now = Date.now();
+    const delay = Math.max(0, Math.ceil(reg.job.backoff(envelope.attempt, failure)));
+    const next: Envelope = {
+      ...envelope,
+      attempt: envelope.attempt + 1,
+      runAt: now + delay,
+      lastError: { ...error, at: now, attempt: envelope.attempt },
+    };
+    return delivery
+      .retry({
+        id: envelope.id,
+        body: encodeEnvelope(next),
+        priority: item.level,
+        delayMs: Math.min(delay, caps.maxDelayMs),
+        dedupe: false,
+      })
+      .then(
+        () => {
+          if (events.has("job.retrying")) events.emit("job.retrying", { job, delayMs: delay, error });
+        },
+        (e: unknown) => reportSettleError(e, envelope),
+      );
+  }
+
+  function tick(): void {
+    if (!caps.leaseExtension) return;
+    const now = Date.now();
+    for (const item of held) {
+      if (item.leaseLost || now - item.leaseAt < leaseMs / 3) continue;
+      item.leaseAt = now;
+      item.delivery.extendLease(leaseMs).catch((error: unknown) => {
+        item.leaseLost = true;
+        reportSettleError(error, item.envelope);
+      });
+    }
+  }
+
+  const worker: Worker<Ctx> = {
+    on: events.on,
+    get running() {
+      return runningSet.size;
+    },
+    handle(job, handler) {
+      if (state !== "new") throw new InvalidOptionsError("handle", "register handlers before start()");
+      if (typeof job !== "object" || job === null || typeof job.backoff !== "function") {
+        throw new InvalidOptionsError("job", "expected a job definition from defineJob()");
+      }
+      if (typeof handler !== "function") throw new InvalidOptionsError("handler", `handler of "${job.name}" must be a function`);
+      if (handlers.has(job.name)) throw new InvalidOptionsError("job", `a handler for "${job.name}" is already registered`);
+      handlers.set(job.name, { job: job as JobDefinition<unknown, unknown>, handler: handler as JobHandler<unknown, unknown> });
+      return worker;
+    },
+    async start() {
+      if (state !== "new") {
+        if (state === "closing" || state === "closed") throw new BrokerClosedError("[jobs] worker is closed");
+        return;
+      }
+      const queues = options.queues ?? [...new Set([...handlers.values()].map((r) => r.job.queue))];
+      if (queues.length === 0) throw new InvalidOptionsError("queues", "no queues to consume: register a handler or pass queues");
+      state = "starting";
+      heartbeat = setInterval(tick, Math.max(50, leaseMs / 6));
+      try {
+        for (const queue of queues) {
+          for (const physical of physicalQueues(queue, caps)) {
+            subscriptions.push(await broker.consume(physical.name, { prefetch: concurrency, leaseMs }, onDelivery));
+          }
+        }
+      } catch (error) {
+        state = "running";
+        await worker.close({ timeout: 0 });
+        throw error;
+      }
+      state = "running";
+      pump();
+    },
+    close(closeOptions) {
+      if (closing !== undefined) return closing;
+      const timeoutMs = closeOptions?.timeout === undefined ? shutdownTimeoutMs : parseDuration(closeOptions.timeout, "timeout");
+      state = "closing";
+      closing = (async () => {
+        await Promise.allSettled(subscriptions.map((s) => s.stop()));
+        for (const buffer of buffers) {
+          for (const item of buffer.splice(0)) {
+            held.delete(item);
+            release(item.delivery, item.envelope);
+          }
+        }
+        buffered = 0;
+        if (runningSet.size > 0 && !(await idleWithin(timeoutMs))) {
+          const reason = new BrokerClosedError("[jobs] worker is shutting down");
+          for (const item of runningSet) {
+            item.shutdownAborted = true;
+            item.controller?.abort(reason);
+          }
+          await idleWithin(Math.min(SHUTDOWN_GRACE_MS, Math.max(timeoutMs, 100)));
+        }
+        if (heartbeat !== undefined) clearInterval(heartbeat);
+        state = "closed";
+      })();
+      return closing;
+    },
+  };
+
+  function idleWithin(ms: number): Promise<boolean> {
+    if (runningSet.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        onIdle = undefined;
+        resolve(false);
+      }, ms);
+      onIdle = () => {
+        clearTimeout(timer);
+        onIdle = undefined;
+        resolve(true);
+      };
+    });
+  }
+
+  return worker;
+}
+
+function runWithTimeout(
+  handler: JobHandler<unknown, unknown>,
+  payload: unknown,
+  ctx: JobContext<unknown>,
+  timeoutMs: number,
+  controller: AbortController,
+): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const error = new JobTimeoutError(timeoutMs);
+      controller.abort(error);
+      reject(error);
+    }, timeoutMs);
+    let result: unknown;
+    try {
+      result = handler(payload, ctx);
+    } catch (error) {
+      clearTimeout(timer);
+      reject(error);
+      return;
+    }
+    Promise.resolve(result).then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,0 +1,8 @@
+export {
+  createMemoryBroker,
+  createMemoryServer,
+  type MemoryBroker,
+  type MemoryBrokerOptions,
+  MemoryServer,
+  memoryCapabilities,
+} from "./memory-broker.js";

@@ -1,0 +1,28 @@
+import { defineConfig } from "vitest/config";
+
+// Packages are tested from their TypeScript sources through the "@jobs/source" export condition:
+// no build is needed before `pnpm test`.
+const conditions = ["@jobs/source", "node", "import", "default"];
+
+export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: conditions } },
+  test: {
+    // No retries: a flaky case is a bug.
+    retry: 0,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "core",
+          root: "packages/core",
+          include: ["test/**/*.test.ts"],
+          typecheck: { enabled: true, include: ["test/**/*.test-d.ts"], tsconfig: "./tsconfig.json" },
+        },
+      },
+      { extends: true, test: { name: "memory", root: "packages/memory", include: ["test/**/*.test.ts"] } },
+      { extends: true, test: { name: "conformance", root: "packages/conformance", include: ["test/**/*.test.ts"] } },
+      { extends: true, test: { name: "examples", root: "examples", include: ["*/test/**/*.test.ts"] } },
+    ],
+  },
+});
