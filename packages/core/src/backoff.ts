@@ -7,7 +7,7 @@ export type BackoffFunction = (attempt: number, error: unknown) => number;
 /** How long to wait before retrying a failed job. */
 export type Backoff =
   | {
-      /** delay = base × 2^(attempt−1), capped at `max`, with "full jitter" unless `jitter` is false. */
+      /** delay = base × 2^(attempt−1), capped at `max`; with jitter (default) a random value between half and all of it. */
       readonly type: "exponential";
       /** @default "1s" */
       readonly base?: Duration;

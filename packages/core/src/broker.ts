@@ -6,7 +6,10 @@
 import type { JobsError, SerializedError } from "./errors.js";
 import type { PriorityLevel } from "./priority.js";
 
-/** What a broker does natively and its limits. Declared as data (`as const satisfies`). */
+/**
+ * What a broker does natively and its limits, declared as data (an exported constant per adapter).
+ * `maxDelayMs` must be at least 1000: core holds longer delays by re-delaying on receipt.
+ */
 export interface BrokerCapabilities {
   /**
    * `native`: the broker orders ready messages by `OutgoingMessage.priority` within one queue.

@@ -6,10 +6,12 @@ import {
   BrokerClosedError,
   BulkEnqueueError,
   type BulkItemOutcome,
+  EnqueueOutcomeUnknownError,
   InvalidOptionsError,
   JobsError,
   JobValidationError,
   PayloadTooLargeError,
+  redact,
   UnsupportedError,
 } from "./errors.js";
 import { type ClientEventMap, Emitter, type JobInfo } from "./events.js";
@@ -87,6 +89,8 @@ export interface Client {
   enqueueMany(items: readonly EnqueueItem[]): Promise<EnqueuedJob[]>;
   /** Subscribe to client events. */
   readonly on: Emitter<ClientEventMap>["on"];
+  /** @internal Lets `recordEnqueued` from `@jobs/core/testing` see accepted envelopes. */
+  [kTap](tap: EnqueueTap): () => void;
 }
 
 /** A function that sees every envelope a client got accepted (used by `@jobs/core/testing`). */
@@ -102,7 +106,7 @@ interface Prepared {
 }
 
 /** Creates a client that enqueues jobs on `options.broker`. */
-export function createClient(options: ClientOptions): Client & { [kTap](tap: EnqueueTap): () => void } {
+export function createClient(options: ClientOptions): Client {
   if (typeof options !== "object" || options === null || typeof options.broker?.publish !== "function") {
     throw new InvalidOptionsError("broker", "createClient needs a broker");
   }
@@ -206,9 +210,14 @@ export function createClient(options: ClientOptions): Client & { [kTap](tap: Enq
     async enqueue(job, payload, opts) {
       const started = performance.now();
       const p = await prepare(job as JobDefinition<unknown, unknown>, payload, opts, Date.now());
-      const outcomes = await broker.publish(p.physical, [p.message]);
+      let outcomes: PublishOutcome[];
+      try {
+        outcomes = await broker.publish(p.physical, [p.message]);
+      } catch (error) {
+        throw asPublishError(error, broker.name);
+      }
       const outcome = outcomes[0];
-      if (outcome === undefined) throw new JobsError("broker-connection", `[jobs] [${broker.name}] publish returned no outcome`);
+      if (outcome === undefined) throw new EnqueueOutcomeUnknownError(`[jobs] [${broker.name}] publish returned no outcome`);
       if (!outcome.ok) throw outcome.error;
       return accepted(p, outcome, started);
     },
@@ -250,7 +259,7 @@ export function createClient(options: ClientOptions): Client & { [kTap](tap: Enq
               indexes.map((i) => (prepared[i] as Prepared).message),
             );
           } catch (error) {
-            const jobsError = JobsError.isInstance(error) ? error : new JobsError("broker-connection", String(error), { cause: error });
+            const jobsError = asPublishError(error, broker.name);
             for (const i of indexes) outcomes[i] = { status: "rejected", error: jobsError };
             failed += indexes.length;
             return;
@@ -263,7 +272,7 @@ export function createClient(options: ClientOptions): Client & { [kTap](tap: Enq
             } else {
               outcomes[i] = {
                 status: "rejected",
-                error: outcome?.error ?? new JobsError("broker-connection", "[jobs] publish returned no outcome"),
+                error: outcome?.error ?? new EnqueueOutcomeUnknownError(`[jobs] [${broker.name}] publish returned no outcome`),
               };
               failed++;
             }
@@ -276,6 +285,17 @@ export function createClient(options: ClientOptions): Client & { [kTap](tap: Enq
       return results;
     },
   };
+}
+
+/**
+ * A publish that threw something other than a library error may or may not have stored the job:
+ * report it as ambiguous, never as a definite rejection.
+ */
+function asPublishError(error: unknown, brokerName: string): JobsError {
+  if (JobsError.isInstance(error)) return error;
+  return new EnqueueOutcomeUnknownError(`[jobs] [${brokerName}] publish failed: ${redact(String((error as Error)?.message ?? error))}`, {
+    cause: error,
+  });
 }
 
 function checkMetadata(meta: unknown): void {

@@ -1,6 +1,7 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { type Backoff, type BackoffFunction, compileBackoff, DEFAULT_BACKOFF } from "./backoff.js";
 import { type Duration, parseDuration } from "./duration.js";
+import { MAX_TIMER_MS } from "./envelope.js";
 import { InvalidOptionsError } from "./errors.js";
 import { assertJobName, assertQueueName } from "./names.js";
 import { type Priority, priorityLevel } from "./priority.js";
@@ -102,7 +103,7 @@ export function assertMaxAttempts(value: unknown, field: string): asserts value 
 /** Parses a timeout: a positive duration up to 24 days (the longest Node timer). */
 export function assertTimeout(value: Duration, field: string): number {
   const ms = parseDuration(value, field);
-  if (ms < 1 || ms > 2_147_483_647) {
+  if (ms < 1 || ms > MAX_TIMER_MS) {
     throw new InvalidOptionsError(field, `expected a timeout from 1 ms to 24 days, got ${String(value)}`);
   }
   return Math.ceil(ms);

@@ -1,6 +1,10 @@
 import { EnvelopeDecodeError, PayloadTooLargeError, type SerializedError } from "./errors.js";
 import { parseUntrustedJson, utf8Length } from "./internal/json.js";
+import { JOB_ID, JOB_NAME } from "./names.js";
 import { PRIORITIES, type Priority } from "./priority.js";
+
+/** Longest delay a Node.js timer supports (about 24.8 days); longer timeouts would fire at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
 
 /** Version of the envelope format written by this library (`v` field). */
 export const ENVELOPE_VERSION = 1;
@@ -88,8 +92,8 @@ export function decodeEnvelope(body: string, maxBytes: number): Envelope {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail("not a JSON object");
   const e = raw as Record<string, unknown>;
   if (e.v !== ENVELOPE_VERSION) fail(`unsupported version ${JSON.stringify(e.v)}`);
-  if (typeof e.id !== "string" || e.id.length === 0 || e.id.length > 128) fail("bad id");
-  if (typeof e.name !== "string" || e.name.length === 0 || e.name.length > 256) fail("bad name");
+  if (typeof e.id !== "string" || !JOB_ID.test(e.id)) fail("bad id");
+  if (typeof e.name !== "string" || !JOB_NAME.test(e.name)) fail("bad name");
   if (typeof e.queue !== "string" || e.queue.length === 0) fail("bad queue");
   if (!("payload" in e)) fail("missing payload");
   if (!isPositiveInt(e.attempt)) fail("bad attempt");
@@ -97,7 +101,7 @@ export function decodeEnvelope(body: string, maxBytes: number): Envelope {
   if (typeof e.priority !== "string" || !(PRIORITIES as readonly string[]).includes(e.priority)) fail("bad priority");
   if (!isTime(e.enqueuedAt)) fail("bad enqueuedAt");
   if (!isTime(e.runAt)) fail("bad runAt");
-  if (typeof e.timeout !== "number" || !(e.timeout > 0)) fail("bad timeout");
+  if (typeof e.timeout !== "number" || !(e.timeout >= 1 && e.timeout <= MAX_TIMER_MS)) fail("bad timeout");
   if (e.meta !== undefined && (typeof e.meta !== "object" || e.meta === null || Array.isArray(e.meta))) fail("bad meta");
   if (
     e.trace !== undefined &&

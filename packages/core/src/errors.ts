@@ -229,10 +229,19 @@ export function serializeError(error: unknown): SerializedError {
   return { name: "NonError", message: redact(message).slice(0, MAX_MESSAGE) };
 }
 
-const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)([^:@/\s]*):([^@/\s]*)@/gi;
+// The lookbehind starts a scheme only at the beginning of a word: without it a long run of letters
+// (a base64 blob in a message) costs quadratic time.
+const URL_CREDENTIALS = /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/)([^@/\s?#]*)@/gi;
 const SECRET_PARAMS = /([?&](?:password|pass|token|secret|access_?key|secret_?access_?key)=)[^&\s]*/gi;
 
 /** Removes credentials from URLs and secret-looking query parameters in a string. */
 export function redact(text: string): string {
-  return text.replace(URL_CREDENTIALS, "$1$2:***@").replace(SECRET_PARAMS, "$1***");
+  return text
+    .replace(URL_CREDENTIALS, (_match, scheme: string, userinfo: string) => {
+      const colon = userinfo.indexOf(":");
+      // A user part without a password is often the secret itself (NATS tokens); so is a user named like its password.
+      if (colon < 0 || userinfo.slice(0, colon) === userinfo.slice(colon + 1)) return `${scheme}***@`;
+      return `${scheme}${userinfo.slice(0, colon)}:***@`;
+    })
+    .replace(SECRET_PARAMS, "$1***");
 }

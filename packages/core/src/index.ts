@@ -22,6 +22,8 @@ export {
   type EnqueuedJob,
   type EnqueueItem,
   type EnqueueOptions,
+  type EnqueueTap,
+  kTap,
   infoOf,
 } from "./client.js";
 export {
@@ -38,6 +40,7 @@ export { type Duration, parseDuration } from "./duration.js";
 export {
   decodeEnvelope,
   ENVELOPE_VERSION,
+  MAX_TIMER_MS,
   type Envelope,
   type EnvelopeError,
   encodeEnvelope,

@@ -1,8 +1,10 @@
 import { InvalidOptionsError } from "./errors.js";
 
-const JOB_NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,127}$/;
+/** Valid job names (checked at defineJob and again on receipt). */
+export const JOB_NAME: RegExp = /^[A-Za-z][A-Za-z0-9_.:-]{0,127}$/;
 const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
-const JOB_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+/** Valid job ids (caller-chosen ones at enqueue, every one on receipt). */
+export const JOB_ID: RegExp = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 /**
  * Validates a job name: a letter, then up to 127 letters, digits, `_ . : -`. Names only travel

@@ -15,7 +15,7 @@ import {
 } from "./errors.js";
 import { Emitter, type JobInfo, type WorkerEventMap } from "./events.js";
 import { physicalQueues } from "./internal/routing.js";
-import { describeIssues, runSchema } from "./internal/schema.js";
+import { describeIssues, runSchema, type SchemaResult } from "./internal/schema.js";
 import { assertQueueName } from "./names.js";
 import { PRIORITIES, type PriorityLevel } from "./priority.js";
 
@@ -89,6 +89,9 @@ interface Held {
   leaseLost: boolean;
   controller: AbortController | undefined;
   shutdownAborted: boolean;
+  done: boolean;
+  job: JobInfo | undefined;
+  startedAt: number;
 }
 
 const SHUTDOWN_GRACE_MS = 1_000;
@@ -128,6 +131,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   let heartbeat: NodeJS.Timeout | undefined;
   let closing: Promise<void> | undefined;
   let onIdle: (() => void) | undefined;
+  let pendingSettles = 0;
 
   function reportSettleError(error: unknown, envelope: Envelope | undefined): void {
     const job = envelope === undefined ? undefined : infoOf(envelope);
@@ -200,64 +204,160 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       return;
     }
     const level = PRIORITIES.indexOf(envelope.priority) as PriorityLevel;
-    const item: Held = { delivery, envelope, reg, level, leaseAt: now, leaseLost: false, controller: undefined, shutdownAborted: false };
+    const item: Held = {
+      delivery,
+      envelope,
+      reg,
+      level,
+      leaseAt: now,
+      leaseLost: false,
+      controller: undefined,
+      shutdownAborted: false,
+      done: false,
+      job: undefined,
+      startedAt: 0,
+    };
     held.add(item);
     (buffers[level] as Held[]).push(item);
     buffered++;
     pump();
   }
 
+  let pumping = false;
   function pump(): void {
-    while (runningSet.size < concurrency && buffered > 0 && state === "running") {
-      let item: Held | undefined;
-      for (let level = 4; level >= 0; level--) {
-        const buffer = buffers[level] as Held[];
-        if (buffer.length > 0) {
-          item = buffer.shift();
-          break;
+    // Re-entrant calls (a synchronous handler completing inside the loop) only flag more work,
+    // so a long buffer of synchronous jobs never deepens the stack.
+    if (pumping) return;
+    pumping = true;
+    try {
+      while (runningSet.size < concurrency && buffered > 0 && state === "running") {
+        let item: Held | undefined;
+        for (let level = 4; level >= 0; level--) {
+          const buffer = buffers[level] as Held[];
+          if (buffer.length > 0) {
+            item = buffer.shift();
+            break;
+          }
         }
+        if (item === undefined) return;
+        buffered--;
+        runningSet.add(item);
+        execute(item);
       }
-      if (item === undefined) return;
-      buffered--;
-      runningSet.add(item);
-      void execute(item).finally(() => {
-        runningSet.delete(item);
-        held.delete(item);
-        if (onIdle !== undefined && runningSet.size === 0) onIdle();
-        pump();
-      });
+    } finally {
+      pumping = false;
     }
   }
 
-  async function execute(item: Held): Promise<void> {
-    const { delivery, envelope, reg } = item;
-    let payload = envelope.payload;
-    if (reg.job.schema !== undefined) {
-      let result = runSchema(reg.job.schema, payload);
-      if (result instanceof Promise) result = await result;
-      if (!result.ok) {
-        const error = new JobValidationError(
-          `[jobs] received payload of "${envelope.name}" is invalid: ${describeIssues(result.issues)}`,
-          result.issues,
-        );
-        return deadLetter(delivery, envelope, "validation", error);
-      }
-      payload = result.value;
+  /** Tracks a settle operation so close() waits for it. */
+  function settling(operation: Promise<void>): void {
+    pendingSettles++;
+    const done = (): void => {
+      pendingSettles--;
+      checkIdle();
+    };
+    operation.then(done, done);
+  }
+
+  function checkIdle(): void {
+    if (onIdle !== undefined && runningSet.size === 0 && pendingSettles === 0) onIdle();
+  }
+
+  function execute(item: Held): void {
+    const { envelope, reg } = item;
+    if (reg.job.schema === undefined) {
+      invoke(item, envelope.payload);
+      return;
     }
-    const controller = new AbortController();
-    item.controller = controller;
-    const job = infoOf(envelope);
-    const startedAt = performance.now();
-    if (events.has("job.started")) events.emit("job.started", { job, waitMs: Math.max(0, Date.now() - envelope.runAt) });
-    let failure: unknown;
-    let failed = false;
+    const result = runSchema(reg.job.schema, envelope.payload);
+    if (result instanceof Promise) result.then((r) => validated(item, r), (e: unknown) => completed(item, true, e));
+    else validated(item, result);
+  }
+
+  function validated(item: Held, result: SchemaResult): void {
+    if (result.ok) {
+      invoke(item, result.value);
+      return;
+    }
+    const { envelope } = item;
+    const error = new JobValidationError(
+      `[jobs] received payload of "${envelope.name}" is invalid: ${describeIssues(result.issues)}`,
+      result.issues,
+    );
+    item.done = true;
+    settling(deadLetter(item.delivery, envelope, "validation", error));
+    finished(item);
+  }
+
+  function invoke(item: Held, payload: unknown): void {
+    const { envelope } = item;
+    item.startedAt = performance.now();
+    if (events.has("job.started")) events.emit("job.started", { job: jobOf(item), waitMs: Math.max(0, Date.now() - envelope.runAt) });
+    let result: unknown;
     try {
-      await runWithTimeout(reg.handler, payload, { job, signal: controller.signal, context }, envelope.timeout, controller);
+      result = item.reg.handler(payload, new HandlerContext(context, item));
     } catch (error) {
-      failed = true;
-      failure = error;
+      completed(item, true, error);
+      return;
     }
-    const durationMs = performance.now() - startedAt;
+    if (result === null || typeof (result as { then?: unknown } | undefined)?.then !== "function") {
+      completed(item, false, undefined);
+      return;
+    }
+    const timer = setTimeout(() => {
+      const error = new JobTimeoutError(envelope.timeout);
+      abortItem(item, error);
+      completed(item, true, error);
+    }, envelope.timeout);
+    (result as PromiseLike<unknown>).then(
+      () => {
+        clearTimeout(timer);
+        completed(item, false, undefined);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        completed(item, true, error);
+      },
+    );
+  }
+
+  /** The handler is over (or timed out): free the slot and settle the delivery. */
+  function completed(item: Held, failed: boolean, failure: unknown): void {
+    if (item.done) return;
+    item.done = true;
+    if (failed) {
+      settling(settle(item, true, failure));
+    } else {
+      // The hot path: one promise reaction per job, no intermediate promises.
+      const durationMs = performance.now() - item.startedAt;
+      pendingSettles++;
+      item.delivery.ack().then(
+        () => {
+          pendingSettles--;
+          if (events.has("job.succeeded")) events.emit("job.succeeded", { job: jobOf(item), durationMs });
+          checkIdle();
+        },
+        (e: unknown) => {
+          pendingSettles--;
+          reportSettleError(e, item.envelope);
+          checkIdle();
+        },
+      );
+    }
+    finished(item);
+  }
+
+  function finished(item: Held): void {
+    runningSet.delete(item);
+    held.delete(item);
+    checkIdle();
+    pump();
+  }
+
+  function settle(item: Held, failed: boolean, failure: unknown): Promise<void> {
+    const { delivery, envelope } = item;
+    const job = jobOf(item);
+    const durationMs = performance.now() - item.startedAt;
     if (!failed) {
       return delivery.ack().then(
         () => {
@@ -268,18 +368,19 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     }
     if (item.shutdownAborted) {
       // Aborted by shutdown, not by its own fault: hand it back without counting an attempt.
-      release(delivery, envelope);
-      return;
+      return delivery.defer(0).catch((e: unknown) => reportSettleError(e, envelope));
     }
     const error: SerializedError = serializeError(failure);
-    const nonRetryable = JobsError.isInstance(failure) && !failure.retryable;
+    // Only NonRetryableError skips the remaining attempts: other library errors a handler lets
+    // escape (a closed producer during shutdown, say) are as transient as any other failure.
+    const nonRetryable = JobsError.isInstance(failure) && failure.code === "non-retryable";
     const willRetry = !nonRetryable && envelope.attempt < envelope.maxAttempts;
     if (events.has("job.failed")) events.emit("job.failed", { job, durationMs, error, willRetry });
     if (!willRetry) {
       return deadLetter(delivery, envelope, nonRetryable ? "non-retryable" : "max-attempts", failure);
     }
     const now = Date.now();
-    const delay = Math.max(0, Math.ceil(reg.job.backoff(envelope.attempt, failure)));
+    const delay = Math.max(0, Math.ceil(item.reg.job.backoff(envelope.attempt, failure)));
     const next: Envelope = {
       ...envelope,
       attempt: envelope.attempt + 1,
@@ -366,11 +467,11 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
           }
         }
         buffered = 0;
-        if (runningSet.size > 0 && !(await idleWithin(timeoutMs))) {
+        if (!(await idleWithin(timeoutMs))) {
           const reason = new BrokerClosedError("[jobs] worker is shutting down");
           for (const item of runningSet) {
             item.shutdownAborted = true;
-            item.controller?.abort(reason);
+            abortItem(item, reason);
           }
           await idleWithin(Math.min(SHUTDOWN_GRACE_MS, Math.max(timeoutMs, 100)));
         }
@@ -382,7 +483,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   };
 
   function idleWithin(ms: number): Promise<boolean> {
-    if (runningSet.size === 0) return Promise.resolve(true);
+    if (runningSet.size === 0 && pendingSettles === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         onIdle = undefined;
@@ -399,36 +500,33 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   return worker;
 }
 
-function runWithTimeout(
-  handler: JobHandler<unknown, unknown>,
-  payload: unknown,
-  ctx: JobContext<unknown>,
-  timeoutMs: number,
-  controller: AbortController,
-): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      const error = new JobTimeoutError(timeoutMs);
-      controller.abort(error);
-      reject(error);
-    }, timeoutMs);
-    let result: unknown;
-    try {
-      result = handler(payload, ctx);
-    } catch (error) {
-      clearTimeout(timer);
-      reject(error);
-      return;
-    }
-    Promise.resolve(result).then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
+/**
+ * The handler's second argument. The AbortController is created only when a handler reads
+ * `signal` or the job is aborted: creating one per job costs more than a no-op job itself.
+ */
+class HandlerContext<Ctx> implements JobContext<Ctx> {
+  readonly context: Ctx;
+  readonly #item: Held;
+  constructor(context: Ctx, item: Held) {
+    this.context = context;
+    this.#item = item;
+  }
+  get job(): JobInfo {
+    return jobOf(this.#item);
+  }
+  get signal(): AbortSignal {
+    this.#item.controller ??= new AbortController();
+    return this.#item.controller.signal;
+  }
+}
+
+/** The event view of a held job, built once and only when someone needs it. */
+function jobOf(item: Held): JobInfo {
+  item.job ??= infoOf(item.envelope);
+  return item.job;
+}
+
+function abortItem(item: Held, reason: unknown): void {
+  item.controller ??= new AbortController();
+  item.controller.abort(reason);
 }

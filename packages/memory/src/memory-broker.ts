@@ -11,6 +11,7 @@ import {
   Emitter,
   InvalidOptionsError,
   LeaseLostError,
+  MAX_TIMER_MS,
   type OutgoingMessage,
   PayloadTooLargeError,
   type PublishOutcome,
@@ -94,7 +95,8 @@ class MemoryQueue {
     if (due >= this.delayTimerAt) return;
     if (this.delayTimer !== undefined) clearTimeout(this.delayTimer);
     this.delayTimerAt = due;
-    this.delayTimer = setTimeout(() => this.promote(), Math.max(0, due - Date.now()));
+    // Node timers overflow past 2^31-1 ms (they would fire at once): wake up early and re-arm instead.
+    this.delayTimer = setTimeout(() => this.promote(), Math.min(MAX_TIMER_MS, Math.max(0, due - Date.now())));
     this.delayTimer.unref();
   }
 
@@ -112,8 +114,21 @@ class MemoryQueue {
   scheduleDispatch(): void {
     if (this.dispatchScheduled || this.consumers.length === 0) return;
     this.dispatchScheduled = true;
-    setImmediate(() => this.dispatch());
+    // Microtasks keep hand-offs cheap; every few hundred in a row, yield to the event loop so
+    // timers (leases, heartbeats) and I/O are never starved by a long backlog.
+    if (this.server.burst < 256) {
+      this.server.burst++;
+      queueMicrotask(this.dispatchTask);
+    } else {
+      setImmediate(this.yieldTask);
+    }
   }
+
+  readonly dispatchTask: () => void = () => this.dispatch();
+  readonly yieldTask: () => void = () => {
+    this.server.burst = 0;
+    this.dispatch();
+  };
 
   dispatch(): void {
     this.dispatchScheduled = false;
@@ -262,6 +277,8 @@ export class MemoryServer {
   nextKey: number = 1;
   /** @internal */
   paused: boolean = false;
+  /** @internal Dispatches run as microtasks since the last yield to the event loop. */
+  burst: number = 0;
 
   /** @internal */
   queue(name: string): MemoryQueue {
@@ -354,6 +371,7 @@ class MemoryBrokerImpl implements MemoryBroker {
     if (priority !== "native" && priority !== "none") throw new InvalidOptionsError("priority", 'expected "native" or "none"');
     this.#dedupeWindowMs = parseDuration(options.dedupeWindow ?? memoryCapabilities.dedupeWindowMs, "dedupeWindow");
     const maxDelayMs = options.maxDelay === undefined ? memoryCapabilities.maxDelayMs : parseDuration(options.maxDelay, "maxDelay");
+    if (maxDelayMs < 10) throw new InvalidOptionsError("maxDelay", "expected at least 10 ms (shorter would spin re-delaying early jobs)");
     this.capabilities = { ...memoryCapabilities, maxPayloadBytes, priority, maxDelayMs, dedupeWindowMs: this.#dedupeWindowMs };
     if (options.paused === true) this.server.pause();
   }

@@ -75,6 +75,25 @@ function check(value: unknown, path: (string | number)[], depth: number, issues:
  * parsing) and any `__proto__` or `constructor` key. Throws a plain Error with the reason.
  */
 export function parseUntrustedJson(text: string, maxDepth: number = MAX_DEPTH): unknown {
+  // Nesting can only exceed maxDepth if there are more than maxDepth opening brackets: counting
+  // them with indexOf is ~20x cheaper than the exact scan, which then only runs for such texts.
+  if (countOpenings(text, maxDepth) > maxDepth) assertDepth(text, maxDepth);
+  const value: unknown = JSON.parse(text);
+  // Cheap and almost always false; only then walk the parsed value. "\u" catches escaped keys.
+  if (text.indexOf("\\u") !== -1 || text.indexOf('"__proto__"') !== -1 || text.indexOf('"constructor"') !== -1) {
+    rejectForbiddenKeys(value);
+  }
+  return value;
+}
+
+function countOpenings(text: string, limit: number): number {
+  let count = 0;
+  for (let i = text.indexOf("{"); i !== -1 && count <= limit; i = text.indexOf("{", i + 1)) count++;
+  for (let i = text.indexOf("["); i !== -1 && count <= limit; i = text.indexOf("[", i + 1)) count++;
+  return count;
+}
+
+function assertDepth(text: string, maxDepth: number): void {
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
@@ -87,12 +106,6 @@ export function parseUntrustedJson(text: string, maxDepth: number = MAX_DEPTH): 
       if (++depth > maxDepth) throw new Error(`JSON nested deeper than ${maxDepth} levels`);
     } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
   }
-  const value: unknown = JSON.parse(text);
-  // The substring test is cheap and almost always false; only then walk the parsed value.
-  if (text.includes('"__proto__"') || text.includes('"constructor"') || text.includes("\\u")) {
-    rejectForbiddenKeys(value);
-  }
-  return value;
 }
 
 function rejectForbiddenKeys(value: unknown): void {

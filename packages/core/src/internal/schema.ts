@@ -25,7 +25,8 @@ function toResult(result: StandardSchemaV1.Result<unknown>): SchemaResult {
     ok: false,
     issues: result.issues.map((issue) => ({
       message: issue.message,
-      path: (issue.path ?? []).map((p) => {
+      // Array.from, not .map: a library's path may be an Array subclass (arktype's carries a cache).
+      path: Array.from(issue.path ?? [], (p) => {
         const key = typeof p === "object" && p !== null && "key" in p ? p.key : p;
         return typeof key === "number" ? key : String(key);
       }),

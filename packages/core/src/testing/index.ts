@@ -4,8 +4,8 @@
  */
 import { AssertionError } from "node:assert";
 import { isDeepStrictEqual } from "node:util";
-import type { EnqueueTap } from "../client.js";
-import { kTap } from "../client.js";
+import type { On } from "../broker.js";
+import { type Client, kTap } from "../client.js";
 import type { JobDefinition } from "../define-job.js";
 import type { Envelope } from "../envelope.js";
 
@@ -43,10 +43,10 @@ export async function waitFor<T>(condition: () => T | Promise<T>, options: WaitF
   }
 }
 
-/** Anything with the library's `on(event, listener)` shape. */
+/** Anything with the library's `on(event, listener)` shape: a client, a worker, a broker. */
 export interface EventSource<M> {
   /** Subscribe; returns an unsubscribe function. */
-  on<E extends keyof M & string>(event: E, listener: (event: M[E]) => void): () => void;
+  readonly on: On<M>;
 }
 
 /**
@@ -97,7 +97,7 @@ export interface RecordedJob {
 /** Records what a client enqueued, for assertions. */
 export interface EnqueueRecorder {
   /** Everything recorded, or only jobs of one definition. */
-  jobs(job?: JobDefinition<never, unknown>): RecordedJob[];
+  jobs<I>(job?: JobDefinition<I, unknown>): RecordedJob[];
   /** Throws an `AssertionError` unless matching jobs were enqueued. Returns the matches. */
   assertEnqueued<I>(job: JobDefinition<I, unknown>, match?: EnqueuedMatch<I>): RecordedJob[];
   /** Throws an `AssertionError` if a matching job was enqueued. */
@@ -109,7 +109,7 @@ export interface EnqueueRecorder {
 }
 
 /** Starts recording every job `client` gets accepted from now on. */
-export function recordEnqueued(client: { [kTap](tap: EnqueueTap): () => void }): EnqueueRecorder {
+export function recordEnqueued(client: Client): EnqueueRecorder {
   const recorded: RecordedJob[] = [];
   const stop = client[kTap]((envelope, duplicate) => {
     recorded.push({ envelope, duplicate });

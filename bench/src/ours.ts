@@ -1,0 +1,206 @@
+/**
+ * The workloads run through our own client and worker, on any adapter: the adapter only supplies
+ * brokers (see adapters.ts), everything else is the same code for every broker.
+ */
+import { type Client, createClient, createWorker, defineJob, type JobDefinition, type Worker } from "@jobs/core";
+import type { AdapterSession, BenchAdapter } from "./adapters.js";
+import { deferred, percentile, type Trial, within } from "./measure.js";
+import {
+  type BenchPayload,
+  checkRan,
+  type EnqueueParams,
+  type LatencyParams,
+  makePayload,
+  noop,
+  ran,
+  type ThroughputParams,
+  uniqueQueue,
+} from "./workload.js";
+
+/** Defines the bench job on a queue of its own. */
+function benchJob(queue: string): JobDefinition<BenchPayload, BenchPayload> {
+  return defineJob<BenchPayload>({ name: "bench.noop", queue, maxAttempts: 1 });
+}
+
+/** Enqueues every payload with `enqueueMany`, `batch` at a time, each batch awaited before the next. */
+async function enqueueInBatches(
+  client: Client,
+  job: JobDefinition<BenchPayload, BenchPayload>,
+  payloads: readonly BenchPayload[],
+  batch: number,
+): Promise<void> {
+  for (let start = 0; start < payloads.length; start += batch) {
+    const items = [];
+    const end = Math.min(payloads.length, start + batch);
+    for (let i = start; i < end; i++) items.push({ job, payload: payloads[i] as BenchPayload });
+    await client.enqueueMany(items);
+  }
+}
+
+/**
+ * A worker that resolves `done` once `jobs` jobs succeeded. Counting is one listener doing one
+ * increment per job; the worker builds the event object only because someone listens, which any
+ * application with metrics also pays.
+ */
+function countingWorker(
+  session: AdapterSession,
+  job: JobDefinition<BenchPayload, BenchPayload>,
+  concurrency: number,
+  jobs: number,
+): { worker: Worker<undefined>; done: Promise<void> } {
+  const worker = createWorker({ broker: session.consumer, concurrency });
+  worker.handle(job, noop);
+  const finished = deferred();
+  let succeeded = 0;
+  worker.on("job.succeeded", () => {
+    if (++succeeded === jobs) finished.resolve();
+  });
+  return { worker, done: finished.promise };
+}
+
+/** Enqueue throughput: one `enqueue` per job, `inflight` awaiting at once (1 = strictly sequential). */
+export async function enqueueSingleTrial(adapter: BenchAdapter, p: EnqueueParams): Promise<Trial> {
+  const session = await adapter.open();
+  const queue = uniqueQueue("enq");
+  const job = benchJob(queue);
+  const client = createClient({ broker: session.producer });
+  return {
+    async run() {
+      let next = 0;
+      const lane = async (): Promise<void> => {
+        while (next < p.jobs) {
+          const i = next++;
+          await client.enqueue(job, p.payloads[i] as BenchPayload);
+        }
+      };
+      const lanes: Promise<void>[] = [];
+      for (let l = 0; l < p.inflight; l++) lanes.push(lane());
+      await Promise.all(lanes);
+    },
+    dispose: () => session.close([queue]),
+  };
+}
+
+/** Enqueue throughput: `enqueueMany` in batches of `batch`, one batch at a time. */
+export async function enqueueBulkTrial(adapter: BenchAdapter, p: EnqueueParams): Promise<Trial> {
+  const session = await adapter.open();
+  const queue = uniqueQueue("bulk");
+  const job = benchJob(queue);
+  const client = createClient({ broker: session.producer });
+  return {
+    run: () => enqueueInBatches(client, job, p.payloads, p.batch),
+    dispose: () => session.close([queue]),
+  };
+}
+
+/** Process throughput: `jobs` jobs enqueued before the clock; timed from `worker.start()` until all succeeded. */
+export async function processTrial(adapter: BenchAdapter, p: ThroughputParams): Promise<Trial> {
+  const session = await adapter.open();
+  const queue = uniqueQueue("proc");
+  const job = benchJob(queue);
+  await enqueueInBatches(createClient({ broker: session.producer }), job, p.payloads, p.batch);
+  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs);
+  const before = ran.count;
+  return {
+    async run() {
+      await worker.start();
+      await within(done, p.timeoutMs, `process ${p.jobs} jobs at concurrency ${p.concurrency}`);
+    },
+    async dispose() {
+      checkRan(before, p.jobs, `ours ${p.jobs} jobs at concurrency ${p.concurrency}`);
+      await worker.close({ timeout: 0 });
+      await session.close([queue]);
+    },
+  };
+}
+
+/** Add+run: the worker is already running; timed from the first `enqueueMany` until all succeeded. */
+export async function addRunTrial(adapter: BenchAdapter, p: ThroughputParams): Promise<Trial> {
+  const session = await adapter.open();
+  const queue = uniqueQueue("addrun");
+  const job = benchJob(queue);
+  const client = createClient({ broker: session.producer });
+  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs);
+  await worker.start();
+  const before = ran.count;
+  return {
+    async run() {
+      await enqueueInBatches(client, job, p.payloads, p.batch);
+      await within(done, p.timeoutMs, `add+run ${p.jobs} jobs at concurrency ${p.concurrency}`);
+    },
+    async dispose() {
+      checkRan(before, p.jobs, `ours ${p.jobs} jobs at concurrency ${p.concurrency}`);
+      await worker.close({ timeout: 0 });
+      await session.close([queue]);
+    },
+  };
+}
+
+/** Latency percentiles in ms, and how many jobs were measured. */
+export interface LatencyResult {
+  readonly samples: number;
+  readonly offeredRate: number;
+  readonly achievedRate: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/**
+ * Enqueue→start latency at a fixed offered rate: a pacer enqueues single jobs on a 1 ms tick to
+ * keep up with `rate`; each job's time is taken just before its `enqueue` call and again as the
+ * handler starts (same process, same monotonic clock).
+ */
+export async function measureLatency(adapter: BenchAdapter, p: LatencyParams): Promise<LatencyResult> {
+  const session = await adapter.open();
+  const queue = uniqueQueue("lat");
+  const job = benchJob(queue);
+  const client = createClient({ broker: session.producer });
+  const total = Math.max(1, Math.round((p.rate * p.durationMs) / 1000));
+  const sentAt = new Float64Array(total);
+  const latency = new Float64Array(total);
+  let started = 0;
+  const finished = deferred();
+  const worker = createWorker({ broker: session.consumer, concurrency: p.concurrency });
+  worker.handle(job, (payload) => {
+    latency[payload.seq] = performance.now() - (sentAt[payload.seq] as number);
+    if (++started === total) finished.resolve();
+  });
+  const failures: unknown[] = [];
+  try {
+    await worker.start();
+    const begin = performance.now();
+    let sent = 0;
+    await new Promise<void>((resolve) => {
+      const tick = (): void => {
+        const due = Math.min(total, Math.floor(((performance.now() - begin) * p.rate) / 1000) + 1);
+        while (sent < due) {
+          const seq = sent++;
+          const payload = makePayload(seq);
+          sentAt[seq] = performance.now();
+          client.enqueue(job, payload).catch((error: unknown) => failures.push(error));
+        }
+        if (sent < total) setTimeout(tick, 1);
+        else resolve();
+      };
+      tick();
+    });
+    const offeredMs = performance.now() - begin;
+    await within(finished.promise, p.timeoutMs, `latency run (${started} of ${total} started)`);
+    if (failures.length > 0) throw new Error(`[bench] ${failures.length} enqueues failed during the latency run`, { cause: failures[0] });
+    const sorted = Array.from(latency).sort((a, b) => a - b);
+    return {
+      samples: total,
+      offeredRate: p.rate,
+      achievedRate: (total * 1000) / offeredMs,
+      p50: percentile(sorted, 50),
+      p90: percentile(sorted, 90),
+      p99: percentile(sorted, 99),
+      max: sorted[sorted.length - 1] as number,
+    };
+  } finally {
+    await worker.close({ timeout: 0 });
+    await session.close([queue]);
+  }
+}

@@ -1,0 +1,27 @@
+export { createFaultProxy, type FaultProxy, type FaultProxyMode, type FaultProxyOptions } from "./fault-proxy.js";
+export {
+  jobSemanticsEnqueueValidation,
+  jobSemanticsExecution,
+  jobSemanticsPoisonMessages,
+  jobSemanticsRetries,
+  jobSemanticsScheduling,
+  jobSemanticsShutdown,
+} from "./job-semantics.js";
+export type { BrokerFactory, BrokerFactoryContext, ConformanceEndpoint, ConformanceOptions } from "./options.js";
+export { type ConformanceGroup, jobSemanticsGroups, runConformance, transportGroups } from "./run-conformance.js";
+export {
+  transportClose,
+  transportCompetingConsumers,
+  transportDedupe,
+  transportDelays,
+  transportInspection,
+  transportIsolation,
+  transportLeases,
+  transportPayloadLimit,
+  transportPrefetch,
+  transportPriority,
+  transportRedelivery,
+  transportRoundTrip,
+  transportSettlement,
+} from "./transport.js";
+export { transportReconnect, transportRestart } from "./transport-faults.js";

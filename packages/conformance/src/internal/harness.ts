@@ -1,0 +1,313 @@
+/**
+ * What every case shares: the broker's capabilities (probed once per options object), time limits
+ * scaled by `timeScale` and the broker's timer resolution, and a per-case scope that hands out
+ * unique queue names and broker instances and cleans them up when the case ends.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import {
+  type Broker,
+  type BrokerCapabilities,
+  createAdmin,
+  type Delivery,
+  InvalidOptionsError,
+  JobsError,
+  type JobsErrorCode,
+  type OutgoingMessage,
+  type PriorityLevel,
+  type QueueCounts,
+} from "@jobs/core";
+import { waitFor } from "@jobs/core/testing";
+import { describe, expect, onTestFinished } from "vitest";
+import type { BrokerFactoryContext, ConformanceOptions } from "../options.js";
+
+/** Time limits of one suite run, in ms. */
+export interface Timing {
+  /** The broker's timer resolution. */
+  readonly resolution: number;
+  /** `base` ms scaled by `timeScale`, rounded up to a whole number of timer resolutions. */
+  ms(base: number): number;
+  /** A short lease: long enough for a consumer to settle, short enough for a fast suite. */
+  readonly lease: number;
+  /** A lease no case outlives, for consumers whose leases must not matter. */
+  readonly longLease: number;
+  /** A short delay the broker holds natively (never above `maxDelayMs`). */
+  readonly delay: number;
+  /** How early a broker timer may fire: its resolution plus clock truncation. */
+  readonly slack: number;
+  /** How long to wait for something that must happen. */
+  readonly wait: number;
+  /** A window in which something must not happen. */
+  readonly quiet: number;
+  /** vitest timeout of one case. */
+  readonly testTimeout: number;
+}
+
+/** Builds the suite's time limits from the options and the broker's capabilities. */
+export function timingOf(options: ConformanceOptions, caps: BrokerCapabilities): Timing {
+  const scale = options.timeScale ?? 1;
+  const resolution = Math.max(1, caps.timerResolutionMs);
+  const ms = (base: number): number => Math.max(resolution, Math.ceil((base * scale) / resolution) * resolution);
+  return {
+    resolution,
+    ms,
+    lease: ms(400),
+    longLease: ms(30_000),
+    delay: Math.min(ms(300), caps.maxDelayMs),
+    slack: resolution + 2,
+    wait: ms(5_000),
+    quiet: ms(250),
+    testTimeout: ms(30_000),
+  };
+}
+
+/** Throws `InvalidOptionsError` for options the suite cannot run with. */
+export function assertConformanceOptions(options: ConformanceOptions): void {
+  if (typeof options !== "object" || options === null) throw new InvalidOptionsError("options", "expected an options object");
+  if (typeof options.name !== "string" || options.name === "") throw new InvalidOptionsError("name", "expected a non-empty string");
+  if (typeof options.createBroker !== "function") throw new InvalidOptionsError("createBroker", "expected a function");
+  const scale = options.timeScale;
+  if (scale !== undefined && !(Number.isFinite(scale) && scale > 0)) {
+    throw new InvalidOptionsError("timeScale", `expected a positive number, got ${String(scale)}`);
+  }
+  if (options.restart !== undefined && typeof options.restart !== "function") {
+    throw new InvalidOptionsError("restart", "expected a function");
+  }
+  const endpoint = options.endpoint;
+  if (endpoint !== undefined && (typeof endpoint?.host !== "string" || !Number.isInteger(endpoint.port))) {
+    throw new InvalidOptionsError("endpoint", "expected { host, port }");
+  }
+}
+
+const probes = new WeakMap<ConformanceOptions, Promise<BrokerCapabilities>>();
+
+/** The broker's capabilities, read from one throw-away instance (once per options object). */
+export function capabilitiesOf(options: ConformanceOptions): Promise<BrokerCapabilities> {
+  let probe = probes.get(options);
+  if (probe === undefined) {
+    probe = (async () => {
+      const broker = await options.createBroker({});
+      try {
+        return { ...broker.capabilities };
+      } finally {
+        await broker.close();
+      }
+    })();
+    probes.set(options, probe);
+  }
+  return probe;
+}
+
+/** What a group's body gets. */
+export interface GroupEnv {
+  /** The broker's capabilities. */
+  readonly caps: BrokerCapabilities;
+  /** Scaled time limits. */
+  readonly t: Timing;
+}
+
+/**
+ * Registers one group: a describe block whose cases are collected once the broker's capabilities
+ * are known (vitest awaits async describe factories), so gates can use `describe.skipIf`.
+ */
+export function group(options: ConformanceOptions, title: string, body: (env: GroupEnv) => void): void {
+  assertConformanceOptions(options);
+  describe(title, async () => {
+    const caps = await capabilitiesOf(options);
+    body({ caps, t: timingOf(options, caps) });
+  });
+}
+
+/** Resources of one case, released when it finishes (pass or fail). */
+export class Scope {
+  readonly #options: ConformanceOptions;
+  readonly #context: BrokerFactoryContext;
+  readonly #brokers: Broker[] = [];
+  readonly #closers: (() => Promise<void>)[] = [];
+  readonly #queues: { readonly name: string; readonly logical: boolean }[] = [];
+
+  constructor(options: ConformanceOptions, context: BrokerFactoryContext) {
+    this.#options = options;
+    this.#context = context;
+  }
+
+  /** A new broker instance (its own connection), closed at the end of the case. */
+  async broker(): Promise<Broker> {
+    const broker = await this.#options.createBroker(this.#context);
+    this.#brokers.push(broker);
+    return broker;
+  }
+
+  /** `count` new broker instances. */
+  async brokers(count: number): Promise<Broker[]> {
+    const out: Broker[] = [];
+    for (let i = 0; i < count; i++) out.push(await this.broker());
+    return out;
+  }
+
+  /** A unique physical queue name for transport cases, purged at the end. */
+  queue(tag: string): string {
+    const name = uniqueQueueName(tag);
+    this.#queues.push({ name, logical: false });
+    return name;
+  }
+
+  /** Purges `name` too at the end of the case (a queue derived from one of `queue`'s names). */
+  adopt(name: string): string {
+    this.#queues.push({ name, logical: false });
+    return name;
+  }
+
+  /** A unique logical queue name for job cases (purged with every physical queue core derives from it). */
+  jobQueue(tag: string): string {
+    const name = uniqueQueueName(tag);
+    this.#queues.push({ name, logical: true });
+    return name;
+  }
+
+  /** Closes something (a worker) before the brokers at the end of the case. */
+  defer(close: () => Promise<void>): void {
+    this.#closers.push(close);
+  }
+
+  /** Closes workers, then brokers, then purges every queue the case used through a fresh instance. */
+  async dispose(): Promise<void> {
+    const errors: unknown[] = [];
+    const collect = (results: PromiseSettledResult<unknown>[]): void => {
+      for (const r of results) if (r.status === "rejected") errors.push(r.reason);
+    };
+    collect(await Promise.allSettled(this.#closers.map((close) => close())));
+    collect(await Promise.allSettled(this.#brokers.map((b) => b.close())));
+    if (this.#queues.length > 0) {
+      // Straight to the broker, never through a fault proxy the case may have left paused.
+      const cleaner = await this.#options.createBroker({});
+      try {
+        const admin = createAdmin({ broker: cleaner });
+        for (const q of this.#queues) await (q.logical ? admin.purge(q.name) : cleaner.purge(q.name));
+      } finally {
+        await cleaner.close();
+      }
+    }
+    if (errors.length > 0) throw errors[0];
+  }
+}
+
+/** A scope for the running case, disposed when the case finishes. */
+export function useScope(options: ConformanceOptions, context: BrokerFactoryContext = {}): Scope {
+  const scope = new Scope(options, context);
+  onTestFinished(() => scope.dispose());
+  return scope;
+}
+
+/** `cf-<tag>-<random>`: letters, digits and "-", well under 63 characters. */
+export function uniqueQueueName(tag: string): string {
+  return `cf-${tag}-${randomBytes(5).toString("hex")}`;
+}
+
+/** The physical queue core routes a job of `level` to (see core's routing: `<queue>__p<level>` when priority is emulated). */
+export function physicalQueueOf(queue: string, caps: BrokerCapabilities, level: PriorityLevel = 2): string {
+  return caps.priority === "native" ? queue : `${queue}__p${level}`;
+}
+
+/** An outgoing message with a fresh id, normal priority, no delay and dedupe on. */
+export function message(body: string, fields: Partial<OutgoingMessage> = {}): OutgoingMessage {
+  return { id: randomUUID(), body, priority: 2, delayMs: 0, dedupe: true, ...fields };
+}
+
+/** Publishes and expects every message to be accepted as new. */
+export async function publishAll(broker: Broker, queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
+  const outcomes = await broker.publish(queue, messages);
+  expect(outcomes).toEqual(messages.map(() => ({ ok: true, duplicate: false })));
+}
+
+/** One delivery as a test consumer saw it. */
+export interface Received {
+  /** The delivery, to settle. */
+  readonly delivery: Delivery;
+  /** Its body. */
+  readonly body: string;
+  /** Its deliveryCount. */
+  readonly deliveryCount: number;
+  /** `performance.now()` when it arrived. */
+  readonly at: number;
+}
+
+/** Collects deliveries of a consumer; with `autoAck` it acks each one and keeps any settle error. */
+export class Inbox {
+  /** Everything delivered so far, in arrival order. */
+  readonly received: Received[] = [];
+  /** Errors of automatic acks. */
+  readonly settleErrors: unknown[] = [];
+  readonly #autoAck: boolean;
+
+  constructor(options: { readonly autoAck?: boolean } = {}) {
+    this.#autoAck = options.autoAck ?? false;
+  }
+
+  /** Pass this to `broker.consume`. */
+  readonly onDelivery = (delivery: Delivery): void => {
+    this.received.push({ delivery, body: delivery.body, deliveryCount: delivery.deliveryCount, at: performance.now() });
+    if (this.#autoAck) delivery.ack().catch((error: unknown) => this.settleErrors.push(error));
+  };
+
+  /** Resolves with the deliveries once at least `count` arrived. */
+  async waitForCount(count: number, timeout: number): Promise<Received[]> {
+    await waitFor(() => this.received.length >= count, {
+      timeout,
+      message: `expected ${count} deliveries, got ${this.received.length}`,
+    });
+    return [...this.received];
+  }
+
+  /** The bodies received, in arrival order. */
+  bodies(): string[] {
+    return this.received.map((r) => r.body);
+  }
+}
+
+/** Anything with `counts(queue)`: a broker or an admin. */
+export interface CountsSource {
+  /** Message counts of a queue. */
+  counts(queue: string): Promise<QueueCounts>;
+}
+
+/** All zeros. */
+export const EMPTY: QueueCounts = { waiting: 0, delayed: 0, active: 0, dead: 0 };
+
+/** Waits until the queue's counts equal `expected` (brokers with approximate counts get time to converge). */
+export async function expectCounts(source: CountsSource, queue: string, expected: QueueCounts, timeout: number): Promise<void> {
+  await waitFor(
+    async () => {
+      expect(await source.counts(queue)).toEqual(expected);
+      return true;
+    },
+    { timeout, message: `counts of "${queue}" never became ${JSON.stringify(expected)}` },
+  );
+}
+
+/** What a promise rejected with; fails the case if it resolved. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a rejection, but the promise resolved");
+}
+
+/** Asserts that `error` is a `JobsError` (by brand, as across installs) with one of `codes`. */
+export function expectJobsError(error: unknown, codes: readonly JobsErrorCode[]): JobsError {
+  expect(JobsError.isInstance(error), `expected a JobsError, got ${String(error)}`).toBe(true);
+  expect(codes).toContain((error as JobsError).code);
+  return error as JobsError;
+}
+
+/** Waits a bounded window: only to prove that something does NOT happen within it. */
+export function quietWindow(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves when `signal` aborts. */
+export function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+}

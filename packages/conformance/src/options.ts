@@ -1,0 +1,42 @@
+import type { Broker } from "@jobs/core";
+
+/** A TCP address of a broker (or of the fault proxy in front of it). */
+export interface ConformanceEndpoint {
+  /** Host name or IP address. */
+  readonly host: string;
+  /** TCP port. */
+  readonly port: number;
+}
+
+/** What the suite passes to `createBroker`. */
+export interface BrokerFactoryContext {
+  /**
+   * Connect here instead of the configured address: set when a case runs the broker behind the
+   * suite's fault proxy (only when `ConformanceOptions.endpoint` is given).
+   */
+  readonly endpoint?: ConformanceEndpoint;
+}
+
+/** Creates a new broker instance (a new connection) each time it is called. */
+export type BrokerFactory = (context?: BrokerFactoryContext) => Broker | Promise<Broker>;
+
+/** Options of `runConformance` and of every group function. */
+export interface ConformanceOptions {
+  /** Name shown in the report, e.g. "redis". */
+  readonly name: string;
+  /**
+   * Returns a new broker instance on every call; instances must share state the way connections
+   * to one server do (publish through one, consume through another).
+   */
+  readonly createBroker: BrokerFactory;
+  /**
+   * Where the broker listens. When given, the reconnect cases put a TCP fault proxy in front of it
+   * and pass the proxy's address to `createBroker` as `context.endpoint`.
+   * @default undefined (reconnect cases are skipped)
+   */
+  readonly endpoint?: ConformanceEndpoint;
+  /** Restarts the broker server; resolves once it accepts connections again. @default undefined (restart cases are skipped) */
+  readonly restart?: () => Promise<void>;
+  /** Multiplies every time limit and window of the suite (e.g. 3 for a slow CI machine). @default 1 */
+  readonly timeScale?: number;
+}
