@@ -1,4 +1,5 @@
 /** Markdown output: tables of jobs/s and ratios. Numbers only; judging them is the reader's job. */
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { gcExposed, median, rate } from "./measure.js";
@@ -110,6 +111,22 @@ function cpuModel(): string {
   return os.cpus()[0]?.model ?? "unknown";
 }
 
+/** The commit the sources come from, and which package sources differ from it (numbers from a dirty tree say so). */
+function sourceState(): string {
+  try {
+    const git = (...args: string[]): string => execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const commit = git("rev-parse", "--short", "HEAD").trim();
+    // Porcelain lines are "XY path": the two status columns may be spaces, so no trimming.
+    const dirty = git("status", "--porcelain", "--", "../packages")
+      .split("\n")
+      .filter((line) => line.length > 0 && line.includes("/src/"))
+      .map((line) => line.slice(3).replace(/^packages\//, ""));
+    return dirty.length === 0 ? `git ${commit}, package sources clean` : `git ${commit} + uncommitted changes in ${dirty.join(", ")}`;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}
+
 /** The machine and process the numbers come from. */
 export function machineReport(command: string): string {
   return table(
@@ -119,6 +136,7 @@ export function machineReport(command: string): string {
       ["node", `${process.version} (V8 ${process.versions.v8})`],
       ["CPU", `${cpuModel()}, ${os.availableParallelism()} cores available`],
       ["OS", `${os.type()} ${os.release()} ${os.arch()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM`],
+      ["sources", sourceState()],
       ["gc between runs", gcExposed() ? "yes (--expose-gc)" : "no (start node with --expose-gc)"],
       ["command", `\`${command}\``],
     ],

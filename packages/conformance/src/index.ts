@@ -1,3 +1,11 @@
+/**
+ * The conformance suite every `@jobs` broker adapter runs, for vitest. An adapter's test file:
+ *
+ *   import { runConformance } from "@jobs/conformance";
+ *   runConformance({ name: "redis", createBroker: () => createRedisBroker({ url }) });
+ *
+ * Each group function (`transportLeases`, `jobSemanticsRetries`, …) registers one group alone.
+ */
 export { createFaultProxy, type FaultProxy, type FaultProxyMode, type FaultProxyOptions } from "./fault-proxy.js";
 export {
   jobSemanticsEnqueueValidation,

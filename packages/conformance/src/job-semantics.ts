@@ -63,7 +63,7 @@ const countedSchema: NonNullable<JobDefinition<Counted>["schema"]> = {
 };
 
 /** A worker on its own broker instance, closed (before the brokers) at the end of the case. */
-function startableWorker<Ctx = undefined>(
+function scopedWorker<Ctx = undefined>(
   s: Scope,
   broker: Broker,
   t: Timing,
@@ -138,7 +138,7 @@ export function jobSemanticsExecution(options: ConformanceOptions): void {
         const admin = createAdmin({ broker: producer! });
         const job = defineJob<Counted>({ name: "conformance.success", queue: q });
         const seen: number[] = [];
-        const worker = startableWorker(s, consumer!, t, { concurrency: 2 });
+        const worker = scopedWorker(s, consumer!, t, { concurrency: 2 });
         worker.handle(job, (payload) => {
           seen.push(payload.n);
         });
@@ -169,7 +169,7 @@ export function jobSemanticsExecution(options: ConformanceOptions): void {
         const job = defineJob<Counted>({ name: "conformance.context", queue: q, maxAttempts: 4, priority: "high" });
         const context = { db: { query: (): string => "rows" }, marker: randomUUID() };
         let got: { context: unknown; job: unknown; aborted: boolean } | undefined;
-        const worker = startableWorker<typeof context>(s, consumer!, t, { context });
+        const worker = scopedWorker<typeof context>(s, consumer!, t, { context });
         worker.handle(job, (_payload, ctx) => {
           got = { context: ctx.context, job: ctx.job, aborted: ctx.signal.aborted };
         });
@@ -209,7 +209,7 @@ export function jobSemanticsExecution(options: ConformanceOptions): void {
         });
         const doomed = defineJob<{ secret: string }>({ name: "conformance.doomed", queue: q, maxAttempts: 5 });
         const secret = `secret-${randomUUID()}`;
-        const worker = startableWorker(s, consumer!, t);
+        const worker = scopedWorker(s, consumer!, t);
         worker.handle(flaky, (_p, { job }) => {
           if (job.attempt === 1) throw new Error("first attempt fails");
         });
@@ -284,7 +284,7 @@ export function jobSemanticsRetries(options: ConformanceOptions): void {
         const attempts: number[] = [];
         const startedAt: number[] = [];
         const failedAt: number[] = [];
-        const worker = startableWorker(s, consumer!, t);
+        const worker = scopedWorker(s, consumer!, t);
         worker.handle(job, (_p, { job }) => {
           attempts.push(job.attempt);
           startedAt.push(Date.now());
@@ -325,7 +325,7 @@ export function jobSemanticsRetries(options: ConformanceOptions): void {
         });
         let healed = false;
         const attempts: number[] = [];
-        const worker = startableWorker(s, consumer!, t);
+        const worker = scopedWorker(s, consumer!, t);
         worker.handle(job, (_p, { job }) => {
           attempts.push(job.attempt);
           if (!healed) throw new Error(`boom on attempt ${job.attempt}`);
@@ -375,7 +375,7 @@ export function jobSemanticsRetries(options: ConformanceOptions): void {
           backoff: { type: "fixed", delay: t.ms(20) },
         });
         let observed: { aborted: boolean; reason: unknown; afterMs: number } | undefined;
-        const worker = startableWorker(s, consumer!, t);
+        const worker = scopedWorker(s, consumer!, t);
         worker.handle(job, async (_p, { job, signal }) => {
           if (job.attempt > 1) return;
           const started = performance.now();
@@ -415,7 +415,7 @@ export function jobSemanticsRetries(options: ConformanceOptions): void {
           backoff: { type: "fixed", delay: 1 },
         });
         let calls = 0;
-        const worker = startableWorker(s, consumer!, t);
+        const worker = scopedWorker(s, consumer!, t);
         worker.handle(job, () => {
           calls++;
           throw new NonRetryableError("card declined");
@@ -457,7 +457,7 @@ export function jobSemanticsPoisonMessages(options: ConformanceOptions): void {
         const admin = createAdmin({ broker: producer! });
         const known = defineJob<Counted>({ name: "conformance.known", queue: q });
         const stranger = defineJob<Counted>({ name: "conformance.unregistered", queue: q });
-        const worker = startableWorker(s, consumer!, t);
+        const worker = scopedWorker(s, consumer!, t);
         worker.handle(known, () => {});
         await worker.start();
         const dead = nextEvent(worker, "job.dead-lettered", t.wait);
@@ -485,7 +485,7 @@ export function jobSemanticsPoisonMessages(options: ConformanceOptions): void {
         const admin = createAdmin({ broker: producer! });
         const job = defineJob({ name: "conformance.schema", queue: q, schema: countedSchema });
         const handled: unknown[] = [];
-        const worker = startableWorker(s, consumer!, t);
+        const worker = scopedWorker(s, consumer!, t);
         worker.handle(job, (payload) => {
           handled.push(payload);
         });
@@ -521,7 +521,7 @@ export function jobSemanticsPoisonMessages(options: ConformanceOptions): void {
         const job = defineJob<Counted>({ name: "conformance.poison", queue: q });
         const workerLimit = 4_096;
         const handled: unknown[] = [];
-        const worker = startableWorker(s, consumer!, t, { maxPayloadBytes: workerLimit });
+        const worker = scopedWorker(s, consumer!, t, { maxPayloadBytes: workerLimit });
         worker.handle(job, (payload) => {
           handled.push(payload);
         });
@@ -574,7 +574,7 @@ export function jobSemanticsScheduling(options: ConformanceOptions): void {
         const client = createClient({ broker: producer! });
         const job = defineJob<Counted>({ name: "conformance.delayed", queue: q });
         const starts: { at: number; attempt: number }[] = [];
-        const worker = startableWorker(s, consumer!, t);
+        const worker = scopedWorker(s, consumer!, t);
         worker.handle(job, (_p, { job }) => {
           starts.push({ at: Date.now(), attempt: job.attempt });
         });
@@ -602,7 +602,7 @@ export function jobSemanticsScheduling(options: ConformanceOptions): void {
           const client = createClient({ broker: producer! });
           const job = defineJob<Counted>({ name: "conformance.longdelay", queue: q });
           const starts: { at: number; attempt: number }[] = [];
-          const worker = startableWorker(s, consumer!, t);
+          const worker = scopedWorker(s, consumer!, t);
           worker.handle(job, (_p, { job }) => {
             starts.push({ at: Date.now(), attempt: job.attempt });
           });
@@ -638,7 +638,7 @@ export function jobSemanticsScheduling(options: ConformanceOptions): void {
         for (const [i, priority] of order.entries()) await client.enqueue(job, { label: `${priority}-${i}` }, { priority });
         await expectCounts(admin, q, { ...EMPTY, waiting: order.length }, t.wait);
         const started: string[] = [];
-        const worker = startableWorker(s, consumer!, t, { concurrency: 1 });
+        const worker = scopedWorker(s, consumer!, t, { concurrency: 1 });
         worker.handle(job, (payload) => {
           started.push(payload.label.split("-")[0] as string);
         });
@@ -668,7 +668,7 @@ export function jobSemanticsShutdown(options: ConformanceOptions): void {
         const job = defineJob<Counted>({ name: "conformance.long", queue: q, maxAttempts: 3 });
         const attemptsA: number[] = [];
         let reasonA: unknown;
-        const workerA = startableWorker(s, first!, t);
+        const workerA = scopedWorker(s, first!, t);
         workerA.handle(job, async (_p, { job, signal }) => {
           attemptsA.push(job.attempt);
           await aborted(signal);
@@ -689,7 +689,7 @@ export function jobSemanticsShutdown(options: ConformanceOptions): void {
         expect(eventsA.map((e) => e.type)).toEqual(["job.started"]);
 
         const attemptsB: { id: string; attempt: number }[] = [];
-        const workerB = startableWorker(s, second!, t);
+        const workerB = scopedWorker(s, second!, t);
         workerB.handle(job, (_p, { job }) => {
           attemptsB.push({ id: job.id, attempt: job.attempt });
         });
@@ -712,7 +712,7 @@ export function jobSemanticsShutdown(options: ConformanceOptions): void {
         const job = defineJob<Counted>({ name: "conformance.finishing", queue: q });
         const work = t.ms(150);
         let abortedDuringWork: boolean | undefined;
-        const worker = startableWorker(s, consumer!, t);
+        const worker = scopedWorker(s, consumer!, t);
         worker.handle(job, async (_p, { signal }) => {
           await quietWindow(work); // the job's own work
           abortedDuringWork = signal.aborted;
@@ -882,7 +882,7 @@ export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void
           const client = createClient({ broker: producer! });
           const job = defineJob<Counted>({ name: "conformance.idempotent", queue: q });
           const runs: number[] = [];
-          const worker = startableWorker(s, consumer!, t);
+          const worker = scopedWorker(s, consumer!, t);
           worker.handle(job, (payload) => {
             runs.push(payload.n);
           });

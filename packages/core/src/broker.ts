@@ -3,6 +3,7 @@
  * bodies durably, hand them out under a lease, and settle them. Every policy (retries, backoff,
  * timeouts, validation, runAt checks, priority emulation, events) lives in core.
  */
+import type { LocalEnvelope } from "./envelope.js";
 import type { JobsError, SerializedError } from "./errors.js";
 import type { PriorityLevel } from "./priority.js";
 
@@ -47,6 +48,12 @@ export interface OutgoingMessage {
    * True for enqueues; false for retries and requeues, which reuse the job id on purpose.
    */
   readonly dedupe: boolean;
+  /**
+   * The body pre-split (fields + payload JSON), when core has it. A broker that keeps messages
+   * in this process may hand it back as `Delivery.local` so core skips decoding; networked
+   * brokers ignore it.
+   */
+  readonly local?: LocalEnvelope | undefined;
 }
 
 /** Result of publishing one message. */
@@ -105,6 +112,8 @@ export interface Delivery {
    * it to detect crash loops, never to count attempts.
    */
   readonly deliveryCount: number;
+  /** Exactly the `local` this message was published with, if the broker kept it (in-process brokers only). */
+  readonly local?: LocalEnvelope | undefined;
   /** Done: remove the message. */
   ack(): Promise<void>;
   /**

@@ -1,7 +1,15 @@
 import type { Broker, OutgoingMessage, PublishOutcome } from "./broker.js";
 import { assertMaxAttempts, assertTimeout, type JobDefinition } from "./define-job.js";
 import { type Duration, parseDuration } from "./duration.js";
-import { type Envelope, encodeEnvelope, type Metadata, type TraceContext } from "./envelope.js";
+import {
+  type Envelope,
+  type EnvelopeMeta,
+  encodeLocalEnvelope,
+  fromLocalEnvelope,
+  type LocalEnvelope,
+  type Metadata,
+  type TraceContext,
+} from "./envelope.js";
 import {
   BrokerClosedError,
   BulkEnqueueError,
@@ -78,6 +86,12 @@ export interface EnqueuedJob {
   readonly duplicate: boolean;
 }
 
+/** A function that sees every envelope a client got accepted (used by `@jobs/core/testing`). */
+export type EnqueueTap = (envelope: Envelope, duplicate: boolean) => void;
+
+/** Symbol under which a client accepts taps; internal to `@jobs/core/testing`. */
+export const kTap: unique symbol = Symbol.for("@jobs/core/client-tap");
+
 /** Enqueues jobs. Safe to share across requests; holds no connection of its own. */
 export interface Client {
   /** Validate, encode and durably publish one job; resolves once the broker accepted it. */
@@ -93,14 +107,8 @@ export interface Client {
   [kTap](tap: EnqueueTap): () => void;
 }
 
-/** A function that sees every envelope a client got accepted (used by `@jobs/core/testing`). */
-export type EnqueueTap = (envelope: Envelope, duplicate: boolean) => void;
-
-/** Symbol under which a client accepts taps; internal to `@jobs/core/testing`. */
-export const kTap: unique symbol = Symbol.for("@jobs/core/client-tap");
-
 interface Prepared {
-  readonly envelope: Envelope;
+  readonly local: LocalEnvelope;
   readonly physical: string;
   readonly message: OutgoingMessage;
 }
@@ -168,33 +176,37 @@ export function createClient(options: ClientOptions): Client {
         throw new JobValidationError(`[jobs] payload of "${job.name}" is invalid: ${describeIssues(result.issues)}`, result.issues);
       }
     }
-    const envelope: Envelope = {
+    // Metadata and trace are copied: the envelope must not change if the caller's objects do.
+    const meta: { -readonly [K in keyof EnvelopeMeta]: EnvelopeMeta[K] } = {
       v: 1,
       id,
       name: job.name,
       queue: job.queue,
-      payload,
       attempt: 1,
       maxAttempts,
       priority,
       enqueuedAt: now,
       runAt,
       timeout,
-      ...(o.trace === undefined ? {} : { trace: o.trace }),
-      ...(o.metadata === undefined ? {} : { meta: o.metadata }),
     };
-    const body = encodeEnvelope(envelope);
+    if (o.trace !== undefined) meta.trace = { ...o.trace };
+    if (o.metadata !== undefined) meta.meta = { ...o.metadata };
+    const payloadJson = JSON.stringify(payload);
+    const local: LocalEnvelope = { meta, payloadJson };
+    const body = encodeLocalEnvelope(local);
+    // What taps (test recorders) see must not change with the caller's payload object either.
     if (body.length * 3 > limit) {
       const size = utf8Length(body);
       if (size > limit) throw new PayloadTooLargeError(size, limit);
     }
     const delayMs = Math.min(Math.max(0, runAt - now), caps.maxDelayMs);
-    return { envelope, physical: physicalQueue(job.queue, level, caps), message: { id, body, priority: level, delayMs, dedupe: true } };
+    return { local, physical: physicalQueue(job.queue, level, caps), message: { id, body, priority: level, delayMs, dedupe: true, local } };
   }
 
   function accepted(p: Prepared, outcome: PublishOutcome & { ok: true }, started: number): EnqueuedJob {
-    const e = p.envelope;
-    for (const tap of taps) tap(e, outcome.duplicate);
+    const e = p.local.meta;
+    // Taps get their own parsed copy: what they saw must not change with the caller's payload object.
+    for (const tap of taps) tap(fromLocalEnvelope(p.local), outcome.duplicate);
     if (events.has("job.enqueued")) {
       events.emit("job.enqueued", { job: infoOf(e), duplicate: outcome.duplicate, durationMs: performance.now() - started });
     }
@@ -316,8 +328,8 @@ function checkMetadata(meta: unknown): void {
 }
 
 /** The event view of an envelope (no payload). */
-export function infoOf(e: Envelope): JobInfo {
-  const info: JobInfo = {
+export function infoOf(e: EnvelopeMeta): JobInfo {
+  const info: { -readonly [K in keyof JobInfo]: JobInfo[K] } = {
     id: e.id,
     name: e.name,
     queue: e.queue,
@@ -327,7 +339,8 @@ export function infoOf(e: Envelope): JobInfo {
     enqueuedAt: e.enqueuedAt,
     runAt: e.runAt,
   };
-  return e.meta === undefined ? info : { ...info, metadata: e.meta };
+  if (e.meta !== undefined) info.metadata = e.meta;
+  return info;
 }
 
 /** Guard used by closed objects. */

@@ -81,7 +81,8 @@ export function defineJob(options: JobOptions<StandardSchemaV1 | undefined>): Jo
   const queue = options.queue ?? JOB_DEFAULTS.queue;
   assertQueueName(queue, "queue");
   const schema = options.schema;
-  if (schema !== undefined && (typeof schema !== "object" || schema === null || !("~standard" in schema))) {
+  // A Standard Schema may be a function (arktype's types are callable); what counts is its validate.
+  if (schema !== undefined && typeof (schema as Partial<StandardSchemaV1> | null)?.["~standard"]?.validate !== "function") {
     throw new InvalidOptionsError("schema", "expected a Standard Schema (zod, valibot, arktype, …)");
   }
   const maxAttempts = options.maxAttempts ?? JOB_DEFAULTS.maxAttempts;

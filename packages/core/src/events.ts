@@ -39,7 +39,7 @@ export interface WorkerEventMap {
   "job.succeeded": { readonly job: JobInfo; readonly durationMs: number };
   /** The handler threw or timed out (a `job.retrying` or `job.dead-lettered` follows). */
   "job.failed": { readonly job: JobInfo; readonly durationMs: number; readonly error: SerializedError; readonly willRetry: boolean };
-  /** The job was put back for attempt + 1 after `delayMs`. */
+  /** The job is being put back for attempt + 1 after `delayMs` (emitted before the broker call, so it precedes the next start). */
   "job.retrying": { readonly job: JobInfo; readonly delayMs: number; readonly error: SerializedError };
   /** The job was moved to the dead letters. `job` is absent when the message could not be decoded. */
   "job.dead-lettered": { readonly job?: JobInfo; readonly reason: DeadLetterReason; readonly error: SerializedError };

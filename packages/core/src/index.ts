@@ -23,8 +23,8 @@ export {
   type EnqueueItem,
   type EnqueueOptions,
   type EnqueueTap,
-  kTap,
   infoOf,
+  kTap,
 } from "./client.js";
 export {
   assertMaxAttempts,
@@ -40,10 +40,14 @@ export { type Duration, parseDuration } from "./duration.js";
 export {
   decodeEnvelope,
   ENVELOPE_VERSION,
-  MAX_TIMER_MS,
   type Envelope,
   type EnvelopeError,
+  type EnvelopeMeta,
   encodeEnvelope,
+  encodeLocalEnvelope,
+  fromLocalEnvelope,
+  type LocalEnvelope,
+  MAX_TIMER_MS,
   type Metadata,
   type TraceContext,
 } from "./envelope.js";
@@ -72,6 +76,7 @@ export {
   type ValidationIssue,
 } from "./errors.js";
 export { type ClientEventMap, Emitter, type JobInfo, type WorkerEventMap } from "./events.js";
+export { physicalQueue, physicalQueues } from "./internal/routing.js";
 export { assertJobId, assertJobName, assertQueueName } from "./names.js";
 export { PRIORITIES, type Priority, type PriorityLevel, priorityLevel } from "./priority.js";
 export {

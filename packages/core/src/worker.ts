@@ -2,7 +2,7 @@ import type { Broker, DeadLetterReason, Delivery, Subscription } from "./broker.
 import { infoOf } from "./client.js";
 import type { JobDefinition } from "./define-job.js";
 import { type Duration, parseDuration } from "./duration.js";
-import { decodeEnvelope, type Envelope, encodeEnvelope } from "./envelope.js";
+import { decodeEnvelope, type Envelope, encodeEnvelope, fromLocalEnvelope } from "./envelope.js";
 import {
   BrokerClosedError,
   InvalidOptionsError,
@@ -92,6 +92,8 @@ interface Held {
   done: boolean;
   job: JobInfo | undefined;
   startedAt: number;
+  /** performance.now() after which the pending handler times out (Infinity while not awaiting one). */
+  deadline: number;
 }
 
 const SHUTDOWN_GRACE_MS = 1_000;
@@ -124,7 +126,11 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   const handlers = new Map<string, Registered>();
   const buffers: Held[][] = [[], [], [], [], []];
   let buffered = 0;
-  const held = new Set<Held>();
+  /** Jobs holding a delivery: buffered or running (no third set to update on every job). */
+  function* heldItems(): Generator<Held> {
+    for (const buffer of buffers) yield* buffer;
+    yield* runningSet;
+  }
   const runningSet = new Set<Held>();
   const subscriptions: Subscription[] = [];
   let state: "new" | "starting" | "running" | "closing" | "closed" = "new";
@@ -174,7 +180,10 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     }
     let envelope: Envelope;
     try {
-      envelope = decodeEnvelope(delivery.body, maxBytes);
+      // The pre-split form skips parsing the body, but not the size limit: near it, decode.
+      const local = delivery.local;
+      envelope =
+        local === undefined || delivery.body.length * 3 > maxBytes ? decodeEnvelope(delivery.body, maxBytes) : fromLocalEnvelope(local);
     } catch (error) {
       void deadLetter(delivery, undefined, "undecodable", error);
       return;
@@ -216,11 +225,36 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       done: false,
       job: undefined,
       startedAt: 0,
+      deadline: Number.POSITIVE_INFINITY,
     };
-    held.add(item);
     (buffers[level] as Held[]).push(item);
     buffered++;
     pump();
+  }
+
+  // One timer for all running jobs, armed for the earliest deadline, instead of a setTimeout and
+  // clearTimeout per job: most jobs end long before their timeout, so it rarely fires.
+  let timeoutTimer: NodeJS.Timeout | undefined;
+  let timeoutAt = Number.POSITIVE_INFINITY;
+  function armTimeouts(at: number): void {
+    if (timeoutTimer !== undefined) clearTimeout(timeoutTimer);
+    timeoutAt = at;
+    timeoutTimer = setTimeout(checkTimeouts, Math.max(0, at - performance.now()));
+  }
+  function checkTimeouts(): void {
+    timeoutTimer = undefined;
+    timeoutAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const item of runningSet) {
+      if (item.done) continue;
+      if (item.deadline <= now) {
+        const error = new JobTimeoutError(item.envelope.timeout);
+        abortItem(item, error);
+        completed(item, true, error);
+      } else if (item.deadline < next) next = item.deadline;
+    }
+    if (next !== Number.POSITIVE_INFINITY) armTimeouts(next);
   }
 
   let pumping = false;
@@ -270,7 +304,11 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       return;
     }
     const result = runSchema(reg.job.schema, envelope.payload);
-    if (result instanceof Promise) result.then((r) => validated(item, r), (e: unknown) => completed(item, true, e));
+    if (result instanceof Promise)
+      result.then(
+        (r) => validated(item, r),
+        (e: unknown) => completed(item, true, e),
+      );
     else validated(item, result);
   }
 
@@ -304,20 +342,11 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       completed(item, false, undefined);
       return;
     }
-    const timer = setTimeout(() => {
-      const error = new JobTimeoutError(envelope.timeout);
-      abortItem(item, error);
-      completed(item, true, error);
-    }, envelope.timeout);
+    item.deadline = item.startedAt + envelope.timeout;
+    if (item.deadline < timeoutAt) armTimeouts(item.deadline);
     (result as PromiseLike<unknown>).then(
-      () => {
-        clearTimeout(timer);
-        completed(item, false, undefined);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        completed(item, true, error);
-      },
+      () => completed(item, false, undefined),
+      (error: unknown) => completed(item, true, error),
     );
   }
 
@@ -349,7 +378,6 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
 
   function finished(item: Held): void {
     runningSet.delete(item);
-    held.delete(item);
     checkIdle();
     pump();
   }
@@ -377,16 +405,20 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     const willRetry = !nonRetryable && envelope.attempt < envelope.maxAttempts;
     if (events.has("job.failed")) events.emit("job.failed", { job, durationMs, error, willRetry });
     if (!willRetry) {
-      return deadLetter(delivery, envelope, nonRetryable ? "non-retryable" : "max-attempts", failure);
+      return deadLetter(delivery, asReceived(delivery, envelope), nonRetryable ? "non-retryable" : "max-attempts", failure);
     }
     const now = Date.now();
     const delay = Math.max(0, Math.ceil(item.reg.job.backoff(envelope.attempt, failure)));
     const next: Envelope = {
-      ...envelope,
+      ...asReceived(delivery, envelope),
       attempt: envelope.attempt + 1,
       runAt: now + delay,
       lastError: { ...error, at: now, attempt: envelope.attempt },
     };
+    // Emitted before the broker call: once the broker has the next attempt it may deliver it
+    // (even to this worker) before this promise's reactions run, and events must stay in order.
+    // Should the retry fail, `job.lease-lost` or `error` follows and the broker redelivers.
+    if (events.has("job.retrying")) events.emit("job.retrying", { job, delayMs: delay, error });
     return delivery
       .retry({
         id: envelope.id,
@@ -395,18 +427,13 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
         delayMs: Math.min(delay, caps.maxDelayMs),
         dedupe: false,
       })
-      .then(
-        () => {
-          if (events.has("job.retrying")) events.emit("job.retrying", { job, delayMs: delay, error });
-        },
-        (e: unknown) => reportSettleError(e, envelope),
-      );
+      .catch((e: unknown) => reportSettleError(e, envelope));
   }
 
   function tick(): void {
     if (!caps.leaseExtension) return;
     const now = Date.now();
-    for (const item of held) {
+    for (const item of heldItems()) {
       if (item.leaseLost || now - item.leaseAt < leaseMs / 3) continue;
       item.leaseAt = now;
       item.delivery.extendLease(leaseMs).catch((error: unknown) => {
@@ -462,7 +489,6 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
         await Promise.allSettled(subscriptions.map((s) => s.stop()));
         for (const buffer of buffers) {
           for (const item of buffer.splice(0)) {
-            held.delete(item);
             release(item.delivery, item.envelope);
           }
         }
@@ -476,6 +502,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
           await idleWithin(Math.min(SHUTDOWN_GRACE_MS, Math.max(timeoutMs, 100)));
         }
         if (heartbeat !== undefined) clearInterval(heartbeat);
+        if (timeoutTimer !== undefined) clearTimeout(timeoutTimer);
         state = "closed";
       })();
       return closing;
@@ -517,6 +544,19 @@ class HandlerContext<Ctx> implements JobContext<Ctx> {
   get signal(): AbortSignal {
     this.#item.controller ??= new AbortController();
     return this.#item.controller.signal;
+  }
+}
+
+/**
+ * The envelope as received, payload included: the handler got the payload object and may have
+ * changed it, and a retry or a dead letter must carry the job as it was sent, not as it was left.
+ */
+function asReceived(delivery: Delivery, envelope: Envelope): Envelope {
+  if (delivery.local !== undefined) return fromLocalEnvelope(delivery.local);
+  try {
+    return decodeEnvelope(delivery.body, Number.POSITIVE_INFINITY);
+  } catch {
+    return envelope;
   }
 }
 

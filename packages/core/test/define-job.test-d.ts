@@ -50,7 +50,15 @@ describe("payload inference from a Standard Schema", () => {
   });
 
   it("valibot 1 with a transform", () => {
-    const job = defineJob({ name: "a", schema: v.object({ n: v.pipe(v.string(), v.transform((s) => s.length)) }) });
+    const job = defineJob({
+      name: "a",
+      schema: v.object({
+        n: v.pipe(
+          v.string(),
+          v.transform((s) => s.length),
+        ),
+      }),
+    });
     expectTypeOf<PayloadOf<typeof job>>().toEqualTypeOf<{ n: string }>();
     expectTypeOf<HandlerPayloadOf<typeof job>>().toEqualTypeOf<{ n: number }>();
   });

@@ -1,3 +1,5 @@
+import { type } from "arktype";
+import * as v from "valibot";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import {
@@ -67,6 +69,14 @@ describe("defineJob defaults", () => {
     expect(job.backoff(7, undefined)).toBe(5_000);
   });
 
+  it("accepts any Standard Schema, including callable ones (arktype)", () => {
+    const ark = type({ to: "string" });
+    expect(typeof ark).toBe("function");
+    for (const schema of [z.object({ to: z.string() }), v.object({ to: v.string() }), ark]) {
+      expect(defineJob({ name: "s", schema }).schema).toBe(schema);
+    }
+  });
+
   it("rounds a fractional timeout up to whole milliseconds", () => {
     expect(defineJob({ name: "a", timeout: 1.2 }).timeoutMs).toBe(2);
   });
@@ -81,12 +91,9 @@ describe("defineJob defaults", () => {
 });
 
 describe("job names", () => {
-  it.each([["a"], ["email.send"], ["Billing:Invoice-Paid_v2"], ["constructor"], ["toString"], ["x".repeat(128)]])(
-    "accepts %j",
-    (name) => {
-      expect(defineJob({ name }).name).toBe(name);
-    },
-  );
+  it.each([["a"], ["email.send"], ["Billing:Invoice-Paid_v2"], ["constructor"], ["toString"], ["x".repeat(128)]])("accepts %j", (name) => {
+    expect(defineJob({ name }).name).toBe(name);
+  });
 
   it.each([
     [""],
@@ -122,24 +129,12 @@ describe("queue names", () => {
     expect(defineJob({ name: "a", queue }).queue).toBe(queue);
   });
 
-  it.each([
-    [""],
-    ["a__b"],
-    ["a__p4"],
-    ["q".repeat(64)],
-    ["a.b"],
-    ["a b"],
-    ["{a}"],
-    ["a*"],
-    ["a>"],
-    ["a:b"],
-    ["a/b"],
-    ["_a"],
-    ["-a"],
-    [7],
-  ])("rejects %j naming the field 'queue'", (queue) => {
-    expect(fieldOf(() => define({ name: "a", queue }))).toBe("queue");
-  });
+  it.each([[""], ["a__b"], ["a__p4"], ["q".repeat(64)], ["a.b"], ["a b"], ["{a}"], ["a*"], ["a>"], ["a:b"], ["a/b"], ["_a"], ["-a"], [7]])(
+    "rejects %j naming the field 'queue'",
+    (queue) => {
+      expect(fieldOf(() => define({ name: "a", queue }))).toBe("queue");
+    },
+  );
 
   it("assertQueueName takes a field", () => {
     expect(fieldOf(() => assertQueueName("x.y", "queues[1]"))).toBe("queues[1]");
@@ -178,6 +173,8 @@ describe("invalid definitions", () => {
     [{ schema: {} }, "schema"],
     [{ schema: "string" }, "schema"],
     [{ schema: null }, "schema"],
+    [{ schema: () => true }, "schema"],
+    [{ schema: { "~standard": undefined, parse: () => 1 } }, "schema"],
     [{ backoff: "exponential" }, "backoff"],
     [{ backoff: { type: "fixed", delay: "never" } }, "backoff.delay"],
     [{ backoff: { type: "random" } }, "backoff.type"],

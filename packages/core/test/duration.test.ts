@@ -97,20 +97,12 @@ describe("parseDuration", () => {
     expect(invalid("5 parsecs", "timeout").message).toContain("parsecs");
   });
 
-  it.each([
-    [Number.NaN],
-    [Number.POSITIVE_INFINITY],
-    [Number.NEGATIVE_INFINITY],
-    [-1],
-    [{}],
-    [null],
-    [undefined],
-    [[5]],
-    [true],
-    [10n],
-  ])("rejects the non-duration value %s", (value) => {
-    invalid(value, "lease");
-  });
+  it.each([[Number.NaN], [Number.POSITIVE_INFINITY], [Number.NEGATIVE_INFINITY], [-1], [{}], [null], [undefined], [[5]], [true], [10n]])(
+    "rejects the non-duration value %s",
+    (value) => {
+      invalid(value, "lease");
+    },
+  );
 
   it("uses the field name 'duration' when none is given", () => {
     invalid("nope");

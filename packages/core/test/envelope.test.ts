@@ -104,26 +104,32 @@ describe("envelope size limit", () => {
 });
 
 describe("envelope nesting limit", () => {
-  it("accepts 64 levels in total (the envelope object and 63 in the payload)", () => {
-    const text = withPayloadText(nested(63));
+  const deepest = (text: string): number => {
     let depth = 0;
-    let deepest = 0;
+    let max = 0;
     for (const c of text) {
-      if (c === "[" || c === "{") deepest = Math.max(deepest, ++depth);
+      if (c === "[" || c === "{") max = Math.max(max, ++depth);
       else if (c === "]" || c === "}") depth--;
     }
-    expect(deepest).toBe(64);
-    expect(decodeEnvelope(text, LIMIT).payload).toEqual(JSON.parse(nested(63)));
+    return max;
+  };
+
+  it("accepts a payload 64 levels deep, the most enqueue accepts (65 levels with the envelope)", () => {
+    const text = withPayloadText(nested(64));
+    expect(deepest(text)).toBe(65);
+    expect(decodeEnvelope(text, LIMIT).payload).toEqual(JSON.parse(nested(64)));
   });
 
-  it("rejects 65 levels", () => {
-    expect(decodeError(withPayloadText(nested(64))).message).toContain("nested deeper than 64");
+  it("rejects a payload 65 levels deep (66 with the envelope)", () => {
+    const text = withPayloadText(nested(65));
+    expect(deepest(text)).toBe(66);
+    expect(decodeError(text).message).toContain("nested deeper than 65");
   });
 
   it("counts objects and arrays alike", () => {
     const objects = (depth: number): string => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
-    expect(() => decodeEnvelope(withPayloadText(objects(63)), LIMIT)).not.toThrow();
-    decodeError(withPayloadText(objects(64)));
+    expect(() => decodeEnvelope(withPayloadText(objects(64)), LIMIT)).not.toThrow();
+    decodeError(withPayloadText(objects(65)));
   });
 
   it("ignores brackets inside strings, escaped quotes included", () => {
@@ -135,7 +141,7 @@ describe("envelope nesting limit", () => {
     const body = "[".repeat(1_000_000);
     const started = performance.now();
     const error = decodeError(body, 2_000_000);
-    expect(error.message).toContain("nested deeper than 64");
+    expect(error.message).toContain("nested deeper than 65");
     expect(error.cause).toBeInstanceOf(Error);
     expect(error.cause).not.toBeInstanceOf(RangeError);
     expect(performance.now() - started).toBeLessThan(250);
@@ -214,6 +220,9 @@ describe("envelope validation", () => {
     ["runAt", null, "bad runAt"],
     ["timeout", 0, "bad timeout"],
     ["timeout", "30s", "bad timeout"],
+    ["timeout", 2_147_483_648, "bad timeout"],
+    ["id", "has space", "bad id"],
+    ["name", "1-starts-with-a-digit", "bad name"],
     ["meta", [], "bad meta"],
     ["meta", "x", "bad meta"],
     ["meta", null, "bad meta"],
@@ -230,6 +239,7 @@ describe("envelope validation", () => {
     const text = encodeEnvelope(envelope());
     decodeError(text.replace('"runAt":1700000000000', '"runAt":1e999'));
     decodeError(text.replace('"attempt":1', '"attempt":-1'));
+    decodeError(text.replace('"timeout":1800000', '"timeout":1e999'));
   });
 
   it("is a JobsError", () => {

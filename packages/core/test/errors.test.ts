@@ -231,7 +231,12 @@ describe("redact", () => {
   });
 
   it("leaves text without credentials alone", () => {
-    for (const text of ["redis://localhost:6379", "connect ECONNREFUSED 127.0.0.1:5672", "user@example.com wrote: a:b", "?page=2&sort=asc"]) {
+    for (const text of [
+      "redis://localhost:6379",
+      "connect ECONNREFUSED 127.0.0.1:5672",
+      "user@example.com wrote: a:b",
+      "?page=2&sort=asc",
+    ]) {
       expect(redact(text)).toBe(text);
     }
   });

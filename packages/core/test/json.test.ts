@@ -64,7 +64,7 @@ describe("assertJsonValue", () => {
     ["a function", { f: () => 1 }, ["f"], "function"],
     ["an undefined value", { a: 1, u: undefined }, ["u"], "undefined"],
     ["an undefined array item", [1, undefined], [1], "undefined"],
-    ["a hole in an array", [1, , 3], [1], "undefined"],
+    ["a hole in an array", Object.assign(new Array<unknown>(3), { 0: 1, 2: 3 }), [1], "undefined"],
     ["a BigInt", { big: 10n }, ["big"], "bigint"],
     ["a symbol", { s: Symbol("x") }, ["s"], "symbol"],
     ["NaN", { a: { b: [0, Number.NaN] } }, ["a", "b", 1], "NaN"],

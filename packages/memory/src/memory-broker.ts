@@ -11,6 +11,7 @@ import {
   Emitter,
   InvalidOptionsError,
   LeaseLostError,
+  type LocalEnvelope,
   MAX_TIMER_MS,
   type OutgoingMessage,
   PayloadTooLargeError,
@@ -20,6 +21,9 @@ import {
   type Subscription,
 } from "@jobs/core";
 import { Deque, MinHeap } from "./internal/deque.js";
+
+// queueMicrotask wraps each callback in an AsyncResource; a resolved promise's then() does not.
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /** What the in-memory broker does natively. */
 export const memoryCapabilities: BrokerCapabilities = {
@@ -38,6 +42,7 @@ interface Message {
   readonly body: string;
   readonly priority: number;
   deliveryCount: number;
+  readonly local: LocalEnvelope | undefined;
 }
 
 interface Consumer {
@@ -118,7 +123,7 @@ class MemoryQueue {
     // timers (leases, heartbeats) and I/O are never starved by a long backlog.
     if (this.server.burst < 256) {
       this.server.burst++;
-      queueMicrotask(this.dispatchTask);
+      void RESOLVED.then(this.dispatchTask);
     } else {
       setImmediate(this.yieldTask);
     }
@@ -133,17 +138,22 @@ class MemoryQueue {
   dispatch(): void {
     this.dispatchScheduled = false;
     if (this.server.paused) return;
-    while (this.readyCount > 0) {
+    // Only the messages ready now: one a consumer puts back synchronously (defer(0) inside
+    // onDelivery) waits for the next dispatch instead of looping here forever.
+    // One clock read per round: leases are checked every ≥5 ms anyway.
+    const now = this.readyCount > 0 ? Date.now() : 0;
+    for (let budget = this.readyCount; budget > 0 && this.readyCount > 0; budget--) {
       const consumer = this.pickConsumer();
       if (consumer === undefined) return;
       const message = this.takeReady();
       message.deliveryCount++;
-      const active: Active = { message, consumer, deadline: Date.now() + consumer.leaseMs };
+      // The delivery is its own lease record: one object per delivery instead of two.
+      const active = new MemoryDelivery(this, message, consumer, now + consumer.leaseMs);
       this.active.add(active);
       consumer.unsettled++;
       this.armLeaseTimer();
       try {
-        consumer.onDelivery(new MemoryDelivery(this, active));
+        consumer.onDelivery(active);
       } catch (error) {
         consumer.owner.events.emit("error", { error: { name: "ConsumerError", message: String((error as Error)?.message ?? error) } });
       }
@@ -208,23 +218,26 @@ class MemoryQueue {
   }
 }
 
-class MemoryDelivery implements Delivery {
+class MemoryDelivery implements Delivery, Active {
   readonly body: string;
   readonly deliveryCount: number;
+  readonly local: LocalEnvelope | undefined;
 
   constructor(
     private readonly queue: MemoryQueue,
-    private readonly active: Active,
+    readonly message: Message,
+    readonly consumer: Consumer,
+    public deadline: number,
   ) {
-    this.body = active.message.body;
-    this.deliveryCount = active.message.deliveryCount;
+    this.body = message.body;
+    this.deliveryCount = message.deliveryCount;
+    this.local = message.local;
   }
 
   #settle(): Error | undefined {
-    if (this.active.consumer.owner.closed)
-      return new BrokerClosedError("[jobs] [memory] broker is closed; the delivery went back to its queue");
-    if (!this.queue.active.has(this.active)) return new LeaseLostError();
-    this.queue.release(this.active, false);
+    if (this.consumer.owner.closed) return new BrokerClosedError("[jobs] [memory] broker is closed; the delivery went back to its queue");
+    if (!this.queue.active.has(this)) return new LeaseLostError();
+    this.queue.release(this, false);
     return undefined;
   }
 
@@ -236,15 +249,15 @@ class MemoryDelivery implements Delivery {
   retry(next: OutgoingMessage): Promise<void> {
     const error = this.#settle();
     if (error !== undefined) return Promise.reject(error);
-    this.queue.add({ id: next.id, body: next.body, priority: next.priority, deliveryCount: 0 }, next.delayMs);
+    this.queue.add({ id: next.id, body: next.body, priority: next.priority, deliveryCount: 0, local: next.local }, next.delayMs);
     return Promise.resolve();
   }
 
   defer(delayMs: number): Promise<void> {
     const error = this.#settle();
     if (error !== undefined) return Promise.reject(error);
-    this.active.message.deliveryCount = 0;
-    this.queue.add(this.active.message, delayMs);
+    this.message.deliveryCount = 0;
+    this.queue.add(this.message, delayMs);
     return Promise.resolve();
   }
 
@@ -256,9 +269,9 @@ class MemoryDelivery implements Delivery {
   }
 
   extendLease(ms: number): Promise<void> {
-    if (this.active.consumer.owner.closed) return Promise.reject(new BrokerClosedError());
-    if (!this.queue.active.has(this.active)) return Promise.reject(new LeaseLostError());
-    this.active.deadline = Date.now() + ms;
+    if (this.consumer.owner.closed) return Promise.reject(new BrokerClosedError());
+    if (!this.queue.active.has(this)) return Promise.reject(new LeaseLostError());
+    this.deadline = Date.now() + ms;
     return Promise.resolve();
   }
 }
@@ -402,7 +415,8 @@ class MemoryBrokerImpl implements MemoryBroker {
         dedupe.delete(key);
         dedupe.set(key, now + this.#dedupeWindowMs);
       }
-      queue.add({ id: m.id, body: m.body, priority: m.priority, deliveryCount: 0 }, m.delayMs);
+      // `local` is core's pre-split copy of this very body (the contract requires it to match).
+      queue.add({ id: m.id, body: m.body, priority: m.priority, deliveryCount: 0, local: m.local }, m.delayMs);
       outcomes.push({ ok: true, duplicate: false });
     }
     return Promise.resolve(outcomes);

@@ -14,6 +14,7 @@ import {
   type JobsErrorCode,
   type OutgoingMessage,
   type PriorityLevel,
+  physicalQueue,
   type QueueCounts,
 } from "@jobs/core";
 import { waitFor } from "@jobs/core/testing";
@@ -203,9 +204,9 @@ export function uniqueQueueName(tag: string): string {
   return `cf-${tag}-${randomBytes(5).toString("hex")}`;
 }
 
-/** The physical queue core routes a job of `level` to (see core's routing: `<queue>__p<level>` when priority is emulated). */
+/** The physical queue core routes a job of `level` to (core's own routing, so the suite never drifts from it). */
 export function physicalQueueOf(queue: string, caps: BrokerCapabilities, level: PriorityLevel = 2): string {
-  return caps.priority === "native" ? queue : `${queue}__p${level}`;
+  return physicalQueue(queue, level, caps);
 }
 
 /** An outgoing message with a fresh id, normal priority, no delay and dedupe on. */
