@@ -11,8 +11,9 @@ const sendEmail = defineJob({
 
 const broker = createMemoryBroker();
 const mailer = { send: async (to: string, subject: string) => console.log(`mail to ${to}: ${subject}`) };
-const worker = createWorker({ broker, context: { mailer } })
-  .handle(sendEmail, ({ to, subject }, { context }) => context.mailer.send(to, subject));
+const worker = createWorker({ broker, context: { mailer } }).handle(sendEmail, ({ to, subject }, { context }) =>
+  context.mailer.send(to, subject),
+);
 await worker.start();
 
 const client = createClient({ broker });
