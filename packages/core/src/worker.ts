@@ -136,6 +136,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   let state: "new" | "starting" | "running" | "closing" | "closed" = "new";
   let heartbeat: NodeJS.Timeout | undefined;
   let closing: Promise<void> | undefined;
+  let starting: Promise<void> | undefined;
   let onIdle: (() => void) | undefined;
   let pendingSettles = 0;
 
@@ -443,6 +444,26 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     }
   }
 
+  async function startConsumers(): Promise<void> {
+    const queues = options.queues ?? [...new Set([...handlers.values()].map((r) => r.job.queue))];
+    if (queues.length === 0) throw new InvalidOptionsError("queues", "no queues to consume: register a handler or pass queues");
+    state = "starting";
+    heartbeat = setInterval(tick, Math.max(50, leaseMs / 6));
+    try {
+      for (const queue of queues) {
+        for (const physical of physicalQueues(queue, caps)) {
+          subscriptions.push(await broker.consume(physical.name, { prefetch: concurrency, leaseMs }, onDelivery));
+        }
+      }
+    } catch (error) {
+      state = "running";
+      await worker.close({ timeout: 0 });
+      throw error;
+    }
+    state = "running";
+    pump();
+  }
+
   const worker: Worker<Ctx> = {
     on: events.on,
     get running() {
@@ -458,28 +479,18 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       handlers.set(job.name, { job: job as JobDefinition<unknown, unknown>, handler: handler as JobHandler<unknown, unknown> });
       return worker;
     },
-    async start() {
-      if (state !== "new") {
-        if (state === "closing" || state === "closed") throw new BrokerClosedError("[jobs] worker is closed");
-        return;
+    start() {
+      if (state === "closing" || state === "closed") return Promise.reject(new BrokerClosedError("[jobs] worker is closed"));
+      // A second call while the first is still registering consumers waits for the same start.
+      if (starting === undefined) {
+        const attempt = startConsumers();
+        starting = attempt;
+        // Nothing was started (no queues): let a later start() try again after handle().
+        attempt.catch(() => {
+          if (state === "new") starting = undefined;
+        });
       }
-      const queues = options.queues ?? [...new Set([...handlers.values()].map((r) => r.job.queue))];
-      if (queues.length === 0) throw new InvalidOptionsError("queues", "no queues to consume: register a handler or pass queues");
-      state = "starting";
-      heartbeat = setInterval(tick, Math.max(50, leaseMs / 6));
-      try {
-        for (const queue of queues) {
-          for (const physical of physicalQueues(queue, caps)) {
-            subscriptions.push(await broker.consume(physical.name, { prefetch: concurrency, leaseMs }, onDelivery));
-          }
-        }
-      } catch (error) {
-        state = "running";
-        await worker.close({ timeout: 0 });
-        throw error;
-      }
-      state = "running";
-      pump();
+      return starting;
     },
     close(closeOptions) {
       if (closing !== undefined) return closing;

@@ -823,3 +823,18 @@ describe("admin over a worker's dead letters", () => {
     expect(await admin.counts(queue)).toMatchObject({ dead: 0 });
   });
 });
+
+describe("worker: start", () => {
+  it("start() without any queue rejects, and works once a handler is registered", async () => {
+    const s = scope();
+    const broker = s.broker();
+    const worker = s.worker({ broker });
+    await expect(worker.start()).rejects.toMatchObject({ code: "invalid-options", field: "queues" });
+    const job = defineJob<{ n: number }>({ name: "start.later", queue: uniqueQueue("start") });
+    worker.handle(job, () => undefined);
+    await worker.start();
+    const succeeded = waitForEvent(worker, "job.succeeded");
+    await s.client(broker).enqueue(job, { n: 1 });
+    await succeeded;
+  });
+});
