@@ -33,7 +33,7 @@ const MS_PER: Record<string, number> = Object.assign(Object.create(null) as Reco
   year: 31_557_600_000,
 });
 
-const TOKEN = /\s*(-?\d+(?:\.\d+)?|\.\d+)\s*([a-zA-Zµ]+)\s*,?/y;
+const TOKEN = /\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-zA-Zµ]+)\s*,?/y;
 
 function unitFactor(unit: string): number | undefined {
   // "M" (month) and "m" (minute) differ only by case; every other unit is case-insensitive.
