@@ -86,12 +86,23 @@ describe("parseDuration", () => {
     expect(parseDuration("  90s  ")).toBe(90 * SECOND);
   });
 
-  it.each([[""], ["   "], ["abc"], ["5 parsecs"], ["-1s"], ["-5"], ["1h -30m"], ["1h,,30m"], ["1,5s"], ["s"], ["1e3"], ["Infinity"], ["NaN"]])(
-    "rejects %j naming the field",
-    (text) => {
-      invalid(text, "delay");
-    },
-  );
+  it.each([
+    [""],
+    ["   "],
+    ["abc"],
+    ["5 parsecs"],
+    ["-1s"],
+    ["-5"],
+    ["1h -30m"],
+    ["1h,,30m"],
+    ["1,5s"],
+    ["s"],
+    ["1e3"],
+    ["Infinity"],
+    ["NaN"],
+  ])("rejects %j naming the field", (text) => {
+    invalid(text, "delay");
+  });
 
   it("names the unknown unit", () => {
     expect(invalid("5 parsecs", "timeout").message).toContain("parsecs");
