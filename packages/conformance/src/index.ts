@@ -6,6 +6,8 @@
  *
  * Each group function (`transportLeases`, `jobSemanticsRetries`, …) registers one group alone.
  */
+
+export { capabilityTable, docsCapabilityTable } from "./capability-table.js";
 export { createFaultProxy, type FaultProxy, type FaultProxyMode, type FaultProxyOptions } from "./fault-proxy.js";
 export {
   jobSemanticsEnqueueValidation,

@@ -1,0 +1,44 @@
+import type { BrokerCapabilities } from "@jobs/core";
+
+/**
+ * Renders an adapter's capabilities as the native/emulated Markdown table its docs page shows.
+ * Adapter docs keep it between `<!-- capabilities:start -->` and `<!-- capabilities:end -->`, and a
+ * test compares it with `capabilityTable(caps)` (see `docsCapabilityTable`), so docs never drift.
+ */
+export function capabilityTable(caps: BrokerCapabilities): string {
+  const delay =
+    caps.maxDelayMs === Number.POSITIVE_INFINITY
+      ? "native, any length"
+      : `native up to ${duration(caps.maxDelayMs)}; longer delays emulated by core (re-delayed on receipt, never counted as attempts)`;
+  const rows: [string, string][] = [
+    ["Priority (5 levels)", caps.priority === "native" ? "native" : "emulated by core: one physical queue per level, highest first"],
+    ["Delays and retry backoff", delay],
+    ["Largest message", `${caps.maxPayloadBytes.toLocaleString("en-US")} bytes (checked by core before sending)`],
+    [
+      "Dedupe by job id",
+      caps.dedupeWindowMs > 0 ? `native, ${duration(caps.dedupeWindowMs)} window` : "not available (caller-chosen ids are rejected)",
+    ],
+    ["Lease extension (heartbeats)", caps.leaseExtension ? "native" : "not available (keep jobs shorter than the lease)"],
+    ["Redelivery when a consumer dies", caps.redeliverOnClose ? "at once when its connection closes" : "when its lease expires"],
+    ["Durable (survives a broker restart)", caps.durable ? "yes" : "no"],
+    ["Timer resolution", `${duration(caps.timerResolutionMs)}`],
+  ];
+  return ["| feature | support |", "| --- | --- |", ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join("\n");
+}
+
+/** The table between the capability markers of a docs page, or undefined when the markers are missing. */
+export function docsCapabilityTable(markdown: string): string | undefined {
+  const match = /<!-- capabilities:start -->\n([\s\S]*?)\n<!-- capabilities:end -->/.exec(markdown);
+  return match?.[1];
+}
+
+function duration(ms: number): string {
+  const units: [number, string][] = [
+    [86_400_000, "d"],
+    [3_600_000, "h"],
+    [60_000, "min"],
+    [1_000, "s"],
+  ];
+  for (const [size, unit] of units) if (ms >= size && ms % size === 0) return `${ms / size} ${unit}`;
+  return `${ms} ms`;
+}
