@@ -7,6 +7,8 @@ import { randomUUID } from "node:crypto";
 import {
   type Broker,
   type BulkEnqueueError,
+  type Client,
+  type ClientOptions,
   createAdmin,
   createClient,
   createWorker,
@@ -22,6 +24,7 @@ import {
   type PayloadTooLargeError,
   PRIORITIES,
   type Priority,
+  WORKER_EVENTS,
   type Worker,
   type WorkerEventMap,
   type WorkerOptions,
@@ -93,17 +96,7 @@ function jobOf(event: AnyEvent): JobInfo | undefined {
 /** Records every event of a worker, in order. */
 function recordEvents<Ctx>(worker: Worker<Ctx>): AnyEvent[] {
   const events: AnyEvent[] = [];
-  const types: (keyof WorkerEventMap)[] = [
-    "job.started",
-    "job.succeeded",
-    "job.failed",
-    "job.retrying",
-    "job.dead-lettered",
-    "job.deferred",
-    "job.lease-lost",
-    "error",
-  ];
-  for (const type of types) worker.on(type, (data) => events.push({ type, data } as AnyEvent));
+  for (const type of WORKER_EVENTS) worker.on(type, (data) => events.push({ type, data } as AnyEvent));
   return events;
 }
 
@@ -737,20 +730,31 @@ export function jobSemanticsShutdown(options: ConformanceOptions): void {
 export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void {
   group(options, "jobs: enqueue validation", ({ caps, t }) => {
     /** Asserts that nothing reached the queue and no enqueue was reported. */
-    async function nothingSent(broker: Broker, q: string, enqueuedEvents: readonly unknown[]): Promise<void> {
-      expect(enqueuedEvents).toEqual([]);
-      await expectCounts(createAdmin({ broker }), q, EMPTY, t.wait);
+    /**
+     * A fresh queue and a client on a producer connection, with `nothingSent()` to assert that no
+     * job was accepted: no `job.enqueued` event and an empty queue.
+     */
+    async function enqueueProbe(
+      tag: string,
+      clientOptions: Omit<ClientOptions, "broker"> = {},
+    ): Promise<{ q: string; client: Client; nothingSent: () => Promise<void> }> {
+      const s = useScope(options);
+      const q = s.jobQueue(tag);
+      const producer = await s.broker();
+      const client = createClient({ broker: producer, ...clientOptions });
+      const enqueued: unknown[] = [];
+      client.on("job.enqueued", (e) => enqueued.push(e));
+      const nothingSent = async (): Promise<void> => {
+        expect(enqueued).toEqual([]);
+        await expectCounts(createAdmin({ broker: producer }), q, EMPTY, t.wait);
+      };
+      return { q, client, nothingSent };
     }
 
     it(
       "rejects invalid options with InvalidOptionsError and sends nothing",
       async () => {
-        const s = useScope(options);
-        const q = s.jobQueue("badopts");
-        const producer = await s.broker();
-        const client = createClient({ broker: producer });
-        const enqueued: unknown[] = [];
-        client.on("job.enqueued", (e) => enqueued.push(e));
+        const { q, client, nothingSent } = await enqueueProbe("badopts");
         const job = defineJob<Counted>({ name: "conformance.options", queue: q });
         const bad: EnqueueOptions[] = [
           { maxAttempts: 0 },
@@ -768,7 +772,7 @@ export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void
           const error = await rejectionOf(client.enqueue(job, { n: 1 }, opts));
           expectJobsError(error, ["invalid-options"]);
         }
-        await nothingSent(producer, q, enqueued);
+        await nothingSent();
       },
       t.testTimeout,
     );
@@ -776,16 +780,11 @@ export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void
     it(
       "rejects a payload that fails the schema with JobValidationError and sends nothing",
       async () => {
-        const s = useScope(options);
-        const q = s.jobQueue("badschema");
-        const producer = await s.broker();
-        const client = createClient({ broker: producer });
-        const enqueued: unknown[] = [];
-        client.on("job.enqueued", (e) => enqueued.push(e));
+        const { q, client, nothingSent } = await enqueueProbe("badschema");
         const job = defineJob({ name: "conformance.schema-enqueue", queue: q, schema: countedSchema });
         const error = expectJobsError(await rejectionOf(client.enqueue(job, { n: "one" } as unknown as Counted)), ["job-validation"]);
         expect((error as JobsError & { issues: unknown[] }).issues).toEqual([{ message: "n must be a number", path: ["n"] }]);
-        await nothingSent(producer, q, enqueued);
+        await nothingSent();
       },
       t.testTimeout,
     );
@@ -793,18 +792,13 @@ export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void
     it(
       "rejects a job over the payload limit with PayloadTooLargeError and sends nothing",
       async () => {
-        const s = useScope(options);
-        const q = s.jobQueue("oversize");
-        const producer = await s.broker();
         const limit = Math.min(caps.maxPayloadBytes, 16_384);
-        const client = createClient({ broker: producer, maxPayloadBytes: limit });
-        const enqueued: unknown[] = [];
-        client.on("job.enqueued", (e) => enqueued.push(e));
+        const { q, client, nothingSent } = await enqueueProbe("oversize", { maxPayloadBytes: limit });
         const job = defineJob<{ blob: string }>({ name: "conformance.oversize", queue: q });
         const error = await rejectionOf(client.enqueue(job, { blob: "é".repeat(Math.ceil(limit / 2)) }));
         expectJobsError(error, ["payload-too-large"]);
         expect((error as PayloadTooLargeError).limit).toBe(limit);
-        await nothingSent(producer, q, enqueued);
+        await nothingSent();
       },
       t.testTimeout,
     );
@@ -812,18 +806,13 @@ export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void
     it(
       "rejects payloads that are not plain JSON (Date, function, BigInt, cycle, NaN) with JobValidationError and sends nothing",
       async () => {
-        const s = useScope(options);
-        const q = s.jobQueue("nonjson");
-        const producer = await s.broker();
-        const client = createClient({ broker: producer });
-        const enqueued: unknown[] = [];
-        client.on("job.enqueued", (e) => enqueued.push(e));
+        const { q, client, nothingSent } = await enqueueProbe("nonjson");
         const job = defineJob<unknown>({ name: "conformance.nonjson", queue: q });
         const cycle: Record<string, unknown> = { n: 1 };
         cycle.self = cycle;
         const payloads: unknown[] = [{ when: new Date() }, { fn: () => 1 }, { big: 10n }, cycle, { n: Number.NaN }, new Map([["a", 1]])];
         for (const payload of payloads) expectJobsError(await rejectionOf(client.enqueue(job, payload)), ["job-validation"]);
-        await nothingSent(producer, q, enqueued);
+        await nothingSent();
       },
       t.testTimeout,
     );
@@ -831,12 +820,7 @@ export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void
     it(
       "enqueueMany with one invalid item rejects with BulkEnqueueError (per-item outcomes) and sends nothing",
       async () => {
-        const s = useScope(options);
-        const q = s.jobQueue("bulk");
-        const producer = await s.broker();
-        const client = createClient({ broker: producer });
-        const enqueued: unknown[] = [];
-        client.on("job.enqueued", (e) => enqueued.push(e));
+        const { q, client, nothingSent } = await enqueueProbe("bulk");
         const job = defineJob({ name: "conformance.bulk", queue: q, schema: countedSchema });
         const error = await rejectionOf(
           client.enqueueMany([
@@ -849,7 +833,7 @@ export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void
         const outcomes = (error as BulkEnqueueError).outcomes;
         expect(outcomes.map((o) => o.status)).toEqual(["not-sent", "rejected", "not-sent"]);
         expect(outcomes[1]?.status === "rejected" && outcomes[1].error.code).toBe("job-validation");
-        await nothingSent(producer, q, enqueued);
+        await nothingSent();
       },
       t.testTimeout,
     );
@@ -858,15 +842,10 @@ export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void
       it(
         "rejects the id option with UnsupportedError and sends nothing",
         async () => {
-          const s = useScope(options);
-          const q = s.jobQueue("noid");
-          const producer = await s.broker();
-          const client = createClient({ broker: producer });
-          const enqueued: unknown[] = [];
-          client.on("job.enqueued", (e) => enqueued.push(e));
+          const { q, client, nothingSent } = await enqueueProbe("noid");
           const job = defineJob<Counted>({ name: "conformance.id", queue: q });
           expectJobsError(await rejectionOf(client.enqueue(job, { n: 1 }, { id: "order-42" })), ["unsupported"]);
-          await nothingSent(producer, q, enqueued);
+          await nothingSent();
         },
         t.testTimeout,
       );

@@ -51,6 +51,18 @@ export interface WorkerEventMap {
   error: { readonly error: SerializedError; readonly job?: JobInfo };
 }
 
+/** Every worker event name, in lifecycle order (for loggers and tests that record them all). */
+export const WORKER_EVENTS: readonly (keyof WorkerEventMap)[] = [
+  "job.started",
+  "job.succeeded",
+  "job.failed",
+  "job.retrying",
+  "job.dead-lettered",
+  "job.deferred",
+  "job.lease-lost",
+  "error",
+];
+
 type Listener = (event: never) => void;
 
 /** A minimal typed event emitter; a listener that throws is reported, never breaks the emitter. */

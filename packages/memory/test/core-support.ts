@@ -2,15 +2,7 @@
  * Shared set-up of the core tests that run on the real in-memory broker: unique queue names and
  * brokers/workers that are closed when the test ends (workers first, then brokers).
  */
-import {
-  createClient,
-  createWorker,
-  decodeEnvelope,
-  type Envelope,
-  type Worker,
-  type WorkerEventMap,
-  type WorkerOptions,
-} from "@jobs/core";
+import { createClient, createWorker, decodeEnvelope, type Envelope, WORKER_EVENTS, type Worker, type WorkerOptions } from "@jobs/core";
 import { onTestFinished } from "vitest";
 import { createMemoryBroker, type MemoryBroker, type MemoryBrokerOptions } from "../src/index.js";
 
@@ -56,16 +48,8 @@ export function scope(): Scope {
 /** One line per worker event, "event:attempt", grouped by job id. */
 export function eventLog(worker: Pick<Worker<unknown>, "on">): Map<string, string[]> {
   const log = new Map<string, string[]>();
-  const names: (keyof WorkerEventMap)[] = [
-    "job.started",
-    "job.succeeded",
-    "job.failed",
-    "job.retrying",
-    "job.dead-lettered",
-    "job.deferred",
-    "job.lease-lost",
-  ];
-  for (const name of names) {
+  // Every job transition; "error" is not about one job.
+  for (const name of WORKER_EVENTS.filter((n) => n !== "error")) {
     worker.on(name, (event) => {
       const job = (event as { job?: { id: string; attempt: number } }).job;
       const id = job?.id ?? "?";
