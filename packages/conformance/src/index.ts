@@ -20,6 +20,14 @@ export {
 export type { BrokerFactory, BrokerFactoryContext, ConformanceEndpoint, ConformanceOptions } from "./options.js";
 export { type ConformanceGroup, jobSemanticsGroups, runConformance, transportGroups } from "./run-conformance.js";
 export {
+  brokerUrlFromEnv,
+  freePort,
+  type PrivateServer,
+  type PrivateServerOptions,
+  startPrivateServer,
+  waitForPort,
+} from "./servers.js";
+export {
   transportClose,
   transportCompetingConsumers,
   transportDedupe,

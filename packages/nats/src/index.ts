@@ -1,0 +1,2 @@
+// @jobs/nats: work in progress; the adapter lands in slices (see the issue for @jobs/nats).
+export {};

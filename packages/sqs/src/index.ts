@@ -1,0 +1,2 @@
+// @jobs/sqs: work in progress; the adapter lands in slices (see the issue for @jobs/sqs).
+export {};
