@@ -231,8 +231,13 @@ export function serializeError(error: unknown): SerializedError {
 
 // The lookbehind starts a scheme only at the beginning of a word: without it a long run of letters
 // (a base64 blob in a message) costs quadratic time.
-const URL_CREDENTIALS = /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/)([^@/\s?#]*)@/gi;
-const SECRET_PARAMS = /([?&](?:password|pass|token|secret|access_?key|secret_?access_?key)=)[^&\s]*/gi;
+// The userinfo runs to the last "@" of the authority: an unencoded "@" inside a password is invalid
+// in a URL, but people write it, and everything before the last "@" is then secret.
+const URL_CREDENTIALS = /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/)([^/\s?#]*)@/gi;
+const SECRET_NAMES = "password|passwd|pass|token|secret|access_?key|secret_?access_?key";
+const SECRET_PARAMS = new RegExp(`([?&](?:${SECRET_NAMES})=)[^&\\s]*`, "gi");
+// JSON-ish `"password": "…"` and `password: '…'` as printed by inspect() of option objects.
+const SECRET_FIELDS = new RegExp(`((?:"|'|\\b)(?:${SECRET_NAMES})(?:"|')?\\s*[:=]\\s*)("(?:[^"\\\\]|\\\\.)*"|'(?:[^'\\\\]|\\\\.)*')`, "gi");
 
 /** Removes credentials from URLs and secret-looking query parameters in a string. */
 export function redact(text: string): string {
@@ -243,5 +248,6 @@ export function redact(text: string): string {
       if (colon < 0 || userinfo.slice(0, colon) === userinfo.slice(colon + 1)) return `${scheme}***@`;
       return `${scheme}${userinfo.slice(0, colon)}:***@`;
     })
-    .replace(SECRET_PARAMS, "$1***");
+    .replace(SECRET_PARAMS, "$1***")
+    .replace(SECRET_FIELDS, (_match, name: string, value: string) => `${name}${value[0]}***${value[0]}`);
 }

@@ -207,6 +207,11 @@ describe("redact", () => {
     ["first redis://a:one111@h1 then amqp://b:two222@h2", "one111"],
     ["first redis://a:one111@h1 then amqp://b:two222@h2", "two222"],
     ["REDIS://USER:UPPERSECRET@HOST", "UPPERSECRET"],
+    ["redis://app:p@ss-unencoded@host:6379", "ss-unencoded"],
+    ['{"user":"app","password":"json-s3cret"}', "json-s3cret"],
+    ['{"password":"esc\\"aped-s3cret"}', "aped-s3cret"],
+    ["{ username: 'app', password: 'inspect-s3cret' }", "inspect-s3cret"],
+    ['credentials: { secretAccessKey: "wJalr-inspected" }', "wJalr-inspected"],
   ])("removes the secret from %j", (text, secret) => {
     expect(redact(text)).not.toContain(secret);
   });
@@ -216,6 +221,12 @@ describe("redact", () => {
     expect(redact("redis://:secret@host")).toBe("redis://:***@host");
     expect(redact("amqp://guest:guest@localhost")).toBe("amqp://***@localhost");
     expect(redact("nats://s3cr3t-token@localhost:4222")).toBe("nats://***@localhost:4222");
+  });
+
+  it("keeps the field name and quotes of a secret field", () => {
+    expect(redact(`{"password":"x1","host":"h"}`)).toBe(`{"password":"***","host":"h"}`);
+    expect(redact("{ pass: 'x1', port: 1 }")).toBe("{ pass: '***', port: 1 }");
+    expect(redact("bypass: 'not-a-secret'")).toBe("bypass: 'not-a-secret'");
   });
 
   it("replaces query secrets with ***", () => {
