@@ -23,6 +23,9 @@ export function capabilityTable(caps: BrokerCapabilities): string {
     ["Durable (survives a broker restart)", caps.durable ? "yes" : "no"],
     ["Timer resolution", `${duration(caps.timerResolutionMs)}`],
   ];
+  if (caps.exactActiveCount === false) {
+    rows.push(["Active (in-flight) count", "this instance's own deliveries only (the broker reports ready messages alone)"]);
+  }
   return ["| feature | support |", "| --- | --- |", ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join("\n");
 }
 

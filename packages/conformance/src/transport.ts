@@ -693,6 +693,8 @@ export function transportDedupe(options: ConformanceOptions): void {
 /** Inspection: counts follow messages through waiting, delayed, active and dead; purge clears all but in-flight. */
 export function transportInspection(options: ConformanceOptions): void {
   group(options, "transport: inspection and purge", ({ caps, t }) => {
+    // Brokers that cannot see other connections' unsettled deliveries are not held to `active` counts.
+    const inexact = { ignoreActive: caps.exactActiveCount === false };
     it(
       "counts waiting, active and dead exactly as messages move",
       async () => {
@@ -705,7 +707,7 @@ export function transportInspection(options: ConformanceOptions): void {
         const inbox = new Inbox();
         await consumer!.consume(q, { prefetch: 2, leaseMs: t.longLease }, inbox.onDelivery);
         const [one, two] = await inbox.waitForCount(2, t.wait);
-        await expectCounts(producer!, q, { waiting: 1, delayed: 0, active: 2, dead: 0 }, t.wait);
+        await expectCounts(producer!, q, { waiting: 1, delayed: 0, active: 2, dead: 0 }, t.wait, inexact);
         await one!.delivery.deadLetter({
           body: one!.body,
           reason: "non-retryable",
@@ -713,7 +715,7 @@ export function transportInspection(options: ConformanceOptions): void {
           failedAt: Date.now(),
         });
         const [, , three] = await inbox.waitForCount(3, t.wait);
-        await expectCounts(producer!, q, { waiting: 0, delayed: 0, active: 2, dead: 1 }, t.wait);
+        await expectCounts(producer!, q, { waiting: 0, delayed: 0, active: 2, dead: 1 }, t.wait, inexact);
         await two!.delivery.ack();
         await three!.delivery.ack();
         await expectCounts(producer!, q, { waiting: 0, delayed: 0, active: 0, dead: 1 }, t.wait);
@@ -736,7 +738,7 @@ export function transportInspection(options: ConformanceOptions): void {
           await consumer!.consume(q, { prefetch: 5, leaseMs: t.longLease }, inbox.onDelivery);
           const [now] = await inbox.waitForCount(1, t.wait);
           expect(now!.body).toBe("now");
-          await expectCounts(producer!, q, { waiting: 0, delayed: 1, active: 1, dead: 0 }, t.wait);
+          await expectCounts(producer!, q, { waiting: 0, delayed: 1, active: 1, dead: 0 }, t.wait, inexact);
           await now!.delivery.retry({ ...first, body: "now-retried", delayMs: later, dedupe: false });
           await expectCounts(producer!, q, { waiting: 0, delayed: 2, active: 0, dead: 0 }, t.wait);
           expect(inbox.received).toHaveLength(1);
@@ -761,7 +763,7 @@ export function transportInspection(options: ConformanceOptions): void {
         await dead.delivery.deadLetter({ body: dead.body, reason: "validation", error: { name: "E", message: "m" }, failedAt: Date.now() });
         await publishAll(producer!, q, [message("w-1"), message("w-2"), message("d-1", { delayMs: t.delay })]);
         await producer!.purge(q);
-        await expectCounts(producer!, q, { waiting: 0, delayed: 0, active: 1, dead: 0 }, t.wait);
+        await expectCounts(producer!, q, { waiting: 0, delayed: 0, active: 1, dead: 0 }, t.wait, inexact);
         expect(await producer!.listDeadLetters(q, { limit: 10 })).toEqual([]);
         await flying.delivery.ack();
         await expectCounts(producer!, q, EMPTY, t.wait);

@@ -31,6 +31,12 @@ export interface BrokerCapabilities {
   readonly redeliverOnClose: boolean;
   /** Finest delay or lease granularity the broker honours, in ms; the conformance suite scales its time limits by it. */
   readonly timerResolutionMs: number;
+  /**
+   * `counts().active` includes deliveries held by every connection. `false`: the broker cannot
+   * report unsettled deliveries (AMQP counts ready messages only), so `active` counts only this
+   * instance's own. @default true
+   */
+  readonly exactActiveCount?: boolean;
 }
 
 /** A message to publish. The body is an encoded envelope; the other fields are what a broker needs to route it. */
