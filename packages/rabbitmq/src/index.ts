@@ -1,2 +1,1 @@
-// @jobs/rabbitmq: work in progress; the adapter lands in slices (see the issue for @jobs/rabbitmq).
-export {};
+export { createRabbitMQBroker, type RabbitMQBroker, type RabbitMQBrokerOptions, rabbitmqCapabilities } from "./rabbitmq-broker.js";
