@@ -1,2 +1,3 @@
-// @jobs/redis: work in progress; the adapter lands in slices (see the issue for @jobs/redis).
-export {};
+// @jobs/redis: the Broker contract on Redis (ioredis), every move an atomic Lua script.
+export { type RedisQueueKeys, redisQueueKeys } from "./keys.js";
+export { createRedisBroker, type RedisBrokerOptions, redisCapabilities } from "./redis-broker.js";

@@ -1,0 +1,79 @@
+-- publish.lua: store a batch of messages in one queue, idempotent by job id within the dedupe window.
+--
+-- A message gets a fresh message key "<level><seq>" (level 0..4 first, so every other script can
+-- tell its priority list from the key alone); its body goes into the body hash, its key into a
+-- waiting list (ready now) or the delayed set (ready later). A job id published with dedupe on is
+-- remembered in the seen set until the window ends: publishing it again (a caller's retry, or
+-- ioredis re-sending an unanswered script after a reconnect) stores nothing.
+--
+-- KEYS[1]      body hash        message key -> body
+-- KEYS[2]      delayed zset     message key, score = due time (ms)
+-- KEYS[3]      seen zset        job id, score = end of its dedupe window (ms)
+-- KEYS[4]      seq string       message key counter
+-- KEYS[5]      wake list        token a waiting consumer blocks on (BLPOP)
+-- KEYS[6..10]  waiting lists    priority 0..4 (LPUSH to enqueue, RPOP to take)
+-- ARGV[1]      dedupe window in ms (0: no dedupe)
+-- ARGV[2..]    five per message: job id, body, priority level (0..4), delay in ms, dedupe ("1"/"0")
+-- Returns      one integer per message, in order: 0 stored, 1 duplicate (nothing stored)
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local n = (#ARGV - 1) / 5
+local CHUNK = 4000
+
+local function bulk(command, key, args)
+  for i = 1, #args, CHUNK do
+    redis.call(command, key, unpack(args, i, math.min(i + CHUNK - 1, #args)))
+  end
+end
+
+if window > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+end
+local last = redis.call('INCRBY', KEYS[4], n)
+local out = {}
+local bodies = {}
+local delayed = {}
+local ready = { {}, {}, {}, {}, {} }
+local anyReady = false
+for i = 0, n - 1 do
+  local base = 2 + i * 5
+  local duplicate = 0
+  if window > 0 and ARGV[base + 4] == '1' then
+    if redis.call('ZADD', KEYS[3], 'NX', now + window, ARGV[base]) == 0 then
+      duplicate = 1
+    end
+  end
+  out[i + 1] = duplicate
+  if duplicate == 0 then
+    local level = tonumber(ARGV[base + 2])
+    local key = level .. (last - n + i + 1)
+    bodies[#bodies + 1] = key
+    bodies[#bodies + 1] = ARGV[base + 1]
+    local delay = tonumber(ARGV[base + 3])
+    if delay > 0 then
+      delayed[#delayed + 1] = now + delay
+      delayed[#delayed + 1] = key
+    else
+      local list = ready[level + 1]
+      list[#list + 1] = key
+      anyReady = true
+    end
+  end
+end
+if #bodies > 0 then
+  bulk('HSET', KEYS[1], bodies)
+end
+if #delayed > 0 then
+  bulk('ZADD', KEYS[2], delayed)
+end
+for level = 0, 4 do
+  if #ready[level + 1] > 0 then
+    bulk('LPUSH', KEYS[6 + level], ready[level + 1])
+  end
+end
+if anyReady and redis.call('LLEN', KEYS[5]) == 0 then
+  redis.call('LPUSH', KEYS[5], '1')
+end
+return out

@@ -1,0 +1,699 @@
+import {
+  type Broker,
+  type BrokerCapabilities,
+  BrokerClosedError,
+  BrokerConnectionError,
+  type BrokerEventMap,
+  type ConsumeOptions,
+  type DeadLetter,
+  type DeadLetterRecord,
+  type Delivery,
+  type Duration,
+  Emitter,
+  EnqueueOutcomeUnknownError,
+  InvalidOptionsError,
+  type JobsError,
+  LeaseLostError,
+  type OutgoingMessage,
+  PayloadTooLargeError,
+  type PublishOutcome,
+  parseDuration,
+  type QueueCounts,
+  redact,
+  type Subscription,
+  serializeError,
+} from "@jobs/core";
+import { Redis, type RedisOptions } from "ioredis";
+import { registerScripts, type ScriptRunner } from "./internal/scripts.js";
+import { type RedisQueueKeys, redisQueueKeys } from "./keys.js";
+
+/** What the Redis adapter does natively (the defaults; an instance narrows them from its options). */
+export const redisCapabilities: BrokerCapabilities = {
+  priority: "native",
+  maxDelayMs: Number.POSITIVE_INFINITY,
+  maxPayloadBytes: 1_048_576,
+  dedupeWindowMs: 300_000,
+  leaseExtension: true,
+  durable: true,
+  redeliverOnClose: false,
+  timerResolutionMs: 10,
+};
+
+/** Options of `createRedisBroker`. Connection: `url`, `connection` or `client` (a template). */
+export interface RedisBrokerOptions {
+  /** Redis URL, e.g. "redis://user:pass@host:6379/0" or "rediss://…" for TLS. @default "redis://127.0.0.1:6379" */
+  readonly url?: string;
+  /** ioredis connection options (host, port, username, password, tls, db, …); what `url` says wins. @default {} */
+  readonly connection?: RedisOptions;
+  /** An ioredis client used as a template: the broker opens its own connections with its options and never closes it. @default undefined */
+  readonly client?: Redis;
+  /** Prefix of every key (no "{" or "}"). @default "jobs" */
+  readonly prefix?: string;
+  /** Largest message body accepted, in UTF-8 bytes. @default 1048576 (1 MiB) */
+  readonly maxPayloadBytes?: number;
+  /** How long a published job id is remembered for dedupe ("0" turns dedupe off). @default "5m" */
+  readonly dedupeWindow?: Duration;
+  /** Give up on a publish, settlement or inspection call after this long; a publish is then ambiguous. @default "10s" */
+  readonly requestTimeout?: Duration;
+  /** How often each connection is pinged, so that a dead or paused link is noticed while idle. @default "5s" */
+  readonly heartbeatInterval?: Duration;
+  /** A connection waiting this long for any byte of a reply is dead: it is destroyed and reconnected. @default "10s" */
+  readonly heartbeatTimeout?: Duration;
+  /** Longest a consumer with nothing to do blocks on its wake-up key before looking again. @default "5s" */
+  readonly maxBlock?: Duration;
+  /** Cap of the reconnect backoff (reconnects never give up). @default "2s" */
+  readonly maxReconnectDelay?: Duration;
+  /** At connect, read `maxmemory-policy` and AOF from INFO and emit `config-warning` when they void "at least once". @default true */
+  readonly checkServerConfig?: boolean;
+}
+
+const STORED: PublishOutcome = Object.freeze({ ok: true, duplicate: false });
+const DUPLICATE: PublishOutcome = Object.freeze({ ok: true, duplicate: true });
+const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|::1|\[::1\])$/i;
+
+/** Marks a call that ran out of time (its command may still run later). */
+class RequestTimeout extends Error {}
+
+/** A copy of a native error that keeps name and (redacted) message only: ioredis errors carry command arguments, AUTH's included. */
+function cleanCause(error: unknown): Error {
+  const copy = new Error(redact(String((error as Error)?.message ?? error)));
+  copy.name = typeof (error as Error)?.name === "string" ? (error as Error).name : "Error";
+  return copy;
+}
+
+function describe(error: unknown): string {
+  return redact(String((error as Error)?.message ?? error));
+}
+
+/** True for an error reply of the server (nothing ran), as opposed to a lost connection or a timeout. */
+function isReplyError(error: unknown): boolean {
+  return (error as Error)?.name === "ReplyError";
+}
+
+interface Waiter {
+  readonly resolve: (value: number) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface PublishWaiter {
+  readonly outcomes: PublishOutcome[];
+  readonly indexes: number[];
+  readonly resolve: (outcomes: PublishOutcome[]) => void;
+}
+
+/** Per physical queue: its keys and the batches waiting for the next flush. */
+interface QueueState {
+  readonly name: string;
+  readonly keys: RedisQueueKeys;
+  readonly publishKeys: string[];
+  readonly fetchKeys: string[];
+  readonly settleKeys: string[];
+  readonly inspectKeys: string[];
+  readonly purgeKeys: string[];
+  publishArgs: (string | number)[];
+  publishWaiters: PublishWaiter[];
+  settleArgs: (string | number)[];
+  settleWaiters: Waiter[];
+  readonly consumers: Set<RedisConsumer>;
+}
+
+class RedisDelivery implements Delivery {
+  readonly body: string;
+  readonly deliveryCount: number;
+  /** The delivery's token: "<key>#<deliveries>" in the active set. */
+  readonly member: string;
+  readonly #consumer: RedisConsumer;
+
+  constructor(consumer: RedisConsumer, member: string, body: string) {
+    this.#consumer = consumer;
+    this.member = member;
+    this.body = body;
+    this.deliveryCount = Number(member.slice(member.lastIndexOf("#") + 1));
+  }
+
+  ack(): Promise<void> {
+    return this.#consumer.settle(this, ["a", this.member]);
+  }
+
+  retry(next: OutgoingMessage): Promise<void> {
+    return this.#consumer.settle(this, ["r", this.member, next.body, next.priority, Math.max(0, Math.ceil(next.delayMs))]);
+  }
+
+  defer(delayMs: number): Promise<void> {
+    return this.#consumer.settle(this, ["f", this.member, Math.max(0, Math.ceil(delayMs))]);
+  }
+
+  deadLetter(record: DeadLetterRecord): Promise<void> {
+    const stored = JSON.stringify({ body: record.body, reason: record.reason, error: record.error, failedAt: record.failedAt });
+    return this.#consumer.settle(this, ["d", this.member, stored]);
+  }
+
+  extendLease(ms: number): Promise<void> {
+    return this.#consumer.extend(this, ms);
+  }
+}
+
+class RedisConsumer {
+  unsettled = 0;
+  stopped = false;
+  readonly held: Set<RedisDelivery> = new Set();
+  fetching: Promise<void> | undefined;
+  #again = false;
+  #blocking = false;
+  #blocker: Redis | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  #failures = 0;
+
+  constructor(
+    readonly broker: RedisBrokerImpl,
+    readonly queue: QueueState,
+    readonly prefetch: number,
+    readonly leaseMs: number,
+    readonly onDelivery: (delivery: Delivery) => void,
+  ) {}
+
+  /** Fetch as many messages as there are free slots, unless a fetch is already on its way. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.fetching !== undefined) {
+      this.#again = true;
+      return;
+    }
+    const free = this.prefetch - this.unsettled;
+    if (free <= 0) return;
+    this.#again = false;
+    this.fetching = this.broker.run("fetch", this.queue.fetchKeys, [free, this.leaseMs]).then(
+      (reply) => this.#fetched(reply as (string | number)[], free),
+      (error: unknown) => this.#fetchFailed(error),
+    );
+  }
+
+  #fetched(reply: (string | number)[], asked: number): void {
+    this.fetching = undefined;
+    this.#failures = 0;
+    const count = (reply.length - 1) / 2;
+    if (this.stopped) {
+      // Taken after stop(): straight back to the front of the queue.
+      for (let i = 1; i < reply.length; i += 2) this.broker.enqueueSettle(this.queue, ["l", String(reply[i])], undefined);
+      return;
+    }
+    for (let i = 1; i < reply.length; i += 2) {
+      const delivery = new RedisDelivery(this, String(reply[i]), String(reply[i + 1]));
+      this.held.add(delivery);
+      this.unsettled++;
+      try {
+        this.onDelivery(delivery);
+      } catch (error) {
+        this.broker.events.emit("error", { error: serializeError(error) });
+      }
+    }
+    if (count < asked) {
+      // Drained: wake up for the next due delayed message or expiring lease, or a publish.
+      const next = Number(reply[0]);
+      if (next >= 0) this.#arm(next);
+      this.#block();
+    }
+    if (this.#again || count === asked) this.kick();
+  }
+
+  #fetchFailed(error: unknown): void {
+    this.fetching = undefined;
+    if (this.stopped) return;
+    if (this.#failures++ === 0) {
+      this.broker.events.emit("error", {
+        error: serializeError(new BrokerConnectionError(`[jobs] [redis] fetch failed: ${describe(error)}`)),
+      });
+    }
+    this.#arm(Math.min(5_000, 50 * 2 ** Math.min(this.#failures, 7)));
+  }
+
+  #arm(ms: number): void {
+    const at = performance.now() + ms;
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Number.POSITIVE_INFINITY;
+      this.kick();
+    }, ms + 1);
+    this.#timer.unref();
+  }
+
+  /** Block on the queue's wake-up list (a connection of its own) until a publish or `maxBlock`. */
+  #block(): void {
+    if (this.#blocking || this.stopped) return;
+    this.#blocking = true;
+    this.#blocker ??= this.broker.connect("blocking");
+    this.#blocker.blpop(this.queue.keys.wake, this.broker.maxBlockSeconds).then(
+      () => {
+        this.#blocking = false;
+        this.kick();
+      },
+      () => {
+        this.#blocking = false;
+        if (!this.stopped) this.#arm(100);
+      },
+    );
+  }
+
+  settle(delivery: RedisDelivery, op: (string | number)[]): Promise<void> {
+    if (this.broker.closed)
+      return Promise.reject(new BrokerClosedError("[jobs] [redis] broker is closed; the delivery went back to its queue"));
+    if (!this.held.delete(delivery)) return Promise.reject(new LeaseLostError("[jobs] [redis] the delivery was already settled"));
+    this.unsettled--;
+    return new Promise((resolve, reject) => {
+      this.broker.enqueueSettle(this.queue, op, {
+        resolve: (ok) => (ok === 1 ? resolve() : reject(new LeaseLostError())),
+        reject,
+      });
+      this.broker.wantFetch(this);
+    });
+  }
+
+  extend(delivery: RedisDelivery, ms: number): Promise<void> {
+    if (this.broker.closed) return Promise.reject(new BrokerClosedError("[jobs] [redis] broker is closed"));
+    if (!this.held.has(delivery)) return Promise.reject(new LeaseLostError("[jobs] [redis] the delivery was already settled"));
+    return new Promise((resolve, reject) => {
+      this.broker.enqueueSettle(this.queue, ["e", delivery.member, Math.max(1, Math.ceil(ms))], {
+        resolve: (ok) => (ok === 1 ? resolve() : reject(new LeaseLostError())),
+        reject,
+      });
+    });
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#blocker?.disconnect();
+  }
+}
+
+class RedisBrokerImpl implements Broker {
+  readonly name: string = "redis";
+  readonly capabilities: BrokerCapabilities;
+  readonly events: Emitter<BrokerEventMap> = new Emitter<BrokerEventMap>();
+  readonly on: Broker["on"] = this.events.on;
+  readonly maxBlockSeconds: number;
+  closed = false;
+  readonly #options: RedisBrokerOptions;
+  readonly #prefix: string;
+  readonly #dedupeWindowMs: number;
+  readonly #requestTimeoutMs: number;
+  readonly #heartbeatTimeoutMs: number;
+  readonly #maxBlockMs: number;
+  readonly #maxReconnectDelayMs: number;
+  readonly #redis: Redis;
+  readonly #run: ScriptRunner;
+  readonly #heartbeat: NodeJS.Timeout;
+  readonly #queues = new Map<string, QueueState>();
+  readonly #consumers = new Set<RedisConsumer>();
+  readonly #dirty = new Set<QueueState>();
+  readonly #fetchWanted = new Set<RedisConsumer>();
+  readonly #blockers = new Set<Redis>();
+  #flushScheduled = false;
+  #closing: Promise<void> | undefined;
+  #wasReady = false;
+  #down = false;
+  #lastError: unknown;
+
+  constructor(options: RedisBrokerOptions) {
+    if (typeof options !== "object" || options === null) throw new InvalidOptionsError("options", "expected an options object");
+    this.#options = options;
+    if (options.url !== undefined && typeof options.url !== "string")
+      throw new InvalidOptionsError("url", "expected a redis:// or rediss:// URL");
+    if (options.client !== undefined && !(options.client instanceof Redis)) {
+      throw new InvalidOptionsError("client", "expected an ioredis Redis instance (Cluster clients are not supported yet)");
+    }
+    const prefix = options.prefix ?? "jobs";
+    if (typeof prefix !== "string" || prefix === "" || /[{}\s]/.test(prefix)) {
+      throw new InvalidOptionsError("prefix", 'expected a non-empty string without "{", "}" or spaces');
+    }
+    this.#prefix = prefix;
+    const maxPayloadBytes = options.maxPayloadBytes ?? redisCapabilities.maxPayloadBytes;
+    if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1 || maxPayloadBytes > 512 * 1024 * 1024) {
+      throw new InvalidOptionsError("maxPayloadBytes", `expected an integer from 1 to 536870912, got ${String(maxPayloadBytes)}`);
+    }
+    this.#dedupeWindowMs = parseDuration(options.dedupeWindow ?? redisCapabilities.dedupeWindowMs, "dedupeWindow");
+    this.#requestTimeoutMs = positive(options.requestTimeout ?? "10s", "requestTimeout");
+    const heartbeatMs = positive(options.heartbeatInterval ?? "5s", "heartbeatInterval");
+    this.#heartbeatTimeoutMs = positive(options.heartbeatTimeout ?? "10s", "heartbeatTimeout");
+    this.#maxBlockMs = positive(options.maxBlock ?? "5s", "maxBlock");
+    this.maxBlockSeconds = this.#maxBlockMs / 1000;
+    this.#maxReconnectDelayMs = positive(options.maxReconnectDelay ?? "2s", "maxReconnectDelay");
+    this.capabilities = { ...redisCapabilities, maxPayloadBytes, dedupeWindowMs: this.#dedupeWindowMs };
+
+    this.#redis = this.connect("command");
+    this.#run = registerScripts(this.#redis);
+    this.#redis.on("error", (error: unknown) => {
+      this.#lastError = error;
+    });
+    this.#redis.on("close", () => {
+      if (!this.#wasReady || this.#down || this.closed) return;
+      this.#down = true;
+      const error = this.#lastError === undefined ? undefined : serializeError(cleanCause(this.#lastError));
+      this.events.emit("disconnected", error === undefined ? {} : { error });
+    });
+    this.#redis.on("ready", () => this.#ready());
+    this.#heartbeat = setInterval(() => {
+      this.#redis.ping().catch(() => {});
+    }, heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  #ready(): void {
+    const first = !this.#wasReady;
+    this.#wasReady = true;
+    this.#lastError = undefined;
+    if (this.#down) {
+      this.#down = false;
+      this.events.emit("reconnected", {});
+      for (const consumer of this.#consumers) consumer.kick();
+    }
+    if (!first) return;
+    const o = this.#redis.options;
+    if (!LOOPBACK.test(String(o.host ?? "localhost")) && o.password === undefined && o.tls === undefined && o.path === undefined) {
+      this.events.emit("insecure-connection", {
+        message: `[jobs] [redis] connected to ${String(o.host)} without TLS or credentials: anyone on the network can read and forge jobs`,
+      });
+    }
+    if (this.#options.checkServerConfig !== false) void this.#checkServerConfig();
+  }
+
+  async #checkServerConfig(): Promise<void> {
+    let info: string;
+    try {
+      info = await this.#redis.info();
+    } catch {
+      return; // INFO may be denied by an ACL: nothing to check then.
+    }
+    const field = (name: string): string | undefined => new RegExp(`^${name}:(.*)$`, "m").exec(info)?.[1]?.trim();
+    const policy = field("maxmemory_policy");
+    if (policy !== undefined && policy !== "noeviction") {
+      this.events.emit("config-warning", {
+        message: `[jobs] [redis] maxmemory-policy is "${policy}": Redis may evict job keys under memory pressure, losing jobs; set it to "noeviction"`,
+      });
+    }
+    if (field("aof_enabled") === "0") {
+      this.events.emit("config-warning", {
+        message:
+          "[jobs] [redis] AOF is off (appendonly no): jobs accepted since the last snapshot are lost if Redis crashes; set appendonly yes (appendfsync everysec or always)",
+      });
+    }
+  }
+
+  /** Opens a connection with the adapter's safe settings: reconnect forever, detect dead links, resend unanswered commands. */
+  connect(role: "command" | "blocking"): Redis {
+    const safe: RedisOptions = {
+      maxRetriesPerRequest: null,
+      enableOfflineQueue: true,
+      autoResendUnfulfilledCommands: true,
+      // Any reply outstanding without a byte for this long: destroy the socket and reconnect.
+      socketTimeout: role === "command" ? this.#heartbeatTimeoutMs : this.#maxBlockMs + this.#heartbeatTimeoutMs,
+      connectTimeout: this.#heartbeatTimeoutMs,
+      retryStrategy: (times: number) => Math.min(this.#maxReconnectDelayMs, 25 * 2 ** Math.min(times, 12)) + Math.floor(Math.random() * 25),
+      disableClientInfo: true,
+      connectionName: `jobs-${role}`,
+    };
+    // Replies as arrays (RESP2 shapes), whatever protocol is negotiated.
+    const shapes = { replyMapping: "legacy" } as const;
+    const o = this.#options;
+    let redis: Redis;
+    if (o.client !== undefined) redis = o.client.duplicate({ ...o.connection, ...safe, ...shapes });
+    else redis = new Redis(o.url ?? "redis://127.0.0.1:6379", { ...o.connection, ...safe, ...shapes });
+    if (role === "blocking") {
+      this.#blockers.add(redis);
+      redis.on("error", () => {}); // reported through the command connection's events
+      redis.on("end", () => this.#blockers.delete(redis));
+    }
+    return redis;
+  }
+
+  /** Runs a script; `timed` bounds the wait (the command itself may still run later). */
+  run(name: Parameters<ScriptRunner>[0], keys: readonly string[], args: readonly (string | number)[], timed = false): Promise<unknown> {
+    const call = this.#run(name, keys, args);
+    if (!timed) return call;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RequestTimeout(`no reply within ${this.#requestTimeoutMs} ms`)), this.#requestTimeoutMs);
+    });
+    return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  #queue(name: string): QueueState {
+    let q = this.#queues.get(name);
+    if (q === undefined) {
+      const keys = redisQueueKeys(name, this.#prefix);
+      const [w0, w1, w2, w3, w4] = keys.waiting;
+      const waiting = [w0, w1, w2, w3, w4] as string[];
+      q = {
+        name,
+        keys,
+        publishKeys: [keys.body, keys.delayed, keys.seen, keys.seq, keys.wake, ...waiting],
+        fetchKeys: [keys.active, keys.body, keys.delayed, keys.wake, ...waiting],
+        settleKeys: [keys.active, keys.body, keys.delayed, keys.wake, keys.seq, keys.dead, keys.deadRecords, ...waiting],
+        inspectKeys: [keys.active, keys.delayed, keys.dead, keys.deadRecords, ...waiting],
+        purgeKeys: [keys.body, keys.delayed, keys.dead, keys.deadRecords, keys.wake, ...waiting],
+        publishArgs: [],
+        publishWaiters: [],
+        settleArgs: [],
+        settleWaiters: [],
+        consumers: new Set(),
+      };
+      this.#queues.set(name, q);
+    }
+    return q;
+  }
+
+  #ensureOpen(): void {
+    if (this.closed) throw new BrokerClosedError("[jobs] [redis] broker is closed");
+  }
+
+  #schedule(q: QueueState): void {
+    this.#dirty.add(q);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // Everything settled or published during this turn of the event loop goes out as one script call per queue.
+    setImmediate(() => this.#flush());
+  }
+
+  enqueueSettle(q: QueueState, op: (string | number)[], waiter: Waiter | undefined): void {
+    for (const a of op) q.settleArgs.push(a);
+    q.settleWaiters.push(waiter ?? { resolve: () => {}, reject: () => {} });
+    this.#schedule(q);
+  }
+
+  wantFetch(consumer: RedisConsumer): void {
+    this.#fetchWanted.add(consumer);
+  }
+
+  #flush(): Promise<unknown> {
+    this.#flushScheduled = false;
+    const sent: Promise<unknown>[] = [];
+    for (const q of this.#dirty) {
+      if (q.publishWaiters.length > 0) sent.push(this.#flushPublish(q));
+      if (q.settleWaiters.length > 0) sent.push(this.#flushSettle(q));
+    }
+    this.#dirty.clear();
+    // Fetch after the settlements, on the same connection: Redis runs them in that order.
+    for (const consumer of this.#fetchWanted) consumer.kick();
+    this.#fetchWanted.clear();
+    return Promise.allSettled(sent);
+  }
+
+  #flushPublish(q: QueueState): Promise<void> {
+    const args = q.publishArgs;
+    const waiters = q.publishWaiters;
+    q.publishArgs = [];
+    q.publishWaiters = [];
+    return this.run("publish", q.publishKeys, [this.#dedupeWindowMs, ...args], true).then(
+      (reply) => {
+        const flags = reply as number[];
+        let k = 0;
+        for (const w of waiters) {
+          for (const i of w.indexes) w.outcomes[i] = flags[k++] === 1 ? DUPLICATE : STORED;
+          w.resolve(w.outcomes);
+        }
+      },
+      (error: unknown) => {
+        // A server error reply means the script did not run; anything else (timeout, lost connection) leaves it unknown.
+        const failure: JobsError = isReplyError(error)
+          ? new BrokerConnectionError(`[jobs] [redis] publish refused: ${describe(error)}`, { cause: cleanCause(error) })
+          : new EnqueueOutcomeUnknownError(`[jobs] [redis] publish failed, the messages may or may not be stored: ${describe(error)}`, {
+              cause: cleanCause(error),
+            });
+        for (const w of waiters) {
+          for (const i of w.indexes) w.outcomes[i] = { ok: false, error: failure };
+          w.resolve(w.outcomes);
+        }
+      },
+    );
+  }
+
+  #flushSettle(q: QueueState): Promise<void> {
+    const args = q.settleArgs;
+    const waiters = q.settleWaiters;
+    q.settleArgs = [];
+    q.settleWaiters = [];
+    return this.run("settle", q.settleKeys, args, true).then(
+      (reply) => {
+        const results = reply as number[];
+        for (let i = 0; i < waiters.length; i++) (waiters[i] as Waiter).resolve(results[i] as number);
+      },
+      (error: unknown) => {
+        const failure = new BrokerConnectionError(`[jobs] [redis] settlement failed: ${describe(error)}`, { cause: cleanCause(error) });
+        for (const w of waiters) w.reject(failure);
+      },
+    );
+  }
+
+  publish(queue: string, messages: readonly OutgoingMessage[]): Promise<PublishOutcome[]> {
+    if (this.closed) return Promise.reject(new BrokerClosedError("[jobs] [redis] broker is closed"));
+    let q: QueueState;
+    try {
+      q = this.#queue(checkQueue(queue));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const limit = this.capabilities.maxPayloadBytes;
+    const outcomes: PublishOutcome[] = new Array(messages.length);
+    const indexes: number[] = [];
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as OutgoingMessage;
+      // Measured as string length ×3 first: exact UTF-8 counting is only needed near the limit.
+      if (m.body.length * 3 > limit) {
+        const size = Buffer.byteLength(m.body, "utf8");
+        if (size > limit) {
+          outcomes[i] = { ok: false, error: new PayloadTooLargeError(size, limit, "message") };
+          continue;
+        }
+      }
+      indexes.push(i);
+      q.publishArgs.push(m.id, m.body, m.priority, m.delayMs > 0 ? Math.ceil(m.delayMs) : 0, m.dedupe ? 1 : 0);
+    }
+    if (indexes.length === 0) return Promise.resolve(outcomes);
+    return new Promise((resolve) => {
+      q.publishWaiters.push({ outcomes, indexes, resolve });
+      this.#schedule(q);
+    });
+  }
+
+  async consume(queue: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription> {
+    this.#ensureOpen();
+    if (!Number.isInteger(options?.prefetch) || options.prefetch < 1)
+      throw new InvalidOptionsError("prefetch", "expected a positive integer");
+    if (!(options.leaseMs > 0)) throw new InvalidOptionsError("leaseMs", "expected a positive number");
+    if (typeof onDelivery !== "function") throw new InvalidOptionsError("onDelivery", "expected a function");
+    const q = this.#queue(checkQueue(queue));
+    const consumer = new RedisConsumer(this, q, options.prefetch, Math.ceil(options.leaseMs), onDelivery);
+    this.#consumers.add(consumer);
+    q.consumers.add(consumer);
+    consumer.kick();
+    return {
+      stop: async () => {
+        consumer.stop();
+        q.consumers.delete(consumer);
+      },
+    };
+  }
+
+  async #inspect(queue: string, args: readonly (string | number)[]): Promise<unknown> {
+    this.#ensureOpen();
+    const q = this.#queue(checkQueue(queue));
+    try {
+      return await this.run("inspect", q.inspectKeys, args, true);
+    } catch (error) {
+      throw new BrokerConnectionError(`[jobs] [redis] ${String(args[0])} failed: ${describe(error)}`, { cause: cleanCause(error) });
+    }
+  }
+
+  async counts(queue: string): Promise<QueueCounts> {
+    const [waiting, delayed, active, dead] = (await this.#inspect(queue, ["counts"])) as number[];
+    return { waiting: waiting ?? 0, delayed: delayed ?? 0, active: active ?? 0, dead: dead ?? 0 };
+  }
+
+  async listDeadLetters(queue: string, options: { readonly limit: number; readonly offset?: number }): Promise<DeadLetter[]> {
+    const limit = options?.limit;
+    const offset = options?.offset ?? 0;
+    if (!Number.isInteger(limit) || limit < 0) throw new InvalidOptionsError("limit", "expected a non-negative integer");
+    if (!Number.isInteger(offset) || offset < 0) throw new InvalidOptionsError("offset", "expected a non-negative integer");
+    if (limit === 0) return [];
+    const reply = (await this.#inspect(queue, ["list", offset, limit])) as string[];
+    const out: DeadLetter[] = [];
+    for (let i = 0; i < reply.length; i += 2) {
+      try {
+        const r = JSON.parse(reply[i + 1] as string) as DeadLetterRecord;
+        out.push({ key: reply[i] as string, body: r.body, reason: r.reason, error: r.error, failedAt: r.failedAt });
+      } catch {
+        // A record someone wrote by hand: not ours to show.
+      }
+    }
+    return out;
+  }
+
+  async removeDeadLetters(queue: string, keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) {
+      this.#ensureOpen();
+      return 0;
+    }
+    return Number(await this.#inspect(queue, ["remove", ...keys]));
+  }
+
+  async purge(queue: string): Promise<void> {
+    this.#ensureOpen();
+    const q = this.#queue(checkQueue(queue));
+    try {
+      await this.run("purge", q.purgeKeys, [], true);
+    } catch (error) {
+      throw new BrokerConnectionError(`[jobs] [redis] purge failed: ${describe(error)}`, { cause: cleanCause(error) });
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.closed = true;
+    for (const consumer of this.#consumers) consumer.stop();
+    const bounded = <T>(p: Promise<T>): Promise<unknown> =>
+      Promise.race([p, new Promise((r) => setTimeout(r, this.#requestTimeoutMs).unref())]).catch(() => {});
+    // Fetches on their way come back and are released (consumer stopped); then every held delivery goes back too.
+    await bounded(Promise.allSettled([...this.#consumers].map((c) => c.fetching)));
+    for (const consumer of this.#consumers) {
+      for (const delivery of consumer.held) this.enqueueSettle(consumer.queue, ["l", delivery.member], undefined);
+      consumer.held.clear();
+    }
+    this.#consumers.clear();
+    this.#fetchWanted.clear();
+    await bounded(this.#flush());
+    clearInterval(this.#heartbeat);
+    for (const blocker of this.#blockers) blocker.disconnect();
+    // QUIT only on a live connection: one still connecting (or down) would wait for the timeout.
+    if (this.#redis.status === "ready") await bounded(this.#redis.quit());
+    this.#redis.disconnect();
+  }
+}
+
+function positive(value: Duration, field: string): number {
+  const ms = parseDuration(value, field);
+  if (!(ms > 0)) throw new InvalidOptionsError(field, "expected a positive duration");
+  return ms;
+}
+
+const QUEUE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/;
+
+function checkQueue(queue: string): string {
+  if (typeof queue !== "string" || !QUEUE.test(queue)) {
+    throw new InvalidOptionsError("queue", `expected letters, digits, "_", ".", ":" or "-" (no "{" or "}"), got ${JSON.stringify(queue)}`);
+  }
+  return queue;
+}
+
+/** Creates a broker on Redis (ioredis): atomic Lua scripts for every move, one hash tag per queue. */
+export function createRedisBroker(options: RedisBrokerOptions = {}): Broker {
+  return new RedisBrokerImpl(options);
+}

@@ -1,0 +1,64 @@
+import { brokerUrlFromEnv, runConformance, startPrivateServer, transportRestart } from "@jobs/conformance";
+import { Redis } from "ioredis";
+import { afterAll, describe } from "vitest";
+import { createRedisBroker, type RedisBrokerOptions } from "../src/index.js";
+
+const url = brokerUrlFromEnv("JOBS_REDIS_URL");
+
+// Every run writes under its own prefix, so runs (and other users of the Redis) never meet.
+const prefix = `jobs-test-${process.pid}-${Date.now().toString(36)}`;
+// Short heartbeats and reconnect backoff, so stalled links are recycled and restarts noticed quickly.
+const fast: RedisBrokerOptions = { prefix, heartbeatInterval: "1s", heartbeatTimeout: "2s", maxReconnectDelay: "500ms" };
+
+if (url === undefined) {
+  describe.skip("redis [needs JOBS_REDIS_URL]", () => {});
+} else {
+  const { hostname, port } = new URL(url);
+  // What the run leaves behind (sequence counters, dedupe windows) goes with its prefix.
+  afterAll(async () => {
+    const redis = new Redis(url);
+    try {
+      for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 1000 }) as AsyncIterable<string[]>) {
+        if (keys.length > 0) await redis.del(...keys);
+      }
+    } finally {
+      redis.disconnect();
+    }
+  });
+  runConformance({
+    name: "redis",
+    createBroker: (ctx) =>
+      createRedisBroker({ ...fast, url: ctx?.endpoint === undefined ? url : `redis://${ctx.endpoint.host}:${ctx.endpoint.port}` }),
+    endpoint: { host: hostname, port: Number(port || 6379) },
+  });
+
+  // Restarts hit a private redis-server (its own port and directory, AOF fsync on every write),
+  // killed with SIGKILL and started again: never the machine's Redis.
+  const server = await startPrivateServer({
+    command: "redis-server",
+    args: ({ port, dir }) => [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--appendonly",
+      "yes",
+      "--appendfsync",
+      "always",
+      "--save",
+      "",
+      "--maxmemory-policy",
+      "noeviction",
+    ],
+  });
+  afterAll(() => server.stop());
+  describe("conformance: redis (private server, kill -9 and restart)", () => {
+    transportRestart({
+      name: "redis (private server, kill -9 and restart)",
+      createBroker: () => createRedisBroker({ ...fast, url: `redis://127.0.0.1:${server.port}` }),
+      restart: () => server.restart("SIGKILL"),
+    });
+  });
+}
