@@ -1,2 +1,1 @@
-// @jobs/nats: work in progress; the adapter lands in slices (see the issue for @jobs/nats).
-export {};
+export { createNatsBroker, type NatsBrokerOptions, natsCapabilities } from "./nats-broker.js";

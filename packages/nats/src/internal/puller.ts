@@ -1,0 +1,102 @@
+import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+
+/** How long one pull request waits on the server before it expires (and is renewed). */
+const EXPIRES_MS = 30_000;
+/** A pull that has seen neither a message nor a status this long after its expiry is presumed lost. */
+const STALL_MS = EXPIRES_MS + 5_000;
+const NAK = "-NAK";
+
+/**
+ * A pull consumer loop over one durable consumer: keeps `unsettled + requested ≤ prefetch` by
+ * sending pull requests (`batch` = free slots) to a private inbox, and renews the inbox after a
+ * reconnect so that requests of a dead connection can never deliver beyond the limit.
+ */
+export class Puller {
+  unsettled = 0;
+  #requested = 0;
+  #sub: Subscription | undefined;
+  #inbox = "";
+  #stopped = false;
+  #lastActivity = 0;
+  readonly #watchdog: NodeJS.Timeout;
+  readonly #threshold: number;
+  readonly #next: string;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    api: string,
+    readonly prefetch: number,
+    private readonly onMessage: (msg: Msg) => void,
+  ) {
+    this.#next = api;
+    this.#threshold = Math.max(1, Math.ceil(prefetch / 4));
+    this.#watchdog = setInterval(() => {
+      if (this.#requested > 0 && performance.now() - this.#lastActivity > STALL_MS) this.reset();
+    }, STALL_MS / 2);
+    this.#watchdog.unref();
+  }
+
+  /** Subscribes a fresh inbox and asks for `prefetch - unsettled` messages. */
+  reset(): void {
+    if (this.#stopped) return;
+    this.#sub?.unsubscribe();
+    this.#requested = 0;
+    this.#inbox = createInbox();
+    this.#sub = this.nc.subscribe(this.#inbox, { callback: (_error, msg) => this.#receive(msg) });
+    this.pull();
+  }
+
+  /** Sends a pull request when enough slots are free (or nothing is requested at all). */
+  pull(): void {
+    if (this.#stopped) return;
+    const free = this.prefetch - this.unsettled - this.#requested;
+    if (free <= 0 || (free < this.#threshold && this.#requested > 0)) return;
+    this.#requested += free;
+    this.#lastActivity = performance.now();
+    this.nc.publish(this.#next, JSON.stringify({ batch: free, expires: EXPIRES_MS * 1e6 }), { reply: this.#inbox });
+  }
+
+  /** A delivery of this consumer was settled: its slot is free again. */
+  release(): void {
+    this.unsettled--;
+    this.pull();
+  }
+
+  #receive(msg: Msg): void {
+    this.#lastActivity = performance.now();
+    if (msg.reply === undefined || msg.reply === "") {
+      // A status: 408 (request expired) or 409 (request ended) carry how many messages it did not deliver.
+      const code = msg.headers?.code ?? 0;
+      if (code >= 400) {
+        const pending = Number(msg.headers?.get("Nats-Pending-Messages"));
+        if (Number.isFinite(pending) && pending > 0) {
+          this.#requested = Math.max(0, this.#requested - pending);
+          this.pull();
+        } else {
+          // An ended request that does not say how much it delivered (consumer deleted, too many
+          // waiting requests): start over a moment later, on a fresh inbox, rather than spin.
+          this.#requested = this.prefetch;
+          setTimeout(() => this.reset(), 1_000).unref();
+        }
+      }
+      return;
+    }
+    if (this.#requested > 0) this.#requested--;
+    if (this.#stopped || this.unsettled >= this.prefetch) {
+      // Sent by a request of a stopped consumer or of a dead connection: hand it back at once.
+      this.nc.publish(msg.reply, NAK);
+      return;
+    }
+    this.unsettled++;
+    this.onMessage(msg);
+  }
+
+  /** No more pull requests; the inbox is dropped, so the server stops sending to it. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#watchdog);
+    this.#sub?.unsubscribe();
+    this.#sub = undefined;
+  }
+}

@@ -1,0 +1,752 @@
+import {
+  type Broker,
+  type BrokerCapabilities,
+  BrokerClosedError,
+  BrokerConnectionError,
+  type BrokerEventMap,
+  type ConsumeOptions,
+  type DeadLetter,
+  type DeadLetterReason,
+  type DeadLetterRecord,
+  type Delivery,
+  type Duration,
+  Emitter,
+  EnqueueOutcomeUnknownError,
+  InvalidOptionsError,
+  type JobsError,
+  LeaseLostError,
+  type OutgoingMessage,
+  PayloadTooLargeError,
+  type PublishOutcome,
+  parseDuration,
+  type QueueCounts,
+  redact,
+  type SerializedError,
+  type Subscription,
+  serializeError,
+  UnknownQueueError,
+} from "@jobs/core";
+import { AckPolicy, type JetStreamManager, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { connect, headers, type Msg, type MsgHdrs, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { Puller } from "./internal/puller.js";
+
+/** What the NATS JetStream broker does natively (the defaults; options narrow `broker.capabilities`). */
+export const natsCapabilities: BrokerCapabilities = {
+  priority: "none",
+  maxDelayMs: Number.POSITIVE_INFINITY,
+  maxPayloadBytes: 1_000_000,
+  dedupeWindowMs: 120_000,
+  leaseExtension: true,
+  durable: true,
+  redeliverOnClose: false,
+  timerResolutionMs: 10,
+};
+
+/** Options of `createNatsBroker`. */
+export interface NatsBrokerOptions {
+  /** Server URL (or several, comma-separated); credentials in it are used and never shown. @default "nats://127.0.0.1:4222" */
+  readonly url?: string;
+  /** Extra `connect()` options of @nats-io/transport-node; they override ours (reconnect forever, ping every 2 s). @default {} */
+  readonly connectionOptions?: NodeConnectionOptions;
+  /** Use this connection instead of opening one; `close()` leaves it open. @default undefined (the broker connects) */
+  readonly connection?: NatsConnection;
+  /** Work-queue stream that holds every queue of this broker; created if missing. @default "JOBS" */
+  readonly stream?: string;
+  /** First token of the stream's subjects: `<prefix>.<queue>.ready|delayed|dead`. @default "jobs" */
+  readonly subjectPrefix?: string;
+  /** Replicas of the stream when the broker creates it. @default 1 */
+  readonly replicas?: number;
+  /** Duplicate window of the stream when the broker creates it: dedupe of enqueues by job id. @default "2m" */
+  readonly duplicateWindow?: Duration;
+  /** Largest body accepted, in UTF-8 bytes; leave room below the server's max_payload for headers. @default 1000000 */
+  readonly maxPayloadBytes?: number;
+  /** Longest delay declared to core (it re-delays longer ones on receipt); lower it to test that path. @default Infinity */
+  readonly maxDelay?: Duration;
+  /** Bound on every JetStream request and PubAck; a publish past it has an unknown outcome. @default "10s" */
+  readonly requestTimeout?: Duration;
+}
+
+const DUE = "Jobs-Due";
+const REASON = "Jobs-Reason";
+const FAILED_AT = "Jobs-Failed-At";
+const ERROR = "Jobs-Error";
+const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
+const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const DAY_MS = 86_400_000;
+/** Settling this close to the server's lease end is refused: the server may have redelivered already. */
+const LEASE_MARGIN_MS = 20;
+const SCHEDULER_PREFETCH = 128;
+const SCHEDULER_ACK_WAIT_MS = 30_000;
+const NOT_FOUND = 404;
+
+const fail = (message: string): never => {
+  throw new InvalidOptionsError("options", message);
+};
+
+/** Queue and job names become subject tokens: only letters, digits, `_` and `-` (no `.`, `*`, `>` or spaces). */
+function token(queue: string): string {
+  if (typeof queue !== "string" || !TOKEN.test(queue)) {
+    throw new InvalidOptionsError(
+      "queue",
+      `[nats] a queue name becomes a subject token and may contain only letters, digits, "_" and "-" (1-128), got ${JSON.stringify(queue)}`,
+    );
+  }
+  return queue;
+}
+
+interface Names {
+  readonly ready: string;
+  readonly delayed: string;
+  readonly dead: string;
+  readonly all: string;
+}
+
+function connectionError(what: string, error: unknown): BrokerConnectionError {
+  const e = serializeError(error);
+  return new BrokerConnectionError(`[jobs] [nats] ${what}: ${e.message}`, { cause: e });
+}
+
+/** The HTTP-like status of a JetStream API error (404: no such stream, consumer or message). */
+function errorCode(error: unknown): number | undefined {
+  const status = (error as { status?: unknown } | null)?.status;
+  return typeof status === "number" ? status : undefined;
+}
+
+class NatsBrokerImpl implements Broker {
+  readonly name: string = "nats";
+  readonly capabilities: BrokerCapabilities;
+  readonly #events = new Emitter<BrokerEventMap>();
+  readonly on: Broker["on"] = this.#events.on;
+  readonly #stream: string;
+  readonly #prefix: string;
+  readonly #timeoutMs: number;
+  readonly #holdMs: number;
+  readonly #ownsConnection: boolean;
+  readonly #ready: Promise<void>;
+  readonly #names = new Map<string, Names>();
+  readonly #pullers = new Set<{ readonly puller: Puller; readonly setup: () => Promise<void> }>();
+  readonly #held = new Set<NatsDelivery>();
+  readonly #inflight = new Set<(error: JobsError) => void>();
+  #nc: NatsConnection | undefined;
+  #jsm: JetStreamManager | undefined;
+  #connected = false;
+  #flushing: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  closed = false;
+
+  constructor(private readonly options: NatsBrokerOptions) {
+    if (typeof options !== "object" || options === null) fail("expected an options object");
+    this.#stream = options.stream ?? "JOBS";
+    if (!STREAM_NAME.test(this.#stream)) throw new InvalidOptionsError("stream", "expected 1-64 letters, digits, _ or -");
+    this.#prefix = options.subjectPrefix ?? "jobs";
+    if (!TOKEN.test(this.#prefix)) throw new InvalidOptionsError("subjectPrefix", "expected one subject token: letters, digits, _ or -");
+    const replicas = options.replicas ?? 1;
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new InvalidOptionsError("replicas", "expected 1 to 5");
+    const maxPayloadBytes = options.maxPayloadBytes ?? natsCapabilities.maxPayloadBytes;
+    if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1)
+      throw new InvalidOptionsError("maxPayloadBytes", "expected a positive integer");
+    const dedupeWindowMs = parseDuration(options.duplicateWindow ?? "2m", "duplicateWindow");
+    if (dedupeWindowMs < 100) throw new InvalidOptionsError("duplicateWindow", "expected at least 100 ms");
+    const maxDelayMs = options.maxDelay === undefined ? Number.POSITIVE_INFINITY : parseDuration(options.maxDelay, "maxDelay");
+    if (maxDelayMs < 1_000) throw new InvalidOptionsError("maxDelay", "expected at least 1 s");
+    this.#holdMs = Math.min(maxDelayMs, DAY_MS);
+    this.#timeoutMs = parseDuration(options.requestTimeout ?? "10s", "requestTimeout");
+    if (this.#timeoutMs < 1) throw new InvalidOptionsError("requestTimeout", "expected a positive duration");
+    this.capabilities = { ...natsCapabilities, maxPayloadBytes, dedupeWindowMs, maxDelayMs };
+    this.#ownsConnection = options.connection === undefined;
+    this.#ready = this.#init(replicas, dedupeWindowMs);
+    this.#ready.catch(() => {});
+  }
+
+  async #init(replicas: number, dedupeWindowMs: number): Promise<void> {
+    let nc = this.options.connection;
+    if (nc === undefined) {
+      const raw = this.options.url ?? "nats://127.0.0.1:4222";
+      const auth: { user?: string; pass?: string; token?: string } = {};
+      const servers = raw.split(",").map((s) => {
+        let url: URL;
+        try {
+          url = new URL(s.trim().includes("://") ? s.trim() : `nats://${s.trim()}`);
+        } catch {
+          throw new InvalidOptionsError("url", `expected nats://[user:pass@]host:port, got ${JSON.stringify(redact(s))}`);
+        }
+        if (url.username !== "" && url.password !== "") {
+          auth.user = decodeURIComponent(url.username);
+          auth.pass = decodeURIComponent(url.password);
+        } else if (url.username !== "") auth.token = decodeURIComponent(url.username);
+        this.#warnInsecure(url.hostname, url.username !== "");
+        return `${url.hostname.includes(":") ? `[${url.hostname}]` : url.hostname}:${url.port || "4222"}`;
+      });
+      try {
+        nc = await connect({
+          servers,
+          name: "@jobs/nats",
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 500,
+          pingInterval: 2_000,
+          maxPingOut: 2,
+          waitOnFirstConnect: true,
+          ...auth,
+          ...this.options.connectionOptions,
+        });
+      } catch (error) {
+        throw connectionError(`cannot connect to ${servers.join(",")}`, error);
+      }
+      if (this.closed) {
+        await nc.close();
+        throw new BrokerClosedError("[jobs] [nats] broker is closed");
+      }
+    }
+    this.#nc = nc;
+    this.#connected = !nc.isClosed();
+    this.#jsm = await jetstreamManager(nc, { timeout: this.#timeoutMs, checkAPI: false });
+    void this.#watch(nc);
+    await this.#ensureStream(replicas, dedupeWindowMs);
+    const version = /^(\d+)\.(\d+)/.exec(nc.info?.version ?? "");
+    if (version !== null && (Number(version[1]) < 2 || (Number(version[1]) === 2 && Number(version[2]) < 10))) {
+      this.#events.emit("config-warning", {
+        message: `[jobs] [nats] nats-server ${nc.info?.version} fsyncs JetStream files lazily (about every 2 minutes) and has no sync_interval setting: a machine crash can lose acknowledged jobs. nats-server 2.10+ accepts "jetstream { sync_interval: always }"`,
+      });
+    }
+  }
+
+  #warnInsecure(host: string, credentials: boolean): void {
+    const loopback = host === "localhost" || host.startsWith("127.") || host === "[::1]" || host === "::1";
+    if (!loopback && !credentials && this.options.connectionOptions?.tls == null) {
+      queueMicrotask(() =>
+        this.#events.emit("insecure-connection", { message: `[jobs] [nats] connecting to ${host} without TLS or credentials` }),
+      );
+    }
+  }
+
+  async #ensureStream(replicas: number, dedupeWindowMs: number): Promise<void> {
+    const jsm = this.#jsm as JetStreamManager;
+    const subject = `${this.#prefix}.>`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const info = await jsm.streams.info(this.#stream);
+        const c = info.config;
+        if (c.retention !== RetentionPolicy.Workqueue || !c.subjects?.includes(subject)) {
+          throw new InvalidOptionsError("stream", `stream "${this.#stream}" exists but is not a work-queue stream on "${subject}"`);
+        }
+        if (c.storage !== StorageType.File)
+          this.#events.emit("config-warning", {
+            message: `[jobs] [nats] stream "${this.#stream}" keeps messages in memory: they do not survive a server restart`,
+          });
+        if (Math.round(c.duplicate_window / 1e6) !== dedupeWindowMs) {
+          this.#events.emit("config-warning", {
+            message: `[jobs] [nats] stream "${this.#stream}" has a duplicate window of ${c.duplicate_window / 1e6} ms, not ${dedupeWindowMs} ms`,
+          });
+        }
+        return;
+      } catch (error) {
+        if (errorCode(error) !== NOT_FOUND || attempt > 2)
+          throw error instanceof InvalidOptionsError ? error : connectionError(`stream "${this.#stream}"`, error);
+      }
+      try {
+        await jsm.streams.add({
+          name: this.#stream,
+          subjects: [subject],
+          retention: RetentionPolicy.Workqueue,
+          storage: StorageType.File,
+          num_replicas: replicas,
+          duplicate_window: dedupeWindowMs * 1e6,
+        });
+        return;
+      } catch {
+        // Created concurrently by another instance: read it again.
+      }
+    }
+  }
+
+  async #watch(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect") {
+        this.#connected = false;
+        const lost = new EnqueueOutcomeUnknownError("[jobs] [nats] connection lost before the PubAck arrived");
+        for (const reject of this.#inflight) reject(lost);
+        if (!this.closed) this.#events.emit("disconnected", {});
+      } else if (status.type === "reconnect") {
+        this.#connected = true;
+        if (this.closed) continue;
+        try {
+          for (const p of this.#pullers) await p.setup();
+          this.#events.emit("reconnected", {});
+        } catch (error) {
+          this.#events.emit("error", { error: serializeError(error) });
+        }
+      }
+    }
+  }
+
+  /** Resolves once the connection is up and the stream exists, bounded by requestTimeout. */
+  async #open(): Promise<NatsConnection> {
+    if (this.closed) throw new BrokerClosedError("[jobs] [nats] broker is closed");
+    if (this.#nc === undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new BrokerConnectionError(`[jobs] [nats] not connected after ${this.#timeoutMs} ms`)),
+          this.#timeoutMs,
+        );
+      });
+      try {
+        await Promise.race([this.#ready, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (this.closed) throw new BrokerClosedError("[jobs] [nats] broker is closed");
+    }
+    return this.#nc as NatsConnection;
+  }
+
+  #subjects(queue: string): Names {
+    let names = this.#names.get(queue);
+    if (names === undefined) {
+      const base = `${this.#prefix}.${token(queue)}`;
+      names = { ready: `${base}.ready`, delayed: `${base}.delayed`, dead: `${base}.dead`, all: `${base}.*` };
+      this.#names.set(queue, names);
+    }
+    return names;
+  }
+
+  /** One request with a PubAck reply; rejects with a typed error. */
+  request(subject: string, body: string | Uint8Array, hdrs: MsgHdrs | undefined, queue: string): Promise<boolean> {
+    const nc = this.#nc as NatsConnection;
+    if (!this.#connected) return Promise.reject(new BrokerConnectionError("[jobs] [nats] not connected (reconnecting); nothing was sent"));
+    return new Promise<boolean>((resolve, reject) => {
+      this.#inflight.add(reject);
+      const opts = hdrs === undefined ? { timeout: this.#timeoutMs } : { timeout: this.#timeoutMs, headers: hdrs };
+      nc.request(subject, body, opts).then(
+        (reply) => {
+          this.#inflight.delete(reject);
+          const ack = JSON.parse(reply.string()) as { duplicate?: boolean; error?: { code?: number; description?: string } };
+          if (ack.error === undefined) resolve(ack.duplicate === true);
+          else if (ack.error.code === 503)
+            reject(new UnknownQueueError(queue, `[jobs] [nats] no JetStream stream captures "${subject}" (${ack.error.description})`));
+          else reject(new BrokerConnectionError(`[jobs] [nats] JetStream refused the publish to "${subject}": ${ack.error.description}`));
+        },
+        (error: unknown) => {
+          this.#inflight.delete(reject);
+          const name = (error as Error | undefined)?.name;
+          const noResponders = name === "NoResponders" || (error as { isNoResponders?: () => boolean }).isNoResponders?.() === true;
+          if (noResponders) {
+            reject(
+              new UnknownQueueError(
+                queue,
+                `[jobs] [nats] no JetStream stream captures "${subject}" (is stream "${this.#stream}" deleted?); nothing was stored`,
+              ),
+            );
+          } else if (this.closed) reject(new BrokerClosedError("[jobs] [nats] broker closed before the PubAck arrived"));
+          else
+            reject(
+              new EnqueueOutcomeUnknownError(`[jobs] [nats] no PubAck for "${subject}": ${redact(String((error as Error)?.message))}`, {
+                cause: serializeError(error),
+              }),
+            );
+        },
+      );
+    });
+  }
+
+  /** Resolves once the server has received everything published so far (one PING/PONG for all callers of a tick). */
+  confirm(): Promise<void> {
+    if (this.#flushing === undefined) {
+      this.#flushing = Promise.resolve().then(() => {
+        this.#flushing = undefined;
+        return (this.#nc as NatsConnection).flush().catch((error: unknown) => {
+          throw this.closed
+            ? new BrokerClosedError()
+            : connectionError("connection lost before the server confirmed the settlement; the job may run again", error);
+        });
+      });
+    }
+    return this.#flushing;
+  }
+
+  /** Publishes without waiting for anything (acks, naks, heartbeats). */
+  publishRaw(subject: string, data: string): void {
+    (this.#nc as NatsConnection).publish(subject, data);
+  }
+
+  /** Stores a dead letter: the body as data, the failure in headers. */
+  bury(queue: string, record: DeadLetterRecord, msgId: string): Promise<boolean> {
+    const hdrs = headers();
+    hdrs.set("Nats-Msg-Id", msgId);
+    hdrs.set(REASON, record.reason);
+    hdrs.set(FAILED_AT, String(record.failedAt));
+    hdrs.set(ERROR, JSON.stringify(record.error));
+    return this.request(this.#subjects(queue).dead, record.body, hdrs, queue);
+  }
+
+  /** Publishes one message to the ready or delayed subject of `queue`; `msgId` makes it idempotent. */
+  send(queue: string, body: string | Uint8Array, delayMs: number, msgId: string | undefined): Promise<boolean> {
+    const names = this.#subjects(queue);
+    let hdrs: MsgHdrs | undefined;
+    if (msgId !== undefined || delayMs > 0) {
+      hdrs = headers();
+      if (msgId !== undefined) hdrs.set("Nats-Msg-Id", msgId);
+      if (delayMs > 0) hdrs.set(DUE, String(Date.now() + delayMs));
+    }
+    return this.request(delayMs > 0 ? names.delayed : names.ready, body, hdrs, queue);
+  }
+
+  async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<PublishOutcome[]> {
+    this.#subjects(queue);
+    if (this.#nc === undefined || this.closed) await this.#open();
+    const max = this.capabilities.maxPayloadBytes;
+    const dedupe = this.capabilities.dedupeWindowMs > 0;
+    return Promise.all(
+      messages.map((m): Promise<PublishOutcome> | PublishOutcome => {
+        if (m.body.length * 3 > max) {
+          const size = Buffer.byteLength(m.body, "utf8");
+          if (size > max) return { ok: false, error: new PayloadTooLargeError(size, max, "message") };
+        }
+        // Enqueues dedupe per queue by job id; retries and requeues (dedupe: false) carry no id.
+        return this.send(queue, m.body, m.delayMs, m.dedupe && dedupe ? `${queue}:${m.id}` : undefined).then(
+          (duplicate) => ({ ok: true, duplicate }),
+          (error: JobsError) => ({ ok: false, error }),
+        );
+      }),
+    );
+  }
+
+  async #consumer(durable: string, filter: string, ackWaitMs: number): Promise<number> {
+    const jsm = this.#jsm as JetStreamManager;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const info = await jsm.consumers.info(this.#stream, durable);
+        const current = (info.config.ack_wait ?? 30e9) / 1e6;
+        if (current <= ackWaitMs) return current;
+        // The server's AckWait is the shortest lease of any worker; longer leases are kept by working() heartbeats.
+        await jsm.consumers.update(this.#stream, durable, { ack_wait: ackWaitMs * 1e6 });
+        return ackWaitMs;
+      } catch (error) {
+        if (errorCode(error) !== NOT_FOUND || attempt > 2) throw connectionError(`consumer "${durable}"`, error);
+      }
+      try {
+        await jsm.consumers.add(this.#stream, {
+          durable_name: durable,
+          filter_subject: filter,
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: ackWaitMs * 1e6,
+          max_ack_pending: -1,
+          max_deliver: -1,
+        });
+        return ackWaitMs;
+      } catch {
+        // Created concurrently: read it again.
+      }
+    }
+  }
+
+  async consume(queue: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription> {
+    const names = this.#subjects(queue);
+    if (!Number.isInteger(options.prefetch) || options.prefetch < 1)
+      throw new InvalidOptionsError("prefetch", "expected a positive integer");
+    if (!(options.leaseMs >= 1)) throw new InvalidOptionsError("leaseMs", "expected at least 1 ms");
+    const nc = await this.#open();
+    const api = (durable: string): string => `$JS.API.CONSUMER.MSG.NEXT.${this.#stream}.${durable}`;
+    const leaseMs = Math.ceil(options.leaseMs);
+    let ackWaitMs = leaseMs;
+    const ready = new Puller(nc, api(`ready_${queue}`), options.prefetch, (msg) => {
+      const delivery = new NatsDelivery(this, ready, queue, msg, ackWaitMs, leaseMs);
+      this.#held.add(delivery);
+      try {
+        onDelivery(delivery);
+      } catch (error) {
+        this.#events.emit("error", { error: serializeError(error) });
+      }
+    });
+    const scheduler = new Puller(nc, api(`delayed_${queue}`), SCHEDULER_PREFETCH, (msg) => this.#promote(scheduler, queue, msg));
+    const entries = [
+      {
+        puller: ready,
+        setup: async () => {
+          ackWaitMs = await this.#consumer(`ready_${queue}`, names.ready, leaseMs);
+          ready.reset();
+        },
+      },
+      {
+        puller: scheduler,
+        setup: async () => {
+          await this.#consumer(`delayed_${queue}`, names.delayed, SCHEDULER_ACK_WAIT_MS);
+          scheduler.reset();
+        },
+      },
+    ];
+    try {
+      for (const entry of entries) await entry.setup();
+    } catch (error) {
+      ready.stop();
+      scheduler.stop();
+      throw error;
+    }
+    if (this.closed) throw new BrokerClosedError("[jobs] [nats] broker is closed");
+    for (const entry of entries) this.#pullers.add(entry);
+    return {
+      stop: async () => {
+        for (const entry of entries) {
+          entry.puller.stop();
+          this.#pullers.delete(entry);
+        }
+        if (this.#connected) await nc.flush().catch(() => {});
+      },
+    };
+  }
+
+  /** A delayed message: held again with nak(remaining) until due, then published to the ready subject and acked. */
+  #promote(scheduler: Puller, queue: string, msg: Msg): void {
+    const reply = msg.reply as string;
+    const nc = this.#nc as NatsConnection;
+    const remaining = Number(msg.headers?.get(DUE)) - Date.now();
+    if (remaining > 0) {
+      nc.publish(reply, `-NAK ${JSON.stringify({ delay: Math.ceil(Math.min(remaining, this.#holdMs)) * 1e6 })}`);
+      scheduler.release();
+      return;
+    }
+    this.send(queue, msg.data, 0, `${queue}#${sequenceOf(reply)}`)
+      .then(
+        () => nc.publish(reply, "+ACK"),
+        (error: unknown) => {
+          nc.publish(reply, `-NAK ${JSON.stringify({ delay: 1e9 })}`);
+          this.#events.emit("error", { error: serializeError(error) });
+        },
+      )
+      .finally(() => scheduler.release());
+  }
+
+  /** @internal */
+  forget(delivery: NatsDelivery): void {
+    this.#held.delete(delivery);
+  }
+
+  async counts(queue: string): Promise<QueueCounts> {
+    const names = this.#subjects(queue);
+    await this.#open();
+    const jsm = this.#jsm as JetStreamManager;
+    try {
+      const [stream, consumer] = await Promise.all([
+        jsm.streams.info(this.#stream, { subjects_filter: names.all }),
+        jsm.consumers.info(this.#stream, `ready_${queue}`).catch((error: unknown) => {
+          if (errorCode(error) === NOT_FOUND) return undefined;
+          throw error;
+        }),
+      ]);
+      const subjects = stream.state.subjects ?? {};
+      // The consumer knows what it has not delivered yet and what is delivered but unacked (even
+      // when purged from the stream meanwhile); without a consumer, everything on the subject waits.
+      const waiting = consumer === undefined ? (subjects[names.ready] ?? 0) : consumer.num_pending;
+      const active = consumer === undefined ? 0 : consumer.num_ack_pending;
+      return { waiting, delayed: subjects[names.delayed] ?? 0, active, dead: subjects[names.dead] ?? 0 };
+    } catch (error) {
+      throw connectionError(`counts of "${queue}"`, error);
+    }
+  }
+
+  /** Dead letters of the queue in stream order, from sequence `from`. */
+  async *#dead(queue: string): AsyncGenerator<DeadLetter> {
+    const names = this.#subjects(queue);
+    await this.#open();
+    const jsm = this.#jsm as JetStreamManager;
+    for (let seq = 1; ; ) {
+      const query = { seq, next_by_subj: names.dead };
+      const stored = await jsm.streams.getMessage(this.#stream, query).catch((error: unknown) => {
+        throw connectionError(`dead letters of "${queue}"`, error);
+      });
+      if (stored === null) return;
+      seq = stored.seq + 1;
+      const h = stored.header;
+      yield {
+        key: String(stored.seq),
+        body: stored.string(),
+        reason: h.get(REASON) as DeadLetterReason,
+        error: JSON.parse(h.get(ERROR)) as SerializedError,
+        failedAt: Number(h.get(FAILED_AT)),
+      };
+    }
+  }
+
+  async listDeadLetters(queue: string, options: { readonly limit: number; readonly offset?: number }): Promise<DeadLetter[]> {
+    const out: DeadLetter[] = [];
+    let skip = options.offset ?? 0;
+    if (options.limit <= 0) return out;
+    for await (const dead of this.#dead(queue)) {
+      if (skip > 0) skip--;
+      else if (out.push(dead) >= options.limit) break;
+    }
+    return out;
+  }
+
+  async removeDeadLetters(queue: string, keys: readonly string[]): Promise<number> {
+    const names = this.#subjects(queue);
+    await this.#open();
+    const jsm = this.#jsm as JetStreamManager;
+    let removed = 0;
+    for (const key of new Set(keys)) {
+      const seq = Number(key);
+      if (!Number.isSafeInteger(seq) || seq < 1 || String(seq) !== key) continue;
+      try {
+        // Only this queue's dead letters: a key of another queue is an unknown key here.
+        const stored = await jsm.streams.getMessage(this.#stream, { seq });
+        if (stored?.subject === names.dead && (await jsm.streams.deleteMessage(this.#stream, seq, false))) removed++;
+      } catch (error) {
+        if (errorCode(error) !== NOT_FOUND) {
+          throw connectionError(`remove dead letters of "${queue}"`, error);
+        }
+      }
+    }
+    return removed;
+  }
+
+  async purge(queue: string): Promise<void> {
+    const names = this.#subjects(queue);
+    await this.#open();
+    await (this.#jsm as JetStreamManager).streams.purge(this.#stream, { filter: names.all }).catch((error: unknown) => {
+      throw connectionError(`purge of "${queue}"`, error);
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.closed = true;
+    for (const { puller } of this.#pullers) puller.stop();
+    this.#pullers.clear();
+    const nc = this.#nc;
+    if (nc === undefined) return;
+    // Unsettled deliveries go back to their queue at once instead of after their lease.
+    for (const delivery of this.#held) if (delivery.release()) nc.publish(delivery.reply, "-NAK");
+    this.#held.clear();
+    if (this.#ownsConnection) await nc.close().catch(() => {});
+    else if (!nc.isClosed()) await nc.flush().catch(() => {});
+  }
+}
+
+/**
+ * Token `index` of the ack subject's metadata: 0 = times delivered, 1 = stream sequence.
+ * `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<time>.<pending>`, or with a domain and
+ * an account hash after `ACK` (and a random token at the end) on newer servers.
+ */
+function ackToken(reply: string, index: 0 | 1): string {
+  const tokens = reply.split(".");
+  return tokens[(tokens.length === 9 ? 4 : 6) + index] as string;
+}
+
+function sequenceOf(reply: string): string {
+  return ackToken(reply, 1);
+}
+
+class NatsDelivery implements Delivery {
+  readonly body: string;
+  readonly deliveryCount: number;
+  readonly reply: string;
+  #expiresAt: number;
+  #deadline: number;
+  #settled = false;
+
+  constructor(
+    private readonly broker: NatsBrokerImpl,
+    private readonly puller: Puller,
+    private readonly queue: string,
+    msg: Msg,
+    private readonly ackWaitMs: number,
+    leaseMs: number,
+  ) {
+    this.reply = msg.reply as string;
+    this.body = msg.string();
+    this.deliveryCount = Number(ackToken(this.reply, 0));
+    const now = performance.now();
+    this.#expiresAt = now + ackWaitMs;
+    this.#deadline = now + leaseMs;
+    if (leaseMs > ackWaitMs) this.#keepAlive();
+  }
+
+  /** Ends the delivery locally; false when it had already ended. */
+  release(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.broker.forget(this);
+    this.puller.release();
+    return true;
+  }
+
+  #begin(): JobsError | undefined {
+    if (this.broker.closed) return new BrokerClosedError("[jobs] [nats] broker is closed; the delivery went back to its queue");
+    if (this.#settled) return new LeaseLostError("[jobs] [nats] the delivery was already settled");
+    const lost = performance.now() >= this.#expiresAt - LEASE_MARGIN_MS;
+    this.release();
+    return lost ? new LeaseLostError() : undefined;
+  }
+
+  /** Sends working() while the lease this consumer asked for is longer than the server's AckWait. */
+  #keepAlive(): void {
+    const timer = setTimeout(() => {
+      if (this.#settled || this.broker.closed) return;
+      const now = performance.now();
+      if (now >= this.#expiresAt - LEASE_MARGIN_MS || now >= this.#deadline) return;
+      this.#touch(now);
+      if (this.#deadline > this.#expiresAt) this.#keepAlive();
+    }, this.ackWaitMs / 2);
+    timer.unref();
+  }
+
+  #touch(now: number): void {
+    this.broker.publishRaw(this.reply, "+WPI");
+    this.#expiresAt = now + this.ackWaitMs;
+  }
+
+  #ackAfter(sent: Promise<unknown>): Promise<void> {
+    return sent.then(() => {
+      this.broker.publishRaw(this.reply, "+ACK");
+      return this.broker.confirm();
+    });
+  }
+
+  ack(): Promise<void> {
+    const error = this.#begin();
+    if (error !== undefined) return Promise.reject(error);
+    this.broker.publishRaw(this.reply, "+ACK");
+    return this.broker.confirm();
+  }
+
+  retry(next: OutgoingMessage): Promise<void> {
+    const error = this.#begin();
+    if (error !== undefined) return Promise.reject(error);
+    // Publish the next attempt first, then ack: a crash in between duplicates, never loses. The id
+    // is this message's sequence, so a second try after a crash stores it once.
+    return this.#ackAfter(this.broker.send(this.queue, next.body, next.delayMs, `${this.queue}#${sequenceOf(this.reply)}`));
+  }
+
+  defer(delayMs: number): Promise<void> {
+    const error = this.#begin();
+    if (error !== undefined) return Promise.reject(error);
+    // A new message with the same body: the delivery count starts again at 1.
+    return this.#ackAfter(this.broker.send(this.queue, this.body, delayMs, `${this.queue}#${sequenceOf(this.reply)}`));
+  }
+
+  deadLetter(record: DeadLetterRecord): Promise<void> {
+    const error = this.#begin();
+    if (error !== undefined) return Promise.reject(error);
+    return this.#ackAfter(this.broker.bury(this.queue, record, `${this.queue}!${sequenceOf(this.reply)}`));
+  }
+
+  extendLease(ms: number): Promise<void> {
+    if (this.broker.closed) return Promise.reject(new BrokerClosedError());
+    const now = performance.now();
+    if (this.#settled || now >= this.#expiresAt - LEASE_MARGIN_MS) return Promise.reject(new LeaseLostError());
+    const keeping = this.#deadline > this.#expiresAt;
+    this.#deadline = Math.max(this.#deadline, now + ms);
+    this.#touch(now);
+    if (!keeping && this.#deadline > this.#expiresAt) this.#keepAlive();
+    return this.broker.confirm();
+  }
+}
+
+/** Creates a broker on NATS JetStream: one work-queue stream, durable pull consumers per queue. */
+export function createNatsBroker(options: NatsBrokerOptions = {}): Broker {
+  return new NatsBrokerImpl(options);
+}

@@ -1,0 +1,38 @@
+import { brokerUrlFromEnv, type PrivateServer, runConformance, transportRestart } from "@jobs/conformance";
+import { afterAll, describe, it } from "vitest";
+import { createNatsBroker } from "../src/index.js";
+import { deleteStreams, endpointOf, startPrivateNats, uniqueTopology } from "./support.js";
+
+const url = brokerUrlFromEnv("JOBS_NATS_URL");
+
+if (url === undefined) {
+  describe.skip("nats [needs JOBS_NATS_URL]", () => {
+    it("conformance", () => {});
+  });
+} else {
+  // The machine's server, directly or through the suite's fault proxy (context.endpoint).
+  const topology = uniqueTopology("conf");
+  runConformance({
+    name: "nats",
+    endpoint: endpointOf(url),
+    createBroker: (context) =>
+      createNatsBroker({ ...topology, url: context?.endpoint ? `nats://${context.endpoint.host}:${context.endpoint.port}` : url }),
+  });
+
+  // Restart cases on a private server (kill -9, then start on the same store directory).
+  // Started while collecting: the suite asks a broker for its capabilities before any hook runs.
+  const server: PrivateServer = await startPrivateNats();
+  const privateTopology = uniqueTopology("restart");
+  describe("conformance: nats (private nats-server, kill -9 and restart)", () => {
+    transportRestart({
+      name: "nats (private nats-server)",
+      createBroker: () => createNatsBroker({ ...privateTopology, url: `nats://127.0.0.1:${server.port}` }),
+      restart: () => server.restart("SIGKILL"),
+    });
+  });
+
+  afterAll(async () => {
+    await deleteStreams(url, [topology.stream]);
+    await server.stop();
+  });
+}
