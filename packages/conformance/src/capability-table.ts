@@ -26,6 +26,9 @@ export function capabilityTable(caps: BrokerCapabilities): string {
   if (caps.exactActiveCount === false) {
     rows.push(["Active (in-flight) count", "this instance's own deliveries only (the broker reports ready messages alone)"]);
   }
+  if (caps.exactPurge === false) {
+    rows.push(["Purge", "waiting and dead messages at once; delayed ones (and deliveries in flight) within the broker's purge delay"]);
+  }
   return ["| feature | support |", "| --- | --- |", ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join("\n");
 }
 

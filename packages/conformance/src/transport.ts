@@ -747,34 +747,69 @@ export function transportInspection(options: ConformanceOptions): void {
       );
     });
 
-    it(
-      "purge removes waiting, delayed and dead messages and leaves deliveries in flight settleable",
-      async () => {
-        const s = useScope(options);
-        const q = s.queue("purge");
-        const [producer, consumer] = await s.brokers(2);
-        const inbox = new Inbox();
-        const sub = await consumer!.consume(q, { prefetch: 2, leaseMs: t.longLease }, inbox.onDelivery);
-        await publishAll(producer!, q, [message("in-flight"), message("to-dead")]);
-        const [first, second] = await inbox.waitForCount(2, t.wait);
-        await sub.stop();
-        const dead = first!.body === "to-dead" ? first! : second!;
-        const flying = first!.body === "to-dead" ? second! : first!;
-        await dead.delivery.deadLetter({ body: dead.body, reason: "validation", error: { name: "E", message: "m" }, failedAt: Date.now() });
-        await publishAll(producer!, q, [message("w-1"), message("w-2"), message("d-1", { delayMs: t.delay })]);
-        await producer!.purge(q);
-        await expectCounts(producer!, q, { waiting: 0, delayed: 0, active: 1, dead: 0 }, t.wait, inexact);
-        expect(await producer!.listDeadLetters(q, { limit: 10 })).toEqual([]);
-        await flying.delivery.ack();
-        await expectCounts(producer!, q, EMPTY, t.wait);
-        const after = new Inbox({ autoAck: true });
-        await consumer!.consume(q, { prefetch: 10, leaseMs: t.longLease }, after.onDelivery);
-        // Long enough for the purged delayed message to have come due.
-        await quietWindow(t.delay + t.quiet);
-        expect(after.received).toHaveLength(0);
-      },
-      t.testTimeout,
-    );
+    describe.skipIf(caps.exactPurge === false)("exact purge [needs capability: exactPurge]", () => {
+      it(
+        "purge removes waiting, delayed and dead messages and leaves deliveries in flight settleable",
+        async () => {
+          const s = useScope(options);
+          const q = s.queue("purge");
+          const [producer, consumer] = await s.brokers(2);
+          const inbox = new Inbox();
+          const sub = await consumer!.consume(q, { prefetch: 2, leaseMs: t.longLease }, inbox.onDelivery);
+          await publishAll(producer!, q, [message("in-flight"), message("to-dead")]);
+          const [first, second] = await inbox.waitForCount(2, t.wait);
+          await sub.stop();
+          const dead = first!.body === "to-dead" ? first! : second!;
+          const flying = first!.body === "to-dead" ? second! : first!;
+          await dead.delivery.deadLetter({
+            body: dead.body,
+            reason: "validation",
+            error: { name: "E", message: "m" },
+            failedAt: Date.now(),
+          });
+          await publishAll(producer!, q, [message("w-1"), message("w-2"), message("d-1", { delayMs: t.delay })]);
+          await producer!.purge(q);
+          await expectCounts(producer!, q, { waiting: 0, delayed: 0, active: 1, dead: 0 }, t.wait, inexact);
+          expect(await producer!.listDeadLetters(q, { limit: 10 })).toEqual([]);
+          await flying.delivery.ack();
+          await expectCounts(producer!, q, EMPTY, t.wait);
+          const after = new Inbox({ autoAck: true });
+          await consumer!.consume(q, { prefetch: 10, leaseMs: t.longLease }, after.onDelivery);
+          // Long enough for the purged delayed message to have come due.
+          await quietWindow(t.delay + t.quiet);
+          expect(after.received).toHaveLength(0);
+        },
+        t.testTimeout,
+      );
+    });
+
+    describe.skipIf(caps.exactPurge !== false)("eventual purge [capability: exactPurge = false]", () => {
+      it(
+        "purge removes waiting and dead messages at once",
+        async () => {
+          const s = useScope(options);
+          const q = s.queue("purgesoon");
+          const [producer, consumer] = await s.brokers(2);
+          const inbox = new Inbox();
+          const sub = await consumer!.consume(q, { prefetch: 1, leaseMs: t.longLease }, inbox.onDelivery);
+          await publishAll(producer!, q, [message("to-dead")]);
+          const [dead] = await inbox.waitForCount(1, t.wait);
+          await sub.stop();
+          await dead!.delivery.deadLetter({
+            body: dead!.body,
+            reason: "validation",
+            error: { name: "E", message: "m" },
+            failedAt: Date.now(),
+          });
+          await publishAll(producer!, q, [message("w-1"), message("w-2")]);
+          await expectCounts(producer!, q, { ...EMPTY, waiting: 2, dead: 1 }, t.wait);
+          await producer!.purge(q);
+          await expectCounts(producer!, q, EMPTY, t.wait);
+          expect(await producer!.listDeadLetters(q, { limit: 10 })).toEqual([]);
+        },
+        t.testTimeout,
+      );
+    });
   });
 }
 

@@ -37,6 +37,12 @@ export interface BrokerCapabilities {
    * instance's own. @default true
    */
   readonly exactActiveCount?: boolean;
+  /**
+   * `purge` removes delayed messages at once and leaves deliveries in flight settleable. `false`:
+   * waiting and dead messages go at once, delayed ones (and, on SQS, deliveries in flight) only
+   * within the broker's own purge delay (SQS PurgeQueue: up to 60 s). @default true
+   */
+  readonly exactPurge?: boolean;
 }
 
 /** A message to publish. The body is an encoded envelope; the other fields are what a broker needs to route it. */
