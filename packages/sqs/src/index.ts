@@ -1,2 +1,3 @@
-// @jobs/sqs: work in progress; the adapter lands in slices (see the issue for @jobs/sqs).
-export {};
+// @jobs/sqs: the Broker contract on Amazon SQS, with batched sends, deletes and visibility changes.
+export { type SqsQueueNames, sqsQueueNames } from "./internal/names.js";
+export { createSqsBroker, type SqsBrokerOptions, sqsCapabilities } from "./sqs-broker.js";
