@@ -82,6 +82,8 @@ export interface RabbitMQBrokerOptions {
   readonly delayLevels?: number;
   /** Step of the delay ladder (delays are rounded up to it). @default "100ms" */
   readonly delayUnit?: Duration;
+  /** Declare queues, exchanges and bindings on first use; false for a user without configure permission (an admin declares them). @default true */
+  readonly declare?: boolean;
   /** Largest message body accepted, in bytes. @default 8388608 (8 MiB; RabbitMQ's own limit is 128 MiB) */
   readonly maxPayloadBytes?: number;
 }
@@ -116,6 +118,8 @@ interface Slot {
   prefetch: number;
   /** The next ack barrier, shared by every ack sent before it goes out. */
   barrier: Promise<void> | undefined;
+  /** Barriers sent and not yet answered (a drained channel closes only after them). */
+  syncing: number;
 }
 
 /**
@@ -127,15 +131,18 @@ function barrier(slot: Slot): Promise<void> {
   slot.barrier ??= new Promise<void>((resolve, reject) => {
     setImmediate(() => {
       slot.barrier = undefined;
-      if (slot.dead) reject(new LeaseLostError());
-      else
-        slot.channel.prefetch(slot.prefetch).then(
-          () => resolve(),
-          () =>
-            reject(
-              new LeaseLostError("[jobs] [rabbitmq] the channel closed before the ack was confirmed; the message will be redelivered"),
-            ),
-        );
+      if (slot.dead) return reject(new LeaseLostError());
+      slot.syncing++;
+      slot.channel.prefetch(slot.prefetch).then(
+        () => {
+          slot.syncing--;
+          resolve();
+        },
+        () => {
+          slot.syncing--;
+          reject(new LeaseLostError("[jobs] [rabbitmq] the channel closed before the ack was confirmed; the message will be redelivered"));
+        },
+      );
     });
   });
   return slot.barrier;
@@ -248,6 +255,8 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
   readonly #rotateAfterMs: number;
   readonly #levels: number;
   readonly #unitMs: number;
+  readonly #declareTopology: boolean;
+  readonly #insecure: boolean;
   readonly #consumers = new Set<Consumer>();
   readonly #names = new Map<string, QueueNames>();
   #link: Link | undefined;
@@ -276,6 +285,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     if (!Number.isInteger(this.#levels) || this.#levels < 1 || this.#levels > 32) {
       throw new InvalidOptionsError("delayLevels", "expected an integer from 1 to 32");
     }
+    this.#declareTopology = options.declare ?? true;
     this.#unitMs = parseDuration(options.delayUnit ?? 100, "delayUnit");
     if (!Number.isInteger(this.#unitMs) || this.#unitMs < 1)
       throw new InvalidOptionsError("delayUnit", "expected a whole number of ms ≥ 1");
@@ -299,6 +309,9 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     } else {
       this.#url = url === undefined ? undefined : { heartbeat: heartbeatS, ...url };
     }
+    const host = typeof url === "string" ? new URL(url).hostname : (url?.hostname ?? "localhost");
+    const secure = typeof url === "string" ? url.startsWith("amqps:") : url?.protocol === "amqps";
+    this.#insecure = this.#given === undefined && !secure && !/^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/.test(host);
     this.#connect();
   }
 
@@ -356,6 +369,9 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     this.#connecting = false;
     const reconnected = this.#everConnected;
     this.#everConnected = true;
+    if (!reconnected && this.#insecure) {
+      this.events.emit("insecure-connection", { message: "[jobs] [rabbitmq] connected to a non-loopback host without TLS (use amqps://)" });
+    }
     for (const w of this.#waiters.splice(0)) w.resolve(link);
     for (const consumer of this.#consumers) void this.#open(consumer);
     if (reconnected || attempt > 0) this.events.emit("reconnected", {});
@@ -457,6 +473,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
 
   /** Declares the queue's objects once per connection (every declare is idempotent). */
   #declare(link: Link, names: QueueNames): Promise<void> {
+    if (!this.#declareTopology) return Promise.resolve();
     let done = link.declared.get(names.queue);
     if (done === undefined) {
       done = (async () => {
@@ -538,9 +555,11 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     if (id !== undefined) options.messageId = id;
     if (count !== undefined) options.headers = { [COUNT_HEADER]: count };
     const callback = (err: unknown): void => {
-      if (link.returned.delete(correlationId))
+      if (link.returned.delete(correlationId)) {
+        // Deleted behind our back: declared again on the next publish (unless declaring is off).
+        link.declared.delete(names.queue);
         done(new UnknownQueueError(names.queue, `[jobs] [rabbitmq] queue "${names.work}" does not exist (message returned as unroutable)`));
-      else if (err === null || err === undefined) done(undefined);
+      } else if (err === null || err === undefined) done(undefined);
       else
         done(new EnqueueOutcomeUnknownError(`[jobs] [rabbitmq] publish not confirmed: ${redact(String((err as Error)?.message ?? err))}`));
     };
@@ -669,6 +688,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
         dead: false,
         prefetch: consumer.prefetch - held,
         barrier: undefined,
+        syncing: 0,
       };
       channel.on("error", (error: Error) => {
         this.#lastError = error;
@@ -695,7 +715,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
       return;
     }
     if (slot.dead) return;
-    if (consumer.stopped || slot.retired) {
+    if (consumer.stopped) {
       slot.channel.nack(msg, false, true);
       return;
     }
@@ -777,7 +797,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
           void this.#retire(slot);
         }
       }
-      if (slot.retired && slot.held.size === 0 && !slot.dead) {
+      if (slot.retired && slot.held.size === 0 && !slot.dead && slot.barrier === undefined && slot.syncing === 0) {
         slot.dead = true;
         consumer.slots.delete(slot);
         slot.channel.close().catch(() => {});
@@ -798,6 +818,9 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
       await this.#declare(link, names);
       return await withTimeout(fn(await this.#channel(link, "admin"), names), this.#requestTimeoutMs, "inspect a queue");
     } catch (error) {
+      if ((error as { code?: unknown })?.code === 404) {
+        throw new UnknownQueueError(queue, `[jobs] [rabbitmq] queue "${names.work}" (or one of its delay or dead queues) does not exist`);
+      }
       throw wrap(error);
     }
   }

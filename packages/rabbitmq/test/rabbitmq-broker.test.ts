@@ -1,0 +1,202 @@
+/** RabbitMQ-specific checks: topology, names, unroutable publishes, the delay ladder, delivery counts, credentials. */
+import { inspect } from "node:util";
+import { brokerUrlFromEnv, createFaultProxy } from "@jobs/conformance";
+import { type Delivery, JobsError, type OutgoingMessage, type PublishOutcome } from "@jobs/core";
+import { waitFor } from "@jobs/core/testing";
+import amqp from "amqplib";
+import { afterAll, describe, expect, it } from "vitest";
+import { createRabbitMQBroker, rabbitmqCapabilities } from "../src/index.js";
+import { delayRoutingKey } from "../src/internal/topology.js";
+import { closeAll, Tracker, uniquePrefix } from "./support.js";
+
+const url = brokerUrlFromEnv("JOBS_RABBITMQ_URL");
+let n = 0;
+const msg = (body: string, fields: Partial<OutgoingMessage> = {}): OutgoingMessage => ({
+  id: `m-${++n}`,
+  body,
+  priority: 2,
+  delayMs: 0,
+  dedupe: true,
+  ...fields,
+});
+const errorOf = (outcome: PublishOutcome | undefined): unknown => (outcome !== undefined && !outcome.ok ? outcome.error : undefined);
+
+it("spells a delay in binary over the ladder levels, highest level first", () => {
+  expect(delayRoutingKey(5, 4, "q")).toBe("0.1.0.1.q");
+  expect(delayRoutingKey(1, 3, "jobs_x")).toBe("0.0.1.jobs_x");
+  expect(delayRoutingKey(2 ** 16 - 1, 16, "q")).toBe(`${"1.".repeat(16)}q`);
+  expect(rabbitmqCapabilities.maxDelayMs).toBe(100 * (2 ** 16 - 1));
+});
+
+it("rejects bad names and options with InvalidOptionsError before any broker call", async () => {
+  expect(() => createRabbitMQBroker({ url: "amqp://127.0.0.1:1", prefix: "amq.jobs." })).toThrow(/reserved/);
+  expect(() => createRabbitMQBroker({ url: "amqp://127.0.0.1:1", delayLevels: 0 })).toThrow(/delayLevels/);
+  expect(() => createRabbitMQBroker({} as never)).toThrow(/url/);
+  // Nothing listens on port 1: a name error must come first, without waiting for a connection.
+  const broker = createRabbitMQBroker({ url: "amqp://127.0.0.1:1", requestTimeout: "20s" });
+  try {
+    const started = performance.now();
+    for (const bad of ["bad name", "a.b", "q#", "x".repeat(250), ""]) {
+      const error = await broker.publish(bad, [msg("x")]).catch((e: unknown) => e);
+      expect(JobsError.isInstance(error) && error.code, String(error)).toBe("invalid-options");
+    }
+    await expect(broker.consume("a*b", { prefetch: 1, leaseMs: 1000 }, () => {})).rejects.toMatchObject({ code: "invalid-options" });
+    expect(performance.now() - started).toBeLessThan(1000);
+  } finally {
+    await broker.close();
+  }
+});
+
+it("never puts the password of a URL into errors or events when the login is refused", async () => {
+  const secret = "s3cr3t-P4ssw0rd-never-shown";
+  const u = new URL(url ?? "amqp://127.0.0.1:5672");
+  u.username = "guest";
+  u.password = secret;
+  const broker = createRabbitMQBroker({ url: u.toString(), requestTimeout: "1500ms", maxReconnectDelay: "200ms" });
+  const seen: unknown[] = [];
+  broker.on("disconnected", (e) => seen.push(e));
+  broker.on("error", (e) => seen.push(e));
+  try {
+    const error = await broker.publish("creds", [msg("x")]).catch((e: unknown) => e);
+    expect(JobsError.isInstance(error) && error.code).toBe("broker-connection");
+    const text = [String(error), (error as Error).message, inspect(error, { depth: 10 }), inspect(seen, { depth: 10 })].join("\n");
+    expect(text).not.toContain(secret);
+    if (url !== undefined) expect(text).toMatch(/ACCESS_REFUSED|refused/i);
+  } finally {
+    await broker.close();
+  }
+});
+
+describe.skipIf(url === undefined)("rabbitmq adapter [needs JOBS_RABBITMQ_URL]", () => {
+  const tracker = new Tracker(url ?? "", uniquePrefix("ad"));
+  afterAll(() => tracker.cleanUp());
+
+  it("declares a classic work queue with x-max-priority 4, a dead-letter queue and 16 delay queues", async () => {
+    const broker = tracker.broker();
+    const conn = await amqp.connect(url as string);
+    try {
+      await broker.counts("topo");
+      const ch = await conn.createChannel();
+      ch.on("error", () => {});
+      const w = `${tracker.prefix}topo`;
+      for (const q of [w, `${w}.dead`, ...Array.from({ length: 16 }, (_, i) => `${w}.delay.${i}`)]) await ch.checkQueue(q);
+      // Re-declaring with the same arguments succeeds; without the priority argument RabbitMQ refuses (406).
+      await ch.assertQueue(w, { durable: true, arguments: { "x-queue-type": "classic", "x-max-priority": 4 } });
+      await ch.assertQueue(`${w}.delay.3`, {
+        durable: true,
+        arguments: { "x-queue-type": "classic", "x-message-ttl": 800, "x-dead-letter-exchange": `${tracker.prefix}delay.2` },
+      });
+      const refused = await ch.assertQueue(w, { durable: true }).catch((e: unknown) => e);
+      expect((refused as { code?: number }).code).toBe(406);
+    } finally {
+      await conn.close();
+      await broker.close();
+    }
+  });
+
+  it("reports a publish to a queue deleted behind its back as UnknownQueueError, then declares it again", async () => {
+    const broker = tracker.broker();
+    const conn = await amqp.connect(url as string);
+    try {
+      expect(await broker.publish("gone", [msg("first")])).toEqual([{ ok: true, duplicate: false }]);
+      const ch = await conn.createChannel();
+      await ch.deleteQueue(`${tracker.prefix}gone`);
+      const [outcome] = await broker.publish("gone", [msg("lost?")]);
+      expect(JobsError.isInstance(errorOf(outcome)) && (errorOf(outcome) as JobsError).code).toBe("unknown-queue");
+      expect(await broker.publish("gone", [msg("again")])).toEqual([{ ok: true, duplicate: false }]);
+      expect((await broker.counts("gone")).waiting).toBe(1);
+    } finally {
+      await conn.close();
+      await broker.close();
+    }
+  });
+
+  it("with declare: false, reports a queue nobody declared as UnknownQueueError", async () => {
+    const broker = tracker.broker({ declare: false });
+    try {
+      const [outcome] = await broker.publish("undeclared", [msg("x")]);
+      expect((errorOf(outcome) as JobsError | undefined)?.code).toBe("unknown-queue");
+      await expect(broker.counts("undeclared")).rejects.toMatchObject({ code: "unknown-queue" });
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it("holds a delayed message in the ladder queues of its set bits, and never delivers early", async () => {
+    const [producer, consumer] = [tracker.broker(), tracker.broker()];
+    const conn = await amqp.connect(url as string);
+    try {
+      const ch = await conn.createChannel();
+      const w = `${tracker.prefix}ladder`;
+      // 500 ms = 5 units = levels 2 and 0: it waits in delay.2 first.
+      await producer.publish("ladder", [msg("five", { delayMs: 500 })]);
+      expect((await ch.checkQueue(`${w}.delay.2`)).messageCount).toBe(1);
+      expect((await producer.counts("ladder")).delayed).toBe(1);
+      const delays = [0, 100, 150, 333, 700, 1_000, 1_234, 1_600];
+      const sentAt = performance.now();
+      await producer.publish(
+        "ladder",
+        delays.map((d) => msg(`d${d}`, { delayMs: d })),
+      );
+      const arrived = new Map<string, number>();
+      await consumer.consume("ladder", { prefetch: 20, leaseMs: 30_000 }, (d: Delivery) => {
+        arrived.set(d.body, performance.now() - sentAt);
+        void d.ack();
+      });
+      await waitFor(() => arrived.size === delays.length + 1, { timeout: 10_000 });
+      for (const d of delays) {
+        const at = arrived.get(`d${d}`) as number;
+        expect(at, `d${d}`).toBeGreaterThanOrEqual(d - 2);
+        expect(at, `d${d}`).toBeLessThan(d + 1_500);
+      }
+    } finally {
+      await conn.close();
+      await closeAll([producer, consumer]);
+    }
+  });
+
+  it("counts deliveries across lease expiries (1, 2, 3) and resets the count on defer", async () => {
+    const [producer, consumer] = [tracker.broker(), tracker.broker()];
+    try {
+      await producer.publish("counted", [msg("again and again")]);
+      const counts: number[] = [];
+      let last: Delivery | undefined;
+      await consumer.consume("counted", { prefetch: 1, leaseMs: 200 }, (d) => {
+        counts.push(d.deliveryCount);
+        last = d;
+      });
+      await waitFor(() => counts.length >= 3, { timeout: 10_000 });
+      expect(counts.slice(0, 3)).toEqual([1, 2, 3]);
+      const before = counts.length;
+      await (last as Delivery).extendLease(30_000);
+      await (last as Delivery).defer(0);
+      await waitFor(() => counts.length > before, { timeout: 5_000 });
+      expect(counts[before]).toBe(1);
+      await (last as Delivery).extendLease(30_000);
+      await (last as Delivery).ack();
+    } finally {
+      await closeAll([producer, consumer]);
+    }
+  });
+
+  it("rejects a publish whose connection dies before its confirm (it never hangs)", async () => {
+    const u = new URL(url as string);
+    const proxy = await createFaultProxy({ target: { host: u.hostname, port: Number(u.port || 5672) } });
+    const broker = tracker.broker({ requestTimeout: "20s" }, proxy.address);
+    try {
+      await broker.publish("dies", [msg("warm-up")]);
+      proxy.pause();
+      const pending = broker.publish("dies", [msg("in-flight")]);
+      proxy.resetConnections();
+      const started = performance.now();
+      const [outcome] = await pending;
+      expect(performance.now() - started).toBeLessThan(5_000);
+      expect(outcome?.ok).toBe(false);
+      expect(["enqueue-outcome-unknown", "broker-connection"]).toContain((errorOf(outcome) as JobsError).code);
+    } finally {
+      proxy.setMode("pass");
+      await broker.close();
+      await proxy.close();
+    }
+  });
+});
