@@ -27,6 +27,7 @@ import type { Broker } from "@jobs/core";
 import { createMemoryBroker, createMemoryServer } from "@jobs/memory";
 import type { Trial } from "./measure.js";
 import { fastqBaseline, pqueueBaseline } from "./peers.js";
+import { redis } from "./redis.js";
 import type { EnqueueParams, ThroughputParams } from "./workload.js";
 
 /** The brokers of one run: publish through one, consume through the other, like separate processes would. */
@@ -92,4 +93,4 @@ const memory: BenchAdapter = {
 };
 
 /** Every adapter the harness knows, by `--adapter` name. */
-export const adapters: Readonly<Record<string, BenchAdapter>> = { memory };
+export const adapters: Readonly<Record<string, BenchAdapter>> = { memory, redis };

@@ -28,21 +28,50 @@ local function bulk(command, key, args)
   end
 end
 
+local seen = {}
 if window > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  -- One ZMSCORE for the whole batch: an id with a score is inside its window (expired ones were
+  -- just removed); `seen` also catches the same id twice in this batch.
+  local ids = {}
+  for i = 0, n - 1 do
+    if ARGV[2 + i * 5 + 4] == '1' then
+      ids[#ids + 1] = ARGV[2 + i * 5]
+    end
+  end
+  if #ids > 0 then
+    local scores = {}
+    for i = 1, #ids, CHUNK do
+      local part = redis.call('ZMSCORE', KEYS[3], unpack(ids, i, math.min(i + CHUNK - 1, #ids)))
+      for j = 1, #part do
+        scores[i + j - 1] = part[j]
+      end
+    end
+    for i = 1, #ids do
+      if scores[i] then
+        seen[ids[i]] = true
+      end
+    end
+  end
 end
 local last = redis.call('INCRBY', KEYS[4], n)
 local out = {}
 local bodies = {}
 local delayed = {}
+local remember = {}
 local ready = { {}, {}, {}, {}, {} }
 local anyReady = false
 for i = 0, n - 1 do
   local base = 2 + i * 5
   local duplicate = 0
   if window > 0 and ARGV[base + 4] == '1' then
-    if redis.call('ZADD', KEYS[3], 'NX', now + window, ARGV[base]) == 0 then
+    local id = ARGV[base]
+    if seen[id] then
       duplicate = 1
+    else
+      seen[id] = true
+      remember[#remember + 1] = now + window
+      remember[#remember + 1] = id
     end
   end
   out[i + 1] = duplicate
@@ -61,6 +90,11 @@ for i = 0, n - 1 do
       anyReady = true
     end
   end
+end
+if #remember > 0 then
+  bulk('ZADD', KEYS[3], remember)
+  -- The window set of a queue nobody publishes to any more goes away by itself.
+  redis.call('PEXPIRE', KEYS[3], window)
 end
 if #bodies > 0 then
   bulk('HSET', KEYS[1], bodies)

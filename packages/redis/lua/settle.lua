@@ -47,13 +47,54 @@ local function store(level, body, delay)
   end
 end
 
+-- Pass 1: which deliveries still hold their lease (one ZMSCORE for the batch), then remove them
+-- all from the active set at once (one ZREM). A member is in one operation at most, but an
+-- extension may precede the settlement of the same delivery in one batch.
+local members = {}
 local i = 1
 local n = #ARGV
 while i <= n do
   local op = ARGV[i]
+  if op ~= 'e' then
+    members[#members + 1] = ARGV[i + 1]
+  end
+  if op == 'a' or op == 'l' then
+    i = i + 2
+  elseif op == 'r' then
+    i = i + 5
+  elseif op == 'f' or op == 'd' or op == 'e' then
+    i = i + 3
+  else
+    return redis.error_reply('ERR settle.lua: unknown operation ' .. tostring(op))
+  end
+end
+local held = {}
+if #members > 0 then
+  local live = {}
+  for j = 1, #members, CHUNK do
+    local scores = redis.call('ZMSCORE', KEYS[1], unpack(members, j, math.min(j + CHUNK - 1, #members)))
+    for k = 1, #scores do
+      if scores[k] then
+        local member = members[j + k - 1]
+        held[member] = true
+        live[#live + 1] = member
+      end
+    end
+  end
+  for j = 1, #live, CHUNK do
+    redis.call('ZREM', KEYS[1], unpack(live, j, math.min(j + CHUNK - 1, #live)))
+  end
+end
+
+-- Pass 2: apply each operation in order.
+i = 1
+while i <= n do
+  local op = ARGV[i]
   local member = ARGV[i + 1]
   if op == 'e' then
-    if redis.call('ZSCORE', KEYS[1], member) then
+    if held[member] then
+      out[#out + 1] = 1 -- settled later in this batch: the extension is moot but was valid
+    elseif redis.call('ZSCORE', KEYS[1], member) then
       redis.call('ZADD', KEYS[1], now + tonumber(ARGV[i + 2]), member)
       out[#out + 1] = 1
     else
@@ -61,7 +102,7 @@ while i <= n do
     end
     i = i + 3
   else
-    local ok = redis.call('ZREM', KEYS[1], member) == 1
+    local ok = held[member] == true
     out[#out + 1] = ok and 1 or 0
     if op == 'a' then
       if ok then
@@ -92,14 +133,12 @@ while i <= n do
         redis.call('HSET', KEYS[7], key, ARGV[i + 2])
       end
       i = i + 3
-    elseif op == 'l' then
+    else -- 'l'
       if ok then
         redis.call('RPUSH', KEYS[8 + tonumber(string.sub(member, 1, 1))], member)
         wake = true
       end
       i = i + 2
-    else
-      return redis.error_reply('ERR settle.lua: unknown operation ' .. tostring(op))
     end
   end
 end
