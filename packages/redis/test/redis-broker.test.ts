@@ -1,0 +1,240 @@
+// What the conformance suite cannot see: the key layout, idempotent publish, server
+// configuration warnings, recycling of a stalled connection, and credentials kept out of errors.
+import { randomUUID } from "node:crypto";
+import { inspect } from "node:util";
+import { brokerUrlFromEnv, createFaultProxy, type PrivateServer, startPrivateServer } from "@jobs/conformance";
+import type { Broker, BrokerEventMap, OutgoingMessage, PublishOutcome } from "@jobs/core";
+import { waitFor } from "@jobs/core/testing";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { createRedisBroker, type RedisBrokerOptions, redisQueueKeys } from "../src/index.js";
+
+const url = brokerUrlFromEnv("JOBS_REDIS_URL");
+const prefix = `jobs-unit-${process.pid}-${Date.now().toString(36)}`;
+
+/** CRC16/XMODEM of the hash tag, modulo 16384: the Redis Cluster slot of a key. */
+function clusterSlot(key: string): number {
+  const open = key.indexOf("{");
+  const close = open < 0 ? -1 : key.indexOf("}", open + 1);
+  const tagged = open >= 0 && close > open + 1 ? key.slice(open + 1, close) : key;
+  let crc = 0;
+  for (const byte of Buffer.from(tagged, "utf8")) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+function msg(body: string, fields: Partial<OutgoingMessage> = {}): OutgoingMessage {
+  return { id: randomUUID(), body, priority: 2, delayMs: 0, dedupe: true, ...fields };
+}
+
+function isStored(outcome: PublishOutcome | undefined): boolean {
+  return outcome?.ok === true && !outcome.duplicate;
+}
+
+/** Records every event of a broker. */
+function record(broker: Broker): { type: keyof BrokerEventMap; data: unknown }[] {
+  const seen: { type: keyof BrokerEventMap; data: unknown }[] = [];
+  for (const type of ["config-warning", "disconnected", "reconnected", "insecure-connection", "error"] as const) {
+    broker.on(type, (data) => seen.push({ type, data }));
+  }
+  return seen;
+}
+
+const redisServerArgs = (port: number, dir: string, extra: readonly string[]): string[] => [
+  "--port",
+  String(port),
+  "--bind",
+  "127.0.0.1",
+  "--dir",
+  dir,
+  "--save",
+  "",
+  ...extra,
+];
+
+describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () => {
+  const brokers: Broker[] = [];
+  const open = (options: RedisBrokerOptions = {}): Broker => {
+    const broker = createRedisBroker({ url: url as string, prefix, ...options });
+    brokers.push(broker);
+    return broker;
+  };
+  afterEach(async () => {
+    await Promise.all(brokers.splice(0).map((b) => b.close()));
+  });
+  afterAll(async () => {
+    const redis = new Redis(url as string);
+    try {
+      for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 1000 }) as AsyncIterable<string[]>) {
+        if (keys.length > 0) await redis.del(...keys);
+      }
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it("keeps every key of a queue under <prefix>:{<queue>}:, so all of them share one Cluster slot", async () => {
+    const queue = `layout-${randomUUID().slice(0, 8)}`;
+    const broker = open();
+    const keys = redisQueueKeys(queue, prefix);
+    const all = [...keys.waiting, keys.delayed, keys.body, keys.active, keys.dead, keys.deadRecords, keys.seen, keys.seq, keys.wake];
+    expect(new Set(all.map(clusterSlot)).size).toBe(1);
+    expect(clusterSlot(keys.body)).toBe(clusterSlot(queue));
+    expect(all.every((k) => k.startsWith(`${prefix}:{${queue}}:`))).toBe(true);
+
+    await broker.publish(queue, [msg("now", { priority: 4 }), msg("later", { delayMs: 60_000, priority: 0 })]);
+    const delivered: string[] = [];
+    // Take the ready one and dead-letter it, so the dead-letter keys exist too.
+    await broker.consume(queue, { prefetch: 1, leaseMs: 30_000 }, (d) => {
+      delivered.push(d.body);
+      void d.deadLetter({ body: d.body, reason: "validation", error: { name: "E", message: "x" }, failedAt: Date.now() });
+    });
+    await waitFor(async () => (await broker.counts(queue)).dead === 1, { timeout: 5_000, message: "no dead letter" });
+    const redis = new Redis(url as string);
+    try {
+      const found: string[] = [];
+      for await (const batch of redis.scanStream({ match: `${prefix}:{${queue}}*`, count: 1000 }) as AsyncIterable<string[]>) {
+        found.push(...batch);
+      }
+      // Only documented keys, every one in the queue's slot.
+      expect(found.every((k) => all.includes(k))).toBe(true);
+      expect(found).toEqual(expect.arrayContaining([keys.body, keys.delayed, keys.dead, keys.deadRecords, keys.seen, keys.seq]));
+      // The delayed message waits under its key in the delayed set, its level first; its body in the body hash.
+      const [member] = await redis.zrange(keys.delayed, "0", "-1");
+      expect(member).toMatch(/^0\d+$/);
+      expect(await redis.hget(keys.body, member as string)).toBe("later");
+      expect(delivered).toEqual(["now"]);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it("stores a re-sent publish (same id, dedupe on) once: in one batch, in two calls, and as a raw script re-run", async () => {
+    const queue = `resend-${randomUUID().slice(0, 8)}`;
+    const broker = open();
+    const first = msg("once");
+    expect(await broker.publish(queue, [first, { ...first, body: "twice-in-batch" }])).toEqual([
+      { ok: true, duplicate: false },
+      { ok: true, duplicate: true },
+    ]);
+    // What ioredis does after a reconnect: the same publish again.
+    expect(await broker.publish(queue, [first])).toEqual([{ ok: true, duplicate: true }]);
+    // dedupe: false (retries, requeues) is never dropped.
+    expect(await broker.publish(queue, [{ ...first, body: "requeued", dedupe: false }])).toEqual([{ ok: true, duplicate: false }]);
+    expect(await broker.counts(queue)).toEqual({ waiting: 2, delayed: 0, active: 0, dead: 0 });
+    const bodies: string[] = [];
+    await broker.consume(queue, { prefetch: 10, leaseMs: 30_000 }, (d) => {
+      bodies.push(d.body);
+      void d.ack();
+    });
+    await waitFor(() => bodies.length === 2, { timeout: 5_000, message: "expected two deliveries" });
+    expect(bodies).toEqual(["once", "requeued"]);
+  });
+
+  it("the dedupe window ends: an id is accepted again once the window is over", async () => {
+    const queue = `window-${randomUUID().slice(0, 8)}`;
+    const broker = open({ dedupeWindow: 50 });
+    const m = msg("first");
+    expect(await broker.publish(queue, [m])).toEqual([{ ok: true, duplicate: false }]);
+    await waitFor(async () => isStored((await broker.publish(queue, [{ ...m, body: "again" }]))[0]), {
+      timeout: 5_000,
+      message: "the id stayed a duplicate after its window",
+    });
+    expect((await broker.counts(queue)).waiting).toBe(2);
+  });
+
+  describe("on private redis-servers", () => {
+    const servers: PrivateServer[] = [];
+    const serve = async (extra: readonly string[]): Promise<PrivateServer> => {
+      const server = await startPrivateServer({ command: "redis-server", args: ({ port, dir }) => redisServerArgs(port, dir, extra) });
+      servers.push(server);
+      return server;
+    };
+    afterAll(async () => {
+      await Promise.all(servers.map((s) => s.stop()));
+    });
+
+    it("warns (config-warning) about an evicting maxmemory-policy and about AOF off, and not when both are right", async () => {
+      const server = await serve(["--maxmemory-policy", "allkeys-lru", "--appendonly", "no"]);
+      const bad = createRedisBroker({ url: `redis://127.0.0.1:${server.port}` });
+      brokers.push(bad);
+      const events = record(bad);
+      await waitFor(() => events.filter((e) => e.type === "config-warning").length === 2, {
+        timeout: 5_000,
+        message: "expected two config warnings",
+      });
+      const messages = events.map((e) => (e.data as { message: string }).message);
+      expect(messages.some((m) => m.includes("maxmemory-policy") && m.includes("allkeys-lru"))).toBe(true);
+      expect(messages.some((m) => m.includes("AOF is off"))).toBe(true);
+
+      // The same server set right: no warning (the check is not always on).
+      const admin = new Redis(server.port, "127.0.0.1");
+      await admin.config("SET", "maxmemory-policy", "noeviction");
+      await admin.config("SET", "appendonly", "yes");
+      await waitFor(async () => /aof_enabled:1/.test(await admin.info("persistence")), { timeout: 10_000 });
+      admin.disconnect();
+      const good = createRedisBroker({ url: `redis://127.0.0.1:${server.port}` });
+      brokers.push(good);
+      const quiet = record(good);
+      // Two calls: the second is sent after the connection was ready, so after the check's INFO, whose reply comes first.
+      await good.counts("q");
+      await good.counts("q");
+      expect(quiet).toEqual([]);
+    });
+
+    it("recycles a stalled connection (fault proxy paused): disconnected, then reconnected, and a publish made meanwhile lands once", async () => {
+      const server = await serve(["--appendonly", "yes"]);
+      const proxy = await createFaultProxy({ target: { host: "127.0.0.1", port: server.port } });
+      try {
+        const broker = createRedisBroker({
+          url: `redis://${proxy.address.host}:${proxy.address.port}`,
+          heartbeatInterval: 100,
+          heartbeatTimeout: 400,
+          maxReconnectDelay: 100,
+        });
+        brokers.push(broker);
+        const events = record(broker);
+        const queue = "stalled";
+        await broker.counts(queue);
+        proxy.pause();
+        const stalledAt = performance.now();
+        const m = msg("across-the-stall");
+        const pending = broker.publish(queue, [m]);
+        // ioredis alone would wait forever here: the broker must notice by itself.
+        await waitFor(() => events.some((e) => e.type === "disconnected"), { timeout: 5_000, message: "stall never detected" });
+        expect(performance.now() - stalledAt).toBeLessThan(3_000);
+        proxy.resume();
+        await waitFor(() => events.some((e) => e.type === "reconnected"), { timeout: 10_000, message: "never reconnected" });
+        const [outcome] = await pending;
+        expect(outcome?.ok).toBe(true);
+        // Re-sent or not, the job is there exactly once.
+        expect(await broker.publish(queue, [m])).toEqual([{ ok: true, duplicate: true }]);
+        expect(await broker.counts(queue)).toEqual({ waiting: 1, delayed: 0, active: 0, dead: 0 });
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it("keeps the password out of errors, causes and events when authentication fails", async () => {
+      const password = `pw-${randomUUID()}`;
+      const server = await serve(["--requirepass", "the-right-one"]);
+      const broker = createRedisBroker({ url: `redis://:${password}@127.0.0.1:${server.port}`, requestTimeout: "2s" });
+      brokers.push(broker);
+      const events = record(broker);
+      const [outcome] = await broker.publish("q", [msg("x")]);
+      expect(outcome?.ok).toBe(false);
+      const publishError = outcome?.ok === false ? outcome.error : undefined;
+      expect(publishError?.code).toBe("broker-connection");
+      const countsError = await broker.counts("q").then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(countsError).toBeDefined();
+      const everything = [inspect(publishError, { depth: 10 }), inspect(countsError, { depth: 10 }), JSON.stringify(events)].join("\n");
+      expect(everything).toContain("WRONGPASS");
+      expect(everything).not.toContain(password);
+    });
+  });
+});
