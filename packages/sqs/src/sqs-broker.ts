@@ -521,7 +521,8 @@ class SqsBroker implements Broker {
     return {
       id: m.id,
       body: m.body,
-      delaySeconds: Math.min(900, Math.ceil(m.delayMs / 1000)),
+      // Not clamped: core never asks for more than maxDelayMs, and SQS refuses the one entry that does.
+      delaySeconds: Math.ceil(m.delayMs / 1000),
       dedupeId: fifo ? (m.dedupe ? m.id : randomUUID()) : undefined,
       groupId: fifo ? this.#groupId(queue, m) : undefined,
     };
@@ -622,6 +623,14 @@ class SqsBroker implements Broker {
     const loops = this.#maxLoops ?? Math.min(10, Math.ceil(options.prefetch / 10));
     const consumer = new Consumer(queue, url, options.prefetch, visibility, loops, onDelivery);
     this.#consumers.add(consumer);
+    // One short poll first, awaited: a worker starting on a backlog then sees every priority
+    // level's first batch before it picks a job, instead of whichever level answered first.
+    const count = Math.min(10, options.prefetch);
+    const sentAt = Date.now();
+    consumer.reserved += count;
+    const first = await this.#receive(consumer, count, 0).catch(() => []);
+    consumer.reserved -= count;
+    for (const m of first) this.#deliver(consumer, m, sentAt + visibility * 1000);
     void this.#loop(consumer, true);
     return {
       stop: async () => {
@@ -676,17 +685,16 @@ class SqsBroker implements Broker {
     }
   }
 
-  async #receive(c: Consumer, count: number): Promise<Message[]> {
+  async #receive(c: Consumer, count: number, waitSeconds = this.#waitSeconds): Promise<Message[]> {
     const input = {
       QueueUrl: c.url,
       MaxNumberOfMessages: count,
-      WaitTimeSeconds: this.#waitSeconds,
+      WaitTimeSeconds: waitSeconds,
       VisibilityTimeout: c.visibilitySeconds,
-      // Both spellings: SQS reads either, local-aws-sqs only the older one.
       AttributeNames: RECEIVE_ATTRIBUTES,
       MessageSystemAttributeNames: ["ApproximateReceiveCount" as const],
     };
-    const out = await this.#call((o) => this.#client.send(new ReceiveMessageCommand(input), o), this.#waitSeconds * 1000, c.abort.signal);
+    const out = await this.#call((o) => this.#client.send(new ReceiveMessageCommand(input), o), waitSeconds * 1000, c.abort.signal);
     return out.Messages ?? [];
   }
 
@@ -714,6 +722,7 @@ class SqsBroker implements Broker {
 
   async counts(queue: string): Promise<QueueCounts> {
     this.#ensureOpen();
+    this.#names(queue);
     try {
       const urls = await this.#resolve(queue, false);
       if (urls === undefined) return { waiting: 0, delayed: 0, active: 0, dead: 0 };
