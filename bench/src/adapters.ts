@@ -26,6 +26,7 @@
 import type { Broker } from "@jobs/core";
 import { createMemoryBroker, createMemoryServer } from "@jobs/memory";
 import type { Trial } from "./measure.js";
+import { natsBenchAdapter } from "./nats.js";
 import { fastqBaseline, pqueueBaseline } from "./peers.js";
 import { redis } from "./redis.js";
 import type { EnqueueParams, ThroughputParams } from "./workload.js";
@@ -93,4 +94,4 @@ const memory: BenchAdapter = {
 };
 
 /** Every adapter the harness knows, by `--adapter` name. */
-export const adapters: Readonly<Record<string, BenchAdapter>> = { memory, redis };
+export const adapters: Readonly<Record<string, BenchAdapter>> = { memory, nats: natsBenchAdapter, redis };

@@ -66,6 +66,8 @@ export interface NatsBrokerOptions {
   readonly requestTimeout?: Duration;
 }
 
+const ACK: Uint8Array = new TextEncoder().encode("+ACK");
+const WPI: Uint8Array = new TextEncoder().encode("+WPI");
 const DUE = "Jobs-Due";
 const REASON = "Jobs-Reason";
 const FAILED_AT = "Jobs-Failed-At";
@@ -130,7 +132,8 @@ class NatsBrokerImpl implements Broker {
   #nc: NatsConnection | undefined;
   #jsm: JetStreamManager | undefined;
   #connected = false;
-  #flushing: Promise<void> | undefined;
+  #flushing = false;
+  #nextFlush: { readonly promise: Promise<void>; resolve(): void; reject(error: unknown): void } | undefined;
   #closing: Promise<void> | undefined;
   closed = false;
 
@@ -349,23 +352,51 @@ class NatsBrokerImpl implements Broker {
     });
   }
 
-  /** Resolves once the server has received everything published so far (one PING/PONG for all callers of a tick). */
+  /**
+   * Resolves once the server has received everything published before the call: one PING/PONG
+   * at a time for all callers (calls during a round trip share the next one), so confirming
+   * settlements costs at most one PING per round trip, whatever the rate.
+   */
   confirm(): Promise<void> {
-    if (this.#flushing === undefined) {
-      this.#flushing = Promise.resolve().then(() => {
-        this.#flushing = undefined;
-        return (this.#nc as NatsConnection).flush().catch((error: unknown) => {
-          throw this.closed
-            ? new BrokerClosedError()
-            : connectionError("connection lost before the server confirmed the settlement; the job may run again", error);
-        });
+    if (this.#nextFlush === undefined) {
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
       });
+      this.#nextFlush = { promise, resolve, reject };
+      if (!this.#flushing) this.#flush();
+      return promise;
     }
-    return this.#flushing;
+    return this.#nextFlush.promise;
+  }
+
+  #flush(): void {
+    const waiting = this.#nextFlush;
+    if (waiting === undefined) return;
+    this.#nextFlush = undefined;
+    this.#flushing = true;
+    (this.#nc as NatsConnection).flush().then(
+      () => {
+        waiting.resolve();
+        this.#flushing = false;
+        this.#flush();
+      },
+      (error: unknown) => {
+        waiting.reject(
+          this.closed
+            ? new BrokerClosedError()
+            : connectionError("connection lost before the server confirmed the settlement; the job may run again", error),
+        );
+        this.#flushing = false;
+        this.#flush();
+      },
+    );
   }
 
   /** Publishes without waiting for anything (acks, naks, heartbeats). */
-  publishRaw(subject: string, data: string): void {
+  publishRaw(subject: string, data: Uint8Array): void {
     (this.#nc as NatsConnection).publish(subject, data);
   }
 
@@ -627,17 +658,17 @@ class NatsBrokerImpl implements Broker {
 }
 
 /**
- * Token `index` of the ack subject's metadata: 0 = times delivered, 1 = stream sequence.
- * `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<time>.<pending>`, or with a domain and
- * an account hash after `ACK` (and a random token at the end) on newer servers.
+ * Token `fromEnd` of the ack subject, counted from its end (1 = last): 5 = times delivered, 4 =
+ * stream sequence in `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<time>.<pending>`; newer
+ * servers add a domain and an account hash after `ACK` and a random token at the end (one more).
  */
-function ackToken(reply: string, index: 0 | 1): string {
+function ackToken(reply: string, fromEnd: 4 | 5): string {
   const tokens = reply.split(".");
-  return tokens[(tokens.length === 9 ? 4 : 6) + index] as string;
+  return tokens[tokens.length - fromEnd - (tokens.length === 9 ? 0 : 1)] as string;
 }
 
 function sequenceOf(reply: string): string {
-  return ackToken(reply, 1);
+  return ackToken(reply, 4);
 }
 
 class NatsDelivery implements Delivery {
@@ -658,7 +689,7 @@ class NatsDelivery implements Delivery {
   ) {
     this.reply = msg.reply as string;
     this.body = msg.string();
-    this.deliveryCount = Number(ackToken(this.reply, 0));
+    this.deliveryCount = Number(ackToken(this.reply, 5));
     const now = performance.now();
     this.#expiresAt = now + ackWaitMs;
     this.#deadline = now + leaseMs;
@@ -695,13 +726,13 @@ class NatsDelivery implements Delivery {
   }
 
   #touch(now: number): void {
-    this.broker.publishRaw(this.reply, "+WPI");
+    this.broker.publishRaw(this.reply, WPI);
     this.#expiresAt = now + this.ackWaitMs;
   }
 
   #ackAfter(sent: Promise<unknown>): Promise<void> {
     return sent.then(() => {
-      this.broker.publishRaw(this.reply, "+ACK");
+      this.broker.publishRaw(this.reply, ACK);
       return this.broker.confirm();
     });
   }
@@ -709,7 +740,7 @@ class NatsDelivery implements Delivery {
   ack(): Promise<void> {
     const error = this.#begin();
     if (error !== undefined) return Promise.reject(error);
-    this.broker.publishRaw(this.reply, "+ACK");
+    this.broker.publishRaw(this.reply, ACK);
     return this.broker.confirm();
   }
 

@@ -29,7 +29,7 @@ export class Puller {
     private readonly onMessage: (msg: Msg) => void,
   ) {
     this.#next = api;
-    this.#threshold = Math.max(1, Math.ceil(prefetch / 4));
+    this.#threshold = Math.max(1, Math.ceil(prefetch / 2));
     this.#watchdog = setInterval(() => {
       if (this.#requested > 0 && performance.now() - this.#lastActivity > STALL_MS) this.reset();
     }, STALL_MS / 2);

@@ -1,0 +1,251 @@
+// NATS-specific checks: what the adapter builds on the server, and the mechanisms the conformance
+// suite cannot see (duplicate window, delayed holding, dead-letter move, subject tokens, credentials).
+import { inspect } from "node:util";
+import { brokerUrlFromEnv, type PrivateServer } from "@jobs/conformance";
+import { type Broker, createClient, createWorker, type Delivery, defineJob, JobsError, type OutgoingMessage } from "@jobs/core";
+import { waitFor } from "@jobs/core/testing";
+import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createNatsBroker, type NatsBrokerOptions, natsCapabilities } from "../src/index.js";
+import { deleteStreams, endpointOf, startPrivateNats, uniqueTopology } from "./support.js";
+
+const url = brokerUrlFromEnv("JOBS_NATS_URL");
+let counter = 0;
+const msg = (body: string, extra: Partial<OutgoingMessage> = {}): OutgoingMessage => ({
+  id: `m-${++counter}`,
+  body,
+  priority: 2,
+  delayMs: 0,
+  dedupe: true,
+  ...extra,
+});
+
+describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
+  const topology = uniqueTopology("unit");
+  const brokers: Broker[] = [];
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  const open = (options: NatsBrokerOptions = {}): Broker => {
+    const broker = createNatsBroker({ url: url as string, ...topology, ...options });
+    brokers.push(broker);
+    return broker;
+  };
+  const subjectCount = async (subject: string): Promise<number> => {
+    const info = await jsm.streams.info(topology.stream, { subjects_filter: subject });
+    return info.state.subjects?.[subject] ?? 0;
+  };
+  const collect = (into: Delivery[]) => (d: Delivery) => {
+    into.push(d);
+  };
+
+  beforeAll(async () => {
+    const { host, port } = endpointOf(url as string);
+    nc = await connect({ servers: `${host}:${port}` });
+    jsm = await jetstreamManager(nc);
+  });
+  afterAll(async () => {
+    await Promise.all(brokers.map((b) => b.close()));
+    await deleteStreams(url as string, [topology.stream]);
+    await nc.close();
+  });
+
+  it("creates a file-backed work-queue stream and, per queue, durable pull consumers with explicit acks and no MaxDeliver", async () => {
+    const broker = open();
+    await broker.consume("topo", { prefetch: 3, leaseMs: 2_000 }, () => {});
+    const stream = await jsm.streams.info(topology.stream);
+    expect(stream.config).toMatchObject({
+      retention: "workqueue",
+      storage: "file",
+      subjects: [`${topology.subjectPrefix}.>`],
+      duplicate_window: natsCapabilities.dedupeWindowMs * 1e6,
+    });
+    const ready = await jsm.consumers.info(topology.stream, "ready_topo");
+    expect(ready.config).toMatchObject({
+      durable_name: "ready_topo",
+      filter_subject: `${topology.subjectPrefix}.topo.ready`,
+      ack_policy: "explicit",
+      ack_wait: 2_000 * 1e6,
+      max_deliver: -1,
+      max_ack_pending: -1,
+    });
+    const delayed = await jsm.consumers.info(topology.stream, "delayed_topo");
+    expect(delayed.config).toMatchObject({
+      filter_subject: `${topology.subjectPrefix}.topo.delayed`,
+      max_deliver: -1,
+      max_ack_pending: -1,
+    });
+    // A worker with a shorter lease lowers AckWait; a longer one keeps the shorter (and heartbeats).
+    await open().consume("topo", { prefetch: 1, leaseMs: 1_000 }, () => {});
+    await open().consume("topo", { prefetch: 1, leaseMs: 5_000 }, () => {});
+    expect((await jsm.consumers.info(topology.stream, "ready_topo")).config.ack_wait).toBe(1_000 * 1e6);
+    // Ready and delayed messages go to their own subjects.
+    await broker.publish("topo2", [msg("now"), msg("later", { delayMs: 60_000 })]);
+    expect(await subjectCount(`${topology.subjectPrefix}.topo2.ready`)).toBe(1);
+    expect(await subjectCount(`${topology.subjectPrefix}.topo2.delayed`)).toBe(1);
+    await broker.purge("topo2");
+  });
+
+  it("dedupes enqueues by job id within the duplicate window, per queue, and never dedupes dedupe: false publishes", async () => {
+    const broker = open();
+    const ready = `${topology.subjectPrefix}.dup.ready`;
+    expect(await broker.publish("dup", [msg("a", { id: "same" })])).toEqual([{ ok: true, duplicate: false }]);
+    expect(await broker.publish("dup", [msg("b", { id: "same" })])).toEqual([{ ok: true, duplicate: true }]);
+    expect(await subjectCount(ready)).toBe(1);
+    // Retries and requeues reuse the id on purpose.
+    expect(await broker.publish("dup", [msg("c", { id: "same", dedupe: false })])).toEqual([{ ok: true, duplicate: false }]);
+    expect(await subjectCount(ready)).toBe(2);
+    // The same id on another queue is another job.
+    expect(await broker.publish("dup2", [msg("d", { id: "same" })])).toEqual([{ ok: true, duplicate: false }]);
+    await broker.purge("dup");
+    await broker.purge("dup2");
+  });
+
+  it("holds many delayed jobs without holding back ready ones, on a consumer of their own", async () => {
+    const producer = open();
+    const consumer = open();
+    const delayed = Array.from({ length: 500 }, (_, i) => msg(`later-${i}`, { delayMs: 3_600_000 }));
+    for (let i = 0; i < delayed.length; i += 100) await producer.publish("hold", delayed.slice(i, i + 100));
+    const got: Delivery[] = [];
+    await consumer.consume("hold", { prefetch: 2, leaseMs: 10_000 }, (d) => {
+      got.push(d);
+      void d.ack();
+    });
+    await producer.publish(
+      "hold",
+      Array.from({ length: 10 }, (_, i) => msg(`now-${i}`)),
+    );
+    await waitFor(() => got.length === 10, { timeout: 10_000, message: "ready jobs were held back" });
+    expect(got.map((d) => d.body).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `now-${i}`).sort());
+    // Every delayed job is held by nak(remaining) on the scheduler consumer: none on the ready one.
+    await waitFor(async () => (await jsm.consumers.info(topology.stream, "delayed_hold")).num_ack_pending === 500, {
+      timeout: 10_000,
+      message: "the scheduler did not hold every delayed job",
+    });
+    expect((await jsm.consumers.info(topology.stream, "ready_hold")).num_ack_pending).toBe(0);
+    expect(await producer.counts("hold")).toEqual({ waiting: 0, delayed: 500, active: 0, dead: 0 });
+    await producer.purge("hold");
+  });
+
+  it("holds a delay longer than its hop limit over several hops, delivering once, on time, with deliveryCount 1", async () => {
+    const producer = open({ maxDelay: "1s" });
+    const consumer = open({ maxDelay: "1s" });
+    expect(producer.capabilities.maxDelayMs).toBe(1_000);
+    const got: { at: number; d: Delivery }[] = [];
+    await consumer.consume("hops", { prefetch: 5, leaseMs: 10_000 }, (d) => {
+      got.push({ at: performance.now(), d });
+      void d.ack();
+    });
+    const sentAt = performance.now();
+    await producer.publish("hops", [msg("far", { delayMs: 2_500 })]);
+    await waitFor(() => got.length === 1, { timeout: 10_000, message: "delayed job not delivered" });
+    expect(got[0]!.at - sentAt).toBeGreaterThanOrEqual(2_500 - 15);
+    expect(got[0]!.d.deliveryCount).toBe(1);
+    // Three hops of at most 1 s each on the scheduler consumer.
+    expect((await jsm.consumers.info(topology.stream, "delayed_hops")).delivered.consumer_seq).toBeGreaterThanOrEqual(3);
+  });
+
+  it("runs a job delayed past maxDelayMs once, as attempt 1, through core's re-delay", async () => {
+    const producer = open({ maxDelay: "1s" });
+    const consumer = open({ maxDelay: "1s" });
+    const job = defineJob<{ n: number }>({ name: "later", queue: "redelay" });
+    const started: { attempt: number; at: number }[] = [];
+    const worker = createWorker({ broker: consumer }).handle(job, (_payload, { job: info }) => {
+      started.push({ attempt: info.attempt, at: Date.now() });
+    });
+    await worker.start();
+    const enqueued = await createClient({ broker: producer }).enqueue(job, { n: 1 }, { delay: 2_200 });
+    await waitFor(() => started.length === 1, { timeout: 10_000, message: "delayed job never ran" });
+    expect(started[0]!.attempt).toBe(1);
+    expect(started[0]!.at).toBeGreaterThanOrEqual(enqueued.runAt);
+    await worker.close();
+  });
+
+  it("moves a dead letter to the dead subject with its failure, leaving nothing on the work subject", async () => {
+    const producer = open();
+    const consumer = open();
+    const got: Delivery[] = [];
+    await consumer.consume("dl", { prefetch: 1, leaseMs: 10_000 }, collect(got));
+    await producer.publish("dl", [msg("doomed")]);
+    await waitFor(() => got.length === 1, { timeout: 5_000 });
+    await got[0]!.deadLetter({ body: "doomed+error", reason: "max-attempts", error: { name: "Error", message: "boom ✝" }, failedAt: 123 });
+    await waitFor(async () => (await jsm.consumers.info(topology.stream, "ready_dl")).num_ack_pending === 0, { timeout: 5_000 });
+    expect(await subjectCount(`${topology.subjectPrefix}.dl.ready`)).toBe(0);
+    expect(await subjectCount(`${topology.subjectPrefix}.dl.dead`)).toBe(1);
+    const [dead] = await producer.listDeadLetters("dl", { limit: 5 });
+    expect(dead).toMatchObject({
+      body: "doomed+error",
+      reason: "max-attempts",
+      error: { name: "Error", message: "boom ✝" },
+      failedAt: 123,
+    });
+    await producer.purge("dl");
+    expect(await producer.counts("dl")).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0 });
+  });
+
+  it("refuses queue names that would inject subject tokens or wildcards, sending nothing", async () => {
+    const broker = open();
+    const before = (await jsm.streams.info(topology.stream)).state.messages;
+    for (const queue of ["a.b", "a*", "a>", "a b", "a\tb", "", "x".repeat(129)]) {
+      const error = await broker.publish(queue, [msg("x")]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(JobsError.isInstance(error) && error.code === "invalid-options", `queue ${JSON.stringify(queue)}`).toBe(true);
+      await expect(broker.consume(queue, { prefetch: 1, leaseMs: 1_000 }, () => {})).rejects.toMatchObject({ code: "invalid-options" });
+      await expect(broker.counts(queue)).rejects.toMatchObject({ code: "invalid-options" });
+    }
+    expect((await jsm.streams.info(topology.stream)).state.messages).toBe(before);
+    expect(() => createNatsBroker({ stream: "A.B" })).toThrow(/stream/);
+    expect(() => createNatsBroker({ subjectPrefix: "jobs.>" })).toThrow(/subjectPrefix/);
+  });
+
+  it("says which subject no stream captures, with a typed error, when the stream is gone", async () => {
+    const mine = uniqueTopology("gone");
+    const broker = createNatsBroker({ url: url as string, ...mine });
+    brokers.push(broker);
+    expect(await broker.publish("q", [msg("x")])).toEqual([{ ok: true, duplicate: false }]);
+    await deleteStreams(url as string, [mine.stream]);
+    const [outcome] = await broker.publish("q", [msg("y")]);
+    expect(outcome?.ok).toBe(false);
+    const error = outcome?.ok === false ? outcome.error : undefined;
+    expect(error?.code).toBe("unknown-queue");
+    expect(error?.message).toMatch(/no JetStream stream captures "jobstest.*\.q\.ready"/);
+  });
+
+  it("warns that nats-server 2.9 fsyncs lazily", async () => {
+    const warnings: string[] = [];
+    const broker = open();
+    broker.on("config-warning", ({ message }) => warnings.push(message));
+    await broker.counts("warn");
+    expect(warnings.some((w) => w.includes("sync_interval"))).toBe(true);
+  });
+});
+
+describe.skipIf(url === undefined)("nats adapter credentials [needs JOBS_NATS_URL]", () => {
+  let server: PrivateServer;
+  const password = "s3cret-Pa55word";
+  beforeAll(async () => {
+    server = await startPrivateNats(["--user", "jobs", "--pass", password]);
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it("connects with credentials from the URL and never shows them, also when they are wrong", async () => {
+    const good = createNatsBroker({ url: `nats://jobs:${password}@127.0.0.1:${server.port}` });
+    expect(await good.publish("cred", [msg("x")])).toEqual([{ ok: true, duplicate: false }]);
+    await good.close();
+    const wrong = "Wr0ngPa55-xyz";
+    const bad = createNatsBroker({ url: `nats://jobs:${wrong}@127.0.0.1:${server.port}`, requestTimeout: "3s" });
+    const error = await bad.publish("cred", [msg("x")]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await bad.close();
+    expect(JobsError.isInstance(error) && error.code === "broker-connection").toBe(true);
+    const everything = `${String(error)}\n${(error as Error).stack}\n${inspect(error, { depth: 10 })}`;
+    expect(everything).not.toContain(wrong);
+    expect(everything).not.toContain(password);
+  });
+});
