@@ -10,7 +10,7 @@
 -- KEYS[2]      delayed zset     message key, score = due time (ms)
 -- KEYS[3]      seen zset        job id, score = end of its dedupe window (ms)
 -- KEYS[4]      seq string       message key counter
--- KEYS[5]      wake list        token a waiting consumer blocks on (BLPOP)
+-- KEYS[5]      wake list        token an idle consumer blocks on (BLPOP), pushed when any message is stored
 -- KEYS[6..10]  waiting lists    priority 0..4 (LPUSH to enqueue, RPOP to take)
 -- ARGV[1]      dedupe window in ms (0: no dedupe)
 -- ARGV[2..]    five per message: job id, body, priority level (0..4), delay in ms, dedupe ("1"/"0")
@@ -107,7 +107,8 @@ for level = 0, 4 do
     bulk('LPUSH', KEYS[6 + level], ready[level + 1])
   end
 end
-if anyReady and redis.call('LLEN', KEYS[5]) == 0 then
+-- Delayed ones wake consumers too: an idle consumer must learn the new earliest due time.
+if (anyReady or #delayed > 0) and redis.call('LLEN', KEYS[5]) == 0 then
   redis.call('LPUSH', KEYS[5], '1')
 end
 return out

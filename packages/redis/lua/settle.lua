@@ -43,8 +43,9 @@ local function store(level, body, delay)
     redis.call('ZADD', KEYS[3], now + delay, key)
   else
     redis.call('LPUSH', KEYS[8 + level], key)
-    wake = true
   end
+  -- Idle consumers must learn of it (ready now) or of its due time (delayed).
+  wake = true
 end
 
 -- Pass 1: which deliveries still hold their lease (one ZMSCORE for the batch), then remove them

@@ -36,7 +36,7 @@ export const redisCapabilities: BrokerCapabilities = {
   leaseExtension: true,
   durable: true,
   redeliverOnClose: false,
-  timerResolutionMs: 10,
+  timerResolutionMs: 25,
 };
 
 /** Options of `createRedisBroker`. Connection: `url`, `connection` or `client` (a template). */

@@ -1,6 +1,7 @@
 // What the conformance suite cannot see: the key layout, idempotent publish, server
 // configuration warnings, recycling of a stalled connection, and credentials kept out of errors.
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { brokerUrlFromEnv, createFaultProxy, type PrivateServer, startPrivateServer } from "@jobs/conformance";
 import type { Broker, BrokerEventMap, OutgoingMessage, PublishOutcome } from "@jobs/core";
@@ -111,7 +112,7 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
     }
   });
 
-  it("stores a re-sent publish (same id, dedupe on) once: in one batch, in two calls, and as a raw script re-run", async () => {
+  it("stores a re-sent publish (same id, dedupe on) once, in one batch and in a second call; dedupe: false is never dropped", async () => {
     const queue = `resend-${randomUUID().slice(0, 8)}`;
     const broker = open();
     const first = msg("once");
@@ -145,7 +146,7 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
     expect((await broker.counts(queue)).waiting).toBe(2);
   });
 
-  describe("on private redis-servers", () => {
+  describe("on private redis-servers", { timeout: 30_000 }, () => {
     const servers: PrivateServer[] = [];
     const serve = async (extra: readonly string[]): Promise<PrivateServer> => {
       const server = await startPrivateServer({ command: "redis-server", args: ({ port, dir }) => redisServerArgs(port, dir, extra) });
@@ -215,6 +216,54 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
       } finally {
         await proxy.close();
       }
+    });
+
+    it("works as a user limited by the ACL line of docs/adapters/redis.md (key prefix and commands)", async () => {
+      const page = readFileSync(new URL("../../../docs/adapters/redis.md", import.meta.url), "utf8");
+      const acl = page.split("\n").find((line) => line.startsWith("ACL SETUSER jobs "));
+      expect(acl).toBeDefined();
+      const server = await serve(["--appendonly", "yes"]);
+      const admin = new Redis(server.port, "127.0.0.1");
+      try {
+        const words = (acl as string).replace(">change-me", ">acl-test-pass").split(" ");
+        await admin.call(words[0] as string, ...words.slice(1));
+      } finally {
+        admin.disconnect();
+      }
+      const broker = createRedisBroker({ url: `redis://jobs:acl-test-pass@127.0.0.1:${server.port}` });
+      brokers.push(broker);
+      const events = record(broker);
+      const queue = "acl";
+      await broker.publish(queue, [msg("to-retry"), msg("to-dead"), msg("to-defer"), msg("delayed", { delayMs: 50 })]);
+      const bodies: string[] = [];
+      let deferred = 0;
+      // prefetch 1 with an idle wait in between: fetch, settle, BLPOP and the delay timer all run.
+      await broker.consume(queue, { prefetch: 1, leaseMs: 30_000 }, (d) => {
+        bodies.push(d.body);
+        const settle = async (): Promise<void> => {
+          await d.extendLease(30_000);
+          if (d.body === "to-retry") await d.retry(msg("retried", { dedupe: false }));
+          else if (d.body === "to-dead")
+            await d.deadLetter({ body: d.body, reason: "validation", error: { name: "E", message: "x" }, failedAt: 1 });
+          else if (d.body === "to-defer" && d.deliveryCount === 1 && !deferred++) await d.defer(0);
+          else await d.ack();
+        };
+        settle().catch((error: unknown) => events.push({ type: "error", data: error }));
+      });
+      await waitFor(() => bodies.includes("retried") && bodies.includes("delayed") && bodies.filter((b) => b === "to-defer").length === 2, {
+        timeout: 5_000,
+        message: "round trip under the ACL did not complete",
+      });
+      expect(events).toEqual([]);
+      await waitFor(async () => (await broker.counts(queue)).active === 0, { timeout: 5_000 });
+      const dead = await broker.listDeadLetters(queue, { limit: 10 });
+      expect(dead.map((d) => d.body)).toEqual(["to-dead"]);
+      expect(await broker.removeDeadLetters(queue, [dead[0]?.key as string])).toBe(1);
+      await broker.publish(queue, [msg("purged", { delayMs: 60_000 })]);
+      await broker.purge(queue);
+      expect(await broker.counts(queue)).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0 });
+      // The configuration check ran too (INFO allowed): AOF is on and the policy is noeviction, so no warning.
+      expect(events).toEqual([]);
     });
 
     it("keeps the password out of errors, causes and events when authentication fails", async () => {

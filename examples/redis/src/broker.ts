@@ -1,0 +1,11 @@
+// The only file that differs between examples: how to reach the broker.
+// Redis at JOBS_REDIS_URL (default: a local server); each call opens a new connection.
+import type { Broker } from "@jobs/core";
+import { createRedisBroker } from "@jobs/redis";
+
+const url = process.env.JOBS_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** A new connection to Redis. */
+export function connect(): Broker {
+  return createRedisBroker({ url, prefix: "jobs-example" });
+}
