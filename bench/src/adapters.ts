@@ -28,6 +28,7 @@ import { createMemoryBroker, createMemoryServer } from "@jobs/memory";
 import type { Trial } from "./measure.js";
 import { natsBenchAdapter } from "./nats.js";
 import { fastqBaseline, pqueueBaseline } from "./peers.js";
+import { rabbitmqBenchAdapter } from "./rabbitmq.js";
 import { redis } from "./redis.js";
 import type { EnqueueParams, ThroughputParams } from "./workload.js";
 
@@ -94,4 +95,4 @@ const memory: BenchAdapter = {
 };
 
 /** Every adapter the harness knows, by `--adapter` name. */
-export const adapters: Readonly<Record<string, BenchAdapter>> = { memory, nats: natsBenchAdapter, redis };
+export const adapters: Readonly<Record<string, BenchAdapter>> = { memory, nats: natsBenchAdapter, rabbitmq: rabbitmqBenchAdapter, redis };

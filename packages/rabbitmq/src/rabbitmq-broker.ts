@@ -42,10 +42,17 @@ const COUNT_HEADER = "x-jobs-deliveries";
 const DEAD_HEADER = "x-jobs-dead";
 const ACCEPTED: PublishOutcome = Object.freeze({ ok: true, duplicate: false });
 
+/** The ladder holds up to `unit × (2^levels − 1)` ms; declared rounded down to whole minutes (or seconds), which core never exceeds. */
+function ladderMaxDelay(unitMs: number, levels: number): number {
+  const ms = unitMs * (2 ** levels - 1);
+  const step = ms >= 60_000 ? 60_000 : ms >= 1_000 ? 1_000 : 1;
+  return Math.floor(ms / step) * step;
+}
+
 /** What RabbitMQ does natively with the default options (an instance narrows it from its options). */
 export const rabbitmqCapabilities: BrokerCapabilities = {
   priority: "native",
-  maxDelayMs: 100 * (2 ** 16 - 1),
+  maxDelayMs: ladderMaxDelay(100, 16),
   maxPayloadBytes: 8_388_608,
   dedupeWindowMs: 0,
   leaseExtension: true,
@@ -120,6 +127,8 @@ interface Slot {
   barrier: Promise<void> | undefined;
   /** Barriers sent and not yet answered (a drained channel closes only after them). */
   syncing: number;
+  /** The last barrier created (the next one goes out once it is answered). */
+  inflight: Promise<void> | undefined;
 }
 
 /**
@@ -128,23 +137,33 @@ interface Slot {
  * landed: an ack that resolved is never followed by a redelivery. Acks of one event-loop turn share it.
  */
 function barrier(slot: Slot): Promise<void> {
-  slot.barrier ??= new Promise<void>((resolve, reject) => {
-    setImmediate(() => {
+  if (slot.barrier === undefined) {
+    let release!: () => void;
+    let fail!: (error: Error) => void;
+    slot.barrier = new Promise<void>((resolve, reject) => {
+      release = resolve;
+      fail = reject;
+    });
+    // At most one barrier in flight per channel: the acks sent meanwhile wait for the next one.
+    const send = (): void => {
       slot.barrier = undefined;
-      if (slot.dead) return reject(new LeaseLostError());
+      if (slot.dead) return fail(new LeaseLostError());
       slot.syncing++;
       slot.channel.prefetch(slot.prefetch).then(
         () => {
           slot.syncing--;
-          resolve();
+          release();
         },
         () => {
           slot.syncing--;
-          reject(new LeaseLostError("[jobs] [rabbitmq] the channel closed before the ack was confirmed; the message will be redelivered"));
+          fail(new LeaseLostError("[jobs] [rabbitmq] the channel closed before the ack was confirmed; the message will be redelivered"));
         },
       );
-    });
-  });
+    };
+    if (slot.syncing === 0) setImmediate(send);
+    else slot.inflight?.then(send, send);
+    slot.inflight = slot.barrier;
+  }
   return slot.barrier;
 }
 
@@ -293,9 +312,9 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1 || maxPayloadBytes > 134_217_728) {
       throw new InvalidOptionsError("maxPayloadBytes", "expected an integer from 1 to 134217728 (RabbitMQ's max_message_size)");
     }
-    const maxDelayMs = this.#unitMs * (2 ** this.#levels - 1);
+    const maxDelayMs = ladderMaxDelay(this.#unitMs, this.#levels);
     this.capabilities = { ...rabbitmqCapabilities, maxPayloadBytes, maxDelayMs, timerResolutionMs: Math.max(1, this.#unitMs) };
-    this.#socketOptions = { noDelay: true, timeout: this.#requestTimeoutMs, ...(options.socketOptions ?? {}) };
+    this.#socketOptions = { timeout: this.#requestTimeoutMs, ...(options.socketOptions ?? {}) };
     const url = options.url;
     if (typeof url === "string") {
       let parsed: URL;
@@ -689,6 +708,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
         prefetch: consumer.prefetch - held,
         barrier: undefined,
         syncing: 0,
+        inflight: undefined,
       };
       channel.on("error", (error: Error) => {
         this.#lastError = error;

@@ -97,6 +97,7 @@ export function closeAll(brokers: readonly Broker[]): Promise<unknown> {
 }
 
 const RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+const RABBITMQ_CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 
 function chownTree(path: string, uid: number, gid: number): void {
   chownSync(path, uid, gid);
@@ -113,6 +114,8 @@ export interface PrivateRabbitOptions {
 export interface PrivateRabbit extends PrivateServer {
   /** amqp://guest:guest@127.0.0.1:<port> */
   readonly url: string;
+  /** Runs `rabbitmqctl` against this node (never the machine's). */
+  ctl(...args: string[]): string;
 }
 
 /**
@@ -154,5 +157,15 @@ export async function startPrivateRabbit(options: PrivateRabbitOptions = {}): Pr
     },
     startTimeoutMs: 90_000,
   });
-  return Object.assign(server, { url: `amqp://guest:guest@127.0.0.1:${server.port}` });
+  const ctl = (...args: string[]): string => {
+    const full = ["-n", `jobs-test-${server.port}@localhost`, ...args];
+    const [command, argv] = root
+      ? ["setpriv", ["--reuid=rabbitmq", "--regid=rabbitmq", "--init-groups", RABBITMQ_CTL, ...full]]
+      : [RABBITMQ_CTL, full];
+    return execFileSync(command, argv, {
+      env: { ...process.env, ...(root ? { HOME: "/var/lib/rabbitmq" } : {}) },
+      timeout: 60_000,
+    }).toString();
+  };
+  return Object.assign(server, { url: `amqp://guest:guest@127.0.0.1:${server.port}`, ctl });
 }

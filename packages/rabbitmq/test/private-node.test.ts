@@ -1,11 +1,13 @@
 /**
- * RabbitMQ closes a channel whose oldest unacked delivery outlives `consumer_timeout`, putting every
+ * Cases that need a node of our own (a private node on free ports; the machine's node is never touched).
+ *
+ * Consumer timeout: RabbitMQ closes a channel whose oldest unacked delivery outlives `consumer_timeout`, putting every
  * unacked delivery of that channel back in the queue. A consumer therefore moves new deliveries to
  * a fresh channel once its oldest one is older than a tenth of the timeout: only the long job is
  * redelivered. Run on a private node whose timeout is 4 s (the machine's node keeps its 30 min).
  */
 import { brokerUrlFromEnv } from "@jobs/conformance";
-import type { Delivery } from "@jobs/core";
+import { createClient, createWorker, type Delivery, defineJob } from "@jobs/core";
 import { waitFor } from "@jobs/core/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { closeAll, startPrivateRabbit, Tracker, uniquePrefix } from "./support.js";
@@ -81,6 +83,40 @@ describe.skipIf(node === undefined)("consumer_timeout on a private node [needs J
     expect((outcome.longAckError as { code?: string })?.code).toBe("lease-lost");
     expect(outcome.redelivered).toEqual([]);
     expect(outcome.shortAckErrors).toEqual([]);
+  }, 60_000);
+
+  it("runs enqueue, delays, retries and dead letters as a user limited to ^jobs\\. resources (and amq.default for writes)", async () => {
+    const n = node as NonNullable<typeof node>;
+    n.ctl("add_user", "jobs-app", "app-secret");
+    n.ctl("set_permissions", "-p", "/", "jobs-app", "^jobs\\.", "^(jobs\\..*|amq\\.default)$", "^jobs\\.");
+    const limited = new Tracker(n.url.replace("guest:guest", "jobs-app:app-secret"), "jobs.");
+    const [producer, consumer] = [limited.broker(), limited.broker()];
+    try {
+      const job = defineJob<{ n: number }>({
+        name: "limited.job",
+        queue: "limited",
+        maxAttempts: 2,
+        backoff: { type: "fixed", delay: 200 },
+      });
+      const worker = createWorker({ broker: consumer, concurrency: 2 });
+      const ran: number[] = [];
+      worker.handle(job, ({ n: value }, { job: info }) => {
+        ran.push(value);
+        if (value === 2 && info.attempt === 1) throw new Error("retry me once");
+        if (value === 3) throw new Error("always fails");
+      });
+      await worker.start();
+      const client = createClient({ broker: producer });
+      await client.enqueue(job, { n: 1 }, { delay: "300ms" });
+      await client.enqueue(job, { n: 2 });
+      await client.enqueue(job, { n: 3 });
+      await waitFor(async () => (await producer.counts("limited")).dead === 1 && ran.length === 5, { timeout: 10_000 });
+      expect([...ran].sort()).toEqual([1, 2, 2, 3, 3]);
+      await worker.close();
+    } finally {
+      await closeAll([producer, consumer]);
+      await limited.cleanUp();
+    }
   }, 60_000);
 
   it("negative control: without channel rotation (consumerTimeout 0) the short jobs in flight are redelivered too", async () => {

@@ -1,0 +1,146 @@
+/**
+ * The RabbitMQ entry of the bench: @jobs/rabbitmq beside raw amqplib doing the same work with no
+ * job layer: persistent messages published on a confirm channel (a batch, then `waitForConfirms`),
+ * and a consumer acking each message after the no-op at prefetch = concurrency. Both run on the
+ * RabbitMQ at JOBS_RABBITMQ_URL, each on its own fresh queue.
+ */
+import { createRabbitMQBroker, type RabbitMQBroker } from "@jobs/rabbitmq";
+import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
+import type { Baseline, BenchAdapter } from "./adapters.js";
+import { deferred, type Trial, within } from "./measure.js";
+import { type BenchPayload, checkRan, type EnqueueParams, noop, ran, type ThroughputParams, uniqueQueue } from "./workload.js";
+
+const PREFIX = "jobs-bench.";
+
+function rabbitUrl(): string {
+  const url = process.env.JOBS_RABBITMQ_URL;
+  if (url === undefined || url === "") throw new Error("[bench] JOBS_RABBITMQ_URL is not set");
+  return url;
+}
+
+/** @jobs/rabbitmq: a producer and a consumer broker (two connections, like two processes). */
+export const rabbitmqBenchAdapter: BenchAdapter = {
+  name: "rabbitmq",
+  description: "@jobs/rabbitmq (classic queue with x-max-priority, confirm channel) on the RabbitMQ at JOBS_RABBITMQ_URL",
+  requiresEnv: "JOBS_RABBITMQ_URL",
+  async open() {
+    const url = rabbitUrl();
+    const producer: RabbitMQBroker = createRabbitMQBroker({ url, prefix: PREFIX });
+    const consumer: RabbitMQBroker = createRabbitMQBroker({ url, prefix: PREFIX });
+    return {
+      producer,
+      consumer,
+      async close(queues) {
+        await consumer.close();
+        for (const queue of queues) await producer.deleteQueue(queue);
+        await producer.close();
+      },
+    };
+  },
+  // A getter: the baseline is defined further down.
+  get baselines(): readonly Baseline[] {
+    return [amqplibBaseline];
+  },
+};
+
+// --- raw amqplib ------------------------------------------------------------------------------
+
+interface Raw {
+  readonly conn: ChannelModel;
+  readonly ch: ConfirmChannel;
+  readonly queue: string;
+}
+
+async function openRaw(what: string): Promise<Raw> {
+  const conn = await amqp.connect(rabbitUrl());
+  const ch = await conn.createConfirmChannel();
+  const queue = `${PREFIX}raw-${uniqueQueue(what)}`;
+  await ch.assertQueue(queue, { durable: true });
+  return { conn, ch, queue };
+}
+
+async function closeRaw(raw: Raw): Promise<void> {
+  await raw.ch.deleteQueue(raw.queue);
+  await raw.conn.close();
+}
+
+/** Publishes every payload persistent, `batch` at a time, each batch confirmed before the next. */
+async function publishConfirmed(raw: Raw, payloads: readonly BenchPayload[], batch: number): Promise<void> {
+  for (let start = 0; start < payloads.length; start += batch) {
+    const end = Math.min(payloads.length, start + batch);
+    for (let i = start; i < end; i++) raw.ch.sendToQueue(raw.queue, Buffer.from(JSON.stringify(payloads[i])), { persistent: true });
+    await raw.ch.waitForConfirms();
+  }
+}
+
+/** Raw enqueue, bulk: batches of `batch` messages, each confirmed before the next. */
+async function rawEnqueueBulk(p: EnqueueParams): Promise<Trial> {
+  const raw = await openRaw("enq-bulk");
+  return {
+    run: () => publishConfirmed(raw, p.payloads, p.batch),
+    dispose: () => closeRaw(raw),
+  };
+}
+
+/** Raw enqueue, single: one publish per message, `inflight` awaiting their own confirm at once. */
+async function rawEnqueueSingle(p: EnqueueParams): Promise<Trial> {
+  const raw = await openRaw("enq-single");
+  let next = 0;
+  const publishOne = (payload: BenchPayload): Promise<void> =>
+    new Promise((resolve, reject) => {
+      raw.ch.sendToQueue(raw.queue, Buffer.from(JSON.stringify(payload)), { persistent: true }, (err: unknown) =>
+        err ? reject(err) : resolve(),
+      );
+    });
+  const lane = async (): Promise<void> => {
+    while (next < p.payloads.length) await publishOne(p.payloads[next++] as BenchPayload);
+  };
+  return {
+    async run() {
+      await Promise.all(Array.from({ length: p.inflight }, lane));
+    },
+    dispose: () => closeRaw(raw),
+  };
+}
+
+/** Raw consume: `jobs` messages published before the clock; timed from `consume` until the last ack. */
+async function rawProcess(p: ThroughputParams): Promise<Trial> {
+  const raw = await openRaw("proc");
+  await publishConfirmed(raw, p.payloads, 1000);
+  const consumer = await raw.conn.createChannel();
+  const before = ran.count;
+  const done = deferred();
+  let handled = 0;
+  return {
+    async run() {
+      await consumer.prefetch(p.concurrency);
+      await consumer.consume(
+        raw.queue,
+        (msg) => {
+          if (msg === null) return;
+          void noop(msg.content).then(() => {
+            consumer.ack(msg);
+            if (++handled === p.jobs) done.resolve();
+          });
+        },
+        { noAck: false },
+      );
+      await within(done.promise, p.timeoutMs, `raw amqplib process ${p.jobs}`);
+    },
+    async dispose() {
+      checkRan(before, p.jobs, `raw amqplib process at prefetch ${p.concurrency}`);
+      await consumer.close();
+      await closeRaw(raw);
+    },
+  };
+}
+
+/** amqplib 2.3.1 with no job layer. */
+export const amqplibBaseline: Baseline = {
+  name: "raw amqplib",
+  kind: "raw-client",
+  note: "amqplib 2.3.1: persistent sendToQueue on a confirm channel (waitForConfirms per batch, or a callback per message with `inflight` lanes); consume with prefetch = concurrency, ack after the no-op; durable classic queue",
+  process: rawProcess,
+  enqueueSingle: rawEnqueueSingle,
+  enqueueBulk: rawEnqueueBulk,
+};
