@@ -13,14 +13,31 @@
 -- KEYS[5]      wake list        token an idle consumer blocks on (BLPOP), pushed when any message is stored
 -- KEYS[6..10]  waiting lists    priority 0..4 (LPUSH to enqueue, RPOP to take)
 -- ARGV[1]      dedupe window in ms (0: no dedupe)
--- ARGV[2..]    five per message: job id, body, priority level (0..4), delay in ms, dedupe ("1"/"0")
+-- ARGV[2]      'u' (uniform): ARGV[3..5] = priority level (0..4), delay in ms, dedupe ("1"/"0")
+--              for every message, then two per message from ARGV[6]: job id, body
+--              'm' (mixed): five per message from ARGV[3]: job id, body, level, delay in ms, dedupe
 -- Returns      one integer per message, in order: 0 stored, 1 duplicate (nothing stored)
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
-local n = (#ARGV - 1) / 5
+local uniform = ARGV[2] == 'u'
+local first, stride
+if uniform then
+  first, stride = 6, 2
+else
+  first, stride = 3, 5
+end
+local n = (#ARGV - first + 1) / stride
 local CHUNK = 4000
+
+-- Field f (0 id, 1 body, 2 level, 3 delay, 4 dedupe) of message i (0-based).
+local function field(i, f)
+  if uniform and f >= 2 then
+    return ARGV[1 + f]
+  end
+  return ARGV[first + i * stride + f]
+end
 
 local function bulk(command, key, args)
   for i = 1, #args, CHUNK do
@@ -35,8 +52,8 @@ if window > 0 then
   -- just removed); `seen` also catches the same id twice in this batch.
   local ids = {}
   for i = 0, n - 1 do
-    if ARGV[2 + i * 5 + 4] == '1' then
-      ids[#ids + 1] = ARGV[2 + i * 5]
+    if field(i, 4) == '1' then
+      ids[#ids + 1] = field(i, 0)
     end
   end
   if #ids > 0 then
@@ -62,10 +79,9 @@ local remember = {}
 local ready = { {}, {}, {}, {}, {} }
 local anyReady = false
 for i = 0, n - 1 do
-  local base = 2 + i * 5
   local duplicate = 0
-  if window > 0 and ARGV[base + 4] == '1' then
-    local id = ARGV[base]
+  if window > 0 and field(i, 4) == '1' then
+    local id = field(i, 0)
     if seen[id] then
       duplicate = 1
     else
@@ -76,11 +92,11 @@ for i = 0, n - 1 do
   end
   out[i + 1] = duplicate
   if duplicate == 0 then
-    local level = tonumber(ARGV[base + 2])
+    local level = tonumber(field(i, 2))
     local key = level .. (last - n + i + 1)
     bodies[#bodies + 1] = key
-    bodies[#bodies + 1] = ARGV[base + 1]
-    local delay = tonumber(ARGV[base + 3])
+    bodies[#bodies + 1] = field(i, 1)
+    local delay = tonumber(field(i, 3))
     if delay > 0 then
       delayed[#delayed + 1] = now + delay
       delayed[#delayed + 1] = key

@@ -110,7 +110,7 @@ interface QueueState {
   readonly settleKeys: string[];
   readonly inspectKeys: string[];
   readonly purgeKeys: string[];
-  publishArgs: (string | number)[];
+  publishMessages: OutgoingMessage[];
   publishWaiters: PublishWaiter[];
   settleArgs: (string | number)[];
   settleWaiters: Waiter[];
@@ -314,6 +314,7 @@ class RedisBrokerImpl implements Broker {
   readonly #fetchWanted = new Set<RedisConsumer>();
   readonly #blockers = new Set<Redis>();
   #flushScheduled = false;
+  #microFlush = false;
   #closing: Promise<void> | undefined;
   #wasReady = false;
   #down = false;
@@ -456,7 +457,7 @@ class RedisBrokerImpl implements Broker {
         settleKeys: [keys.active, keys.body, keys.delayed, keys.wake, keys.seq, keys.dead, keys.deadRecords, ...waiting],
         inspectKeys: [keys.active, keys.delayed, keys.dead, keys.deadRecords, ...waiting],
         purgeKeys: [keys.body, keys.delayed, keys.dead, keys.deadRecords, keys.wake, ...waiting],
-        publishArgs: [],
+        publishMessages: [],
         publishWaiters: [],
         settleArgs: [],
         settleWaiters: [],
@@ -471,18 +472,33 @@ class RedisBrokerImpl implements Broker {
     if (this.closed) throw new BrokerClosedError("[jobs] [redis] broker is closed");
   }
 
-  #schedule(q: QueueState): void {
+  /**
+   * Publishes go out at the end of the current tick (concurrent enqueues of one tick still share a
+   * script call); settlements wait for the end of this turn of the event loop, so the acks of every
+   * job that completed in it go out as one call per queue, followed by the fetch that refills.
+   */
+  #schedule(q: QueueState, soon: boolean): void {
     this.#dirty.add(q);
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    // Everything settled or published during this turn of the event loop goes out as one script call per queue.
-    setImmediate(() => this.#flush());
+    if (soon) {
+      if (this.#microFlush) return;
+      this.#microFlush = true;
+      queueMicrotask(() => {
+        this.#microFlush = false;
+        void this.#flush();
+      });
+    } else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        void this.#flush();
+      });
+    }
   }
 
   enqueueSettle(q: QueueState, op: (string | number)[], waiter: Waiter | undefined): void {
     for (const a of op) q.settleArgs.push(a);
     q.settleWaiters.push(waiter ?? { resolve: () => {}, reject: () => {} });
-    this.#schedule(q);
+    this.#schedule(q, false);
   }
 
   wantFetch(consumer: RedisConsumer): void {
@@ -490,7 +506,6 @@ class RedisBrokerImpl implements Broker {
   }
 
   #flush(): Promise<unknown> {
-    this.#flushScheduled = false;
     const sent: Promise<unknown>[] = [];
     for (const q of this.#dirty) {
       if (q.publishWaiters.length > 0) sent.push(this.#flushPublish(q));
@@ -504,11 +519,11 @@ class RedisBrokerImpl implements Broker {
   }
 
   #flushPublish(q: QueueState): Promise<void> {
-    const args = q.publishArgs;
+    const messages = q.publishMessages;
     const waiters = q.publishWaiters;
-    q.publishArgs = [];
+    q.publishMessages = [];
     q.publishWaiters = [];
-    return this.run("publish", q.publishKeys, [this.#dedupeWindowMs, ...args], true).then(
+    return this.run("publish", q.publishKeys, publishArgs(this.#dedupeWindowMs, messages), true).then(
       (reply) => {
         const flags = reply as number[];
         let k = 0;
@@ -571,12 +586,12 @@ class RedisBrokerImpl implements Broker {
         }
       }
       indexes.push(i);
-      q.publishArgs.push(m.id, m.body, m.priority, m.delayMs > 0 ? Math.ceil(m.delayMs) : 0, m.dedupe ? 1 : 0);
+      q.publishMessages.push(m);
     }
     if (indexes.length === 0) return Promise.resolve(outcomes);
     return new Promise((resolve) => {
       q.publishWaiters.push({ outcomes, indexes, resolve });
-      this.#schedule(q);
+      this.#schedule(q, true);
     });
   }
 
@@ -676,6 +691,31 @@ class RedisBrokerImpl implements Broker {
     if (this.#redis.status === "ready") await bounded(this.#redis.quit());
     this.#redis.disconnect();
   }
+}
+
+/**
+ * ARGV of publish.lua. A batch whose messages share priority, delay and dedupe (an `enqueueMany`
+ * of one job, or concurrent single enqueues) sends those once and then only ids and bodies.
+ */
+function publishArgs(windowMs: number, messages: readonly OutgoingMessage[]): (string | number)[] {
+  const first = messages[0] as OutgoingMessage;
+  const delayOf = (m: OutgoingMessage): number => (m.delayMs > 0 ? Math.ceil(m.delayMs) : 0);
+  const delay = delayOf(first);
+  let uniform = true;
+  for (const m of messages) {
+    if (m.priority !== first.priority || m.dedupe !== first.dedupe || delayOf(m) !== delay) {
+      uniform = false;
+      break;
+    }
+  }
+  if (uniform) {
+    const args: (string | number)[] = [windowMs, "u", first.priority, delay, first.dedupe ? 1 : 0];
+    for (const m of messages) args.push(m.id, m.body);
+    return args;
+  }
+  const args: (string | number)[] = [windowMs, "m"];
+  for (const m of messages) args.push(m.id, m.body, m.priority, delayOf(m), m.dedupe ? 1 : 0);
+  return args;
 }
 
 function positive(value: Duration, field: string): number {
