@@ -30,6 +30,7 @@ import { natsBenchAdapter } from "./nats.js";
 import { fastqBaseline, pqueueBaseline } from "./peers.js";
 import { rabbitmqBenchAdapter } from "./rabbitmq.js";
 import { redis } from "./redis.js";
+import { sqs } from "./sqs.js";
 import type { EnqueueParams, ThroughputParams } from "./workload.js";
 
 /** The brokers of one run: publish through one, consume through the other, like separate processes would. */
@@ -95,4 +96,10 @@ const memory: BenchAdapter = {
 };
 
 /** Every adapter the harness knows, by `--adapter` name. */
-export const adapters: Readonly<Record<string, BenchAdapter>> = { memory, nats: natsBenchAdapter, rabbitmq: rabbitmqBenchAdapter, redis };
+export const adapters: Readonly<Record<string, BenchAdapter>> = {
+  memory,
+  nats: natsBenchAdapter,
+  rabbitmq: rabbitmqBenchAdapter,
+  redis,
+  sqs,
+};
