@@ -157,7 +157,9 @@ class RedisConsumer {
   unsettled = 0;
   stopped = false;
   readonly held: Set<RedisDelivery> = new Set();
-  fetching: Promise<void> | undefined;
+  /** Fetches on their way (at most two, so Redis works on one while this process handles the other). */
+  readonly fetching: Set<Promise<void>> = new Set();
+  #reserved = 0;
   #again = false;
   #blocking = false;
   #blocker: Redis | undefined;
@@ -173,24 +175,39 @@ class RedisConsumer {
     readonly onDelivery: (delivery: Delivery) => void,
   ) {}
 
-  /** Fetch as many messages as there are free slots, unless a fetch is already on its way. */
+  /**
+   * Fetch for the free slots (those neither held nor reserved by a fetch on its way). Up to two
+   * fetches of half the prefetch each are in flight, so a backlog flows without waiting a full
+   * round trip per batch; the prefetch limit still holds (slots are reserved before asking).
+   */
   kick(): void {
     if (this.stopped) return;
-    if (this.fetching !== undefined) {
+    if (this.fetching.size >= 2) {
       this.#again = true;
       return;
     }
-    const free = this.prefetch - this.unsettled;
+    const free = this.prefetch - this.unsettled - this.#reserved;
     if (free <= 0) return;
+    const ask = Math.min(free, Math.ceil(this.prefetch / 2));
     this.#again = false;
-    this.fetching = this.broker.run("fetch", this.queue.fetchKeys, [free, this.leaseMs]).then(
-      (reply) => this.#fetched(reply as (string | number)[], free),
-      (error: unknown) => this.#fetchFailed(error),
+    this.#reserved += ask;
+    const fetch: Promise<void> = this.broker.run("fetch", this.queue.fetchKeys, [ask, this.leaseMs]).then(
+      (reply) => {
+        this.fetching.delete(fetch);
+        this.#reserved -= ask;
+        this.#fetched(reply as (string | number)[], ask);
+      },
+      (error: unknown) => {
+        this.fetching.delete(fetch);
+        this.#reserved -= ask;
+        this.#fetchFailed(error);
+      },
     );
+    this.fetching.add(fetch);
+    if (ask < free) this.kick();
   }
 
   #fetched(reply: (string | number)[], asked: number): void {
-    this.fetching = undefined;
     this.#failures = 0;
     const count = (reply.length - 1) / 2;
     if (this.stopped) {
@@ -218,7 +235,6 @@ class RedisConsumer {
   }
 
   #fetchFailed(error: unknown): void {
-    this.fetching = undefined;
     if (this.stopped) return;
     if (this.#failures++ === 0) {
       this.broker.events.emit("error", {
@@ -677,7 +693,7 @@ class RedisBrokerImpl implements Broker {
     const bounded = <T>(p: Promise<T>): Promise<unknown> =>
       Promise.race([p, new Promise((r) => setTimeout(r, this.#requestTimeoutMs).unref())]).catch(() => {});
     // Fetches on their way come back and are released (consumer stopped); then every held delivery goes back too.
-    await bounded(Promise.allSettled([...this.#consumers].map((c) => c.fetching)));
+    await bounded(Promise.allSettled([...this.#consumers].flatMap((c) => [...c.fetching])));
     for (const consumer of this.#consumers) {
       for (const delivery of consumer.held) this.enqueueSettle(consumer.queue, ["l", delivery.member], undefined);
       consumer.held.clear();
