@@ -374,6 +374,15 @@ class RedisBrokerImpl implements Broker {
       this.events.emit("disconnected", error === undefined ? {} : { error });
     });
     this.#redis.on("ready", () => this.#ready());
+    const o = this.#redis.options;
+    if (!LOOPBACK.test(String(o.host ?? "localhost")) && !o.password && !o.tls && !o.path) {
+      // After the factory returned, so that listeners registered right away hear it.
+      queueMicrotask(() =>
+        this.events.emit("insecure-connection", {
+          message: `[jobs] [redis] ${String(o.host)} is not on loopback and the connection has neither TLS nor a password: anyone on the network can read and forge jobs`,
+        }),
+      );
+    }
     this.#heartbeat = setInterval(() => {
       this.#redis.ping().catch(() => {});
     }, heartbeatMs);
@@ -390,12 +399,6 @@ class RedisBrokerImpl implements Broker {
       for (const consumer of this.#consumers) consumer.kick();
     }
     if (!first) return;
-    const o = this.#redis.options;
-    if (!LOOPBACK.test(String(o.host ?? "localhost")) && o.password === undefined && o.tls === undefined && o.path === undefined) {
-      this.events.emit("insecure-connection", {
-        message: `[jobs] [redis] connected to ${String(o.host)} without TLS or credentials: anyone on the network can read and forge jobs`,
-      });
-    }
     if (this.#options.checkServerConfig !== false) void this.#checkServerConfig();
   }
 

@@ -146,6 +146,26 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
     expect((await broker.counts(queue)).waiting).toBe(2);
   });
 
+  it("emits insecure-connection for a non-loopback server reached without TLS or password, and only then", async () => {
+    const seen = (broker: Broker): string[] => {
+      const messages: string[] = [];
+      broker.on("insecure-connection", (e) => messages.push(e.message));
+      return messages;
+    };
+    // 192.0.2.1 is TEST-NET-1: never reached, never ready; the warning is about the configuration.
+    const exposed = createRedisBroker({ url: "redis://192.0.2.1:6379" });
+    const withPassword = createRedisBroker({ url: "redis://:secret@192.0.2.1:6379" });
+    const local = open();
+    const [a, b, c] = [seen(exposed), seen(withPassword), seen(local)];
+    // The event is emitted right after the factory returns (a microtask), before any I/O.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await Promise.all([exposed.close(), withPassword.close()]);
+    expect(a).toHaveLength(1);
+    expect(a[0]).toContain("192.0.2.1");
+    expect(b).toEqual([]);
+    expect(c).toEqual([]);
+  });
+
   describe("on private redis-servers", { timeout: 30_000 }, () => {
     const servers: PrivateServer[] = [];
     const serve = async (extra: readonly string[]): Promise<PrivateServer> => {
