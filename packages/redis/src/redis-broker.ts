@@ -12,7 +12,7 @@ import {
   Emitter,
   EnqueueOutcomeUnknownError,
   InvalidOptionsError,
-  type JobsError,
+  JobsError,
   LeaseLostError,
   type OutgoingMessage,
   PayloadTooLargeError,
@@ -679,8 +679,12 @@ class RedisBrokerImpl implements Broker {
     this.#ensureOpen();
     const q = this.#queue(checkQueue(queue));
     try {
-      await this.run("purge", q.purgeKeys, [], true);
+      // In chunks: one huge script would block Redis (and trip the dead-connection timeout).
+      while ((await this.run("purge", q.purgeKeys, [PURGE_CHUNK], true)) === PURGE_CHUNK) {
+        this.#ensureOpen();
+      }
     } catch (error) {
+      if (JobsError.isInstance(error)) throw error;
       throw new BrokerConnectionError(`[jobs] [redis] purge failed: ${describe(error)}`, { cause: cleanCause(error) });
     }
   }
@@ -742,6 +746,8 @@ function positive(value: Duration, field: string): number {
   if (!(ms > 0)) throw new InvalidOptionsError(field, "expected a positive duration");
   return ms;
 }
+
+const PURGE_CHUNK = 2_000;
 
 const QUEUE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/;
 

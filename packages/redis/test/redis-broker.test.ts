@@ -146,6 +146,26 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
     expect((await broker.counts(queue)).waiting).toBe(2);
   });
 
+  it("purges a queue larger than one purge chunk completely, bodies included", async () => {
+    const queue = `purge-${randomUUID().slice(0, 8)}`;
+    const broker = open();
+    const ready = Array.from({ length: 4_500 }, (_, i) => msg(`m-${i}`, { priority: (i % 5) as 0 | 1 | 2 | 3 | 4 }));
+    await broker.publish(queue, ready);
+    await broker.publish(
+      queue,
+      Array.from({ length: 50 }, (_, i) => msg(`d-${i}`, { delayMs: 60_000 })),
+    );
+    expect(await broker.counts(queue)).toEqual({ waiting: 4_500, delayed: 50, active: 0, dead: 0 });
+    await broker.purge(queue);
+    expect(await broker.counts(queue)).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0 });
+    const redis = new Redis(url as string);
+    try {
+      expect(await redis.hlen(redisQueueKeys(queue, prefix).body)).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it("emits insecure-connection for a non-loopback server reached without TLS or password, and only then", async () => {
     const seen = (broker: Broker): string[] => {
       const messages: string[] = [];
