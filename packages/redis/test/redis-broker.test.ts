@@ -4,8 +4,17 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { brokerUrlFromEnv, createFaultProxy, type PrivateServer, startPrivateServer } from "@jobs/conformance";
-import type { Broker, BrokerEventMap, OutgoingMessage, PublishOutcome } from "@jobs/core";
-import { waitFor } from "@jobs/core/testing";
+import {
+  type Broker,
+  type BrokerEventMap,
+  createClient,
+  createWorker,
+  type Delivery,
+  defineJob,
+  type OutgoingMessage,
+  type PublishOutcome,
+} from "@jobs/core";
+import { waitFor, waitForEvent } from "@jobs/core/testing";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { createRedisBroker, type RedisBrokerOptions, redisQueueKeys } from "../src/index.js";
@@ -144,6 +153,33 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
       message: "the id stayed a duplicate after its window",
     });
     expect((await broker.counts(queue)).waiting).toBe(2);
+  });
+
+  it("counts deliveries across lease expiries (a worker that keeps dying), so core dead-letters the crash loop", async () => {
+    const queue = `crash-${randomUUID().slice(0, 8)}`;
+    const job = defineJob<{ n: number }>({ name: "crash.loop", queue });
+    await createClient({ broker: open() }).enqueue(job, { n: 1 });
+    // Three consumers take the job and "die": they never settle it, and its lease runs out.
+    for (let i = 1; i <= 3; i++) {
+      const seen: Delivery[] = [];
+      const sub = await open().consume(queue, { prefetch: 1, leaseMs: 150 }, (d) => seen.push(d));
+      await waitFor(() => seen[0], { timeout: 5_000, message: `delivery ${i} never came` });
+      expect(seen[0]?.deliveryCount).toBe(i);
+      await sub.stop();
+    }
+    const worker = createWorker({ broker: open(), maxDeliveries: 3, lease: "30s" });
+    let ran = 0;
+    worker.handle(job, () => {
+      ran++;
+    });
+    const dead = waitForEvent(worker, "job.dead-lettered", () => true, { timeout: 5_000 });
+    await worker.start();
+    try {
+      expect((await dead).reason).toBe("crash-loop");
+      expect(ran).toBe(0);
+    } finally {
+      await worker.close();
+    }
   });
 
   it("purges a queue larger than one purge chunk completely, bodies included", async () => {
