@@ -87,7 +87,8 @@ const DAY_MS = 86_400_000;
 /** Settling this close to the server's lease end is refused: the server may have redelivered already. */
 const LEASE_MARGIN_MS = 20;
 const SCHEDULER_PREFETCH = 128;
-const SCHEDULER_ACK_WAIT_MS = 30_000;
+/** AckWait of the delay consumer: a server restart forgets nak delays, so held jobs come back (and are held again) within it. */
+const SCHEDULER_ACK_WAIT_MS = 5_000;
 const NOT_FOUND = 404;
 
 const fail = (message: string): never => {
@@ -153,6 +154,7 @@ class NatsBrokerImpl implements Broker {
   #nc: NatsConnection | undefined;
   #jsm: JetStreamManager | undefined;
   #connected = false;
+  #up = false;
   #flushing = false;
   #nextFlush: { readonly promise: Promise<void>; resolve(): void; reject(error: unknown): void } | undefined;
   #closing: Promise<void> | undefined;
@@ -229,6 +231,7 @@ class NatsBrokerImpl implements Broker {
     this.#sweeper.unref();
     void this.#watch(nc);
     await this.#ensureStream(replicas, dedupeWindowMs);
+    this.#up = true;
     const version = /^(\d+)\.(\d+)/.exec(nc.info?.version ?? "");
     if (version !== null && (Number(version[1]) < 2 || (Number(version[1]) === 2 && Number(version[2]) < 10))) {
       this.#events.emit("config-warning", {
@@ -310,7 +313,7 @@ class NatsBrokerImpl implements Broker {
   /** Resolves once the connection is up and the stream exists, bounded by requestTimeout. */
   async #open(): Promise<NatsConnection> {
     if (this.closed) throw new BrokerClosedError("[jobs] [nats] broker is closed");
-    if (this.#nc === undefined) {
+    if (!this.#up) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(
@@ -446,8 +449,13 @@ class NatsBrokerImpl implements Broker {
   }
 
   /** Publishes without waiting for anything (acks, naks, heartbeats). */
-  publishRaw(subject: string, data: Uint8Array): void {
-    (this.#nc as NatsConnection).publish(subject, data);
+  publishRaw(subject: string, data: string | Uint8Array): void {
+    try {
+      (this.#nc as NatsConnection).publish(subject, data);
+    } catch (error) {
+      // Only after close (the connection is gone): the message is redelivered after its lease.
+      if (!this.closed) this.#events.emit("error", { error: serializeError(error) });
+    }
   }
 
   /** Stores a dead letter: the body as data, the failure in headers. */
@@ -474,7 +482,7 @@ class NatsBrokerImpl implements Broker {
 
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<PublishOutcome[]> {
     this.#subjects(queue);
-    if (this.#nc === undefined || this.closed) await this.#open();
+    if (!this.#up || this.closed) await this.#open();
     const max = this.capabilities.maxPayloadBytes;
     const dedupe = this.capabilities.dedupeWindowMs > 0;
     return Promise.all(
@@ -579,19 +587,18 @@ class NatsBrokerImpl implements Broker {
   /** A delayed message: held again with nak(remaining) until due, then published to the ready subject and acked. */
   #promote(scheduler: Puller, queue: string, msg: Msg): void {
     const reply = msg.reply as string;
-    const nc = this.#nc as NatsConnection;
     const remaining = Number(msg.headers?.get(DUE)) - Date.now();
     if (remaining > 0) {
-      nc.publish(reply, `-NAK ${JSON.stringify({ delay: Math.ceil(Math.min(remaining, this.#holdMs)) * 1e6 })}`);
+      this.publishRaw(reply, `-NAK {"delay":${Math.ceil(Math.min(remaining, this.#holdMs)) * 1e6}}`);
       scheduler.release();
       return;
     }
     this.send(queue, msg.data, 0, `${queue}#${sequenceOf(reply)}`)
       .then(
-        () => nc.publish(reply, "+ACK"),
+        () => this.publishRaw(reply, ACK),
         (error: unknown) => {
-          nc.publish(reply, `-NAK ${JSON.stringify({ delay: 1e9 })}`);
-          this.#events.emit("error", { error: serializeError(error) });
+          this.publishRaw(reply, `-NAK {"delay":${1e9}}`);
+          if (!this.closed) this.#events.emit("error", { error: serializeError(error) });
         },
       )
       .finally(() => scheduler.release());
@@ -701,7 +708,7 @@ class NatsBrokerImpl implements Broker {
     const nc = this.#nc;
     if (nc === undefined) return;
     // Unsettled deliveries go back to their queue at once instead of after their lease.
-    for (const delivery of this.#held) if (delivery.release()) nc.publish(delivery.reply, "-NAK");
+    for (const delivery of this.#held) if (delivery.release()) this.publishRaw(delivery.reply, "-NAK");
     this.#held.clear();
     // Publishes already sent get their PubAck (bounded), then the connection goes.
     const deadline = performance.now() + Math.min(this.#timeoutMs, 2_000);
@@ -719,8 +726,20 @@ class NatsBrokerImpl implements Broker {
  * servers add a domain and an account hash after `ACK` and a random token at the end (one more).
  */
 function ackToken(reply: string, fromEnd: 4 | 5): string {
+  // Hot path (once per delivery): walk back over the last tokens instead of splitting the subject.
+  let end = reply.length;
+  for (let n = 1; n < fromEnd; n++) end = reply.lastIndexOf(".", end - 1);
+  const start = reply.lastIndexOf(".", end - 1) + 1;
+  // 9 tokens: the v1 form; otherwise the newer form has one token more at the end.
+  if (reply.startsWith("$JS.ACK.") && countDots(reply) === 8) return reply.slice(start, end);
   const tokens = reply.split(".");
-  return tokens[tokens.length - fromEnd - (tokens.length === 9 ? 0 : 1)] as string;
+  return tokens[tokens.length - fromEnd - 1] as string;
+}
+
+function countDots(text: string): number {
+  let dots = 0;
+  for (let i = text.indexOf("."); i >= 0; i = text.indexOf(".", i + 1)) dots++;
+  return dots;
 }
 
 function sequenceOf(reply: string): string {

@@ -125,7 +125,7 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     expect((await jsm.consumers.info(topology.stream, "ready_hold")).num_ack_pending).toBe(0);
     expect(await producer.counts("hold")).toEqual({ waiting: 0, delayed: 500, active: 0, dead: 0 });
     await producer.purge("hold");
-  });
+  }, 30_000);
 
   it("holds a delay longer than its hop limit over several hops, delivering once, on time, with deliveryCount 1", async () => {
     const producer = open({ maxDelay: "1s" });
@@ -143,7 +143,7 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     expect(got[0]!.d.deliveryCount).toBe(1);
     // Three hops of at most 1 s each on the scheduler consumer.
     expect((await jsm.consumers.info(topology.stream, "delayed_hops")).delivered.consumer_seq).toBeGreaterThanOrEqual(3);
-  });
+  }, 20_000);
 
   it("runs a job delayed past maxDelayMs once, as attempt 1, through core's re-delay", async () => {
     const producer = open({ maxDelay: "1s" });
@@ -159,7 +159,7 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     expect(started[0]!.attempt).toBe(1);
     expect(started[0]!.at).toBeGreaterThanOrEqual(enqueued.runAt);
     await worker.close();
-  });
+  }, 20_000);
 
   it("moves a dead letter to the dead subject with its failure, leaving nothing on the work subject", async () => {
     const producer = open();
@@ -247,5 +247,39 @@ describe.skipIf(url === undefined)("nats adapter credentials [needs JOBS_NATS_UR
     const everything = `${String(error)}\n${(error as Error).stack}\n${inspect(error, { depth: 10 })}`;
     expect(everything).not.toContain(wrong);
     expect(everything).not.toContain(password);
+  }, 20_000);
+});
+
+describe.skipIf(url === undefined)("nats adapter on a private server that is killed [needs JOBS_NATS_URL]", () => {
+  let server: PrivateServer;
+  beforeAll(async () => {
+    server = await startPrivateNats();
   });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it("keeps holding a delayed job across a kill -9 of the server, delivering it once, not early, with deliveryCount 1", async () => {
+    const options = { url: `nats://127.0.0.1:${server.port}`, ...uniqueTopology("killhold") };
+    const producer = createNatsBroker(options);
+    const consumer = createNatsBroker(options);
+    const got: { at: number; d: Delivery }[] = [];
+    await consumer.consume("held", { prefetch: 5, leaseMs: 10_000 }, (d) => {
+      got.push({ at: performance.now(), d });
+      void d.ack().catch(() => {});
+    });
+    const sentAt = performance.now();
+    await producer.publish("held", [msg("survivor", { delayMs: 3_000 })]);
+    // The scheduler holds it (nak with delay) before the crash.
+    await waitFor(async () => (await producer.counts("held")).delayed === 1, { timeout: 5_000 });
+    await server.restart("SIGKILL");
+    // A restart forgets nak delays: the held job comes back within the delay consumer's AckWait (5 s) and is held again.
+    await waitFor(() => got.length === 1, { timeout: 20_000, message: "the delayed job did not survive the restart" });
+    expect(got[0]!.at - sentAt).toBeGreaterThanOrEqual(3_000 - 15);
+    expect(got[0]!.d.body).toBe("survivor");
+    expect(got[0]!.d.deliveryCount).toBe(1);
+    await waitFor(async () => (await producer.counts("held")).active === 0, { timeout: 5_000 });
+    expect(got).toHaveLength(1);
+    await Promise.all([producer.close(), consumer.close()]);
+  }, 40_000);
 });

@@ -53,7 +53,7 @@ export class Puller {
     if (free <= 0 || (free < this.#threshold && this.#requested > 0)) return;
     this.#requested += free;
     this.#lastActivity = performance.now();
-    this.nc.publish(this.#next, JSON.stringify({ batch: free, expires: EXPIRES_MS * 1e6 }), { reply: this.#inbox });
+    this.#send(this.#next, `{"batch":${free},"expires":${EXPIRES_MS * 1e6}}`, this.#inbox);
   }
 
   /** A delivery of this consumer was settled: its slot is free again. */
@@ -84,11 +84,20 @@ export class Puller {
     if (this.#requested > 0) this.#requested--;
     if (this.#stopped || this.unsettled >= this.prefetch) {
       // Sent by a request of a stopped consumer or of a dead connection: hand it back at once.
-      this.nc.publish(msg.reply, NAK);
+      this.#send(msg.reply, NAK);
       return;
     }
     this.unsettled++;
     this.onMessage(msg);
+  }
+
+  #send(subject: string, data: string, reply?: string): void {
+    try {
+      this.nc.publish(subject, data, reply === undefined ? undefined : { reply });
+    } catch {
+      // The connection was closed under us (a shared connection): nothing left to ask for.
+      this.stop();
+    }
   }
 
   /** No more pull requests; the inbox is dropped, so the server stops sending to it. */
@@ -96,7 +105,11 @@ export class Puller {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#watchdog);
-    this.#sub?.unsubscribe();
+    try {
+      this.#sub?.unsubscribe();
+    } catch {
+      // Already gone with its connection.
+    }
     this.#sub = undefined;
   }
 }
