@@ -646,7 +646,9 @@ class SqsBroker implements Broker {
     try {
       while (!c.stopped && !this.closed) {
         const free = c.prefetch - c.unsettled - c.reserved;
-        if (free <= 0) {
+        // Refill in batches of at least half of 10 (or of the prefetch): a receive per freed slot
+        // would cost a request per job.
+        if (free <= 0 || (free < Math.ceil(Math.min(10, c.prefetch) / 2) && c.unsettled > 0)) {
           await c.capacity();
           continue;
         }
