@@ -602,7 +602,8 @@ class SqsBroker implements Broker {
       body: record.body,
       delaySeconds: 0,
       dedupeId: this.fifo ? randomUUID() : undefined,
-      groupId: this.fifo ? "dead" : undefined,
+      // A group per letter: one shared group would hide all but the first batch from inspection.
+      groupId: this.fifo ? randomUUID() : undefined,
       attributes,
     };
     const outcome = await this.#batchersOf(urls.dead, queue).send.add(entry, size());

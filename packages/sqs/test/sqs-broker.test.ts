@@ -150,7 +150,7 @@ describe("queues that must already exist (queues: verify)", () => {
 });
 
 describe("FIFO queues", () => {
-  it("deduplicates enqueues by job id, never retries, and refuses a per-message delay with UnsupportedError", async () => {
+  it("deduplicates enqueues by job id (never retries), refuses a per-message delay with UnsupportedError, keeps dead letters in a FIFO queue", async () => {
     const producer = broker({ fifo: true });
     const consumer = broker({ fifo: true });
     expect(producer.capabilities.dedupeWindowMs).toBe(300_000);
@@ -170,10 +170,19 @@ describe("FIFO queues", () => {
     await waitFor(() => seen.deliveries.length === 2, { timeout: 5000 });
     expect(seen.deliveries[1]?.body).toBe("attempt-2");
     expect(seen.deliveries[1]?.deliveryCount).toBe(1);
-    await seen.deliveries[1]!.ack();
-    await waitFor(async () => JSON.stringify(await producer.counts(q)) === JSON.stringify({ waiting: 0, delayed: 0, active: 0, dead: 0 }), {
+    const record = {
+      body: "attempt-2",
+      reason: "max-attempts" as const,
+      error: { name: "Error", message: "gave up" },
+      failedAt: Date.now(),
+    };
+    await seen.deliveries[1]!.deadLetter(record);
+    await waitFor(async () => JSON.stringify(await producer.counts(q)) === JSON.stringify({ waiting: 0, delayed: 0, active: 0, dead: 1 }), {
       timeout: 5000,
     });
+    const [letter] = await producer.listDeadLetters(q, { limit: 10 });
+    expect(letter).toMatchObject(record);
+    expect(await producer.removeDeadLetters(q, [letter!.key])).toBe(1);
   });
 });
 

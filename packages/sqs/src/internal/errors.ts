@@ -68,7 +68,8 @@ export function responded(error: unknown): boolean {
 export function brokerError(operation: string, queue: string, error: unknown): JobsError {
   if (isMissingQueue(error))
     return new UnknownQueueError(queue, `[jobs] [sqs] queue "${queue}" does not exist`, { cause: safeCause(error) });
-  if (/ReceiptHandleIsInvalid|InvalidParameterValue/.test(codeOf(error)) && operation !== "publish") return new LeaseLostError();
+  if (/ReceiptHandleIsInvalid|MessageNotInflight|InvalidParameterValue/.test(codeOf(error)) && operation !== "publish")
+    return new LeaseLostError();
   return new BrokerConnectionError(`[jobs] [sqs] ${operation} on "${queue}" failed: ${describeError(error)}`, { cause: safeCause(error) });
 }
 
