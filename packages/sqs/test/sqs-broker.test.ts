@@ -223,7 +223,7 @@ describe("requests", () => {
     expect(performance.now() - startedAt).toBeGreaterThanOrEqual(2 * 2000 - 50);
     const others = [...requests].filter(([op, n]) => op !== "ReceiveMessage" && n !== before.get(op));
     expect(others).toEqual([]);
-  });
+  }, 20_000);
 
   it("moves jobs in batches: at most 0.4 requests per job to publish, receive and delete 100 messages", async () => {
     const { client, total, requests } = countingClient();
@@ -270,6 +270,34 @@ describe("failures", () => {
       await proxy.close();
     }
   });
+
+  it("a consumer survives an endpoint outage: disconnected, then reconnected, and it receives again", async () => {
+    const proxy = await createFaultProxy({ target: endpoint });
+    try {
+      const consumer = broker({ endpoint: `http://${proxy.address.host}:${proxy.address.port}`, requestTimeout: "1s" });
+      const producer = broker();
+      const events: string[] = [];
+      consumer.on("disconnected", () => events.push("disconnected"));
+      consumer.on("reconnected", () => events.push("reconnected"));
+      const q = queue("outage");
+      const seen = collector();
+      await consumer.consume(q, { prefetch: 5, leaseMs: 5000 }, seen.onDelivery);
+      await producer.publish(q, [msg("before")]);
+      await waitFor(() => seen.deliveries.length === 1, { timeout: 5000 });
+      // Every connection is refused with a reset until the mode changes back.
+      proxy.setMode("reset");
+      await waitFor(() => events.includes("disconnected"), { timeout: 10_000 });
+      await producer.publish(q, [msg("during")]);
+      proxy.setMode("pass");
+      await waitFor(() => events.includes("reconnected"), { timeout: 15_000 });
+      await producer.publish(q, [msg("after")]);
+      await waitFor(() => seen.deliveries.length === 3, { timeout: 10_000 });
+      expect(seen.deliveries.map((d) => d.body).sort()).toEqual(["after", "before", "during"]);
+      expect(events).toEqual(["disconnected", "reconnected"]);
+    } finally {
+      await proxy.close();
+    }
+  }, 40_000);
 
   it("never puts credentials in errors or events", async () => {
     const secret = credentials.secretAccessKey;
