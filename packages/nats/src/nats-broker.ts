@@ -106,6 +106,22 @@ function token(queue: string): string {
   return queue;
 }
 
+interface Deferred {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
 interface Pending {
   resolve(duplicate: boolean): void;
   reject(error: JobsError): void;
@@ -156,7 +172,7 @@ class NatsBrokerImpl implements Broker {
   #connected = false;
   #up = false;
   #flushing = false;
-  #nextFlush: { readonly promise: Promise<void>; resolve(): void; reject(error: unknown): void } | undefined;
+  #nextFlush: Deferred | undefined;
   #closing: Promise<void> | undefined;
   closed = false;
 
@@ -407,45 +423,33 @@ class NatsBrokerImpl implements Broker {
 
   /**
    * Resolves once the server has received everything published before the call: one PING/PONG
-   * at a time for all callers (calls during a round trip share the next one), so confirming
-   * settlements costs at most one PING per round trip, whatever the rate.
+   * at a time for all callers. A PING goes out with the settlement that asks for it (same write);
+   * callers during a round trip wait for the next PING, sent with the next settlement or on the
+   * next turn of the event loop, so confirming costs neither a write nor a read of its own.
    */
   confirm(): Promise<void> {
-    if (this.#nextFlush === undefined) {
-      let resolve!: () => void;
-      let reject!: (error: unknown) => void;
-      const promise = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      this.#nextFlush = { promise, resolve, reject };
-      if (!this.#flushing) this.#flush();
-      return promise;
-    }
-    return this.#nextFlush.promise;
+    const next = (this.#nextFlush ??= deferred());
+    if (!this.#flushing) this.#flush();
+    return next.promise;
   }
 
   #flush(): void {
     const waiting = this.#nextFlush;
-    if (waiting === undefined) return;
+    if (waiting === undefined || this.#flushing) return;
     this.#nextFlush = undefined;
     this.#flushing = true;
-    (this.#nc as NatsConnection).flush().then(
-      () => {
-        waiting.resolve();
-        this.#flushing = false;
-        this.#flush();
-      },
-      (error: unknown) => {
+    const done = (error?: unknown): void => {
+      if (error === undefined) waiting.resolve();
+      else
         waiting.reject(
           this.closed
             ? new BrokerClosedError()
             : connectionError("connection lost before the server confirmed the settlement; the job may run again", error),
         );
-        this.#flushing = false;
-        this.#flush();
-      },
-    );
+      this.#flushing = false;
+      if (this.#nextFlush !== undefined) setImmediate(() => this.#flush());
+    };
+    (this.#nc as NatsConnection).flush().then(() => done(), done);
   }
 
   /** Publishes without waiting for anything (acks, naks, heartbeats). */

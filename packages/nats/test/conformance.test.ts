@@ -1,4 +1,11 @@
-import { brokerUrlFromEnv, type PrivateServer, runConformance, transportRestart } from "@jobs/conformance";
+import {
+  brokerUrlFromEnv,
+  jobSemanticsScheduling,
+  type PrivateServer,
+  runConformance,
+  transportDelays,
+  transportRestart,
+} from "@jobs/conformance";
 import { afterAll, describe, it } from "vitest";
 import { createNatsBroker } from "../src/index.js";
 import { deleteStreams, endpointOf, startPrivateNats, uniqueTopology } from "./support.js";
@@ -17,6 +24,16 @@ if (url === undefined) {
     endpoint: endpointOf(url),
     createBroker: (context) =>
       createNatsBroker({ ...topology, url: context?.endpoint ? `nats://${context.endpoint.host}:${context.endpoint.port}` : url }),
+  });
+
+  // A 1 s native delay limit: core's re-delay on receipt runs on top of the adapter's own holding.
+  describe("conformance: nats (1 s native delay limit)", () => {
+    const shortDelays = {
+      name: "nats (1 s native delay limit)",
+      createBroker: () => createNatsBroker({ ...topology, url, maxDelay: "1s" }),
+    };
+    transportDelays(shortDelays);
+    jobSemanticsScheduling(shortDelays);
   });
 
   // Restart cases on a private server (kill -9, then start on the same store directory).
