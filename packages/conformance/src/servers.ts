@@ -57,6 +57,26 @@ export async function waitForPort(host: string, port: number, timeoutMs = 30_000
   }
 }
 
+/** Resolves once nothing accepts TCP connections on host:port any more, polling; rejects after `timeoutMs`. */
+async function waitForPortClosed(host: string, port: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ host, port });
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (!open) return;
+    if (performance.now() > deadline)
+      throw new Error(`${host}:${port} still accepts connections ${timeoutMs} ms after the server was killed`);
+    // Polling for the port to close, not waiting for an outcome.
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** How to run a private broker server. */
 export interface PrivateServerOptions {
   /** Executable, e.g. "redis-server". */
@@ -141,6 +161,9 @@ export async function startPrivateServer(options: PrivateServerOptions): Promise
     }
     await done;
     child = undefined;
+    // The group leader may exit before a forked server process has released its port (RabbitMQ's
+    // beam.smp runs under a shell script): a restart must not mistake the dying server for the new one.
+    await waitForPortClosed("127.0.0.1", port, timeout);
   };
 
   await start();
