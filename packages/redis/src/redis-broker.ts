@@ -67,6 +67,7 @@ export interface RedisBrokerOptions {
   readonly checkServerConfig?: boolean;
 }
 
+const LEASE_LOST = "[jobs] [redis] the delivery's lease was lost (it expired or its consumer closed); it will be redelivered";
 const STORED: PublishOutcome = Object.freeze({ ok: true, duplicate: false });
 const DUPLICATE: PublishOutcome = Object.freeze({ ok: true, duplicate: true });
 const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|::1|\[::1\])$/i;
@@ -281,7 +282,7 @@ class RedisConsumer {
     this.unsettled--;
     return new Promise((resolve, reject) => {
       this.broker.enqueueSettle(this.queue, op, {
-        resolve: (ok) => (ok === 1 ? resolve() : reject(new LeaseLostError())),
+        resolve: (ok) => (ok === 1 ? resolve() : reject(new LeaseLostError(LEASE_LOST))),
         reject,
       });
       this.broker.wantFetch(this);
@@ -293,7 +294,7 @@ class RedisConsumer {
     if (!this.held.has(delivery)) return Promise.reject(new LeaseLostError("[jobs] [redis] the delivery was already settled"));
     return new Promise((resolve, reject) => {
       this.broker.enqueueSettle(this.queue, ["e", delivery.member, Math.max(1, Math.ceil(ms))], {
-        resolve: (ok) => (ok === 1 ? resolve() : reject(new LeaseLostError())),
+        resolve: (ok) => (ok === 1 ? resolve() : reject(new LeaseLostError(LEASE_LOST))),
         reject,
       });
     });
@@ -604,6 +605,10 @@ class RedisBrokerImpl implements Broker {
           continue;
         }
       }
+      if (!(m.priority >= 0 && m.priority <= 4 && Number.isInteger(m.priority))) {
+        outcomes[i] = { ok: false, error: new InvalidOptionsError("priority", `expected a level from 0 to 4, got ${String(m.priority)}`) };
+        continue;
+      }
       indexes.push(i);
       q.publishMessages.push(m);
     }
@@ -699,15 +704,18 @@ class RedisBrokerImpl implements Broker {
     for (const consumer of this.#consumers) consumer.stop();
     const bounded = <T>(p: Promise<T>): Promise<unknown> =>
       Promise.race([p, new Promise((r) => setTimeout(r, this.#requestTimeoutMs).unref())]).catch(() => {});
+    // With Redis unreachable there is nothing to wait for: leases expire and the messages come back by themselves.
+    const live = this.#redis.status === "ready";
     // Fetches on their way come back and are released (consumer stopped); then every held delivery goes back too.
-    await bounded(Promise.allSettled([...this.#consumers].flatMap((c) => [...c.fetching])));
+    if (live) await bounded(Promise.allSettled([...this.#consumers].flatMap((c) => [...c.fetching])));
     for (const consumer of this.#consumers) {
       for (const delivery of consumer.held) this.enqueueSettle(consumer.queue, ["l", delivery.member], undefined);
       consumer.held.clear();
     }
     this.#consumers.clear();
     this.#fetchWanted.clear();
-    await bounded(this.#flush());
+    const flushed = this.#flush();
+    if (live) await bounded(flushed);
     clearInterval(this.#heartbeat);
     for (const blocker of this.#blockers) blocker.disconnect();
     // QUIT only on a live connection: one still connecting (or down) would wait for the timeout.

@@ -342,6 +342,23 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
       expect(events).toEqual([]);
     });
 
+    it("with Redis down, a publish settles as ambiguous within requestTimeout, and close() does not wait for Redis", async () => {
+      const server = await serve(["--appendonly", "yes"]);
+      const broker = createRedisBroker({ url: `redis://127.0.0.1:${server.port}`, requestTimeout: 500, maxReconnectDelay: 100 });
+      const events = record(broker);
+      await broker.consume("down", { prefetch: 5, leaseMs: 30_000 }, () => {});
+      await broker.counts("down");
+      await server.kill("SIGKILL");
+      await waitFor(() => events.some((e) => e.type === "disconnected"), { timeout: 5_000, message: "outage not noticed" });
+      const startedAt = performance.now();
+      const [outcome] = await broker.publish("down", [msg("during-outage")]);
+      expect(performance.now() - startedAt).toBeLessThan(1_500);
+      expect(outcome?.ok === false && outcome.error.code).toBe("enqueue-outcome-unknown");
+      const closingAt = performance.now();
+      await broker.close();
+      expect(performance.now() - closingAt).toBeLessThan(1_000);
+    });
+
     it("keeps the password out of errors, causes and events when authentication fails", async () => {
       const password = `pw-${randomUUID()}`;
       const server = await serve(["--requirepass", "the-right-one"]);
