@@ -159,6 +159,7 @@ class NatsBrokerImpl implements Broker {
   readonly #holdMs: number;
   readonly #ownsConnection: boolean;
   readonly #ready: Promise<void>;
+  readonly #ensure: () => Promise<void>;
   readonly #names = new Map<string, Names>();
   readonly #pullers = new Set<{ readonly puller: Puller; readonly setup: () => Promise<void> }>();
   readonly #held = new Set<NatsDelivery>();
@@ -196,11 +197,12 @@ class NatsBrokerImpl implements Broker {
     if (this.#timeoutMs < 1) throw new InvalidOptionsError("requestTimeout", "expected a positive duration");
     this.capabilities = { ...natsCapabilities, maxPayloadBytes, dedupeWindowMs, maxDelayMs };
     this.#ownsConnection = options.connection === undefined;
-    this.#ready = this.#init(replicas, dedupeWindowMs);
+    this.#ensure = () => this.#ensureStream(replicas, dedupeWindowMs);
+    this.#ready = this.#init();
     this.#ready.catch(() => {});
   }
 
-  async #init(replicas: number, dedupeWindowMs: number): Promise<void> {
+  async #init(): Promise<void> {
     let nc = this.options.connection;
     if (nc === undefined) {
       const raw = this.options.url ?? "nats://127.0.0.1:4222";
@@ -246,7 +248,7 @@ class NatsBrokerImpl implements Broker {
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(1_000, this.#timeoutMs));
     this.#sweeper.unref();
     void this.#watch(nc);
-    await this.#ensureStream(replicas, dedupeWindowMs);
+    await this.#ensure();
     this.#up = true;
     const version = /^(\d+)\.(\d+)/.exec(nc.info?.version ?? "");
     if (version !== null && (Number(version[1]) < 2 || (Number(version[1]) === 2 && Number(version[2]) < 10))) {
@@ -317,6 +319,8 @@ class NatsBrokerImpl implements Broker {
         this.#connected = true;
         if (this.closed) continue;
         try {
+          // A server that lost its store (or a stream deleted meanwhile) gets the stream back.
+          if (this.#up) await this.#ensure();
           for (const p of this.#pullers) await p.setup();
           this.#events.emit("reconnected", {});
         } catch (error) {
@@ -428,7 +432,8 @@ class NatsBrokerImpl implements Broker {
    * next turn of the event loop, so confirming costs neither a write nor a read of its own.
    */
   confirm(): Promise<void> {
-    const next = (this.#nextFlush ??= deferred());
+    this.#nextFlush ??= deferred();
+    const next = this.#nextFlush;
     if (!this.#flushing) this.#flush();
     return next.promise;
   }
