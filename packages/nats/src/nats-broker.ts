@@ -641,7 +641,7 @@ class NatsBrokerImpl implements Broker {
     }
   }
 
-  /** Dead letters of the queue in stream order, from sequence `from`. */
+  /** Dead letters of the queue in stream order (one message get per dead letter). */
   async *#dead(queue: string): AsyncGenerator<DeadLetter> {
     const names = this.#subjects(queue);
     await this.#open();
@@ -654,12 +654,18 @@ class NatsBrokerImpl implements Broker {
       if (stored === null) return;
       seq = stored.seq + 1;
       const h = stored.header;
+      let error: SerializedError = { name: "Error", message: "(no failure recorded)" };
+      try {
+        error = JSON.parse(h.get(ERROR)) as SerializedError;
+      } catch {
+        // Published to the dead subject by something else than this adapter: keep the defaults.
+      }
       yield {
         key: String(stored.seq),
         body: stored.string(),
-        reason: h.get(REASON) as DeadLetterReason,
-        error: JSON.parse(h.get(ERROR)) as SerializedError,
-        failedAt: Number(h.get(FAILED_AT)),
+        reason: (h.get(REASON) || "undecodable") as DeadLetterReason,
+        error,
+        failedAt: Number(h.get(FAILED_AT)) || Date.parse(stored.timestamp),
       };
     }
   }
