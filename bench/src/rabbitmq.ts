@@ -2,8 +2,10 @@
  * The RabbitMQ entry of the bench: @jobs/rabbitmq beside raw amqplib doing the same work with no
  * job layer: persistent messages published on a confirm channel (a batch, then `waitForConfirms`),
  * and a consumer acking each message after the no-op at prefetch = concurrency. Both run on the
- * RabbitMQ at JOBS_RABBITMQ_URL, each on its own fresh queue.
+ * RabbitMQ at JOBS_RABBITMQ_URL, each on its own fresh queue. JOBS_BENCH_RABBITMQ_PRIORITY=none
+ * measures the adapter with `priority: "none"` (plain queues, priority emulated by core).
  */
+import { physicalQueues } from "@jobs/core";
 import { createRabbitMQBroker, type RabbitMQBroker } from "@jobs/rabbitmq";
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import type { Baseline, BenchAdapter } from "./adapters.js";
@@ -21,18 +23,23 @@ function rabbitUrl(): string {
 /** @jobs/rabbitmq: a producer and a consumer broker (two connections, like two processes). */
 export const rabbitmqBenchAdapter: BenchAdapter = {
   name: "rabbitmq",
-  description: "@jobs/rabbitmq (classic queue with x-max-priority, confirm channel) on the RabbitMQ at JOBS_RABBITMQ_URL",
+  get description(): string {
+    const mode =
+      process.env.JOBS_BENCH_RABBITMQ_PRIORITY === "none" ? 'priority: "none" (plain classic queues)' : "native priority (x-max-priority)";
+    return `@jobs/rabbitmq, ${mode}, confirm channel, on the RabbitMQ at JOBS_RABBITMQ_URL`;
+  },
   requiresEnv: "JOBS_RABBITMQ_URL",
   async open() {
     const url = rabbitUrl();
-    const producer: RabbitMQBroker = createRabbitMQBroker({ url, prefix: PREFIX });
-    const consumer: RabbitMQBroker = createRabbitMQBroker({ url, prefix: PREFIX });
+    const priority = process.env.JOBS_BENCH_RABBITMQ_PRIORITY === "none" ? "none" : "native";
+    const producer: RabbitMQBroker = createRabbitMQBroker({ url, prefix: PREFIX, priority });
+    const consumer: RabbitMQBroker = createRabbitMQBroker({ url, prefix: PREFIX, priority });
     return {
       producer,
       consumer,
       async close(queues) {
         await consumer.close();
-        for (const queue of queues) await producer.deleteQueue(queue);
+        for (const queue of queues) for (const { name } of physicalQueues(queue, producer.capabilities)) await producer.deleteQueue(name);
         await producer.close();
       },
     };

@@ -28,8 +28,9 @@ import {
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from "amqplib";
 import {
   assertPrefix,
+  declareDelays,
   declareLadder,
-  declareQueue,
+  declareWork,
   delayRoutingKey,
   ladderExchange,
   type QueueNames,
@@ -89,6 +90,11 @@ export interface RabbitMQBrokerOptions {
   readonly delayLevels?: number;
   /** Step of the delay ladder (delays are rounded up to it). @default "100ms" */
   readonly delayUnit?: Duration;
+  /**
+   * `"native"`: one classic queue per queue with `x-max-priority`. `"none"`: plain queues, and core
+   * routes each priority level to its own physical queue (cheaper per message for the broker). @default "native"
+   */
+  readonly priority?: "native" | "none";
   /** Declare queues, exchanges and bindings on first use; false for a user without configure permission (an admin declares them). @default true */
   readonly declare?: boolean;
   /** Largest message body accepted, in bytes. @default 8388608 (8 MiB; RabbitMQ's own limit is 128 MiB) */
@@ -108,6 +114,10 @@ interface Link {
   admin: Promise<Channel> | undefined;
   ladder: Promise<void> | undefined;
   readonly declared: Map<string, Promise<void>>;
+  /** Queues whose declaration completed on this connection (the hot path skips the promise). */
+  readonly ready: Set<string>;
+  /** The confirm channel once open (the hot path skips the promise). */
+  pubChannel: ConfirmChannel | undefined;
   /** Correlation ids of publishes RabbitMQ returned as unroutable (their confirm follows). */
   readonly returned: Set<string>;
   seq: number;
@@ -313,7 +323,9 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
       throw new InvalidOptionsError("maxPayloadBytes", "expected an integer from 1 to 134217728 (RabbitMQ's max_message_size)");
     }
     const maxDelayMs = ladderMaxDelay(this.#unitMs, this.#levels);
-    this.capabilities = { ...rabbitmqCapabilities, maxPayloadBytes, maxDelayMs, timerResolutionMs: Math.max(1, this.#unitMs) };
+    const priority = options.priority ?? "native";
+    if (priority !== "native" && priority !== "none") throw new InvalidOptionsError("priority", 'expected "native" or "none"');
+    this.capabilities = { ...rabbitmqCapabilities, priority, maxPayloadBytes, maxDelayMs, timerResolutionMs: Math.max(1, this.#unitMs) };
     this.#socketOptions = { timeout: this.#requestTimeoutMs, ...(options.socketOptions ?? {}) };
     const url = options.url;
     if (typeof url === "string") {
@@ -376,6 +388,8 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
       admin: undefined,
       ladder: undefined,
       declared: new Map(),
+      ready: new Set(),
+      pubChannel: undefined,
       returned: new Set(),
       seq: 0,
       dead: false,
@@ -465,8 +479,10 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
           });
           ch.on("close", () => {
             if (link[kind] === pending) link[kind] = undefined;
+            if (link.pubChannel === ch) link.pubChannel = undefined;
           });
           if (kind === "pub") {
+            link.pubChannel = ch as ConfirmChannel;
             ch.on("return", (msg: ConsumeMessage) => {
               const id = msg.properties.correlationId;
               if (typeof id === "string") link.returned.add(id);
@@ -490,24 +506,43 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     return names;
   }
 
-  /** Declares the queue's objects once per connection (every declare is idempotent). */
-  #declare(link: Link, names: QueueNames): Promise<void> {
+  /**
+   * Declares the queue's objects once per connection (every declare is idempotent): its work and
+   * dead queues, and with `delays` also its ladder, needed only by delayed messages and inspection.
+   */
+  #declare(link: Link, names: QueueNames, delays: boolean): Promise<void> {
     if (!this.#declareTopology) return Promise.resolve();
-    let done = link.declared.get(names.queue);
+    const key = delays ? `${names.queue}\u0000delays` : names.queue;
+    let done = link.declared.get(key);
     if (done === undefined) {
       done = (async () => {
         const ch = await this.#channel(link, "admin");
-        link.ladder ??= declareLadder(ch, this.#prefix, this.#levels);
-        await link.ladder;
-        await declareQueue(ch, this.#prefix, names, this.#unitMs);
+        if (delays) {
+          await this.#declare(link, names, false);
+          link.ladder ??= declareLadder(ch, this.#prefix, this.#levels);
+          await link.ladder;
+          await declareDelays(ch, this.#prefix, names, this.#unitMs);
+        } else {
+          await declareWork(ch, names, this.capabilities.priority === "native");
+        }
+        link.ready.add(key);
       })();
-      link.declared.set(names.queue, done);
+      link.declared.set(key, done);
       done.catch(() => {
-        if (link.declared.get(names.queue) === done) link.declared.delete(names.queue);
+        if (link.declared.get(key) === done) link.declared.delete(key);
+        link.ready.delete(key);
         link.ladder = undefined;
       });
     }
     return withTimeout(done, this.#requestTimeoutMs, "declare queues");
+  }
+
+  /** Forgets what was declared for the queue (deleted, or returned as unroutable). */
+  #forget(link: Link | undefined, names: QueueNames): void {
+    for (const key of [names.queue, `${names.queue}\u0000delays`]) {
+      link?.declared.delete(key);
+      link?.ready.delete(key);
+    }
   }
 
   // ---- publishing -------------------------------------------------------------------------
@@ -518,9 +553,10 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     let link: Link;
     let ch: ConfirmChannel;
     try {
-      link = await this.#ready();
-      await this.#declare(link, names);
-      ch = (await this.#channel(link, "pub")) as ConfirmChannel;
+      link = this.#link ?? (await this.#ready());
+      const delays = messages.some((m) => m.delayMs > 0);
+      if (!link.ready.has(delays ? `${names.queue}\u0000delays` : names.queue)) await this.#declare(link, names, delays);
+      ch = link.pubChannel ?? ((await this.#channel(link, "pub")) as ConfirmChannel);
     } catch (error) {
       throw wrap(error);
     }
@@ -570,13 +606,14 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
   ): void {
     const correlationId = String(++link.seq);
     const units = delayMs > 0 ? Math.min(Math.ceil(delayMs / this.#unitMs), 2 ** this.#levels - 1) : 0;
-    const options: Options.Publish = { persistent: true, mandatory: true, priority, correlationId };
+    const options: Options.Publish = { persistent: true, mandatory: true, correlationId };
+    if (priority > 0 && this.capabilities.priority === "native") options.priority = priority;
     if (id !== undefined) options.messageId = id;
     if (count !== undefined) options.headers = { [COUNT_HEADER]: count };
     const callback = (err: unknown): void => {
       if (link.returned.delete(correlationId)) {
         // Deleted behind our back: declared again on the next publish (unless declaring is off).
-        link.declared.delete(names.queue);
+        this.#forget(link, names);
         done(new UnknownQueueError(names.queue, `[jobs] [rabbitmq] queue "${names.work}" does not exist (message returned as unroutable)`));
       } else if (err === null || err === undefined) done(undefined);
       else
@@ -598,11 +635,11 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     }
   }
 
-  async #publisher(names: QueueNames): Promise<[Link, ConfirmChannel]> {
+  async #publisher(names: QueueNames, delays: boolean): Promise<[Link, ConfirmChannel]> {
     try {
-      const link = await this.#ready();
-      await this.#declare(link, names);
-      return [link, (await this.#channel(link, "pub")) as ConfirmChannel];
+      const link = this.#link ?? (await this.#ready());
+      if (!link.ready.has(delays ? `${names.queue}\u0000delays` : names.queue)) await this.#declare(link, names, delays);
+      return [link, link.pubChannel ?? ((await this.#channel(link, "pub")) as ConfirmChannel)];
     } catch (error) {
       throw wrap(error);
     }
@@ -617,7 +654,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     id: string | undefined,
     count: number | undefined,
   ): Promise<void> {
-    const [link, ch] = await this.#publisher(names);
+    const [link, ch] = await this.#publisher(names, delayMs > 0);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new EnqueueOutcomeUnknownError(`[jobs] [rabbitmq] no confirm within ${this.#requestTimeoutMs} ms`)),
@@ -633,7 +670,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
 
   /** Stores a dead letter (confirmed). */
   async sendDead(names: QueueNames, record: DeadLetterRecord): Promise<void> {
-    const [, ch] = await this.#publisher(names);
+    const [, ch] = await this.#publisher(names, false);
     const meta = JSON.stringify({ reason: record.reason, error: record.error, failedAt: record.failedAt });
     await withTimeout(
       new Promise<void>((resolve, reject) => {
@@ -697,7 +734,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     if (held >= consumer.prefetch) return;
     consumer.opening = true;
     try {
-      await this.#declare(link, consumer.names);
+      await this.#declare(link, consumer.names, false);
       const channel = await withTimeout(link.model.createChannel(), this.#requestTimeoutMs, "open a channel");
       const slot: Slot = {
         channel,
@@ -830,12 +867,12 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
 
   // ---- inspection -------------------------------------------------------------------------
 
-  async #admin<T>(queue: string, fn: (ch: Channel, names: QueueNames) => Promise<T>): Promise<T> {
+  async #admin<T>(queue: string, fn: (ch: Channel, names: QueueNames) => Promise<T>, declare = true): Promise<T> {
     if (this.closed) throw new BrokerClosedError("[jobs] [rabbitmq] broker is closed");
     const names = this.#namesOf(queue);
     try {
       const link = await this.#ready();
-      await this.#declare(link, names);
+      if (declare) await this.#declare(link, names, true);
       return await withTimeout(fn(await this.#channel(link, "admin"), names), this.#requestTimeoutMs, "inspect a queue");
     } catch (error) {
       if ((error as { code?: unknown })?.code === 404) {
@@ -905,11 +942,14 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
   }
 
   deleteQueue(queue: string): Promise<void> {
-    return this.#admin(queue, async (ch, names) => {
-      for (const q of [names.work, names.dead, ...names.delays]) await ch.deleteQueue(q);
-      const link = this.#link;
-      link?.declared.delete(names.queue);
-    });
+    return this.#admin(
+      queue,
+      async (ch, names) => {
+        for (const q of [names.work, names.dead, ...names.delays]) await ch.deleteQueue(q);
+        this.#forget(this.#link, names);
+      },
+      false,
+    );
   }
 
   // ---- close ------------------------------------------------------------------------------

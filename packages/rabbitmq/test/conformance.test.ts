@@ -1,4 +1,12 @@
-import { brokerUrlFromEnv, runConformance, transportRestart } from "@jobs/conformance";
+import {
+  brokerUrlFromEnv,
+  jobSemanticsRetries,
+  jobSemanticsScheduling,
+  runConformance,
+  transportDelays,
+  transportRestart,
+  transportSettlement,
+} from "@jobs/conformance";
 import { afterAll, describe } from "vitest";
 import { startPrivateRabbit, Tracker, uniquePrefix } from "./support.js";
 
@@ -13,6 +21,16 @@ describe.skipIf(url === undefined)("rabbitmq [needs JOBS_RABBITMQ_URL]", () => {
     createBroker: (ctx) => tracker.broker({}, ctx?.endpoint),
     endpoint: { host: u.hostname, port: Number(u.port || 5672) },
   });
+
+  // Plain queues (priority emulated by core) and a 4-level ladder (1 s native limit): core's
+  // per-level queues and its re-delay on receipt run on RabbitMQ too.
+  const short = new Tracker(url ?? "", uniquePrefix("em"), { priority: "none", delayLevels: 4 });
+  afterAll(() => short.cleanUp());
+  const emulated = {
+    name: 'rabbitmq (priority: "none", 4-level ladder)',
+    createBroker: () => short.broker(),
+  };
+  for (const group of [transportDelays, transportSettlement, jobSemanticsRetries, jobSemanticsScheduling]) group(emulated);
 });
 
 // Restart cases against a private node, killed with SIGKILL and restarted on its own directory.

@@ -21,11 +21,14 @@ export function uniquePrefix(tag: string): string {
 /** Brokers of one test file: records every queue they touch, and deletes those queues and the ladder exchanges at the end. */
 export class Tracker {
   readonly queues: Set<string> = new Set();
+  readonly levels: number;
   constructor(
     readonly url: string,
     readonly prefix: string,
-    readonly levels: number = 16,
-  ) {}
+    readonly options: Partial<RabbitMQBrokerOptions> = {},
+  ) {
+    this.levels = options.delayLevels ?? 16;
+  }
 
   /** A new broker on `url` (or another endpoint) whose queue names are recorded. */
   broker(options: Partial<RabbitMQBrokerOptions> = {}, endpoint?: { readonly host: string; readonly port: number }): RabbitMQBroker {
@@ -42,6 +45,7 @@ export class Tracker {
       heartbeat: "2s",
       requestTimeout: "5s",
       maxReconnectDelay: "500ms",
+      ...this.options,
       ...options,
     });
     const seen = (queue: string): void => {

@@ -90,11 +90,15 @@ export async function declareLadder(ch: Channel, prefix: string, levels: number)
   }
 }
 
-/** Declares a queue's work, dead and delay queues and their bindings (idempotent). */
-export async function declareQueue(ch: Channel, prefix: string, names: QueueNames, unitMs: number): Promise<void> {
-  const levels = names.delays.length;
-  await ch.assertQueue(names.work, { durable: true, arguments: workQueueArguments() });
+/** Declares a queue's work and dead-letter queues (all that ready messages and dead letters need). */
+export async function declareWork(ch: Channel, names: QueueNames, priority: boolean): Promise<void> {
+  await ch.assertQueue(names.work, { durable: true, arguments: workQueueArguments(priority) });
   await ch.assertQueue(names.dead, { durable: true, arguments: { "x-queue-type": "classic" } });
+}
+
+/** Declares a queue's delay ladder and the bindings that bring due messages back (after `declareLadder`). */
+export async function declareDelays(ch: Channel, prefix: string, names: QueueNames, unitMs: number): Promise<void> {
+  const levels = names.delays.length;
   await ch.bindQueue(names.work, ladderExchange(prefix, -1), `#.${names.queue}`);
   for (let i = 0; i < levels; i++) {
     const delay = names.delays[i] as string;
@@ -104,8 +108,8 @@ export async function declareQueue(ch: Channel, prefix: string, names: QueueName
 }
 
 /** Arguments of a work queue (a redeclare must repeat them exactly). */
-export function workQueueArguments(): Record<string, unknown> {
-  return { "x-queue-type": "classic", "x-max-priority": MAX_PRIORITY };
+export function workQueueArguments(priority: boolean): Record<string, unknown> {
+  return priority ? { "x-queue-type": "classic", "x-max-priority": MAX_PRIORITY } : { "x-queue-type": "classic" };
 }
 
 /** Arguments of delay queue `level`. */
