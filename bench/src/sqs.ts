@@ -28,24 +28,19 @@ import { checkRan, type EnqueueParams, noop, ran, type ThroughputParams, uniqueQ
 /** Long-poll wait: local-aws-sqs answers a poll only when the batch is full or the wait is over. */
 const WAIT_SECONDS = 1;
 
-/** Requests and messages counted for one contender. */
+/** Requests and messages counted for one trial (one session or raw queue). */
 interface Tally {
+  readonly who: string;
   readonly requests: Map<string, number>;
   sent: number;
   deleted: number;
 }
 
-const tallies = new Map<string, Tally>();
+/** Every finished trial's tally, reported when the process ends. */
+const finished: Tally[] = [];
 let counting = true;
 
-function tallyOf(who: string): Tally {
-  let t = tallies.get(who);
-  if (t === undefined) {
-    t = { requests: new Map(), sent: 0, deleted: 0 };
-    tallies.set(who, t);
-  }
-  return t;
-}
+const newTally = (who: string): Tally => ({ who, requests: new Map(), sent: 0, deleted: 0 });
 
 let emulator: Promise<string> | undefined;
 let child: ChildProcess | undefined;
@@ -82,14 +77,13 @@ process.once("exit", () => {
   child?.kill("SIGKILL");
 });
 
-/** A client whose requests (and the messages they move) are counted for `who`. */
-function countedClient(url: string, who: string): SQSClient {
+/** A client whose requests (and the messages they move) are counted in `t`. */
+function countedClient(url: string, t: Tally): SQSClient {
   const client = new SQSClient({
     endpoint: url,
     region: "us-east-1",
     credentials: { accessKeyId: "bench", secretAccessKey: "bench" },
   });
-  const t = tallyOf(who);
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const op = String(context.commandName ?? "?").replace(/Command$/, "");
@@ -107,26 +101,25 @@ function countedClient(url: string, who: string): SQSClient {
   return client;
 }
 
-/** Prints requests per job of every contender (publish: per message sent; consume: per message deleted). */
+/** One line per trial: requests per message published (enqueue trials) or per message consumed (process trials). */
+function describeTally(t: Tally): string {
+  const n = (op: string): number => t.requests.get(op) ?? 0;
+  const publish = n("SendMessageBatch") + n("SendMessage");
+  const consume = n("ReceiveMessage") + n("DeleteMessageBatch") + n("ChangeMessageVisibilityBatch");
+  const per = (requests: number, jobs: number): string => (jobs === 0 ? "–" : (requests / jobs).toFixed(3));
+  return (
+    `  ${t.who}: publish ${per(publish, t.sent)} req/job (${publish} requests, ${t.sent} messages); ` +
+    `consume ${per(consume, t.deleted)} req/job (${n("ReceiveMessage")} receives, ${n("DeleteMessageBatch")} deletes, ` +
+    `${n("ChangeMessageVisibilityBatch")} visibility changes, ${t.deleted} messages)`
+  );
+}
+
+/** Prints every trial's requests per job, in the order the trials ran (warm-ups included). */
 function reportRequests(): void {
-  if (tallies.size === 0) return;
-  const lines = [
-    "",
-    "[bench] sqs requests per job (whole process, warm-ups included; setup = GetQueueUrl/CreateQueue/GetQueueAttributes/PurgeQueue):",
-  ];
-  for (const [who, t] of tallies) {
-    const n = (op: string): number => t.requests.get(op) ?? 0;
-    const publish = n("SendMessageBatch") + n("SendMessage");
-    const consume = n("ReceiveMessage") + n("DeleteMessageBatch") + n("ChangeMessageVisibilityBatch");
-    const setup = n("GetQueueUrl") + n("CreateQueue") + n("GetQueueAttributes") + n("PurgeQueue");
-    const per = (requests: number, jobs: number): string => (jobs === 0 ? "n/a" : (requests / jobs).toFixed(3));
-    lines.push(
-      `  ${who}: publish ${per(publish, t.sent)} req/job (${publish} requests, ${t.sent} messages); ` +
-        `consume ${per(consume, t.deleted)} req/job (${n("ReceiveMessage")} receives, ${n("DeleteMessageBatch")} deletes, ` +
-        `${n("ChangeMessageVisibilityBatch")} visibility, ${t.deleted} messages); setup ${setup}`,
-    );
-  }
-  process.stderr.write(`${lines.join("\n")}\n`);
+  if (finished.length === 0) return;
+  const head =
+    "[bench] sqs requests per job, one line per trial in run order (warm-up first, then the measured runs of each cell); queue set-up and purges not counted:";
+  process.stderr.write(`\n${head}\n${finished.map(describeTally).join("\n")}\n`);
 }
 process.once("beforeExit", reportRequests);
 
@@ -137,8 +130,9 @@ export const sqs: BenchAdapter = {
   async open() {
     const url = await endpoint();
     const options = { waitTimeSeconds: WAIT_SECONDS, countsIncludeInFlight: process.env.JOBS_SQS_ENDPOINT === undefined } as const;
-    const producerClient = countedClient(url, "ours");
-    const consumerClient = countedClient(url, "ours");
+    const tally = newTally("ours");
+    const producerClient = countedClient(url, tally);
+    const consumerClient = countedClient(url, tally);
     const producer = createSqsBroker({ ...options, client: producerClient });
     const consumer = createSqsBroker({ ...options, client: consumerClient });
     return {
@@ -157,6 +151,7 @@ export const sqs: BenchAdapter = {
         await producer.close();
         producerClient.destroy();
         consumerClient.destroy();
+        finished.push(tally);
       },
     };
   },
@@ -165,7 +160,8 @@ export const sqs: BenchAdapter = {
 
 /** A fresh queue for a raw trial, its client, and clean-up. */
 async function rawQueue(what: string): Promise<{ client: SQSClient; url: string; dispose(): Promise<void> }> {
-  const client = countedClient(await endpoint(), "raw");
+  const tally = newTally("raw client-sqs");
+  const client = countedClient(await endpoint(), tally);
   counting = false;
   const created = await client.send(new CreateQueueCommand({ QueueName: `raw-${uniqueQueue(what)}` })).finally(() => {
     counting = true;
@@ -181,6 +177,7 @@ async function rawQueue(what: string): Promise<{ client: SQSClient; url: string;
       } finally {
         counting = true;
         client.destroy();
+        finished.push(tally);
       }
     },
   };

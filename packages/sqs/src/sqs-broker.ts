@@ -236,7 +236,8 @@ class SqsDelivery implements Delivery {
     const seconds = Math.min(43_200, Math.ceil(ms / 1000));
     const sentAt = Date.now();
     await this.broker.changeVisibility(this, seconds);
-    this.deadline = Math.max(this.deadline, sentAt + seconds * 1000);
+    // SQS counts the new timeout from now, even when it ends sooner than the old one.
+    this.deadline = sentAt + seconds * 1000;
   }
 }
 
@@ -304,6 +305,10 @@ class SqsBroker implements Broker {
     };
     if (options.client !== undefined) {
       if (!(options.client instanceof SQSClient)) throw new InvalidOptionsError("client", "expected an SQSClient");
+      for (const field of ["endpoint", "region", "clientConfig"] as const) {
+        if (options[field] !== undefined)
+          throw new InvalidOptionsError(field, "configures the client the broker builds; with `client`, configure that client");
+      }
       this.#client = options.client;
       this.#ownsClient = false;
     } else {
