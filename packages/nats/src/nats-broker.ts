@@ -730,8 +730,14 @@ class NatsBrokerImpl implements Broker {
     while (this.#pending.size > 0 && this.#connected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     this.#failPending(new EnqueueOutcomeUnknownError("[jobs] [nats] broker closed before the PubAck arrived"));
     this.#replySub?.unsubscribe();
+    // Once the server has processed the unsubscribes and naks (PONG), no pull request of this
+    // instance can take a message published after close() resolved.
+    if (this.#connected && !nc.isClosed()) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([nc.flush().catch(() => {}), new Promise((r) => (timer = setTimeout(r, Math.min(this.#timeoutMs, 2_000))))]);
+      clearTimeout(timer);
+    }
     if (this.#ownsConnection) await nc.close().catch(() => {});
-    else if (!nc.isClosed()) await nc.flush().catch(() => {});
   }
 }
 
