@@ -3,15 +3,22 @@
 -- A message gets a fresh message key "<level><seq>" (level 0..4 first, so every other script can
 -- tell its priority list from the key alone); its body goes into the body hash, its key into a
 -- waiting list (ready now) or the delayed set (ready later). A job id published with dedupe on is
--- remembered in the seen set until the window ends: publishing it again (a caller's retry, or
--- ioredis re-sending an unanswered script after a reconnect) stores nothing.
+-- remembered for at least the dedupe window: publishing it again (a caller's retry, or ioredis
+-- re-sending an unanswered script after a reconnect) stores nothing.
+--
+-- Dedupe keeps two generations of ids, plain sets (cheaper than a sorted set scored by expiry):
+-- ids go into the current one; once it is a window old it becomes the previous one (the old
+-- previous one is freed in the background with UNLINK). An id is thus remembered for one to two
+-- windows.
 --
 -- KEYS[1]      body hash        message key -> body
 -- KEYS[2]      delayed zset     message key, score = due time (ms)
--- KEYS[3]      seen zset        job id, score = end of its dedupe window (ms)
+-- KEYS[3]      seen set         job ids of the current dedupe generation
 -- KEYS[4]      seq string       message key counter
 -- KEYS[5]      wake list        token an idle consumer blocks on (BLPOP), pushed when any message is stored
 -- KEYS[6..10]  waiting lists    priority 0..4 (LPUSH to enqueue, RPOP to take)
+-- KEYS[11]     seen set         job ids of the previous dedupe generation
+-- KEYS[12]     seen-since       start of the current generation (ms)
 -- ARGV[1]      dedupe window in ms (0: no dedupe)
 -- ARGV[2]      'u' (uniform): ARGV[3..5] = priority level (0..4), delay in ms, dedupe ("1"/"0")
 --              for every message, then two per message from ARGV[6]: job id, body
@@ -47,26 +54,31 @@ end
 
 local seen = {}
 if window > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  -- One ZMSCORE for the whole batch: an id with a score is inside its window (expired ones were
-  -- just removed); `seen` also catches the same id twice in this batch.
+  local since = tonumber(redis.call('GET', KEYS[12]) or '0')
+  if now - since >= 2 * window then
+    redis.call('UNLINK', KEYS[3], KEYS[11])
+    redis.call('SET', KEYS[12], now)
+  elseif now - since >= window then
+    redis.call('UNLINK', KEYS[11])
+    if redis.call('EXISTS', KEYS[3]) == 1 then
+      redis.call('RENAME', KEYS[3], KEYS[11])
+    end
+    redis.call('SET', KEYS[12], now)
+  end
+  -- One SMISMEMBER per generation for the whole batch; `seen` also catches an id twice in it.
   local ids = {}
   for i = 0, n - 1 do
     if field(i, 4) == '1' then
       ids[#ids + 1] = field(i, 0)
     end
   end
-  if #ids > 0 then
-    local scores = {}
+  for _, set in ipairs({ KEYS[3], KEYS[11] }) do
     for i = 1, #ids, CHUNK do
-      local part = redis.call('ZMSCORE', KEYS[3], unpack(ids, i, math.min(i + CHUNK - 1, #ids)))
+      local part = redis.call('SMISMEMBER', set, unpack(ids, i, math.min(i + CHUNK - 1, #ids)))
       for j = 1, #part do
-        scores[i + j - 1] = part[j]
-      end
-    end
-    for i = 1, #ids do
-      if scores[i] then
-        seen[ids[i]] = true
+        if part[j] == 1 then
+          seen[ids[i + j - 1]] = true
+        end
       end
     end
   end
@@ -86,7 +98,6 @@ for i = 0, n - 1 do
       duplicate = 1
     else
       seen[id] = true
-      remember[#remember + 1] = now + window
       remember[#remember + 1] = id
     end
   end
@@ -108,9 +119,11 @@ for i = 0, n - 1 do
   end
 end
 if #remember > 0 then
-  bulk('ZADD', KEYS[3], remember)
-  -- The window set of a queue nobody publishes to any more goes away by itself.
-  redis.call('PEXPIRE', KEYS[3], window)
+  bulk('SADD', KEYS[3], remember)
+  -- The dedupe keys of a queue nobody publishes to any more go away by themselves.
+  redis.call('PEXPIRE', KEYS[3], 2 * window)
+  redis.call('PEXPIRE', KEYS[11], 2 * window)
+  redis.call('PEXPIRE', KEYS[12], 2 * window)
 end
 if #bodies > 0 then
   bulk('HSET', KEYS[1], bodies)

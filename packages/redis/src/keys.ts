@@ -12,8 +12,12 @@ export interface RedisQueueKeys {
   readonly dead: string;
   /** Hash of dead letter key → record (JSON: body, reason, error, failedAt). */
   readonly deadRecords: string;
-  /** Sorted set of job ids published with dedupe, scored by the end of their dedupe window (ms). */
+  /** Set of job ids published with dedupe, current generation (ids are remembered one to two windows). */
   readonly seen: string;
+  /** Set of job ids of the previous dedupe generation. */
+  readonly seenPrevious: string;
+  /** Start of the current dedupe generation (ms). */
+  readonly seenSince: string;
   /** Counter of message keys (and order of dead letters). */
   readonly seq: string;
   /** List a consumer with nothing to do blocks on (BLPOP); a publish pushes a token. */
@@ -34,6 +38,8 @@ export function redisQueueKeys(queue: string, prefix = "jobs"): RedisQueueKeys {
     dead: `${base}dead`,
     deadRecords: `${base}dead-records`,
     seen: `${base}seen`,
+    seenPrevious: `${base}seen-previous`,
+    seenSince: `${base}seen-since`,
     seq: `${base}seq`,
     wake: `${base}wake`,
   };

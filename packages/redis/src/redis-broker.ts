@@ -51,7 +51,7 @@ export interface RedisBrokerOptions {
   readonly prefix?: string;
   /** Largest message body accepted, in UTF-8 bytes. @default 1048576 (1 MiB) */
   readonly maxPayloadBytes?: number;
-  /** How long a published job id is remembered for dedupe ("0" turns dedupe off). @default "5m" */
+  /** How long, at least, a published job id is remembered for dedupe (at most twice as long; 0 turns dedupe off). @default "5m" */
   readonly dedupeWindow?: Duration;
   /** Give up on a publish, settlement or inspection call after this long; a publish is then ambiguous. @default "10s" */
   readonly requestTimeout?: Duration;
@@ -472,7 +472,7 @@ class RedisBrokerImpl implements Broker {
       q = {
         name,
         keys,
-        publishKeys: [keys.body, keys.delayed, keys.seen, keys.seq, keys.wake, ...waiting],
+        publishKeys: [keys.body, keys.delayed, keys.seen, keys.seq, keys.wake, ...waiting, keys.seenPrevious, keys.seenSince],
         fetchKeys: [keys.active, keys.body, keys.delayed, keys.wake, ...waiting],
         settleKeys: [keys.active, keys.body, keys.delayed, keys.wake, keys.seq, keys.dead, keys.deadRecords, ...waiting],
         inspectKeys: [keys.active, keys.delayed, keys.dead, keys.deadRecords, ...waiting],

@@ -89,7 +89,19 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
     const queue = `layout-${randomUUID().slice(0, 8)}`;
     const broker = open();
     const keys = redisQueueKeys(queue, prefix);
-    const all = [...keys.waiting, keys.delayed, keys.body, keys.active, keys.dead, keys.deadRecords, keys.seen, keys.seq, keys.wake];
+    const all = [
+      ...keys.waiting,
+      keys.delayed,
+      keys.body,
+      keys.active,
+      keys.dead,
+      keys.deadRecords,
+      keys.seen,
+      keys.seenPrevious,
+      keys.seenSince,
+      keys.seq,
+      keys.wake,
+    ];
     expect(new Set(all.map(clusterSlot)).size).toBe(1);
     expect(clusterSlot(keys.body)).toBe(clusterSlot(queue));
     expect(all.every((k) => k.startsWith(`${prefix}:{${queue}}:`))).toBe(true);
@@ -110,7 +122,9 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
       }
       // Only documented keys, every one in the queue's slot.
       expect(found.every((k) => all.includes(k))).toBe(true);
-      expect(found).toEqual(expect.arrayContaining([keys.body, keys.delayed, keys.dead, keys.deadRecords, keys.seen, keys.seq]));
+      expect(found).toEqual(
+        expect.arrayContaining([keys.body, keys.delayed, keys.dead, keys.deadRecords, keys.seen, keys.seenSince, keys.seq]),
+      );
       // The delayed message waits under its key in the delayed set, its level first; its body in the body hash.
       const [member] = await redis.zrange(keys.delayed, "0", "-1");
       expect(member).toMatch(/^0\d+$/);
@@ -306,7 +320,8 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
       } finally {
         admin.disconnect();
       }
-      const broker = createRedisBroker({ url: `redis://jobs:acl-test-pass@127.0.0.1:${server.port}` });
+      // A 20 ms dedupe window, so that later publishes rotate the dedupe generations (RENAME, UNLINK).
+      const broker = createRedisBroker({ url: `redis://jobs:acl-test-pass@127.0.0.1:${server.port}`, dedupeWindow: 20 });
       brokers.push(broker);
       const events = record(broker);
       const queue = "acl";
@@ -314,7 +329,7 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
       const bodies: string[] = [];
       let deferred = 0;
       // prefetch 1 with an idle wait in between: fetch, settle, BLPOP and the delay timer all run.
-      await broker.consume(queue, { prefetch: 1, leaseMs: 30_000 }, (d) => {
+      const sub = await broker.consume(queue, { prefetch: 1, leaseMs: 30_000 }, (d) => {
         bodies.push(d.body);
         const settle = async (): Promise<void> => {
           await d.extendLease(30_000);
@@ -335,7 +350,8 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
       const dead = await broker.listDeadLetters(queue, { limit: 10 });
       expect(dead.map((d) => d.body)).toEqual(["to-dead"]);
       expect(await broker.removeDeadLetters(queue, [dead[0]?.key as string])).toBe(1);
-      await broker.publish(queue, [msg("purged", { delayMs: 60_000 })]);
+      await sub.stop();
+      await broker.publish(queue, [msg("purged", { delayMs: 60_000 }), msg("purged-too"), msg("purged-as-well")]);
       await broker.purge(queue);
       expect(await broker.counts(queue)).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0 });
       // The configuration check ran too (INFO allowed): AOF is on and the policy is noeviction, so no warning.

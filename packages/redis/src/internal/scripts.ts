@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 
 /** Script name → number of KEYS it takes. */
-const SCRIPTS = { publish: 10, fetch: 9, settle: 12, inspect: 9, purge: 10 } as const;
+const SCRIPTS = { publish: 12, fetch: 9, settle: 12, inspect: 9, purge: 10 } as const;
 
 /** A script name. */
 export type ScriptName = keyof typeof SCRIPTS;
