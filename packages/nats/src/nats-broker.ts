@@ -574,7 +574,7 @@ class NatsBrokerImpl implements Broker {
       },
     ];
     try {
-      for (const entry of entries) await entry.setup();
+      await Promise.all(entries.map((entry) => entry.setup()));
     } catch (error) {
       ready.stop();
       scheduler.stop();
