@@ -55,15 +55,18 @@ end
 local seen = {}
 if window > 0 then
   local since = tonumber(redis.call('GET', KEYS[12]) or '0')
+  -- Rotation happens at least once a window while publishes go on, and refreshes the expiry of
+  -- the previous generation and of seen-since; the current one is refreshed by every SADD below.
   if now - since >= 2 * window then
     redis.call('UNLINK', KEYS[3], KEYS[11])
-    redis.call('SET', KEYS[12], now)
+    redis.call('SET', KEYS[12], now, 'PX', 2 * window)
   elseif now - since >= window then
     redis.call('UNLINK', KEYS[11])
     if redis.call('EXISTS', KEYS[3]) == 1 then
       redis.call('RENAME', KEYS[3], KEYS[11])
+      redis.call('PEXPIRE', KEYS[11], 2 * window)
     end
-    redis.call('SET', KEYS[12], now)
+    redis.call('SET', KEYS[12], now, 'PX', 2 * window)
   end
   -- One SMISMEMBER per generation for the whole batch; `seen` also catches an id twice in it.
   local ids = {}
@@ -122,8 +125,6 @@ if #remember > 0 then
   bulk('SADD', KEYS[3], remember)
   -- The dedupe keys of a queue nobody publishes to any more go away by themselves.
   redis.call('PEXPIRE', KEYS[3], 2 * window)
-  redis.call('PEXPIRE', KEYS[11], 2 * window)
-  redis.call('PEXPIRE', KEYS[12], 2 * window)
 end
 if #bodies > 0 then
   bulk('HSET', KEYS[1], bodies)
