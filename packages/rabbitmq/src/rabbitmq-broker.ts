@@ -249,12 +249,12 @@ class RabbitDelivery implements Delivery {
   }
 
   retry(next: OutgoingMessage): Promise<void> {
-    return this.#replace(() => this.broker.send(this.consumer.names, next.body, next.priority, next.delayMs, next.id, undefined));
+    return this.#replace(() => this.broker.send(this.consumer.names, next.body, next.priority, next.delayMs, undefined));
   }
 
   defer(delayMs: number): Promise<void> {
     const p = this.msg.properties;
-    return this.#replace(() => this.broker.send(this.consumer.names, this.body, p.priority ?? 0, delayMs, p.messageId, undefined));
+    return this.#replace(() => this.broker.send(this.consumer.names, this.body, p.priority ?? 0, delayMs, undefined));
   }
 
   deadLetter(record: DeadLetterRecord): Promise<void> {
@@ -585,7 +585,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
             continue;
           }
         }
-        this.#emit(link, ch, names, m.body, m.priority, m.delayMs, m.id, undefined, (error) =>
+        this.#emit(link, ch, names, m.body, m.priority, m.delayMs, undefined, (error) =>
           settle(i, error === undefined ? ACCEPTED : { ok: false, error }),
         );
       }
@@ -600,7 +600,6 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     body: string,
     priority: number,
     delayMs: number,
-    id: string | undefined,
     count: number | undefined,
     done: (error: JobsError | undefined) => void,
   ): void {
@@ -608,7 +607,6 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     const units = delayMs > 0 ? Math.min(Math.ceil(delayMs / this.#unitMs), 2 ** this.#levels - 1) : 0;
     const options: Options.Publish = { persistent: true, mandatory: true, correlationId };
     if (priority > 0 && this.capabilities.priority === "native") options.priority = priority;
-    if (id !== undefined) options.messageId = id;
     if (count !== undefined) options.headers = { [COUNT_HEADER]: count };
     const callback = (err: unknown): void => {
       if (link.returned.delete(correlationId)) {
@@ -646,21 +644,14 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
   }
 
   /** Publishes one message (confirmed) for a settlement. */
-  async send(
-    names: QueueNames,
-    body: string,
-    priority: number,
-    delayMs: number,
-    id: string | undefined,
-    count: number | undefined,
-  ): Promise<void> {
+  async send(names: QueueNames, body: string, priority: number, delayMs: number, count: number | undefined): Promise<void> {
     const [link, ch] = await this.#publisher(names, delayMs > 0);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new EnqueueOutcomeUnknownError(`[jobs] [rabbitmq] no confirm within ${this.#requestTimeoutMs} ms`)),
         this.#requestTimeoutMs,
       );
-      this.#emit(link, ch, names, body, priority, delayMs, id, count, (error) => {
+      this.#emit(link, ch, names, body, priority, delayMs, count, (error) => {
         clearTimeout(timer);
         if (error === undefined) resolve();
         else reject(error);
@@ -781,7 +772,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     if (msg.fields.redelivered) {
       // Classic queues only flag a redelivery: republish it with its count + 1, then ack this copy.
       const p = msg.properties;
-      this.send(consumer.names, msg.content.toString("utf8"), p.priority ?? 0, 0, p.messageId, prior + 1).then(
+      this.send(consumer.names, msg.content.toString("utf8"), p.priority ?? 0, 0, prior + 1).then(
         () => {
           if (!slot.dead) slot.channel.ack(msg);
         },
