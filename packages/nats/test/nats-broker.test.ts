@@ -1,7 +1,7 @@
 // NATS-specific checks: what the adapter builds on the server, and the mechanisms the conformance
 // suite cannot see (duplicate window, delayed holding, dead-letter move, subject tokens, credentials).
 import { inspect } from "node:util";
-import { brokerUrlFromEnv, type PrivateServer } from "@jobs/conformance";
+import { brokerUrlFromEnv, createFaultProxy, type PrivateServer } from "@jobs/conformance";
 import { type Broker, createClient, createWorker, type Delivery, defineJob, JobsError, type OutgoingMessage } from "@jobs/core";
 import { waitFor } from "@jobs/core/testing";
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
@@ -213,6 +213,32 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     expect(error?.message).toMatch(/no JetStream stream captures "jobstest.*\.q\.ready"/);
   });
 
+  it("notices a silent partition within seconds (pings), and resumes consuming once bytes flow again", async () => {
+    const proxy = await createFaultProxy({ target: endpointOf(url as string) });
+    try {
+      const through = open({ url: `nats://${proxy.address.host}:${proxy.address.port}` });
+      const events: string[] = [];
+      through.on("disconnected", () => events.push("disconnected"));
+      through.on("reconnected", () => events.push("reconnected"));
+      const got: Delivery[] = [];
+      await through.consume("partition", { prefetch: 5, leaseMs: 10_000 }, (d) => {
+        got.push(d);
+        void d.ack().catch(() => {});
+      });
+      const pausedAt = performance.now();
+      proxy.pause();
+      await waitFor(() => events.includes("disconnected"), { timeout: 15_000, message: "a silent partition went unnoticed" });
+      // Two missed pings at a 2 s interval; nats.js alone would wait minutes.
+      expect(performance.now() - pausedAt).toBeLessThan(10_000);
+      proxy.resume();
+      await waitFor(() => events.includes("reconnected"), { timeout: 15_000, message: "no reconnect after the partition healed" });
+      await open().publish("partition", [msg("after-partition")]);
+      await waitFor(() => got.some((d) => d.body === "after-partition"), { timeout: 10_000, message: "consumer did not resume" });
+    } finally {
+      await proxy.close();
+    }
+  }, 40_000);
+
   it("warns that nats-server 2.9 fsyncs lazily", async () => {
     const warnings: string[] = [];
     const broker = open();
@@ -258,6 +284,31 @@ describe.skipIf(url === undefined)("nats adapter on a private server that is kil
   afterAll(async () => {
     await server.stop();
   });
+
+  it("reconnects after an outage longer than nats.js's default budget (10 tries × 2 s) and resumes consuming", async () => {
+    const options = { url: `nats://127.0.0.1:${server.port}`, ...uniqueTopology("outage") };
+    const producer = createNatsBroker(options);
+    const consumer = createNatsBroker(options);
+    const events: string[] = [];
+    consumer.on("disconnected", () => events.push("disconnected"));
+    consumer.on("reconnected", () => events.push("reconnected"));
+    const got: Delivery[] = [];
+    await consumer.consume("outage", { prefetch: 5, leaseMs: 10_000 }, (d) => {
+      got.push(d);
+      void d.ack().catch(() => {});
+    });
+    await server.kill("SIGKILL");
+    await waitFor(() => events.includes("disconnected"), { timeout: 10_000 });
+    // The fault lasts 22 s: at 500 ms between attempts, over 40 reconnect attempts fail.
+    await new Promise((resolve) => setTimeout(resolve, 22_000));
+    await server.start();
+    await waitFor(() => events.includes("reconnected"), { timeout: 15_000, message: "gave up reconnecting" });
+    await waitFor(async () => (await producer.publish("outage", [msg("after-outage", { id: "outage-1" })]))[0]?.ok === true, {
+      timeout: 15_000,
+    });
+    await waitFor(() => got.some((d) => d.body === "after-outage"), { timeout: 10_000, message: "consumer did not resume" });
+    await Promise.all([producer.close(), consumer.close()]);
+  }, 90_000);
 
   it("keeps holding a delayed job across a kill -9 of the server, delivering it once, not early, with deliveryCount 1", async () => {
     const options = { url: `nats://127.0.0.1:${server.port}`, ...uniqueTopology("killhold") };
