@@ -396,7 +396,10 @@ class SqsBroker implements Broker {
   async #lookup(queue: string, names: SqsQueueNames, create: boolean): Promise<QueueUrls | undefined> {
     try {
       const url = await this.#url(names.queue);
-      if (url !== undefined) return { url, dead: await this.#url(names.dead) };
+      if (url !== undefined) {
+        await this.#preflight(names.queue, url);
+        return { url, dead: await this.#url(names.dead) };
+      }
       if (!create) return undefined;
       const attributes: Record<string, string> = { MaximumMessageSize: String(this.capabilities.maxPayloadBytes) };
       if (this.fifo) attributes.FifoQueue = "true";
@@ -416,6 +419,25 @@ class SqsBroker implements Broker {
       return { url: await createQueue(names.queue, extra), dead };
     } catch (error) {
       throw brokerError("queue lookup", queue, error);
+    }
+  }
+
+  /** A queue made elsewhere may void a guarantee: say so once (`config-warning`), never refuse it. */
+  async #preflight(name: string, url: string): Promise<void> {
+    const AttributeNames: QueueAttributeName[] = ["MaximumMessageSize", "RedrivePolicy"];
+    const a =
+      (await this.#call((o) => this.#client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames }), o))).Attributes ?? {};
+    const size = Number(a.MaximumMessageSize ?? this.capabilities.maxPayloadBytes);
+    if (size < this.capabilities.maxPayloadBytes) {
+      const message = `[jobs] [sqs] queue "${name}" takes messages up to ${size} bytes, below maxPayloadBytes (${this.capabilities.maxPayloadBytes}): larger jobs will be refused`;
+      this.events.emit("config-warning", { message });
+    }
+    const receives = Number(
+      (JSON.parse(a.RedrivePolicy ?? "{}") as { maxReceiveCount?: unknown }).maxReceiveCount ?? Number.POSITIVE_INFINITY,
+    );
+    if (receives <= 10) {
+      const message = `[jobs] [sqs] queue "${name}" has a RedrivePolicy with maxReceiveCount ${receives}: SQS moves a message away, without its failure, before the worker's crash-loop bound (maxDeliveries, 10 by default) can`;
+      this.events.emit("config-warning", { message });
     }
   }
 

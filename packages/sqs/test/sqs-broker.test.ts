@@ -165,6 +165,29 @@ describe("queues that must already exist (queues: verify)", () => {
     await waitFor(() => seen.deliveries.length === 1, { timeout: 5000 });
     expect(seen.deliveries[0]?.body).toBe("made-elsewhere");
   });
+
+  it("warns once (config-warning) about an existing queue's smaller message size or early RedrivePolicy", async () => {
+    const { client } = countingClient();
+    const q = queue("preflight");
+    const names = sqsQueueNames(q);
+    const dead = await client.send(new CreateQueueCommand({ QueueName: names.dead }));
+    const arn = `arn:aws:sqs:us-east-1:123456789012:${names.dead}`;
+    expect(dead.QueueUrl).toBeDefined();
+    await client.send(
+      new CreateQueueCommand({
+        QueueName: names.queue,
+        Attributes: { MaximumMessageSize: "2048", RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn, maxReceiveCount: 3 }) },
+      }),
+    );
+    const b = broker({ queues: "verify" });
+    const warnings: string[] = [];
+    b.on("config-warning", (e) => warnings.push(e.message));
+    await b.publish(q, [msg("x")]);
+    await b.publish(q, [msg("y")]);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toContain("2048 bytes");
+    expect(warnings[1]).toContain("maxReceiveCount 3");
+  });
 });
 
 describe("FIFO queues", () => {
