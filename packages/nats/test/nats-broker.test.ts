@@ -310,6 +310,47 @@ describe.skipIf(url === undefined)("nats adapter on a private server that is kil
     await Promise.all([producer.close(), consumer.close()]);
   }, 90_000);
 
+  it("loses no accepted job when the server is killed (-9) and restarted while jobs are enqueued and run", async () => {
+    const options = { url: `nats://127.0.0.1:${server.port}`, ...uniqueTopology("midrun") };
+    const producer = createNatsBroker(options);
+    const consumer = createNatsBroker(options);
+    const job = defineJob<{ n: number }>({ name: "midrun", queue: "midrun" });
+    const ran = new Set<number>();
+    const worker = createWorker({ broker: consumer, concurrency: 10, lease: "2s" }).handle(job, ({ n }) => {
+      ran.add(n);
+    });
+    await worker.start();
+    const client = createClient({ broker: producer });
+    let disconnects = 0;
+    producer.on("disconnected", () => disconnects++);
+    const accepted: number[] = [];
+    const total = 200;
+    let killed: Promise<void> | undefined;
+    for (let n = 0; n < total; n++) {
+      if (n === total / 2) killed = server.restart("SIGKILL");
+      // As an application would: retry retryable failures with the same id (the duplicate window stores it once).
+      for (;;) {
+        try {
+          await client.enqueue(job, { n }, { id: `midrun-${n}` });
+          accepted.push(n);
+          break;
+        } catch (error) {
+          if (!(JobsError.isInstance(error) && error.retryable)) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+    }
+    await killed;
+    await waitFor(() => accepted.every((n) => ran.has(n)), {
+      timeout: 30_000,
+      message: "accepted jobs were lost",
+    });
+    expect(accepted).toHaveLength(total);
+    expect(disconnects).toBeGreaterThan(0);
+    await worker.close();
+    await Promise.all([producer.close(), consumer.close()]);
+  }, 90_000);
+
   it("keeps holding a delayed job across a kill -9 of the server, delivering it once, not early, with deliveryCount 1", async () => {
     const options = { url: `nats://127.0.0.1:${server.port}`, ...uniqueTopology("killhold") };
     const producer = createNatsBroker(options);
