@@ -14,7 +14,6 @@ import {
   EnqueueOutcomeUnknownError,
   InvalidOptionsError,
   type JobsError,
-  LeaseLostError,
   type OutgoingMessage,
   PayloadTooLargeError,
   type PublishOutcome,
@@ -37,6 +36,7 @@ import {
   type Subscription as NatsSubscription,
   type NodeConnectionOptions,
 } from "@nats-io/transport-node";
+import { ACK, type DeliveryHost, NatsDelivery, sequenceOf } from "./internal/delivery.js";
 import { Puller } from "./internal/puller.js";
 
 /** What the NATS JetStream broker does natively (the defaults; options narrow `broker.capabilities`). */
@@ -75,8 +75,6 @@ export interface NatsBrokerOptions {
   readonly requestTimeout?: Duration;
 }
 
-const ACK: Uint8Array = new TextEncoder().encode("+ACK");
-const WPI: Uint8Array = new TextEncoder().encode("+WPI");
 const DUE = "Jobs-Due";
 const REASON = "Jobs-Reason";
 const FAILED_AT = "Jobs-Failed-At";
@@ -84,8 +82,6 @@ const ERROR = "Jobs-Error";
 const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const DAY_MS = 86_400_000;
-/** Settling this close to the server's lease end is refused: the server may have redelivered already. */
-const LEASE_MARGIN_MS = 20;
 const SCHEDULER_PREFETCH = 128;
 /** AckWait of the delay consumer: a server restart forgets nak delays, so held jobs come back (and are held again) within it. */
 const SCHEDULER_ACK_WAIT_MS = 5_000;
@@ -148,7 +144,7 @@ function errorCode(error: unknown): number | undefined {
   return typeof status === "number" ? status : undefined;
 }
 
-class NatsBrokerImpl implements Broker {
+class NatsBrokerImpl implements Broker, DeliveryHost {
   readonly name: string = "nats";
   readonly capabilities: BrokerCapabilities;
   readonly #events = new Emitter<BrokerEventMap>();
@@ -613,7 +609,7 @@ class NatsBrokerImpl implements Broker {
       .finally(() => scheduler.release());
   }
 
-  /** @internal */
+  /** A delivery ended (settled or lost): it no longer goes back to its queue on close. */
   forget(delivery: NatsDelivery): void {
     this.#held.delete(delivery);
   }
@@ -738,138 +734,6 @@ class NatsBrokerImpl implements Broker {
       clearTimeout(timer);
     }
     if (this.#ownsConnection) await nc.close().catch(() => {});
-  }
-}
-
-/**
- * Token `fromEnd` of the ack subject, counted from its end (1 = last): 5 = times delivered, 4 =
- * stream sequence in `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<time>.<pending>`; newer
- * servers add a domain and an account hash after `ACK` and a random token at the end (one more).
- */
-function ackToken(reply: string, fromEnd: 4 | 5): string {
-  // Hot path (once per delivery): walk back over the last tokens instead of splitting the subject.
-  let end = reply.length;
-  for (let n = 1; n < fromEnd; n++) end = reply.lastIndexOf(".", end - 1);
-  const start = reply.lastIndexOf(".", end - 1) + 1;
-  // 9 tokens: the v1 form; otherwise the newer form has one token more at the end.
-  if (reply.startsWith("$JS.ACK.") && countDots(reply) === 8) return reply.slice(start, end);
-  const tokens = reply.split(".");
-  return tokens[tokens.length - fromEnd - 1] as string;
-}
-
-function countDots(text: string): number {
-  let dots = 0;
-  for (let i = text.indexOf("."); i >= 0; i = text.indexOf(".", i + 1)) dots++;
-  return dots;
-}
-
-function sequenceOf(reply: string): string {
-  return ackToken(reply, 4);
-}
-
-class NatsDelivery implements Delivery {
-  readonly body: string;
-  readonly deliveryCount: number;
-  readonly reply: string;
-  #expiresAt: number;
-  #deadline: number;
-  #settled = false;
-
-  constructor(
-    private readonly broker: NatsBrokerImpl,
-    private readonly puller: Puller,
-    private readonly queue: string,
-    msg: Msg,
-    private readonly ackWaitMs: number,
-    leaseMs: number,
-  ) {
-    this.reply = msg.reply as string;
-    this.body = msg.string();
-    this.deliveryCount = Number(ackToken(this.reply, 5));
-    const now = performance.now();
-    this.#expiresAt = now + ackWaitMs;
-    this.#deadline = now + leaseMs;
-    if (leaseMs > ackWaitMs) this.#keepAlive();
-  }
-
-  /** Ends the delivery locally; false when it had already ended. */
-  release(): boolean {
-    if (this.#settled) return false;
-    this.#settled = true;
-    this.broker.forget(this);
-    this.puller.release();
-    return true;
-  }
-
-  #begin(): JobsError | undefined {
-    if (this.broker.closed) return new BrokerClosedError("[jobs] [nats] broker is closed; the delivery went back to its queue");
-    if (this.#settled) return new LeaseLostError("[jobs] [nats] the delivery was already settled");
-    const lost = performance.now() >= this.#expiresAt - LEASE_MARGIN_MS;
-    this.release();
-    return lost ? new LeaseLostError() : undefined;
-  }
-
-  /** Sends working() while the lease this consumer asked for is longer than the server's AckWait. */
-  #keepAlive(): void {
-    const timer = setTimeout(() => {
-      if (this.#settled || this.broker.closed) return;
-      const now = performance.now();
-      if (now >= this.#expiresAt - LEASE_MARGIN_MS || now >= this.#deadline) return;
-      this.#touch(now);
-      if (this.#deadline > this.#expiresAt) this.#keepAlive();
-    }, this.ackWaitMs / 2);
-    timer.unref();
-  }
-
-  #touch(now: number): void {
-    this.broker.publishRaw(this.reply, WPI);
-    this.#expiresAt = now + this.ackWaitMs;
-  }
-
-  #ackAfter(sent: Promise<unknown>): Promise<void> {
-    return sent.then(() => {
-      this.broker.publishRaw(this.reply, ACK);
-      return this.broker.confirm();
-    });
-  }
-
-  ack(): Promise<void> {
-    const error = this.#begin();
-    if (error !== undefined) return Promise.reject(error);
-    this.broker.publishRaw(this.reply, ACK);
-    return this.broker.confirm();
-  }
-
-  retry(next: OutgoingMessage): Promise<void> {
-    const error = this.#begin();
-    if (error !== undefined) return Promise.reject(error);
-    // Publish the next attempt first, then ack: a crash in between duplicates, never loses. The id
-    // is this message's sequence, so a second try after a crash stores it once.
-    return this.#ackAfter(this.broker.send(this.queue, next.body, next.delayMs, `${this.queue}#${sequenceOf(this.reply)}`));
-  }
-
-  defer(delayMs: number): Promise<void> {
-    const error = this.#begin();
-    if (error !== undefined) return Promise.reject(error);
-    // A new message with the same body: the delivery count starts again at 1.
-    return this.#ackAfter(this.broker.send(this.queue, this.body, delayMs, `${this.queue}#${sequenceOf(this.reply)}`));
-  }
-
-  deadLetter(record: DeadLetterRecord): Promise<void> {
-    const error = this.#begin();
-    if (error !== undefined) return Promise.reject(error);
-    return this.#ackAfter(this.broker.bury(this.queue, record, `${this.queue}!${sequenceOf(this.reply)}`));
-  }
-
-  extendLease(ms: number): Promise<void> {
-    if (this.broker.closed) return Promise.reject(new BrokerClosedError());
-    const now = performance.now();
-    if (this.#settled || now >= this.#expiresAt - LEASE_MARGIN_MS) return Promise.reject(new LeaseLostError());
-    const keeping = this.#deadline > this.#expiresAt;
-    this.#deadline = Math.max(this.#deadline, now + ms);
-    this.#touch(now);
-    if (!keeping && this.#deadline > this.#expiresAt) this.#keepAlive();
-    return this.broker.confirm();
   }
 }
 

@@ -1,0 +1,158 @@
+import { BrokerClosedError, type DeadLetterRecord, type Delivery, type JobsError, LeaseLostError, type OutgoingMessage } from "@jobs/core";
+import type { Msg } from "@nats-io/transport-node";
+import type { Puller } from "./puller.js";
+
+/** The acknowledgement that removes a message. */
+export const ACK: Uint8Array = new TextEncoder().encode("+ACK");
+const WPI: Uint8Array = new TextEncoder().encode("+WPI");
+/** Settling this close to the server's lease end is refused: the server may have redelivered already. */
+const LEASE_MARGIN_MS = 20;
+
+/** What a delivery needs from its broker. */
+export interface DeliveryHost {
+  readonly closed: boolean;
+  /** Publishes without waiting (acks, naks, heartbeats). */
+  publishRaw(subject: string, data: string | Uint8Array): void;
+  /** Resolves once the server has received everything published before the call. */
+  confirm(): Promise<void>;
+  /** Publishes to a queue's ready or delayed subject, awaiting the PubAck. */
+  send(queue: string, body: string | Uint8Array, delayMs: number, msgId: string | undefined): Promise<boolean>;
+  /** Stores a dead letter, awaiting the PubAck. */
+  bury(queue: string, record: DeadLetterRecord, msgId: string): Promise<boolean>;
+  /** The delivery ended. */
+  forget(delivery: NatsDelivery): void;
+}
+
+/**
+ * Token `fromEnd` of the ack subject, counted from its end (1 = last): 5 = times delivered, 4 =
+ * stream sequence in `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<time>.<pending>`; newer
+ * servers add a domain and an account hash after `ACK` and a random token at the end (one more).
+ */
+function ackToken(reply: string, fromEnd: 4 | 5): string {
+  // Hot path (once per delivery): walk back over the last tokens instead of splitting the subject.
+  let end = reply.length;
+  for (let n = 1; n < fromEnd; n++) end = reply.lastIndexOf(".", end - 1);
+  const start = reply.lastIndexOf(".", end - 1) + 1;
+  // 9 tokens: the v1 form; otherwise the newer form has one token more at the end.
+  if (reply.startsWith("$JS.ACK.") && countDots(reply) === 8) return reply.slice(start, end);
+  const tokens = reply.split(".");
+  return tokens[tokens.length - fromEnd - 1] as string;
+}
+
+function countDots(text: string): number {
+  let dots = 0;
+  for (let i = text.indexOf("."); i >= 0; i = text.indexOf(".", i + 1)) dots++;
+  return dots;
+}
+
+/** Stream sequence of a delivery, from its ack subject. */
+export function sequenceOf(reply: string): string {
+  return ackToken(reply, 4);
+}
+
+/** One delivery of a ready message, leased until the server's AckWait ends (kept longer by heartbeats when asked). */
+export class NatsDelivery implements Delivery {
+  readonly body: string;
+  readonly deliveryCount: number;
+  readonly reply: string;
+  #expiresAt: number;
+  #deadline: number;
+  #settled = false;
+
+  constructor(
+    private readonly broker: DeliveryHost,
+    private readonly puller: Puller,
+    private readonly queue: string,
+    msg: Msg,
+    private readonly ackWaitMs: number,
+    leaseMs: number,
+  ) {
+    this.reply = msg.reply as string;
+    this.body = msg.string();
+    this.deliveryCount = Number(ackToken(this.reply, 5));
+    const now = performance.now();
+    this.#expiresAt = now + ackWaitMs;
+    this.#deadline = now + leaseMs;
+    if (leaseMs > ackWaitMs) this.#keepAlive();
+  }
+
+  /** Ends the delivery locally; false when it had already ended. */
+  release(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.broker.forget(this);
+    this.puller.release();
+    return true;
+  }
+
+  #begin(): JobsError | undefined {
+    if (this.broker.closed) return new BrokerClosedError("[jobs] [nats] broker is closed; the delivery went back to its queue");
+    if (this.#settled) return new LeaseLostError("[jobs] [nats] the delivery was already settled");
+    const lost = performance.now() >= this.#expiresAt - LEASE_MARGIN_MS;
+    this.release();
+    return lost ? new LeaseLostError() : undefined;
+  }
+
+  /** Sends working() while the lease this consumer asked for is longer than the server's AckWait. */
+  #keepAlive(): void {
+    const timer = setTimeout(() => {
+      if (this.#settled || this.broker.closed) return;
+      const now = performance.now();
+      if (now >= this.#expiresAt - LEASE_MARGIN_MS || now >= this.#deadline) return;
+      this.#touch(now);
+      if (this.#deadline > this.#expiresAt) this.#keepAlive();
+    }, this.ackWaitMs / 2);
+    timer.unref();
+  }
+
+  #touch(now: number): void {
+    this.broker.publishRaw(this.reply, WPI);
+    this.#expiresAt = now + this.ackWaitMs;
+  }
+
+  #ackAfter(sent: Promise<unknown>): Promise<void> {
+    return sent.then(() => {
+      this.broker.publishRaw(this.reply, ACK);
+      return this.broker.confirm();
+    });
+  }
+
+  ack(): Promise<void> {
+    const error = this.#begin();
+    if (error !== undefined) return Promise.reject(error);
+    this.broker.publishRaw(this.reply, ACK);
+    return this.broker.confirm();
+  }
+
+  retry(next: OutgoingMessage): Promise<void> {
+    const error = this.#begin();
+    if (error !== undefined) return Promise.reject(error);
+    // Publish the next attempt first, then ack: a crash in between duplicates, never loses. The id
+    // is this message's sequence, so a second try after a crash stores it once.
+    return this.#ackAfter(this.broker.send(this.queue, next.body, next.delayMs, `${this.queue}#${sequenceOf(this.reply)}`));
+  }
+
+  defer(delayMs: number): Promise<void> {
+    const error = this.#begin();
+    if (error !== undefined) return Promise.reject(error);
+    // A new message with the same body: the delivery count starts again at 1.
+    return this.#ackAfter(this.broker.send(this.queue, this.body, delayMs, `${this.queue}#${sequenceOf(this.reply)}`));
+  }
+
+  deadLetter(record: DeadLetterRecord): Promise<void> {
+    const error = this.#begin();
+    if (error !== undefined) return Promise.reject(error);
+    return this.#ackAfter(this.broker.bury(this.queue, record, `${this.queue}!${sequenceOf(this.reply)}`));
+  }
+
+  extendLease(ms: number): Promise<void> {
+    if (this.broker.closed) return Promise.reject(new BrokerClosedError());
+    const now = performance.now();
+    if (this.#settled || now >= this.#expiresAt - LEASE_MARGIN_MS) return Promise.reject(new LeaseLostError());
+    const keeping = this.#deadline > this.#expiresAt;
+    this.#deadline = Math.max(this.#deadline, now + ms);
+    this.#touch(now);
+    if (!keeping && this.#deadline > this.#expiresAt) this.#keepAlive();
+    return this.broker.confirm();
+  }
+}
