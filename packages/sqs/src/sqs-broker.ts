@@ -23,7 +23,6 @@ import {
   type BrokerEventMap,
   type ConsumeOptions,
   type DeadLetter,
-  type DeadLetterReason,
   type DeadLetterRecord,
   type Delivery,
   type Duration,
@@ -43,6 +42,8 @@ import {
 } from "@jobs/core";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { Batcher, type Pending } from "./internal/batcher.js";
+import { Consumer, type Leased } from "./internal/consumer.js";
+import { deadLetterAttributes, deadLetterOf } from "./internal/dead-letters.js";
 import { brokerError, isMissingQueue, publishError, RequestTimeout, responded, serialized } from "./internal/errors.js";
 import { assertPrefix, type SqsQueueNames, sqsQueueNames } from "./internal/names.js";
 
@@ -96,10 +97,6 @@ export interface SqsBrokerOptions {
 const MAX_BATCH_BYTES = 1_048_576;
 // The deprecated `AttributeNames` is the only spelling local-aws-sqs reads; "All" is valid there and on SQS.
 const RECEIVE_ATTRIBUTES: QueueAttributeName[] = ["All"];
-const A_REASON = "jobs-reason";
-const A_ERROR = "jobs-error";
-const A_FAILED_AT = "jobs-failed-at";
-const REASONS: readonly DeadLetterReason[] = ["max-attempts", "non-retryable", "unknown-job", "validation", "undecodable", "crash-loop"];
 
 interface SendEntry {
   readonly id: string;
@@ -127,73 +124,11 @@ interface UrlBatchers {
   readonly visibility: Batcher<Visibility, void>;
 }
 
-class Consumer {
-  unsettled = 0;
-  reserved = 0;
-  loops = 0;
-  stopped = false;
-  readonly held = new Set<SqsDelivery>();
-  readonly abort = new AbortController();
-  #waiters: (() => void)[] = [];
-
-  constructor(
-    readonly queue: string,
-    readonly url: string,
-    readonly prefetch: number,
-    readonly visibilitySeconds: number,
-    readonly maxLoops: number,
-    readonly onDelivery: (delivery: Delivery) => void,
-  ) {}
-
-  /** Frees the slot of a delivery that is settled or whose lease ran out, and wakes a waiting loop. */
-  release(delivery: SqsDelivery): void {
-    if (!this.held.delete(delivery)) return;
-    this.unsettled--;
-    this.wake();
-  }
-
-  wake(): void {
-    for (const waiter of this.#waiters.splice(0)) waiter();
-  }
-
-  /** Resolves when a slot may have freed: a settle, a lease running out, stop or close. */
-  capacity(): Promise<void> {
-    let earliest = Number.POSITIVE_INFINITY;
-    for (const d of this.held) earliest = Math.min(earliest, d.deadline);
-    return new Promise((resolve) => {
-      const timer = Number.isFinite(earliest) ? setTimeout(() => this.sweep(), Math.max(0, earliest - Date.now()) + 1) : undefined;
-      timer?.unref();
-      this.#waiters.push(() => {
-        if (timer !== undefined) clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  /** Forgets deliveries whose lease ran out: the message is back in the queue and counts no more. */
-  sweep(): void {
-    const now = Date.now();
-    for (const d of this.held) if (d.deadline <= now) this.release(d);
-    this.wake();
-  }
-
-  /** Sleeps, waking early on stop or close. */
-  pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#waiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-}
-
-class SqsDelivery implements Delivery {
+class SqsDelivery implements Delivery, Leased {
   settled = false;
   constructor(
     private readonly broker: SqsBroker,
-    readonly consumer: Consumer,
+    readonly consumer: Consumer<SqsDelivery>,
     readonly handle: string,
     readonly body: string,
     readonly deliveryCount: number,
@@ -262,7 +197,7 @@ class SqsBroker implements Broker {
   readonly #groupId: (queue: string, message: OutgoingMessage) => string;
   readonly #urls = new Map<string, Promise<QueueUrls | undefined>>();
   readonly #batchers = new Map<string, UrlBatchers>();
-  readonly #consumers = new Set<Consumer>();
+  readonly #consumers = new Set<Consumer<SqsDelivery>>();
   readonly #sent = new Map<string, { readonly messageId: string; readonly until: number }>();
   #down = false;
   #closing: Promise<void> | undefined;
@@ -614,16 +549,7 @@ class SqsBroker implements Broker {
     const urls = await this.#urlsOf(queue);
     if (urls.dead === undefined)
       throw new UnknownQueueError(queue, `[jobs] [sqs] dead-letter queue "${this.#names(queue).dead}" does not exist`);
-    const failure = (error: DeadLetterRecord["error"]): Record<string, MessageAttributeValue> => ({
-      [A_REASON]: { DataType: "String", StringValue: record.reason },
-      [A_FAILED_AT]: { DataType: "Number", StringValue: String(record.failedAt) },
-      [A_ERROR]: { DataType: "String", StringValue: JSON.stringify(error) },
-    });
-    let attributes = failure(record.error);
-    const size = (): number => Buffer.byteLength(record.body, "utf8") + Buffer.byteLength(JSON.stringify(attributes), "utf8");
-    // A long stack must not push the record over the message size limit: it goes first.
-    if (size() > this.capabilities.maxPayloadBytes)
-      attributes = failure({ name: record.error.name, message: record.error.message.slice(0, 1000) });
+    const { attributes, bytes } = deadLetterAttributes(record, this.capabilities.maxPayloadBytes);
     const entry: SendEntry = {
       id: randomUUID(),
       body: record.body,
@@ -633,7 +559,7 @@ class SqsBroker implements Broker {
       groupId: this.fifo ? randomUUID() : undefined,
       attributes,
     };
-    const outcome = await this.#batchersOf(urls.dead, queue).send.add(entry, size());
+    const outcome = await this.#batchersOf(urls.dead, queue).send.add(entry, bytes);
     if (!outcome.ok) throw outcome.error;
     await this.remove(d);
   }
@@ -649,7 +575,7 @@ class SqsBroker implements Broker {
     // answer until the batch is full), and leases count from the request: the wait is added.
     const visibility = Math.min(43_200, Math.ceil(options.leaseMs / 1000) + this.#waitSeconds);
     const loops = this.#maxLoops ?? Math.min(10, Math.ceil(options.prefetch / 10));
-    const consumer = new Consumer(queue, url, options.prefetch, visibility, loops, onDelivery);
+    const consumer = new Consumer<SqsDelivery>(queue, url, options.prefetch, visibility, loops, onDelivery);
     this.#consumers.add(consumer);
     // One short poll first, awaited: a worker starting on a backlog then sees every priority
     // level's first batch before it picks a job, instead of whichever level answered first.
@@ -668,7 +594,7 @@ class SqsBroker implements Broker {
     };
   }
 
-  async #loop(c: Consumer, lead: boolean): Promise<void> {
+  async #loop(c: Consumer<SqsDelivery>, lead: boolean): Promise<void> {
     c.loops++;
     let failures = 0;
     try {
@@ -715,7 +641,7 @@ class SqsBroker implements Broker {
     }
   }
 
-  async #receive(c: Consumer, count: number, waitSeconds = this.#waitSeconds): Promise<Message[]> {
+  async #receive(c: Consumer<SqsDelivery>, count: number, waitSeconds = this.#waitSeconds): Promise<Message[]> {
     const input = {
       QueueUrl: c.url,
       MaxNumberOfMessages: count,
@@ -728,7 +654,7 @@ class SqsBroker implements Broker {
     return out.Messages ?? [];
   }
 
-  #deliver(c: Consumer, m: Message, deadline: number): void {
+  #deliver(c: Consumer<SqsDelivery>, m: Message, deadline: number): void {
     const count = Number(m.Attributes?.ApproximateReceiveCount ?? 1);
     const delivery = new SqsDelivery(this, c, m.ReceiptHandle as string, m.Body ?? "", Number.isFinite(count) ? count : 1, deadline);
     c.unsettled++;
@@ -910,24 +836,6 @@ function settleEntries<E>(
     if (code === undefined) item.resolve();
     else item.reject(toError(code));
   }
-}
-
-function deadLetterOf(m: Message, key: string, maxReceiveCount: number): DeadLetter {
-  const a = m.MessageAttributes ?? {};
-  const reason = a[A_REASON]?.StringValue as DeadLetterReason | undefined;
-  const sent = Number(m.Attributes?.SentTimestamp ?? 0);
-  if (reason === undefined || !REASONS.includes(reason)) {
-    // Moved by the RedrivePolicy: the message crashed its consumers maxReceiveCount times.
-    const message = `[jobs] [sqs] moved by the queue's RedrivePolicy after ${maxReceiveCount} receives`;
-    return { key, body: m.Body ?? "", reason: "crash-loop", error: { name: "RedrivePolicy", message }, failedAt: sent };
-  }
-  let error: DeadLetter["error"];
-  try {
-    error = JSON.parse(a[A_ERROR]?.StringValue ?? "") as DeadLetter["error"];
-  } catch {
-    error = { name: "Error", message: "unreadable failure record" };
-  }
-  return { key, body: m.Body ?? "", reason, error, failedAt: Number(a[A_FAILED_AT]?.StringValue ?? sent) };
 }
 
 /** Creates a broker on Amazon SQS (or a compatible endpoint). Queues are created on first use unless `queues: "verify"`. */
