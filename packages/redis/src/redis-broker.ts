@@ -13,19 +13,19 @@ import {
   EnqueueOutcomeUnknownError,
   InvalidOptionsError,
   JobsError,
-  LeaseLostError,
   type OutgoingMessage,
   PayloadTooLargeError,
   type PublishOutcome,
   parseDuration,
   type QueueCounts,
-  redact,
   type Subscription,
   serializeError,
 } from "@jobs/core";
 import { Redis, type RedisOptions } from "ioredis";
+import { type QueueState, RedisConsumer, type Waiter } from "./internal/consumer.js";
+import { cleanCause, describe, isReplyError } from "./internal/errors.js";
 import { registerScripts, type ScriptRunner } from "./internal/scripts.js";
-import { type RedisQueueKeys, redisQueueKeys } from "./keys.js";
+import { redisQueueKeys } from "./keys.js";
 
 /** What the Redis adapter does natively (the defaults; an instance narrows them from its options). */
 export const redisCapabilities: BrokerCapabilities = {
@@ -67,246 +67,12 @@ export interface RedisBrokerOptions {
   readonly checkServerConfig?: boolean;
 }
 
-const LEASE_LOST = "[jobs] [redis] the delivery's lease was lost (it expired or its consumer closed); it will be redelivered";
 const STORED: PublishOutcome = Object.freeze({ ok: true, duplicate: false });
 const DUPLICATE: PublishOutcome = Object.freeze({ ok: true, duplicate: true });
 const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|::1|\[::1\])$/i;
 
 /** Marks a call that ran out of time (its command may still run later). */
 class RequestTimeout extends Error {}
-
-/** A copy of a native error that keeps name and (redacted) message only: ioredis errors carry command arguments, AUTH's included. */
-function cleanCause(error: unknown): Error {
-  const copy = new Error(redact(String((error as Error)?.message ?? error)));
-  copy.name = typeof (error as Error)?.name === "string" ? (error as Error).name : "Error";
-  return copy;
-}
-
-function describe(error: unknown): string {
-  return redact(String((error as Error)?.message ?? error));
-}
-
-/** True for an error reply of the server (nothing ran), as opposed to a lost connection or a timeout. */
-function isReplyError(error: unknown): boolean {
-  return (error as Error)?.name === "ReplyError";
-}
-
-interface Waiter {
-  readonly resolve: (value: number) => void;
-  readonly reject: (error: unknown) => void;
-}
-
-interface PublishWaiter {
-  readonly outcomes: PublishOutcome[];
-  readonly indexes: number[];
-  readonly resolve: (outcomes: PublishOutcome[]) => void;
-}
-
-/** Per physical queue: its keys and the batches waiting for the next flush. */
-interface QueueState {
-  readonly name: string;
-  readonly keys: RedisQueueKeys;
-  readonly publishKeys: string[];
-  readonly fetchKeys: string[];
-  readonly settleKeys: string[];
-  readonly inspectKeys: string[];
-  readonly purgeKeys: string[];
-  publishMessages: OutgoingMessage[];
-  publishWaiters: PublishWaiter[];
-  settleArgs: (string | number)[];
-  settleWaiters: Waiter[];
-  readonly consumers: Set<RedisConsumer>;
-}
-
-class RedisDelivery implements Delivery {
-  readonly body: string;
-  readonly deliveryCount: number;
-  /** The delivery's token: "<key>#<deliveries>" in the active set. */
-  readonly member: string;
-  readonly #consumer: RedisConsumer;
-
-  constructor(consumer: RedisConsumer, member: string, body: string) {
-    this.#consumer = consumer;
-    this.member = member;
-    this.body = body;
-    this.deliveryCount = Number(member.slice(member.lastIndexOf("#") + 1));
-  }
-
-  ack(): Promise<void> {
-    return this.#consumer.settle(this, ["a", this.member]);
-  }
-
-  retry(next: OutgoingMessage): Promise<void> {
-    return this.#consumer.settle(this, ["r", this.member, next.body, next.priority, Math.max(0, Math.ceil(next.delayMs))]);
-  }
-
-  defer(delayMs: number): Promise<void> {
-    return this.#consumer.settle(this, ["f", this.member, Math.max(0, Math.ceil(delayMs))]);
-  }
-
-  deadLetter(record: DeadLetterRecord): Promise<void> {
-    const stored = JSON.stringify({ body: record.body, reason: record.reason, error: record.error, failedAt: record.failedAt });
-    return this.#consumer.settle(this, ["d", this.member, stored]);
-  }
-
-  extendLease(ms: number): Promise<void> {
-    return this.#consumer.extend(this, ms);
-  }
-}
-
-class RedisConsumer {
-  unsettled = 0;
-  stopped = false;
-  readonly held: Set<RedisDelivery> = new Set();
-  /** Fetches on their way (at most two, so Redis works on one while this process handles the other). */
-  readonly fetching: Set<Promise<void>> = new Set();
-  #reserved = 0;
-  #again = false;
-  #blocking = false;
-  #blocker: Redis | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #timerAt = Number.POSITIVE_INFINITY;
-  #failures = 0;
-
-  constructor(
-    readonly broker: RedisBrokerImpl,
-    readonly queue: QueueState,
-    readonly prefetch: number,
-    readonly leaseMs: number,
-    readonly onDelivery: (delivery: Delivery) => void,
-  ) {}
-
-  /**
-   * Fetch for the free slots (those neither held nor reserved by a fetch on its way). Up to two
-   * fetches of half the prefetch each are in flight, so a backlog flows without waiting a full
-   * round trip per batch; the prefetch limit still holds (slots are reserved before asking).
-   */
-  kick(): void {
-    if (this.stopped) return;
-    if (this.fetching.size >= 2) {
-      this.#again = true;
-      return;
-    }
-    const free = this.prefetch - this.unsettled - this.#reserved;
-    if (free <= 0) return;
-    const ask = Math.min(free, Math.ceil(this.prefetch / 2));
-    this.#again = false;
-    this.#reserved += ask;
-    const fetch: Promise<void> = this.broker.run("fetch", this.queue.fetchKeys, [ask, this.leaseMs]).then(
-      (reply) => {
-        this.fetching.delete(fetch);
-        this.#reserved -= ask;
-        this.#fetched(reply as (string | number)[], ask);
-      },
-      (error: unknown) => {
-        this.fetching.delete(fetch);
-        this.#reserved -= ask;
-        this.#fetchFailed(error);
-      },
-    );
-    this.fetching.add(fetch);
-    if (ask < free) this.kick();
-  }
-
-  #fetched(reply: (string | number)[], asked: number): void {
-    this.#failures = 0;
-    const count = (reply.length - 1) / 2;
-    if (this.stopped) {
-      // Taken after stop(): straight back to the front of the queue.
-      for (let i = 1; i < reply.length; i += 2) this.broker.enqueueSettle(this.queue, ["l", String(reply[i])], undefined);
-      return;
-    }
-    for (let i = 1; i < reply.length; i += 2) {
-      const delivery = new RedisDelivery(this, String(reply[i]), String(reply[i + 1]));
-      this.held.add(delivery);
-      this.unsettled++;
-      try {
-        this.onDelivery(delivery);
-      } catch (error) {
-        this.broker.events.emit("error", { error: serializeError(error) });
-      }
-    }
-    if (count < asked) {
-      // Drained: wake up for the next due delayed message or expiring lease, or a publish.
-      const next = Number(reply[0]);
-      if (next >= 0) this.#arm(next);
-      this.#block();
-    }
-    if (this.#again || count === asked) this.kick();
-  }
-
-  #fetchFailed(error: unknown): void {
-    if (this.stopped) return;
-    if (this.#failures++ === 0) {
-      this.broker.events.emit("error", {
-        error: serializeError(new BrokerConnectionError(`[jobs] [redis] fetch failed: ${describe(error)}`)),
-      });
-    }
-    this.#arm(Math.min(5_000, 50 * 2 ** Math.min(this.#failures, 7)));
-  }
-
-  #arm(ms: number): void {
-    const at = performance.now() + ms;
-    if (this.#timer !== undefined && this.#timerAt <= at) return;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = Number.POSITIVE_INFINITY;
-      this.kick();
-    }, ms + 1);
-    this.#timer.unref();
-  }
-
-  /** Block on the queue's wake-up list (a connection of its own) until a publish or `maxBlock`. */
-  #block(): void {
-    if (this.#blocking || this.stopped) return;
-    this.#blocking = true;
-    this.#blocker ??= this.broker.connect("blocking");
-    this.#blocker.blpop(this.queue.keys.wake, this.broker.maxBlockSeconds).then(
-      () => {
-        this.#blocking = false;
-        this.kick();
-      },
-      () => {
-        this.#blocking = false;
-        if (!this.stopped) this.#arm(100);
-      },
-    );
-  }
-
-  settle(delivery: RedisDelivery, op: (string | number)[]): Promise<void> {
-    if (this.broker.closed)
-      return Promise.reject(new BrokerClosedError("[jobs] [redis] broker is closed; the delivery went back to its queue"));
-    if (!this.held.delete(delivery)) return Promise.reject(new LeaseLostError("[jobs] [redis] the delivery was already settled"));
-    this.unsettled--;
-    return new Promise((resolve, reject) => {
-      this.broker.enqueueSettle(this.queue, op, {
-        resolve: (ok) => (ok === 1 ? resolve() : reject(new LeaseLostError(LEASE_LOST))),
-        reject,
-      });
-      this.broker.wantFetch(this);
-    });
-  }
-
-  extend(delivery: RedisDelivery, ms: number): Promise<void> {
-    if (this.broker.closed) return Promise.reject(new BrokerClosedError("[jobs] [redis] broker is closed"));
-    if (!this.held.has(delivery)) return Promise.reject(new LeaseLostError("[jobs] [redis] the delivery was already settled"));
-    return new Promise((resolve, reject) => {
-      this.broker.enqueueSettle(this.queue, ["e", delivery.member, Math.max(1, Math.ceil(ms))], {
-        resolve: (ok) => (ok === 1 ? resolve() : reject(new LeaseLostError(LEASE_LOST))),
-        reject,
-      });
-    });
-  }
-
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#blocker?.disconnect();
-  }
-}
 
 class RedisBrokerImpl implements Broker {
   readonly name: string = "redis";
