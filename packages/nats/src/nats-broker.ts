@@ -307,6 +307,7 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
 
   async #watch(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
+      if (this.closed && !this.#ownsConnection) break;
       if (status.type === "disconnect") {
         this.#connected = false;
         this.#failPending(new EnqueueOutcomeUnknownError("[jobs] [nats] connection lost before the PubAck arrived"));

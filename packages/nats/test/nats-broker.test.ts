@@ -239,6 +239,26 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     }
   }, 40_000);
 
+  it("works on an existing connection and leaves it open on close", async () => {
+    const shared = await connect({ servers: `${endpointOf(url as string).host}:${endpointOf(url as string).port}` });
+    try {
+      const producer = createNatsBroker({ connection: shared, ...topology });
+      const consumer = createNatsBroker({ connection: shared, ...topology });
+      const got: Delivery[] = [];
+      await consumer.consume("shared", { prefetch: 2, leaseMs: 10_000 }, (d) => {
+        got.push(d);
+        void d.ack();
+      });
+      await producer.publish("shared", [msg("over-a-shared-connection")]);
+      await waitFor(() => got.length === 1, { timeout: 5_000 });
+      await Promise.all([producer.close(), consumer.close()]);
+      expect(shared.isClosed()).toBe(false);
+      await shared.flush();
+    } finally {
+      await shared.close();
+    }
+  });
+
   it("warns that nats-server 2.9 fsyncs lazily", async () => {
     const warnings: string[] = [];
     const broker = open();
