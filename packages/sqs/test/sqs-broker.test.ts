@@ -97,6 +97,24 @@ describe("options", () => {
   });
 });
 
+describe("insecure endpoints", () => {
+  it("emits insecure-connection for a plain-http endpoint off this machine, not for loopback or https", async () => {
+    const seen = new Map<string, number>();
+    for (const endpoint of ["http://10.0.0.7:9324", "http://127.0.0.1:9324", "https://sqs.eu-west-1.amazonaws.com"]) {
+      const b = createSqsBroker({ endpoint, clientConfig: { credentials } });
+      seen.set(endpoint, 0);
+      b.on("insecure-connection", () => seen.set(endpoint, (seen.get(endpoint) ?? 0) + 1));
+      opened.push(b);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(Object.fromEntries(seen)).toEqual({
+      "http://10.0.0.7:9324": 1,
+      "http://127.0.0.1:9324": 0,
+      "https://sqs.eu-west-1.amazonaws.com": 0,
+    });
+  });
+});
+
 describe("publish batching", () => {
   it("sends 10 entries per SendMessageBatch and resolves one outcome per message, in order", async () => {
     const { client, requests } = countingClient();
