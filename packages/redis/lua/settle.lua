@@ -22,6 +22,7 @@
 --   'd', member, record                  dead-letter: remove it and keep the record
 --   'e', member, leaseMs                 extend: lease deadline = now + leaseMs
 --   'l', member                          release: back to the front of its level, count kept
+--   'u', member                          unfetch: back to the front, never handed out (count - 1)
 -- Returns      one integer per operation, in order: 1 done, 0 lease lost (nothing changed)
 
 local t = redis.call('TIME')
@@ -59,7 +60,7 @@ while i <= n do
   if op ~= 'e' then
     members[#members + 1] = ARGV[i + 1]
   end
-  if op == 'a' or op == 'l' then
+  if op == 'a' or op == 'l' or op == 'u' then
     i = i + 2
   elseif op == 'r' then
     i = i + 5
@@ -134,9 +135,18 @@ while i <= n do
         redis.call('HSET', KEYS[7], key, ARGV[i + 2])
       end
       i = i + 3
-    else -- 'l'
+    else -- 'l' or 'u'
       if ok then
-        redis.call('RPUSH', KEYS[8 + tonumber(string.sub(member, 1, 1))], member)
+        local entry = member
+        if op == 'u' then
+          local hash = string.find(member, '#', 1, true)
+          local count = tonumber(string.sub(member, hash + 1)) - 1
+          entry = string.sub(member, 1, hash - 1)
+          if count > 0 then
+            entry = entry .. '#' .. count
+          end
+        end
+        redis.call('RPUSH', KEYS[8 + tonumber(string.sub(member, 1, 1))], entry)
         wake = true
       end
       i = i + 2

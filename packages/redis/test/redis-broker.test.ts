@@ -196,6 +196,22 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
     }
   });
 
+  it("a fetch answered after stop() puts its messages back with their delivery count unchanged", async () => {
+    const queue = `unfetch-${randomUUID().slice(0, 8)}`;
+    const broker = open();
+    await broker.publish(queue, [msg("only")]);
+    const early: Delivery[] = [];
+    const sub = await broker.consume(queue, { prefetch: 1, leaseMs: 30_000 }, (d) => early.push(d));
+    // The consumer's first fetch is on its way (consume does not wait for it): stop before its reply.
+    await sub.stop();
+    const later: Delivery[] = [];
+    await open().consume(queue, { prefetch: 1, leaseMs: 30_000 }, (d) => later.push(d));
+    await waitFor(() => later[0], { timeout: 5_000, message: "the message never came back" });
+    expect(early).toEqual([]);
+    expect(later[0]?.body).toBe("only");
+    expect(later[0]?.deliveryCount).toBe(1);
+  });
+
   it("purges a queue larger than one purge chunk completely, bodies included", async () => {
     const queue = `purge-${randomUUID().slice(0, 8)}`;
     const broker = open();

@@ -165,8 +165,8 @@ export class RedisConsumer {
     this.#failures = 0;
     const count = (reply.length - 1) / 2;
     if (this.stopped) {
-      // Taken after stop(): straight back to the front of the queue.
-      for (let i = 1; i < reply.length; i += 2) this.broker.enqueueSettle(this.queue, ["l", String(reply[i])], undefined);
+      // Taken after stop() and never handed out: straight back to the front, delivery count restored.
+      for (let i = 1; i < reply.length; i += 2) this.broker.enqueueSettle(this.queue, ["u", String(reply[i])], undefined);
       return;
     }
     for (let i = 1; i < reply.length; i += 2) {
