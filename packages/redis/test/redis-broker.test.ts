@@ -391,6 +391,20 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
       expect(performance.now() - closingAt).toBeLessThan(1_000);
     });
 
+    it("negative control of the restart cases: without AOF a kill -9 loses accepted jobs (what the config warning is about)", async () => {
+      const server = await serve(["--appendonly", "no"]);
+      const url = `redis://127.0.0.1:${server.port}`;
+      const broker = createRedisBroker({ url, maxReconnectDelay: 100 });
+      brokers.push(broker);
+      await broker.publish("volatile", [msg("a"), msg("b"), msg("c")]);
+      expect((await broker.counts("volatile")).waiting).toBe(3);
+      await server.restart("SIGKILL");
+      await waitFor(async () => (await broker.counts("volatile").catch(() => undefined))?.waiting === 0, {
+        timeout: 10_000,
+        message: "the jobs survived a crash without persistence: the durability cases could not fail",
+      });
+    });
+
     it("keeps the password out of errors, causes and events when authentication fails", async () => {
       const password = `pw-${randomUUID()}`;
       const server = await serve(["--requirepass", "the-right-one"]);
