@@ -45,10 +45,7 @@ async function openRedis(): Promise<AdapterSession> {
       await Promise.all([consumer.close(), producer.close()]);
       const redis = new Redis(url);
       // The dedupe window and the key counter outlive a purge on purpose; a bench run needs neither.
-      for (const queue of queues) {
-        const keys = redisQueueKeys(queue, PREFIX);
-        await redis.del(keys.seen, keys.seq, keys.active, keys.body);
-      }
+      for (const queue of queues) await redis.del(...Object.values(redisQueueKeys(queue, PREFIX)).flat());
       redis.disconnect();
     },
   };
