@@ -157,7 +157,10 @@ function barrier(slot: Slot): Promise<void> {
     // At most one barrier in flight per channel: the acks sent meanwhile wait for the next one.
     const send = (): void => {
       slot.barrier = undefined;
-      if (slot.dead) return fail(new LeaseLostError());
+      if (slot.dead) {
+        fail(new LeaseLostError());
+        return;
+      }
       slot.syncing++;
       slot.channel.prefetch(slot.prefetch).then(
         () => {
@@ -285,7 +288,6 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
   readonly #levels: number;
   readonly #unitMs: number;
   readonly #declareTopology: boolean;
-  readonly #insecure: boolean;
   readonly #consumers = new Set<Consumer>();
   readonly #names = new Map<string, QueueNames>();
   #link: Link | undefined;
@@ -342,7 +344,14 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     }
     const host = typeof url === "string" ? new URL(url).hostname : (url?.hostname ?? "localhost");
     const secure = typeof url === "string" ? url.startsWith("amqps:") : url?.protocol === "amqps";
-    this.#insecure = this.#given === undefined && !secure && !/^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/.test(host);
+    if (this.#given === undefined && !secure && !/^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/.test(host)) {
+      // After the caller had a chance to subscribe.
+      setImmediate(() =>
+        this.events.emit("insecure-connection", {
+          message: "[jobs] [rabbitmq] connecting to a non-loopback host without TLS (use amqps://)",
+        }),
+      );
+    }
     this.#connect();
   }
 
@@ -402,11 +411,8 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     this.#connecting = false;
     const reconnected = this.#everConnected;
     this.#everConnected = true;
-    if (!reconnected && this.#insecure) {
-      this.events.emit("insecure-connection", { message: "[jobs] [rabbitmq] connected to a non-loopback host without TLS (use amqps://)" });
-    }
     for (const w of this.#waiters.splice(0)) w.resolve(link);
-    for (const consumer of this.#consumers) void this.#open(consumer);
+    for (const consumer of this.#consumers) void this.#open(consumer, link);
     if (reconnected || attempt > 0) this.events.emit("reconnected", {});
   }
 
@@ -701,8 +707,19 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     };
     this.#consumers.add(consumer);
     this.#armTick();
-    const link = await this.#ready();
-    await this.#open(consumer, link);
+    let error: unknown;
+    try {
+      error = await this.#open(consumer, await this.#ready());
+    } catch (e) {
+      error = e;
+    }
+    if (error !== undefined) {
+      // The first subscription must work (a missing queue with declare: false, refused arguments, no connection).
+      this.#consumers.delete(consumer);
+      if ((error as { code?: unknown })?.code === 404)
+        throw new UnknownQueueError(queue, `[jobs] [rabbitmq] queue "${consumer.names.work}" does not exist`);
+      throw wrap(error);
+    }
     return {
       stop: async () => {
         if (consumer.stopped) return;
@@ -718,7 +735,8 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
   }
 
   /** Opens the consumer's current channel: prefetch minus what retired channels still hold. */
-  async #open(consumer: Consumer, link: Link | undefined = this.#link): Promise<void> {
+  /** Resolves with the error if the channel or consumer could not be opened (the tick tries again). */
+  async #open(consumer: Consumer, link: Link | undefined = this.#link): Promise<unknown> {
     if (link === undefined || link.dead || consumer.stopped || consumer.current !== undefined || consumer.opening || this.closed) return;
     let held = 0;
     for (const slot of consumer.slots) held += slot.held.size;
@@ -750,9 +768,11 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
       else consumer.current = slot;
     } catch (error) {
       this.events.emit("error", { error: this.#serialize(error) });
+      return error;
     } finally {
       consumer.opening = false;
     }
+    return undefined;
   }
 
   #receive(consumer: Consumer, slot: Slot, msg: ConsumeMessage | null): void {

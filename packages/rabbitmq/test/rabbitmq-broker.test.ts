@@ -47,6 +47,22 @@ it("rejects bad names and options with InvalidOptionsError before any broker cal
   }
 });
 
+it("warns (insecure-connection) about a non-loopback host without TLS, and not about loopback", async () => {
+  const remote = createRabbitMQBroker({ url: "amqp://u:p@192.0.2.1:5672", requestTimeout: "1s" });
+  const local = createRabbitMQBroker({ url: "amqp://127.0.0.1:1", requestTimeout: "1s" });
+  const warnings: string[] = [];
+  remote.on("insecure-connection", (e) => warnings.push(`remote: ${e.message}`));
+  local.on("insecure-connection", (e) => warnings.push(`local: ${e.message}`));
+  try {
+    await waitFor(() => warnings.length > 0, { timeout: 2_000 });
+    await new Promise((r) => setImmediate(r));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^remote: \[jobs\] \[rabbitmq\] .*TLS/);
+  } finally {
+    await closeAll([remote, local]);
+  }
+});
+
 it("never puts the password of a URL into errors or events when the login is refused", async () => {
   const secret = "s3cr3t-P4ssw0rd-never-shown";
   const u = new URL(url ?? "amqp://127.0.0.1:5672");
@@ -117,6 +133,9 @@ describe.skipIf(url === undefined)("rabbitmq adapter [needs JOBS_RABBITMQ_URL]",
       const [outcome] = await broker.publish("undeclared", [msg("x")]);
       expect((errorOf(outcome) as JobsError | undefined)?.code).toBe("unknown-queue");
       await expect(broker.counts("undeclared")).rejects.toMatchObject({ code: "unknown-queue" });
+      await expect(broker.consume("undeclared", { prefetch: 1, leaseMs: 1_000 }, () => {})).rejects.toMatchObject({
+        code: "unknown-queue",
+      });
     } finally {
       await broker.close();
     }
