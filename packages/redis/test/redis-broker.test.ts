@@ -212,6 +212,25 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
     expect(later[0]?.deliveryCount).toBe(1);
   });
 
+  it("close() hands unsettled deliveries back at once, long before their lease (redeliverOnClose stays false: a dead process is only noticed by its lease)", async () => {
+    const queue = `release-${randomUUID().slice(0, 8)}`;
+    const [producer, dying, survivor] = [open(), open(), open()];
+    await producer.publish(queue, [msg("r-0"), msg("r-1")]);
+    const held: Delivery[] = [];
+    await dying.consume(queue, { prefetch: 2, leaseMs: 60_000 }, (d) => held.push(d));
+    await waitFor(() => held.length === 2, { timeout: 5_000 });
+    const got: Delivery[] = [];
+    await survivor.consume(queue, { prefetch: 5, leaseMs: 60_000 }, (d) => got.push(d));
+    const closedAt = performance.now();
+    await dying.close();
+    await waitFor(() => got.length === 2, { timeout: 5_000, message: "released deliveries did not come back" });
+    expect(performance.now() - closedAt).toBeLessThan(5_000);
+    expect(got.map((d) => [d.body, d.deliveryCount]).sort()).toEqual([
+      ["r-0", 2],
+      ["r-1", 2],
+    ]);
+  });
+
   it("purges a queue larger than one purge chunk completely, bodies included", async () => {
     const queue = `purge-${randomUUID().slice(0, 8)}`;
     const broker = open();
