@@ -144,7 +144,8 @@ interface Slot {
 /**
  * Resolves once RabbitMQ has processed every ack sent on the channel so far. AMQP acks have no
  * reply, so a synchronous method sent after them (a `basic.qos` that changes nothing) proves they
- * landed: an ack that resolved is never followed by a redelivery. Acks of one event-loop turn share it.
+ * landed: an ack that resolved is never followed by a redelivery. Acks of one event-loop turn share it:
+ * it is sent from a microtask, so amqplib writes it in the same socket write as those acks.
  */
 function barrier(slot: Slot): Promise<void> {
   if (slot.barrier === undefined) {
@@ -173,7 +174,7 @@ function barrier(slot: Slot): Promise<void> {
         },
       );
     };
-    if (slot.syncing === 0) setImmediate(send);
+    if (slot.syncing === 0) queueMicrotask(send);
     else slot.inflight?.then(send, send);
     slot.inflight = slot.barrier;
   }
