@@ -429,10 +429,13 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
    * next turn of the event loop, so confirming costs neither a write nor a read of its own.
    */
   confirm(): Promise<void> {
-    this.#nextFlush ??= deferred();
-    const next = this.#nextFlush;
-    if (!this.#flushing) this.#flush();
-    return next.promise;
+    if (this.#nextFlush === undefined) {
+      this.#nextFlush = deferred();
+      // The PING goes out on the next turn of the event loop, so every settlement of this turn
+      // shares one socket write with it (an inline flush would write once per settlement).
+      if (!this.#flushing) setImmediate(() => this.#flush());
+    }
+    return this.#nextFlush.promise;
   }
 
   #flush(): void {
