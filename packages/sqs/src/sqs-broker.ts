@@ -705,8 +705,8 @@ class SqsBroker implements Broker {
   }
 
   /**
-   * Receives every message of the dead-letter queue (hidden while this runs), lets `keep` decide,
-   * deletes the others and makes the kept ones visible again. Listing and removing therefore
+   * Receives every message of the dead-letter queue (hidden while this runs), deletes those
+   * `remove` picks and makes the others visible again. Listing and removing therefore
    * see one snapshot; two inspections at once each see only part of the queue.
    */
   async #scanDead(queue: string, remove: (key: string) => boolean): Promise<{ kept: DeadLetter[]; removed: number }> {
