@@ -25,8 +25,14 @@ export interface WorkerOptions<Ctx> {
   readonly broker: Broker;
   /** Logical queues to consume. @default the queues of the registered jobs */
   readonly queues?: readonly string[];
-  /** Most jobs running at once; also the broker prefetch per physical queue. @default 10 */
+  /** Most jobs running at once. @default 10 */
   readonly concurrency?: number;
+  /**
+   * Most unsettled deliveries the worker holds per physical queue (running plus buffered). Above
+   * `concurrency`, the next jobs are already here when a slot frees (fewer broker round trips);
+   * buffered deliveries keep their leases by heartbeats. @default concurrency
+   */
+  readonly prefetch?: number;
   /** Values handlers need that must not travel in payloads (DB pools, API clients). */
   readonly context?: Ctx;
   /** How long a delivery is leased before the broker may redeliver it; heartbeats renew it every third. @default "30s" */
@@ -108,6 +114,10 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   const concurrency = options.concurrency ?? 10;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
     throw new InvalidOptionsError("concurrency", `expected an integer from 1 to 10000, got ${String(concurrency)}`);
+  }
+  const prefetch = options.prefetch ?? concurrency;
+  if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 10_000) {
+    throw new InvalidOptionsError("prefetch", `expected an integer from 1 to 10000, got ${String(prefetch)}`);
   }
   const leaseMs = parseDuration(options.lease ?? "30s", "lease");
   if (leaseMs < 100) throw new InvalidOptionsError("lease", "expected at least 100 ms");
@@ -452,7 +462,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     try {
       for (const queue of queues) {
         for (const physical of physicalQueues(queue, caps)) {
-          subscriptions.push(await broker.consume(physical.name, { prefetch: concurrency, leaseMs }, onDelivery));
+          subscriptions.push(await broker.consume(physical.name, { prefetch, leaseMs }, onDelivery));
         }
       }
     } catch (error) {

@@ -104,6 +104,34 @@ describe("worker: running jobs", () => {
     expect(worker.running).toBe(0);
   });
 
+  it.each([
+    { prefetch: undefined, held: 3 },
+    { prefetch: 8, held: 8 },
+  ])("holds prefetch deliveries ($held with prefetch $prefetch) and runs only concurrency of them", async ({ prefetch, held }) => {
+    const t = scope();
+    const broker = t.broker();
+    const queue = uniqueQueue("prefetch");
+    const job = defineJob<number>({ name: "slow", queue });
+    let running = 0;
+    let done = 0;
+    const release = gate();
+    const options = prefetch === undefined ? { broker, concurrency: 3 } : { broker, concurrency: 3, prefetch };
+    const worker = t.worker(options).handle(job, async () => {
+      running++;
+      await release.promise;
+      running--;
+      done++;
+    });
+    await worker.start();
+    const client = t.client(broker);
+    await client.enqueueMany(Array.from({ length: 12 }, (_, i) => ({ job, payload: i })));
+    await waitFor(async () => running === 3 && (await broker.counts(queue)).active === held);
+    expect(await broker.counts(queue)).toMatchObject({ waiting: 12 - held, active: held });
+    expect(running).toBe(3);
+    release.open();
+    await waitFor(() => done === 12);
+  });
+
   it("injects the worker's context into every handler", async () => {
     const t = scope();
     const broker = t.broker();
@@ -772,6 +800,8 @@ describe("createWorker options", () => {
     [{ concurrency: 0 }, "concurrency"],
     [{ concurrency: 1.5 }, "concurrency"],
     [{ concurrency: 10_001 }, "concurrency"],
+    [{ prefetch: 0 }, "prefetch"],
+    [{ prefetch: 2.5 }, "prefetch"],
     [{ lease: 50 }, "lease"],
     [{ lease: "soon" }, "lease"],
     [{ shutdownTimeout: -1 }, "shutdownTimeout"],
