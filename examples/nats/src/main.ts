@@ -1,4 +1,4 @@
-// Runs the example scenario on the in-memory broker and prints what each job did.
+// Runs the example scenario on the broker that src/broker.ts connects to, and prints what each job did.
 // With --smoke it also checks the outcome and exits non-zero if anything is off (CI runs it).
 import { runScenario } from "example-shared";
 import { connect } from "./broker.js";
