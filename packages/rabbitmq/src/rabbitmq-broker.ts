@@ -336,7 +336,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
       try {
         parsed = new URL(url);
       } catch {
-        throw new InvalidOptionsError("url", `[jobs] [rabbitmq] not a URL: ${redact(url)}`);
+        throw new InvalidOptionsError("url", `not a URL (rabbitmq): ${redact(url)}`);
       }
       if (!parsed.searchParams.has("heartbeat")) parsed.searchParams.set("heartbeat", String(heartbeatS));
       this.#url = parsed.toString();

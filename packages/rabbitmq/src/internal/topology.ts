@@ -47,17 +47,14 @@ export function queueNames(prefix: string, queue: string, levels: number): Queue
   if (typeof queue !== "string" || !QUEUE_NAME.test(queue)) {
     throw new InvalidOptionsError(
       "queue",
-      `[jobs] [rabbitmq] invalid queue name ${JSON.stringify(String(queue)).slice(0, 80)}: expected [A-Za-z0-9_-]+`,
+      `${JSON.stringify(String(queue)).slice(0, 80)} is not valid on RabbitMQ here: expected [A-Za-z0-9_-]+`,
     );
   }
   const work = `${prefix}${queue}`;
-  if (work.startsWith("amq.")) throw new InvalidOptionsError("queue", `[jobs] [rabbitmq] queue names starting with "amq." are reserved`);
+  if (work.startsWith("amq.")) throw new InvalidOptionsError("queue", `RabbitMQ reserves names starting with "amq."`);
   const longest = `${work}.delay.${levels - 1}`;
   if (Buffer.byteLength(longest) > MAX_NAME_BYTES) {
-    throw new InvalidOptionsError(
-      "queue",
-      `[jobs] [rabbitmq] queue name too long: "${longest.slice(0, 40)}…" exceeds ${MAX_NAME_BYTES} bytes`,
-    );
+    throw new InvalidOptionsError("queue", `too long for RabbitMQ: "${longest.slice(0, 40)}…" exceeds ${MAX_NAME_BYTES} bytes`);
   }
   return { queue, work, dead: `${work}.dead`, delays: Array.from({ length: levels }, (_, i) => `${work}.delay.${i}`) };
 }
