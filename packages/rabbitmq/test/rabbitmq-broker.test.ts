@@ -200,6 +200,37 @@ describe.skipIf(url === undefined)("rabbitmq adapter [needs JOBS_RABBITMQ_URL]",
     }
   });
 
+  it("notices a silent connection by heartbeats, reconnects by itself and resumes its consumer", async () => {
+    const u = new URL(url as string);
+    const proxy = await createFaultProxy({ target: { host: u.hostname, port: Number(u.port || 5672) } });
+    const [producer, consumer] = [tracker.broker(), tracker.broker({ heartbeat: "1s", requestTimeout: "2s" }, proxy.address)];
+    const events: string[] = [];
+    consumer.on("disconnected", () => events.push("disconnected"));
+    consumer.on("reconnected", () => events.push("reconnected"));
+    try {
+      const bodies: string[] = [];
+      await consumer.consume("silent", { prefetch: 10, leaseMs: 30_000 }, (d) => {
+        bodies.push(d.body);
+        d.ack().catch(() => {});
+      });
+      await producer.publish("silent", [msg("before")]);
+      await waitFor(() => bodies.includes("before"), { timeout: 5_000 });
+      // Both directions stop, as in a network partition: no FIN, no RST, only missing heartbeats.
+      const pausedAt = performance.now();
+      proxy.pause();
+      await waitFor(() => events.includes("disconnected"), { timeout: 10_000, message: "the silent connection was never noticed" });
+      expect(performance.now() - pausedAt).toBeLessThan(6_000);
+      proxy.resume();
+      await waitFor(() => events.includes("reconnected"), { timeout: 15_000, message: "never reconnected" });
+      await producer.publish("silent", [msg("after")]);
+      await waitFor(() => bodies.includes("after"), { timeout: 10_000, message: "the consumer did not resume" });
+    } finally {
+      proxy.setMode("pass");
+      await closeAll([producer, consumer]);
+      await proxy.close();
+    }
+  }, 60_000);
+
   it("rejects a publish whose connection dies before its confirm (it never hangs)", async () => {
     const u = new URL(url as string);
     const proxy = await createFaultProxy({ target: { host: u.hostname, port: Number(u.port || 5672) } });
