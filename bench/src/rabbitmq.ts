@@ -46,7 +46,7 @@ export const rabbitmqBenchAdapter: BenchAdapter = {
   },
   // A getter: the baseline is defined further down.
   get baselines(): readonly Baseline[] {
-    return [amqplibBaseline];
+    return [amqplibBaseline, amqplibPriorityBaseline];
   },
 };
 
@@ -58,11 +58,14 @@ interface Raw {
   readonly queue: string;
 }
 
-async function openRaw(what: string): Promise<Raw> {
+/** Queue arguments of the raw baselines: a plain classic queue, or one ordered by five levels like the adapter's. */
+type RawQueue = "plain" | "priority";
+
+async function openRaw(what: string, kind: RawQueue): Promise<Raw> {
   const conn = await amqp.connect(rabbitUrl());
   const ch = await conn.createConfirmChannel();
   const queue = `${PREFIX}raw-${uniqueQueue(what)}`;
-  await ch.assertQueue(queue, { durable: true });
+  await ch.assertQueue(queue, kind === "priority" ? { durable: true, maxPriority: 4 } : { durable: true });
   return { conn, ch, queue };
 }
 
@@ -81,8 +84,8 @@ async function publishConfirmed(raw: Raw, payloads: readonly BenchPayload[], bat
 }
 
 /** Raw enqueue, bulk: batches of `batch` messages, each confirmed before the next. */
-async function rawEnqueueBulk(p: EnqueueParams): Promise<Trial> {
-  const raw = await openRaw("enq-bulk");
+async function rawEnqueueBulk(p: EnqueueParams, kind: RawQueue): Promise<Trial> {
+  const raw = await openRaw("enq-bulk", kind);
   return {
     run: () => publishConfirmed(raw, p.payloads, p.batch),
     dispose: () => closeRaw(raw),
@@ -90,8 +93,8 @@ async function rawEnqueueBulk(p: EnqueueParams): Promise<Trial> {
 }
 
 /** Raw enqueue, single: one publish per message, `inflight` awaiting their own confirm at once. */
-async function rawEnqueueSingle(p: EnqueueParams): Promise<Trial> {
-  const raw = await openRaw("enq-single");
+async function rawEnqueueSingle(p: EnqueueParams, kind: RawQueue): Promise<Trial> {
+  const raw = await openRaw("enq-single", kind);
   let next = 0;
   const publishOne = (payload: BenchPayload): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -111,8 +114,8 @@ async function rawEnqueueSingle(p: EnqueueParams): Promise<Trial> {
 }
 
 /** Raw consume: `jobs` messages published before the clock; timed from `consume` until the last ack. */
-async function rawProcess(p: ThroughputParams): Promise<Trial> {
-  const raw = await openRaw("proc");
+async function rawProcess(p: ThroughputParams, kind: RawQueue): Promise<Trial> {
+  const raw = await openRaw("proc", kind);
   await publishConfirmed(raw, p.payloads, 1000);
   const consumer = await raw.conn.createChannel();
   const before = ran.count;
@@ -142,12 +145,26 @@ async function rawProcess(p: ThroughputParams): Promise<Trial> {
   };
 }
 
-/** amqplib 2.3.1 with no job layer. */
+/** amqplib 2.3.1 with no job layer, on a plain classic queue. */
 export const amqplibBaseline: Baseline = {
   name: "raw amqplib",
   kind: "raw-client",
   note: "amqplib 2.3.1: persistent sendToQueue on a confirm channel (waitForConfirms per batch, or a callback per message with `inflight` lanes); consume with prefetch = concurrency, ack after the no-op; durable classic queue",
-  process: rawProcess,
-  enqueueSingle: rawEnqueueSingle,
-  enqueueBulk: rawEnqueueBulk,
+  process: (p) => rawProcess(p, "plain"),
+  enqueueSingle: (p) => rawEnqueueSingle(p, "plain"),
+  enqueueBulk: (p) => rawEnqueueBulk(p, "plain"),
+};
+
+/**
+ * The same raw client on a queue declared like the adapter's with native priority
+ * (`x-max-priority: 4`): RabbitMQ's priority queues cost the broker more per message, so this is
+ * the baseline that isolates what the adapter itself costs.
+ */
+export const amqplibPriorityBaseline: Baseline = {
+  name: "raw amqplib (priority queue)",
+  kind: "raw-client",
+  note: "amqplib 2.3.1, the same as raw amqplib but on a durable classic queue with x-max-priority 4 (messages published without a priority)",
+  process: (p) => rawProcess(p, "priority"),
+  enqueueSingle: (p) => rawEnqueueSingle(p, "priority"),
+  enqueueBulk: (p) => rawEnqueueBulk(p, "priority"),
 };
