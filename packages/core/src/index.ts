@@ -76,6 +76,7 @@ export {
   type ValidationIssue,
 } from "./errors.js";
 export { type ClientEventMap, Emitter, type JobInfo, WORKER_EVENTS, type WorkerEventMap } from "./events.js";
+export { isLoopbackHost } from "./host.js";
 export { physicalQueue, physicalQueues } from "./internal/routing.js";
 export { assertJobId, assertJobName, assertQueueName } from "./names.js";
 export { PRIORITIES, type Priority, type PriorityLevel, priorityLevel } from "./priority.js";

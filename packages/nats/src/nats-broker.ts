@@ -13,6 +13,7 @@ import {
   Emitter,
   EnqueueOutcomeUnknownError,
   InvalidOptionsError,
+  isLoopbackHost,
   type JobsError,
   type OutgoingMessage,
   PayloadTooLargeError,
@@ -255,7 +256,7 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
   }
 
   #warnInsecure(host: string, credentials: boolean): void {
-    const loopback = host === "localhost" || host.startsWith("127.") || host === "[::1]" || host === "::1";
+    const loopback = isLoopbackHost(host);
     const o = this.options.connectionOptions;
     const secured = credentials || o?.tls != null || o?.user !== undefined || o?.token !== undefined || o?.authenticator !== undefined;
     if (!loopback && !secured) {

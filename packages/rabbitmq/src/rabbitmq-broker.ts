@@ -13,6 +13,7 @@ import {
   Emitter,
   EnqueueOutcomeUnknownError,
   InvalidOptionsError,
+  isLoopbackHost,
   JobsError,
   LeaseLostError,
   type OutgoingMessage,
@@ -345,7 +346,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     }
     const host = typeof url === "string" ? new URL(url).hostname : (url?.hostname ?? "localhost");
     const secure = typeof url === "string" ? url.startsWith("amqps:") : url?.protocol === "amqps";
-    if (this.#given === undefined && !secure && !/^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/.test(host)) {
+    if (this.#given === undefined && !secure && !isLoopbackHost(host)) {
       // After the caller had a chance to subscribe.
       setImmediate(() =>
         this.events.emit("insecure-connection", {

@@ -12,6 +12,7 @@ import {
   Emitter,
   EnqueueOutcomeUnknownError,
   InvalidOptionsError,
+  isLoopbackHost,
   JobsError,
   type OutgoingMessage,
   PayloadTooLargeError,
@@ -69,7 +70,6 @@ export interface RedisBrokerOptions {
 
 const STORED: PublishOutcome = Object.freeze({ ok: true, duplicate: false });
 const DUPLICATE: PublishOutcome = Object.freeze({ ok: true, duplicate: true });
-const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|::1|\[::1\])$/i;
 
 /** Marks a call that ran out of time (its command may still run later). */
 class RequestTimeout extends Error {}
@@ -142,7 +142,7 @@ class RedisBrokerImpl implements Broker {
     });
     this.#redis.on("ready", () => this.#ready());
     const o = this.#redis.options;
-    if (!LOOPBACK.test(String(o.host ?? "localhost")) && !o.password && !o.tls && !o.path) {
+    if (!isLoopbackHost(String(o.host ?? "localhost")) && !o.password && !o.tls && !o.path) {
       // After the factory returned, so that listeners registered right away hear it.
       queueMicrotask(() =>
         this.events.emit("insecure-connection", {

@@ -29,6 +29,7 @@ import {
   Emitter,
   EnqueueOutcomeUnknownError,
   InvalidOptionsError,
+  isLoopbackHost,
   type JobsError,
   LeaseLostError,
   type OutgoingMessage,
@@ -265,7 +266,7 @@ class SqsBroker implements Broker {
       });
       this.#ownsClient = true;
       const url = options.endpoint === undefined ? undefined : new URL(options.endpoint);
-      if (url?.protocol === "http:" && !/^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/.test(url.hostname)) {
+      if (url?.protocol === "http:" && !isLoopbackHost(url.hostname)) {
         // After the caller had a chance to subscribe; requests are signed, but travel in clear text.
         const message = `[jobs] [sqs] endpoint ${url.host} is not on this machine and does not use TLS (http:)`;
         setImmediate(() => this.events.emit("insecure-connection", { message })).unref();
