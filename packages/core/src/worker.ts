@@ -33,6 +33,11 @@ export interface WorkerOptions<Ctx> {
    * buffered deliveries keep their leases by heartbeats. @default concurrency
    */
   readonly prefetch?: number;
+  /**
+   * A buffered job that has waited this long starts before buffered jobs of higher priority, so a
+   * steady stream of urgent jobs delays the others but never starves them. @default "60s"
+   */
+  readonly priorityAging?: Duration;
   /** Values handlers need that must not travel in payloads (DB pools, API clients). */
   readonly context?: Ctx;
   /** How long a delivery is leased before the broker may redeliver it; heartbeats renew it every third. @default "30s" */
@@ -98,6 +103,8 @@ interface Held {
   done: boolean;
   job: JobInfo | undefined;
   startedAt: number;
+  /** Date.now() when it entered the buffer (priority aging). */
+  readonly bufferedAt: number;
   /** performance.now() after which the pending handler times out (Infinity while not awaiting one). */
   deadline: number;
 }
@@ -119,6 +126,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 10_000) {
     throw new InvalidOptionsError("prefetch", `expected an integer from 1 to 10000, got ${String(prefetch)}`);
   }
+  const agingMs = parseDuration(options.priorityAging ?? "60s", "priorityAging");
   const leaseMs = parseDuration(options.lease ?? "30s", "lease");
   if (leaseMs < 100) throw new InvalidOptionsError("lease", "expected at least 100 ms");
   const shutdownTimeoutMs = parseDuration(options.shutdownTimeout ?? "30s", "shutdownTimeout");
@@ -236,6 +244,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       done: false,
       job: undefined,
       startedAt: 0,
+      bufferedAt: now,
       deadline: Number.POSITIVE_INFINITY,
     };
     (buffers[level] as Held[]).push(item);
@@ -275,15 +284,21 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     if (pumping) return;
     pumping = true;
     try {
+      const agedBefore = Date.now() - agingMs;
       while (runningSet.size < concurrency && buffered > 0 && state === "running") {
-        let item: Held | undefined;
-        for (let level = 4; level >= 0; level--) {
-          const buffer = buffers[level] as Held[];
-          if (buffer.length > 0) {
-            item = buffer.shift();
-            break;
+        // Highest level first, unless the head of a level (its oldest job) has waited past the
+        // aging limit: then the oldest such head goes first.
+        let from = -1;
+        let oldest = agedBefore;
+        for (let level = 0; level <= 4; level++) {
+          const head = (buffers[level] as Held[])[0];
+          if (head !== undefined && head.bufferedAt <= oldest) {
+            from = level;
+            oldest = head.bufferedAt;
           }
         }
+        for (let level = 4; from < 0 && level >= 0; level--) if ((buffers[level] as Held[]).length > 0) from = level;
+        const item = from < 0 ? undefined : (buffers[from] as Held[]).shift();
         if (item === undefined) return;
         buffered--;
         runningSet.add(item);

@@ -617,6 +617,42 @@ describe("worker: priority", () => {
     await waitFor(() => order.length === 6);
     expect(order).toEqual(["critical", "high", "normal-1", "normal-2", "low", "trivial"]);
   });
+
+  it.each([
+    { aging: undefined, lowAt: 40 },
+    { aging: 100, lowAt: "early" as const },
+  ])("a low job behind a stream of critical ones starts after $lowAt with priorityAging $aging", async ({ aging, lowAt }) => {
+    const t = scope();
+    const broker = t.broker({ paused: true });
+    const queue = uniqueQueue("aging");
+    const job = defineJob<string>({ name: "a", queue });
+    const client = t.client(broker);
+    const order: string[] = [];
+    let next = 5;
+    const base = { broker, concurrency: 1, prefetch: 100 };
+    // A stream: each critical job holds the only slot for 10 ms and enqueues the next critical job,
+    // so critical work keeps arriving (40 in all) after the low job was buffered.
+    const worker = t.worker(aging === undefined ? base : { ...base, priorityAging: aging }).handle(job, async (p) => {
+      order.push(p);
+      if (p === "low") return;
+      if (next < 40) await client.enqueue(job, `critical-${next++}`, { priority: "critical" });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    });
+    await worker.start();
+    await client.enqueue(job, "low", { priority: "low" });
+    await client.enqueueMany(
+      Array.from({ length: 5 }, (_, i) => ({ job, payload: `critical-${i}`, options: { priority: "critical" as const } })),
+    );
+    broker.resume();
+    await waitFor(() => order.length === 41, { timeout: 5_000 });
+    if (lowAt === "early") {
+      // Aged after 100 ms, so it starts while critical jobs keep coming.
+      expect(order.indexOf("low")).toBeGreaterThan(0);
+      expect(order.indexOf("low")).toBeLessThan(40);
+    } else {
+      expect(order.indexOf("low")).toBe(lowAt);
+    }
+  });
 });
 
 describe("worker: leases", () => {
@@ -802,6 +838,7 @@ describe("createWorker options", () => {
     [{ concurrency: 10_001 }, "concurrency"],
     [{ prefetch: 0 }, "prefetch"],
     [{ prefetch: 2.5 }, "prefetch"],
+    [{ priorityAging: "soon" }, "priorityAging"],
     [{ lease: 50 }, "lease"],
     [{ lease: "soon" }, "lease"],
     [{ shutdownTimeout: -1 }, "shutdownTimeout"],
