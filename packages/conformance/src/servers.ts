@@ -38,18 +38,23 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Whether something accepts a TCP connection on host:port right now. */
+function acceptsConnections(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
 /** Resolves once something accepts TCP connections on host:port, polling; rejects after `timeoutMs`. */
 export async function waitForPort(host: string, port: number, timeoutMs = 30_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ host, port });
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once("error", () => resolve(false));
-    });
+    const open = await acceptsConnections(host, port);
     if (open) return;
     if (performance.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
     // Polling for readiness, not waiting for an outcome.
@@ -61,14 +66,7 @@ export async function waitForPort(host: string, port: number, timeoutMs = 30_000
 async function waitForPortClosed(host: string, port: number, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ host, port });
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once("error", () => resolve(false));
-    });
+    const open = await acceptsConnections(host, port);
     if (!open) return;
     if (performance.now() > deadline)
       throw new Error(`${host}:${port} still accepts connections ${timeoutMs} ms after the server was killed`);

@@ -2,6 +2,7 @@ import { brokerUrlFromEnv, runConformance, startPrivateServer, transportRestart 
 import { Redis } from "ioredis";
 import { afterAll, describe, it } from "vitest";
 import { createRedisBroker, type RedisBrokerOptions } from "../src/index.js";
+import { redisServerArgs } from "./support.js";
 
 const url = brokerUrlFromEnv("JOBS_REDIS_URL");
 
@@ -38,22 +39,8 @@ if (url === undefined) {
   // killed with SIGKILL and started again: never the machine's Redis.
   const server = await startPrivateServer({
     command: "redis-server",
-    args: ({ port, dir }) => [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      dir,
-      "--appendonly",
-      "yes",
-      "--appendfsync",
-      "always",
-      "--save",
-      "",
-      "--maxmemory-policy",
-      "noeviction",
-    ],
+    args: ({ port, dir }) =>
+      redisServerArgs(port, dir, ["--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction"]),
   });
   afterAll(() => server.stop());
   describe("conformance: redis (private server, kill -9 and restart)", () => {

@@ -18,6 +18,7 @@ import { waitFor, waitForEvent } from "@jobs/core/testing";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { createRedisBroker, type RedisBrokerOptions, redisQueueKeys } from "../src/index.js";
+import { redisServerArgs } from "./support.js";
 
 const url = brokerUrlFromEnv("JOBS_REDIS_URL");
 const prefix = `jobs-unit-${process.pid}-${Date.now().toString(36)}`;
@@ -51,18 +52,6 @@ function record(broker: Broker): { type: keyof BrokerEventMap; data: unknown }[]
   }
   return seen;
 }
-
-const redisServerArgs = (port: number, dir: string, extra: readonly string[]): string[] => [
-  "--port",
-  String(port),
-  "--bind",
-  "127.0.0.1",
-  "--dir",
-  dir,
-  "--save",
-  "",
-  ...extra,
-];
 
 describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () => {
   const brokers: Broker[] = [];
