@@ -18,6 +18,14 @@ export {
   jobSemanticsShutdown,
 } from "./job-semantics.js";
 export type { BrokerFactory, BrokerFactoryContext, ConformanceEndpoint, ConformanceOptions } from "./options.js";
+export {
+  type PrivateRabbitMQ,
+  type PrivateRabbitMQOptions,
+  redisServerArgs,
+  startPrivateNats,
+  startPrivateRabbitMQ,
+  startPrivateRedis,
+} from "./private-brokers.js";
 export { type ConformanceGroup, jobSemanticsGroups, runConformance, transportGroups } from "./run-conformance.js";
 export {
   brokerUrlFromEnv,

@@ -1,6 +1,5 @@
 // Helpers of the NATS tests: unique topology names per run, stream clean-up, private servers.
 import { randomBytes } from "node:crypto";
-import { type PrivateServer, startPrivateServer, waitForPort } from "@jobs/conformance";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 
@@ -32,11 +31,4 @@ function credentials(url: string): { user?: string; pass?: string } {
   return u.username === "" ? {} : { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) };
 }
 
-/** A private `nats-server -js` on its own port and store directory, ready when its port accepts connections. */
-export function startPrivateNats(extraArgs: readonly string[] = []): Promise<PrivateServer> {
-  return startPrivateServer({
-    command: "nats-server",
-    args: ({ port, dir }) => ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir, ...extraArgs],
-    ready: ({ port }) => waitForPort("127.0.0.1", port, 30_000),
-  });
-}
+export { startPrivateNats } from "@jobs/conformance";

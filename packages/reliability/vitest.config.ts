@@ -1,0 +1,22 @@
+import { defineConfig } from "vitest/config";
+
+// The reliability suite runs apart from the unit and conformance tests (`pnpm test` runs both, one
+// after the other): its tests fork processes, kill them and restart brokers, so they run one file
+// at a time and never compete with other tests for the machine's two cores.
+const conditions = ["@jobs/source", "node", "import", "default"];
+
+export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: conditions } },
+  test: {
+    name: "reliability",
+    root: import.meta.dirname,
+    include: ["test/**/*.test.ts"],
+    // No retries: a flaky case is a bug.
+    retry: 0,
+    fileParallelism: false,
+    testTimeout: 300_000,
+    hookTimeout: 180_000,
+    passWithNoTests: true,
+  },
+});
