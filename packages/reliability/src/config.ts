@@ -30,11 +30,20 @@ export function tier(): Tier {
 /** Scenario parameters per tier. Each test family adds its own section. */
 export interface ScenarioConfig {
   readonly tier: Tier;
+  /** R4 (handler misbehaviour) and R5/T-cases (poison input), run in the test process. */
+  readonly inProcess: {
+    /** Good jobs running beside the misbehaving ones (R4 control stream). */
+    readonly r4ControlJobs: number;
+    /** Zombie (never-settling) H4 jobs before the heap is measured. */
+    readonly r4ZombieJobs: number;
+    /** Good jobs interleaved with the poison messages (R5). */
+    readonly r5GoodJobs: number;
+  };
 }
 
 const PRESETS: Record<Tier, ScenarioConfig> = {
-  A: { tier: "A" },
-  B: { tier: "B" },
+  A: { tier: "A", inProcess: { r4ControlJobs: 100, r4ZombieJobs: 200, r5GoodJobs: 200 } },
+  B: { tier: "B", inProcess: { r4ControlJobs: 500, r4ZombieJobs: 1_000, r5GoodJobs: 1_000 } },
 };
 
 /** The parameters of this run's tier. */
