@@ -1,0 +1,253 @@
+/**
+ * The checker (RELIABILITY.md d.1): a pure function from ledgers and faults to Jepsen's buckets.
+ *
+ * Producer lines: `intent{id}` before enqueue, then `accepted{id}` or `rejected{id, ambiguous, code}`.
+ * Worker lines: `start{id, attempt}` first in the handler, `done{id}` last, `ack{id}` once the
+ * library reported the job settled (`job.succeeded`), plus `lease-lost{id}`, `dead-lettered{id,
+ * reason}` and connection events. Ids are the scenario's own keys (payload field), so they work on
+ * brokers that reject caller-chosen job ids.
+ */
+import type { LedgerLine } from "./ledger.js";
+
+/** One fault the orchestrator caused, as written to `faults.ndjson`. */
+export interface Fault {
+  /** When it happened (ms since the epoch). */
+  readonly t: number;
+  /** `kill` (of `pid`), `spawn` (informational), or any broker/network fault (`broker-crash`, `broker-stop`, `broker-ready`, `proxy`, …). */
+  readonly kind: string;
+  /** The process a `kill` hit. */
+  readonly pid?: number;
+  readonly broker?: string;
+  readonly mode?: string;
+  /** End of a fault window (a fault with a duration: a pause, an outage); a point event without it. */
+  readonly until?: number;
+}
+
+/** Fault kinds that change nothing a job could notice. */
+const INFORMATIONAL = new Set(["spawn", "note"]);
+
+/** An unexplained second start of a job. */
+export interface UnexplainedDuplicate {
+  readonly id: string;
+  readonly firstPid: number;
+  readonly firstT: number;
+  readonly secondPid: number;
+  readonly secondT: number;
+}
+
+/** A kill and what it hit. */
+export interface KillFigure {
+  readonly t: number;
+  readonly pid: number;
+  /** Jobs started by that pid and not yet settled (no `ack`) at the kill. */
+  readonly inFlight: number;
+}
+
+/** What the checker found. Id lists are complete; reports may truncate them. */
+export interface CheckReport {
+  /** Ids with an `intent` line. */
+  readonly attempted: number;
+  readonly accepted: number;
+  /** Rejected with a non-ambiguous error: nothing was stored. */
+  readonly definite: number;
+  /** Rejected with `EnqueueOutcomeUnknownError`: may or may not exist. */
+  readonly ambiguous: number;
+  /** Intents without an outcome line (the producer died, or the enqueue never settled). */
+  readonly unresolved: string[];
+  /** Longest time from intent to outcome, ms. */
+  readonly maxPendingMs: number;
+  /** Ids with at least one `done` line. */
+  readonly completed: number;
+  /** Accepted, never completed, not expected to dead-letter. Must be 0. */
+  readonly lost: string[];
+  /** Completed but never attempted. Must be 0. */
+  readonly phantom: string[];
+  /** Ambiguous and completed. */
+  readonly recovered: string[];
+  /** Definitely rejected yet completed: the rejection was wrong. */
+  readonly definiteCompleted: string[];
+  /** Second-or-later starts with a fault between them and the previous one. */
+  readonly explainedDuplicates: number;
+  /** Second-or-later starts without such a fault. Must be 0. */
+  readonly unexplained: UnexplainedDuplicate[];
+  /** Most starts of any one job. */
+  readonly maxStarts: number;
+  /** Dead-lettered jobs by reason (ids counted once per line). */
+  readonly deadLettered: Readonly<Record<string, number>>;
+  /** Dead-lettered ids that were designed to succeed. */
+  readonly unexpectedDead: string[];
+  /** Each `kill` fault, with the jobs in flight on the killed pid. */
+  readonly kills: KillFigure[];
+  /** Per orphan (in flight at a kill): kill → its next start, ms. */
+  readonly orphanRecoveryMs: number[];
+  /** Orphans never started again (their ack landed just before the kill, or they are lost). */
+  readonly orphansNotRestarted: number;
+  /** Truncated last lines the reader skipped (from `readLedgers`). */
+  readonly truncatedLines: number;
+}
+
+/** Inputs of `check`. */
+export interface CheckInput {
+  /** Every producer and worker ledger line, in any order across files (each file's own order kept or not: lines carry `t`). */
+  readonly lines: readonly LedgerLine[];
+  readonly faults: readonly Fault[];
+  /** Ids the scenario designed to fail (dead-lettering them is expected, not a loss). */
+  readonly expectedDead?: ReadonlySet<string>;
+  /** From `readLedgers`. */
+  readonly truncatedLines?: number;
+}
+
+function idOf(line: LedgerLine): string | undefined {
+  return typeof line.id === "string" ? line.id : undefined;
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}
+
+/** Applies RELIABILITY.md d.1 to a run's ledgers and faults. Pure: same input, same report. */
+export function check(input: CheckInput): CheckReport {
+  const expectedDead = input.expectedDead ?? new Set<string>();
+  const lines = [...input.lines].sort((a, b) => a.t - b.t);
+  const intents = new Map<string, number>();
+  const accepted = new Set<string>();
+  const definite = new Set<string>();
+  const ambiguous = new Set<string>();
+  const outcomeAt = new Map<string, number>();
+  const done = new Set<string>();
+  const starts = new Map<string, LedgerLine[]>();
+  const acks = new Map<string, LedgerLine[]>();
+  const leaseLost = new Map<string, LedgerLine[]>();
+  const deadLettered: Record<string, number> = {};
+  const unexpectedDead = new Set<string>();
+
+  for (const line of lines) {
+    const id = idOf(line);
+    switch (line.kind) {
+      case "intent":
+        if (id !== undefined && !intents.has(id)) intents.set(id, line.t);
+        break;
+      case "accepted":
+        if (id !== undefined) {
+          accepted.add(id);
+          if (!outcomeAt.has(id)) outcomeAt.set(id, line.t);
+        }
+        break;
+      case "rejected":
+        if (id !== undefined) {
+          (line.ambiguous === true ? ambiguous : definite).add(id);
+          if (!outcomeAt.has(id)) outcomeAt.set(id, line.t);
+        }
+        break;
+      case "start":
+        if (id !== undefined) push(starts, id, line);
+        break;
+      case "done":
+        if (id !== undefined) done.add(id);
+        break;
+      case "ack":
+        if (id !== undefined) push(acks, id, line);
+        break;
+      case "lease-lost":
+        if (id !== undefined) push(leaseLost, id, line);
+        break;
+      case "dead-lettered": {
+        const reason = typeof line.reason === "string" ? line.reason : "unknown";
+        deadLettered[reason] = (deadLettered[reason] ?? 0) + 1;
+        if (id === undefined || !expectedDead.has(id)) unexpectedDead.add(id ?? "(undecodable)");
+        break;
+      }
+    }
+  }
+
+  // An id both accepted and rejected (a retried enqueue) counts as accepted only.
+  for (const id of accepted) {
+    definite.delete(id);
+    ambiguous.delete(id);
+  }
+  let maxPendingMs = 0;
+  const unresolved: string[] = [];
+  for (const [id, t] of intents) {
+    const end = outcomeAt.get(id);
+    if (end === undefined) unresolved.push(id);
+    else maxPendingMs = Math.max(maxPendingMs, end - t);
+  }
+
+  const lost = [...accepted].filter((id) => !done.has(id) && !expectedDead.has(id));
+  const phantom = [...done].filter((id) => !intents.has(id));
+  const recovered = [...ambiguous].filter((id) => done.has(id));
+  const definiteCompleted = [...definite].filter((id) => done.has(id));
+
+  const faults = [...input.faults].sort((a, b) => a.t - b.t);
+  const kills = faults.filter((f) => f.kind === "kill" && typeof f.pid === "number");
+  const globalFaults = faults.filter((f) => f.kind !== "kill" && !INFORMATIONAL.has(f.kind));
+
+  /** When the execution `s` was settled (its pid's first `ack` after it), or undefined. */
+  const settledAt = (id: string, s: LedgerLine): number | undefined => acks.get(id)?.find((a) => a.pid === s.pid && a.t >= s.t)?.t;
+
+  let explainedDuplicates = 0;
+  let maxStarts = 0;
+  const unexplained: UnexplainedDuplicate[] = [];
+  for (const [id, list] of starts) {
+    maxStarts = Math.max(maxStarts, list.length);
+    for (let i = 1; i < list.length; i++) {
+      const prev = list[i - 1] as LedgerLine;
+      const next = list[i] as LedgerLine;
+      // The first execution was in flight from its start until its ack (or, without one, the next start).
+      const inFlightUntil = Math.min(settledAt(id, prev) ?? next.t, next.t);
+      const killed = kills.some((f) => f.pid === prev.pid && f.t >= prev.t && f.t <= next.t);
+      const broker = globalFaults.some((f) => f.t <= inFlightUntil && (f.until ?? f.t) >= prev.t);
+      const lease = (leaseLost.get(id) ?? []).some((r) => r.t >= prev.t && r.t <= next.t);
+      if (killed || broker || lease) explainedDuplicates++;
+      else unexplained.push({ id, firstPid: prev.pid, firstT: prev.t, secondPid: next.pid, secondT: next.t });
+    }
+  }
+
+  const killFigures: KillFigure[] = [];
+  const orphanRecoveryMs: number[] = [];
+  let orphansNotRestarted = 0;
+  for (const kill of kills) {
+    let inFlight = 0;
+    for (const [id, list] of starts) {
+      const orphaned = list.some((s) => s.pid === kill.pid && s.t <= kill.t && (settledAt(id, s) ?? Number.POSITIVE_INFINITY) > kill.t);
+      if (!orphaned) continue;
+      inFlight++;
+      const again = list.find((s) => s.t > kill.t);
+      if (again === undefined) orphansNotRestarted++;
+      else orphanRecoveryMs.push(again.t - kill.t);
+    }
+    killFigures.push({ t: kill.t, pid: kill.pid as number, inFlight });
+  }
+
+  return {
+    attempted: intents.size,
+    accepted: accepted.size,
+    definite: definite.size,
+    ambiguous: ambiguous.size,
+    unresolved,
+    maxPendingMs,
+    completed: done.size,
+    lost,
+    phantom,
+    recovered,
+    definiteCompleted,
+    explainedDuplicates,
+    unexplained,
+    maxStarts,
+    deadLettered,
+    unexpectedDead: [...unexpectedDead],
+    kills: killFigures,
+    orphanRecoveryMs: orphanRecoveryMs.sort((a, b) => a - b),
+    orphansNotRestarted,
+    truncatedLines: input.truncatedLines ?? 0,
+  };
+}
+
+/** The q-quantile (0..1) of ascending `sorted` values (nearest rank); 0 when empty. */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank] as number;
+}

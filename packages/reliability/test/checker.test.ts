@@ -1,0 +1,198 @@
+import { spawn } from "node:child_process";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { check, type Fault, quantile } from "../src/checker.js";
+import { type LedgerLine, openLedger, parseLedger, readLedgers } from "../src/ledger.js";
+
+// Synthetic ledgers: producer P (pid 1), workers W1 (pid 11) and W2 (pid 12).
+const P = 1;
+const line = (kind: string, pid: number, t: number, fields: Record<string, unknown> = {}): LedgerLine => ({ kind, pid, t, ...fields });
+const produced = (id: string, t: number): LedgerLine[] => [line("intent", P, t, { id }), line("accepted", P, t + 1, { id })];
+const ran = (id: string, pid: number, t: number, ms = 10): LedgerLine[] => [
+  line("start", pid, t, { id, attempt: 1 }),
+  line("done", pid, t + ms, { id }),
+  line("ack", pid, t + ms + 1, { id }),
+];
+
+describe("checker (RELIABILITY.md d.1)", () => {
+  it("a clean run has every bucket empty", () => {
+    const lines = [...produced("a", 0), ...produced("b", 2), ...ran("a", 11, 10), ...ran("b", 12, 12)];
+    const r = check({ lines, faults: [] });
+    expect(r).toMatchObject({ attempted: 2, accepted: 2, completed: 2, lost: [], phantom: [], unexplained: [], explainedDuplicates: 0 });
+    expect(r.maxStarts).toBe(1);
+    expect(r.maxPendingMs).toBe(1);
+  });
+
+  it("counts an accepted job that never completed as lost, even when it started", () => {
+    const lines = [...produced("a", 0), ...produced("b", 2), ...ran("a", 11, 10), line("start", 12, 12, { id: "b" })];
+    expect(check({ lines, faults: [] }).lost).toEqual(["b"]);
+  });
+
+  it("does not count expected dead letters as lost, and reports unexpected ones", () => {
+    const lines = [
+      ...produced("a", 0),
+      ...produced("poison", 2),
+      ...produced("b", 3),
+      ...ran("a", 11, 10),
+      line("start", 11, 20, { id: "poison" }),
+      line("dead-lettered", 11, 21, { id: "poison", reason: "non-retryable" }),
+      line("start", 12, 20, { id: "b" }),
+      line("dead-lettered", 12, 22, { id: "b", reason: "max-attempts" }),
+    ];
+    const r = check({ lines, faults: [], expectedDead: new Set(["poison"]) });
+    expect(r.lost).toEqual(["b"]);
+    expect(r.unexpectedDead).toEqual(["b"]);
+    expect(r.deadLettered).toEqual({ "non-retryable": 1, "max-attempts": 1 });
+  });
+
+  it("reports a completed job nobody attempted as phantom", () => {
+    const lines = [...produced("a", 0), ...ran("a", 11, 10), ...ran("ghost", 12, 10)];
+    expect(check({ lines, faults: [] }).phantom).toEqual(["ghost"]);
+  });
+
+  it("splits rejections into definite and ambiguous; ambiguous ∩ completed is recovered, definite ∩ completed is flagged", () => {
+    const lines = [
+      line("intent", P, 0, { id: "amb" }),
+      line("rejected", P, 5, { id: "amb", ambiguous: true, code: "enqueue-outcome-unknown" }),
+      line("intent", P, 0, { id: "amb2" }),
+      line("rejected", P, 5, { id: "amb2", ambiguous: true, code: "enqueue-outcome-unknown" }),
+      line("intent", P, 0, { id: "def" }),
+      line("rejected", P, 9, { id: "def", ambiguous: false, code: "payload-too-large" }),
+      line("intent", P, 0, { id: "hung" }),
+      ...ran("amb", 11, 10),
+      ...ran("def", 11, 10),
+    ];
+    const r = check({ lines, faults: [] });
+    expect(r).toMatchObject({ attempted: 4, accepted: 0, definite: 1, ambiguous: 2, recovered: ["amb"], definiteCompleted: ["def"] });
+    expect(r.lost).toEqual([]);
+    expect(r.unresolved).toEqual(["hung"]);
+    expect(r.maxPendingMs).toBe(9);
+  });
+
+  it("a second start without any fault is an unexplained duplicate", () => {
+    const lines = [...produced("a", 0), ...ran("a", 11, 10), ...ran("a", 12, 100)];
+    const r = check({ lines, faults: [] });
+    expect(r.unexplained).toEqual([{ id: "a", firstPid: 11, firstT: 10, secondPid: 12, secondT: 100 }]);
+    expect(r.explainedDuplicates).toBe(0);
+    expect(r.maxStarts).toBe(2);
+  });
+
+  it("a kill of the pid that ran the first execution explains the second; a kill of another pid does not", () => {
+    const lines = [
+      ...produced("a", 0),
+      ...produced("b", 0),
+      line("start", 11, 10, { id: "a" }),
+      ...ran("a", 12, 3_000),
+      ...ran("b", 12, 10),
+      ...ran("b", 12, 3_000),
+    ];
+    const faults: Fault[] = [{ t: 50, kind: "kill", pid: 11 }];
+    const r = check({ lines, faults });
+    expect(r.explainedDuplicates).toBe(1);
+    expect(r.unexplained.map((u) => u.id)).toEqual(["b"]);
+    expect(r.kills).toEqual([{ t: 50, pid: 11, inFlight: 1 }]);
+    expect(r.orphanRecoveryMs).toEqual([2_950]);
+  });
+
+  it("a kill before the first start or after the second does not explain", () => {
+    const lines = [...produced("a", 0), line("start", 11, 100, { id: "a" }), ...ran("a", 12, 200)];
+    expect(check({ lines, faults: [{ t: 50, kind: "kill", pid: 11 }] }).unexplained).toHaveLength(1);
+    expect(check({ lines, faults: [{ t: 250, kind: "kill", pid: 11 }] }).unexplained).toHaveLength(1);
+  });
+
+  it("a broker fault while the first execution was in flight explains, by any pid; one after its ack does not", () => {
+    const lines = [...produced("a", 0), ...ran("a", 11, 10, 100), ...ran("a", 12, 1_000)];
+    // In flight 10..111 (ack at 111).
+    expect(check({ lines, faults: [{ t: 50, kind: "broker-crash", broker: "redis" }] }).explainedDuplicates).toBe(1);
+    expect(check({ lines, faults: [{ t: 500, kind: "broker-crash", broker: "redis" }] }).unexplained).toHaveLength(1);
+    // A window that began before the start and lasted into it explains too.
+    expect(check({ lines, faults: [{ t: 0, until: 20, kind: "proxy", mode: "pause" }] }).explainedDuplicates).toBe(1);
+    // Informational faults explain nothing.
+    expect(check({ lines, faults: [{ t: 50, kind: "spawn", pid: 13 }] }).unexplained).toHaveLength(1);
+  });
+
+  it("a lease-lost event for the job between the starts explains; one for another job does not", () => {
+    const base = [...produced("a", 0), ...produced("b", 0), line("start", 11, 10, { id: "a" }), ...ran("a", 12, 500)];
+    const own = check({ lines: [...base, line("lease-lost", 11, 300, { id: "a" })], faults: [] });
+    expect(own.explainedDuplicates).toBe(1);
+    const other = check({ lines: [...base, line("lease-lost", 11, 300, { id: "b" })], faults: [] });
+    expect(other.unexplained).toHaveLength(1);
+  });
+
+  it("counts in-flight jobs per kill from starts without an ack by that pid, and orphans that never came back", () => {
+    const lines = [
+      ...produced("a", 0),
+      ...produced("b", 0),
+      ...produced("c", 0),
+      ...ran("a", 11, 10), // settled before the kill
+      line("start", 11, 20, { id: "b" }), // orphan, restarted at 900
+      ...ran("b", 12, 900),
+      line("start", 11, 30, { id: "c" }),
+      line("done", 11, 40, { id: "c" }), // done, killed before its ack was reported: not restarted
+    ];
+    const r = check({ lines, faults: [{ t: 60, kind: "kill", pid: 11 }] });
+    expect(r.kills).toEqual([{ t: 60, pid: 11, inFlight: 2 }]);
+    expect(r.orphanRecoveryMs).toEqual([840]);
+    expect(r.orphansNotRestarted).toBe(1);
+    expect(r.lost).toEqual([]);
+  });
+
+  it("quantile uses the nearest rank", () => {
+    expect(quantile([], 0.99)).toBe(0);
+    expect(quantile([1, 2, 3, 4], 0.5)).toBe(2);
+    expect(quantile([1, 2, 3, 4], 0.99)).toBe(4);
+  });
+});
+
+describe("ledger", () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+  const tempDir = (): string => {
+    const d = mkdtempSync(join(tmpdir(), "jobs-ledger-"));
+    dirs.push(d);
+    return d;
+  };
+
+  it("skips and counts one truncated last line; a malformed line elsewhere throws", () => {
+    expect(parseLedger('{"kind":"a","pid":1,"t":1}\n{"kind":"b","pi')).toMatchObject({ truncated: 1 });
+    expect(parseLedger('{"kind":"a","pid":1,"t":1}\n').truncated).toBe(0);
+    expect(() => parseLedger('{"kind":"a"\n{"kind":"b","pid":1,"t":1}\n')).toThrow(/not JSON/);
+  });
+
+  it("reads every file of a directory and counts the truncated tails", () => {
+    const dir = tempDir();
+    const a = openLedger(dir, "worker", "worker-1.ndjson");
+    a.write("start", { id: "x" });
+    a.close();
+    appendFileSync(join(dir, "worker-1.ndjson"), '{"kind":"do');
+    const b = openLedger(dir, "producer", "producer-2.ndjson");
+    b.write("intent", { id: "x" });
+    b.close();
+    const read = readLedgers(dir);
+    expect(read.files).toBe(2);
+    expect(read.truncated).toBe(1);
+    expect(read.lines.map((l) => l.kind).sort()).toEqual(["intent", "start"]);
+    expect(read.lines[0]?.pid).toBe(process.pid);
+  });
+
+  it("keeps every line a process wrote before kill -9", async () => {
+    const dir = tempDir();
+    // A child appends lines in a tight loop and reports each count; SIGKILL lands mid-stream.
+    const src = `const fs=require("fs");const fd=fs.openSync(${JSON.stringify(join(dir, "w.ndjson"))},"a");let n=0;
+      for(;;){fs.writeSync(fd,JSON.stringify({kind:"tick",pid:process.pid,t:Date.now(),n:++n})+"\\n");if(n===2000)process.stdout.write("ready\\n");}`;
+    const child = spawn(process.execPath, ["-e", src], { stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill("SIGKILL");
+    await exited;
+    const read = readLedgers(dir);
+    expect(read.lines.length).toBeGreaterThanOrEqual(2000);
+    // Every line up to the last is there, in order: no gap.
+    const ns = read.lines.map((l) => l.n as number);
+    expect(ns).toEqual(ns.map((_, i) => i + 1));
+  });
+});
