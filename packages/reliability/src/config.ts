@@ -39,11 +39,54 @@ export interface ScenarioConfig {
     /** Good jobs interleaved with the poison messages (R5). */
     readonly r5GoodJobs: number;
   };
+  /** R8 (leases), R9 E2/E3/E5, R10 (dead letters): core's client and workers in the test process. */
+  readonly semantics: SemanticsConfig;
 }
 
+/** Parameters of R8, R9 E2/E3/E5 and R10 (RELIABILITY.md d.3). */
+export interface SemanticsConfig {
+  /** R8-L1: the long job runs this many leases. */
+  readonly l1LeaseMultiple: number;
+  /** R8-L2: jobs held by one worker (concurrency 1, prefetch 50), each running `l2JobMs`. */
+  readonly l2Jobs: number;
+  readonly l2JobMs: number;
+  /** R8-L3: retry backoff (4 × lease). */
+  readonly l3BackoffMs: number;
+  /** R8-L5: the lowered native delay limit and the job's delay. */
+  readonly l5MaxDelayMs: number;
+  readonly l5DelayMs: number;
+  /** R8-L6: how long the event loop is blocked (beyond the lease). */
+  readonly l6BlockMs: number;
+  /** R9-E2: jobs enqueued, then re-enqueued with the same id. */
+  readonly e2Jobs: number;
+  /** R9-E5: bulk size, and the payload size of the byte-split run (SQS batches by bytes too). */
+  readonly e5Items: number;
+  readonly e5PayloadBytes: number;
+  /** R10-D2: dead jobs requeued while two workers run. */
+  readonly d2Jobs: number;
+}
+
+const SEMANTICS_A: SemanticsConfig = {
+  l1LeaseMultiple: 3,
+  l2Jobs: 12,
+  l2JobMs: 1_000,
+  l3BackoffMs: 20_000,
+  l5MaxDelayMs: 2_000,
+  l5DelayMs: 7_000,
+  l6BlockMs: 8_000,
+  e2Jobs: 50,
+  e5Items: 100,
+  e5PayloadBytes: 60_000,
+  d2Jobs: 100,
+};
+
 const PRESETS: Record<Tier, ScenarioConfig> = {
-  A: { tier: "A", inProcess: { r4ControlJobs: 100, r4ZombieJobs: 200, r5GoodJobs: 200 } },
-  B: { tier: "B", inProcess: { r4ControlJobs: 500, r4ZombieJobs: 1_000, r5GoodJobs: 1_000 } },
+  A: { tier: "A", inProcess: { r4ControlJobs: 100, r4ZombieJobs: 200, r5GoodJobs: 200 }, semantics: SEMANTICS_A },
+  B: {
+    tier: "B",
+    inProcess: { r4ControlJobs: 500, r4ZombieJobs: 1_000, r5GoodJobs: 1_000 },
+    semantics: { ...SEMANTICS_A, l2Jobs: 50, e2Jobs: 500, d2Jobs: 1_000 },
+  },
 };
 
 /** The parameters of this run's tier. */
