@@ -41,7 +41,90 @@ export interface ScenarioConfig {
   };
   /** R8 (leases), R9 E2/E3/E5, R10 (dead letters): core's client and workers in the test process. */
   readonly semantics: SemanticsConfig;
+  /** R1, R2 and R11-C1/C2: worker and producer processes, kill -9 and broker restarts. */
+  readonly chaos: ChaosConfig;
 }
+
+/** Parameters of R1 (kill -9 workers; R11-C2 has the same shape) and R2 (broker restarts; R11-C1 its crash variant). */
+export interface ChaosConfig {
+  readonly r1: {
+    readonly jobs: number;
+    readonly minKills: number;
+    readonly workers: number;
+    readonly concurrency: number;
+    readonly prefetch: number;
+    /** Handler sleep range [min, max) ms; `cpuFraction` of jobs also burn `cpuMs`. */
+    readonly handlerMs: readonly [number, number];
+    readonly cpuFraction: number;
+    readonly cpuMs: number;
+    /** Time between kills, uniform in [min, max) ms, from the first start; respawn delay after each kill. */
+    readonly killEveryMs: readonly [number, number];
+    readonly respawnMs: number;
+    /** Stop killing at this fraction of jobs completed. */
+    readonly stopKillingAt: number;
+    /** Enqueues pending at once from the one producer. */
+    readonly producerInFlight: number;
+  };
+  readonly r2: {
+    /** One run per entry: its length and its faults (at ms from the start, broker down for `outageMs`). */
+    readonly runs: readonly R2Run[];
+    readonly ratePerSec: number;
+    readonly maxInFlight: number;
+    readonly workers: number;
+    readonly concurrency: number;
+    readonly handlerMs: readonly [number, number];
+  };
+}
+
+/** One R2 run. */
+export interface R2Run {
+  readonly name: string;
+  readonly durationMs: number;
+  readonly faults: readonly { readonly atMs: number; readonly kind: "crash" | "graceful" | "graceful-nosave"; readonly outageMs: number }[];
+}
+
+const R1_COMMON = {
+  workers: 3,
+  concurrency: 8,
+  prefetch: 8,
+  handlerMs: [20, 120],
+  cpuFraction: 0.01,
+  cpuMs: 5,
+  killEveryMs: [2_000, 5_000],
+  respawnMs: 500,
+  stopKillingAt: 0.9,
+  producerInFlight: 64,
+} as const;
+const R2_COMMON = { ratePerSec: 200, maxInFlight: 50, workers: 2, concurrency: 8, handlerMs: [5, 20] } as const;
+
+const CHAOS_A: ChaosConfig = {
+  r1: { ...R1_COMMON, jobs: 2_000, minKills: 4 },
+  r2: {
+    ...R2_COMMON,
+    runs: [
+      {
+        name: "crash+graceful",
+        durationMs: 40_000,
+        faults: [
+          { atMs: 10_000, kind: "crash", outageMs: 2_000 },
+          { atMs: 25_000, kind: "graceful", outageMs: 2_000 },
+        ],
+      },
+    ],
+  },
+};
+
+const CHAOS_B: ChaosConfig = {
+  r1: { ...R1_COMMON, jobs: 10_000, minKills: 12 },
+  r2: {
+    ...R2_COMMON,
+    // Every variant: 70 s with outages of 2 s at 15, 35 and 55 s; then one 60-s outage at 15 s.
+    runs: (["crash", "graceful", "graceful-nosave"] as const).flatMap((kind) => [
+      { name: `${kind}-O2s`, durationMs: 70_000, faults: [15_000, 35_000, 55_000].map((atMs) => ({ atMs, kind, outageMs: 2_000 })) },
+      { name: `${kind}-O60s`, durationMs: 100_000, faults: [{ atMs: 15_000, kind, outageMs: 60_000 }] },
+    ]),
+  },
+};
 
 /** Parameters of R8, R9 E2/E3/E5 and R10 (RELIABILITY.md d.3). */
 export interface SemanticsConfig {
@@ -81,11 +164,12 @@ const SEMANTICS_A: SemanticsConfig = {
 };
 
 const PRESETS: Record<Tier, ScenarioConfig> = {
-  A: { tier: "A", inProcess: { r4ControlJobs: 100, r4ZombieJobs: 200, r5GoodJobs: 200 }, semantics: SEMANTICS_A },
+  A: { tier: "A", inProcess: { r4ControlJobs: 100, r4ZombieJobs: 200, r5GoodJobs: 200 }, semantics: SEMANTICS_A, chaos: CHAOS_A },
   B: {
     tier: "B",
     inProcess: { r4ControlJobs: 500, r4ZombieJobs: 1_000, r5GoodJobs: 1_000 },
     semantics: { ...SEMANTICS_A, l2Jobs: 50, e2Jobs: 500, d2Jobs: 1_000 },
+    chaos: CHAOS_B,
   },
 };
 
