@@ -164,7 +164,7 @@ const SEMANTICS_A: SemanticsConfig = {
 };
 
 const PRESETS: Record<Tier, ScenarioConfig> = {
-  A: { tier: "A", inProcess: { r4ControlJobs: 100, r4ZombieJobs: 200, r5GoodJobs: 200 }, semantics: SEMANTICS_A, chaos: CHAOS_A },
+  A: { tier: "A", inProcess: { r4ControlJobs: 100, r4ZombieJobs: 1_000, r5GoodJobs: 200 }, semantics: SEMANTICS_A, chaos: CHAOS_A },
   B: {
     tier: "B",
     inProcess: { r4ControlJobs: 500, r4ZombieJobs: 1_000, r5GoodJobs: 1_000 },
