@@ -16,8 +16,8 @@ const QUEUE = "r4";
 const BACKOFF_MS = 200;
 const TIMEOUT_MS = 1_000;
 const CONCURRENCY = 4;
-/** The zombie phase runs wider so that tier B's 1,000 one-second timeouts take seconds, not minutes. */
-const ZOMBIE_CONCURRENCY = 50;
+/** The zombie phase runs wider so that 1,000 one-second timeouts take seconds, not minutes. */
+const ZOMBIE_CONCURRENCY = 100;
 
 type Payload = { readonly c: string };
 
