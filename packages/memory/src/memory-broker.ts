@@ -234,9 +234,17 @@ class MemoryDelivery implements Delivery, Active {
     this.local = message.local;
   }
 
+  /** Still leased to this consumer. A lease past its deadline is lost even before the reaper ran: it goes back now. */
+  #held(): boolean {
+    if (!this.queue.active.has(this)) return false;
+    if (this.deadline > Date.now()) return true;
+    this.queue.release(this, true);
+    return false;
+  }
+
   #settle(): Error | undefined {
     if (this.consumer.owner.closed) return new BrokerClosedError("[jobs] [memory] broker is closed; the delivery went back to its queue");
-    if (!this.queue.active.has(this)) return new LeaseLostError();
+    if (!this.#held()) return new LeaseLostError();
     this.queue.release(this, false);
     return undefined;
   }
@@ -270,7 +278,7 @@ class MemoryDelivery implements Delivery, Active {
 
   extendLease(ms: number): Promise<void> {
     if (this.consumer.owner.closed) return Promise.reject(new BrokerClosedError());
-    if (!this.queue.active.has(this)) return Promise.reject(new LeaseLostError());
+    if (!this.#held()) return Promise.reject(new LeaseLostError());
     this.deadline = Date.now() + ms;
     return Promise.resolve();
   }

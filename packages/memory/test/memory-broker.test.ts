@@ -279,6 +279,22 @@ describe("memory broker: deliveries", () => {
     await expect(d.extendLease(1_000)).rejects.toBeInstanceOf(LeaseLostError);
   });
 
+  it("a lease past its deadline is lost even before the reaper ran: settling rejects and the message comes back", async () => {
+    const t = scope();
+    const broker = t.broker();
+    const queue = uniqueQueue("expired");
+    await broker.publish(queue, [message("a")]);
+    const { deliveries } = await collect(broker, queue, 10, 100);
+    await waitFor(() => deliveries.length === 1);
+    // Block the event loop past the lease, so the reaper's timer cannot run first.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    await expect(deliveries[0]?.ack()).rejects.toBeInstanceOf(LeaseLostError);
+    await waitFor(() => deliveries.length === 2);
+    expect(deliveries[1]?.deliveryCount).toBe(2);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    await expect(deliveries[1]?.extendLease(1_000)).rejects.toBeInstanceOf(LeaseLostError);
+  });
+
   it("retry replaces the message with the new body and resets its delivery count", async () => {
     const t = scope();
     const broker = t.broker();
