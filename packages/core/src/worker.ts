@@ -173,7 +173,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     const serialized = serializeError(error);
     const body =
       envelope === undefined
-        ? delivery.body
+        ? boundedRaw(delivery.body, maxBytes)
         : encodeEnvelope({ ...envelope, lastError: { ...serialized, at: failedAt, attempt: envelope.attempt } });
     return delivery.deadLetter({ body, reason, error: serialized, failedAt }).then(
       () => {
@@ -594,6 +594,20 @@ function asReceived(delivery: Delivery, envelope: Envelope): Envelope {
   } catch {
     return envelope;
   }
+}
+
+/**
+ * The raw body of an undecodable message as its dead letter keeps it: whole when within `maxBytes`,
+ * else its first `maxBytes` UTF-8 bytes (cut on a character boundary), so a 10 MB message written by
+ * someone else never becomes a 10 MB dead letter.
+ */
+function boundedRaw(body: string, maxBytes: number): string {
+  if (body.length * 3 <= maxBytes) return body;
+  const bytes = Buffer.from(body, "utf8");
+  if (bytes.length <= maxBytes) return body;
+  let cut = maxBytes;
+  while (cut > 0 && ((bytes[cut] as number) & 0xc0) === 0x80) cut--;
+  return bytes.subarray(0, cut).toString("utf8");
 }
 
 /** The event view of a held job, built once and only when someone needs it. */

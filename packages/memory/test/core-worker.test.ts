@@ -474,6 +474,23 @@ describe("worker: messages it cannot run", () => {
     expect(ran).toBe(0);
   });
 
+  it("keeps only the first maxPayloadBytes bytes of an oversized undecodable message in its dead letter", async () => {
+    const t = scope();
+    const broker = t.broker();
+    const queue = uniqueQueue("too-big-raw");
+    const worker = t.worker({ broker, queues: [queue], maxPayloadBytes: 500 });
+    await worker.start();
+    // 2,000 characters of 2 UTF-8 bytes each: the cut at 500 bytes falls between two characters;
+    // with one more byte in front it would fall inside one, so it moves back a byte.
+    for (const body of ["é".repeat(2_000), `x${"é".repeat(2_000)}`]) {
+      const dead = waitForEvent(worker, "job.dead-lettered");
+      await publishRaw(broker, queue, body);
+      expect((await dead).reason).toBe("undecodable");
+    }
+    const letters = await deadLetters(broker, queue, 2);
+    expect(letters.map((l) => l.body)).toEqual(["é".repeat(250), `x${"é".repeat(249)}`]);
+  });
+
   it("dead-letters a received payload that fails the handler's schema as validation", async () => {
     const t = scope();
     const broker = t.broker();
