@@ -64,6 +64,12 @@ export interface ChaosConfig {
     readonly stopKillingAt: number;
     /** Enqueues pending at once from the one producer. */
     readonly producerInFlight: number;
+    /**
+     * The producer's steady rate. R1 says "full speed", but 3 × 8 slots run ~350 jobs/s, so 2,000
+     * jobs would be 90 % done in ~6 s, before a second kill at U(2, 5) s: paced so that 90 % is
+     * reached after `minKills` kills even at the longest interval (jobs × 0.9 / (minKills × 5 s)).
+     */
+    readonly producerRatePerSec: number;
   };
   readonly r2: {
     /** One run per entry: its length and its faults (at ms from the start, broker down for `outageMs`). */
@@ -95,10 +101,12 @@ const R1_COMMON = {
   stopKillingAt: 0.9,
   producerInFlight: 64,
 } as const;
-const R2_COMMON = { ratePerSec: 200, maxInFlight: 50, workers: 2, concurrency: 8, handlerMs: [5, 20] } as const;
+// R2 handlers (mean 100 ms, 2 × 8 slots: ~160 jobs/s) are slower than the producer (200/s), so a backlog is
+// always stored in the broker when it goes down: the restart must keep it (and R11-C1, without AOF, loses it).
+const R2_COMMON = { ratePerSec: 200, maxInFlight: 50, workers: 2, concurrency: 8, handlerMs: [50, 150] } as const;
 
 const CHAOS_A: ChaosConfig = {
-  r1: { ...R1_COMMON, jobs: 2_000, minKills: 4 },
+  r1: { ...R1_COMMON, jobs: 2_000, minKills: 4, producerRatePerSec: 90 },
   r2: {
     ...R2_COMMON,
     runs: [
@@ -115,7 +123,7 @@ const CHAOS_A: ChaosConfig = {
 };
 
 const CHAOS_B: ChaosConfig = {
-  r1: { ...R1_COMMON, jobs: 10_000, minKills: 12 },
+  r1: { ...R1_COMMON, jobs: 10_000, minKills: 12, producerRatePerSec: 150 },
   r2: {
     ...R2_COMMON,
     // Every variant: 70 s with outages of 2 s at 15, 35 and 55 s; then one 60-s outage at 15 s.

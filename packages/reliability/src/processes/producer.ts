@@ -1,0 +1,93 @@
+/**
+ * A producer process forked by a reliability test: core's real `createClient`, enqueuing chaos
+ * jobs at full speed or a steady rate with a bound on pending enqueues. Each job gets an `intent`
+ * line before `enqueue` and an `accepted` or `rejected{ambiguous, code}` line after it settles.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { createClient, JobsError } from "@jobs/core";
+import { createBroker } from "../adapters.js";
+import { openLedger } from "../ledger.js";
+import { prng, uniform } from "../random.js";
+import { type ChaosPayload, type ChildMessage, chaosJob, type ParentMessage, type ProducerParams } from "./params.js";
+
+const params = JSON.parse(process.argv[2] ?? "{}") as ProducerParams;
+const ledger = openLedger(params.ledgerDir, "producer");
+const send = (message: ChildMessage): void => {
+  if (process.connected) process.send?.(message);
+};
+process.on("disconnect", () => process.exit(0));
+
+const broker = createBroker(params.spec, params.brokerOptions ?? {});
+broker.on("disconnected", (e) => ledger.write("disconnected", { error: e.error?.message }));
+broker.on("reconnected", () => ledger.write("reconnected"));
+broker.on("error", (e) => ledger.write("broker-error", { error: e.error.message }));
+const client = createClient({ broker });
+const job = chaosJob(params.queue);
+const rng = prng(params.seed);
+
+let stopped = false;
+process.on("message", (message: ParentMessage) => {
+  if (message.type === "stop") stopped = true;
+});
+
+let inFlight = 0;
+let slotFreed: (() => void) | undefined;
+let acceptedKeys: string[] = [];
+let rejected = 0;
+const flush = (): void => {
+  if (acceptedKeys.length === 0 && rejected === 0) return;
+  send({ type: "accepted", t: Date.now(), keys: acceptedKeys, rejected });
+  acceptedKeys = [];
+  rejected = 0;
+};
+const progress = setInterval(flush, 100);
+
+function enqueueOne(n: number): Promise<void> {
+  const k = `${params.keyPrefix}${n}`;
+  const payload: ChaosPayload = {
+    k,
+    ms: Math.round(uniform(rng, params.handlerMs[0], params.handlerMs[1])),
+    ...(rng() < params.cpuFraction ? { cpu: params.cpuMs } : {}),
+  };
+  ledger.write("intent", { id: k });
+  inFlight++;
+  return client.enqueue(job, payload, { metadata: { k } }).then(
+    (enqueued) => {
+      ledger.write("accepted", { id: k, jobId: enqueued.id });
+      acceptedKeys.push(k);
+    },
+    (error: unknown) => {
+      const code = JobsError.isInstance(error) ? error.code : "not-a-jobs-error";
+      ledger.write("rejected", { id: k, ambiguous: code === "enqueue-outcome-unknown", code, error: (error as Error)?.message });
+      rejected++;
+    },
+  );
+}
+
+const startedAt = performance.now();
+const pending = new Set<Promise<void>>();
+for (let n = 0; n < params.count && !stopped; n++) {
+  if (params.durationMs !== undefined && performance.now() - startedAt >= params.durationMs) break;
+  if (params.ratePerSec !== undefined) {
+    const due = startedAt + (n * 1000) / params.ratePerSec;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+  }
+  while (inFlight >= params.maxInFlight) await new Promise<void>((resolve) => (slotFreed = resolve));
+  const p = enqueueOne(n).finally(() => {
+    inFlight--;
+    pending.delete(p);
+    const wake = slotFreed;
+    slotFreed = undefined;
+    wake?.();
+  });
+  pending.add(p);
+}
+await Promise.all([...pending]);
+clearInterval(progress);
+flush();
+ledger.write("finished");
+send({ type: "finished", t: Date.now() });
+await broker.close().catch(() => {});
+ledger.close();
+process.exit(0);
