@@ -3,7 +3,8 @@
 --
 -- Every operation names its delivery by the member "<key>#<deliveries>" that fetch.lua put in the
 -- active set. An operation whose member is no longer there (the lease expired and the message
--- was reaped, maybe handed to another consumer) changes nothing and reports 0. Retry and defer
+-- was reaped, maybe handed to another consumer), or whose lease deadline has passed (the next
+-- fetch reaps it), changes nothing and reports 0. Retry and defer
 -- store the next message under a fresh key, so its delivery count starts again at 1 and no old
 -- token can ever match it.
 --
@@ -76,7 +77,8 @@ if #members > 0 then
   for j = 1, #members, CHUNK do
     local scores = redis.call('ZMSCORE', KEYS[1], unpack(members, j, math.min(j + CHUNK - 1, #members)))
     for k = 1, #scores do
-      if scores[k] then
+      -- A lease past its deadline is lost even before a fetch reaped it (the consumer stalled).
+      if scores[k] and tonumber(scores[k]) > now then
         local member = members[j + k - 1]
         held[member] = true
         live[#live + 1] = member
@@ -96,7 +98,7 @@ while i <= n do
   if op == 'e' then
     if held[member] then
       out[#out + 1] = 1 -- settled later in this batch: the extension is moot but was valid
-    elseif redis.call('ZSCORE', KEYS[1], member) then
+    elseif (tonumber(redis.call('ZSCORE', KEYS[1], member)) or 0) > now then
       redis.call('ZADD', KEYS[1], now + tonumber(ARGV[i + 2]), member)
       out[#out + 1] = 1
     else

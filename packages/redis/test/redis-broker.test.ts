@@ -185,6 +185,22 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
     }
   });
 
+  it("a lease past its deadline is lost before any fetch reaped it: settle and extend reject, and the message comes back", async () => {
+    const queue = `expired-${randomUUID().slice(0, 8)}`;
+    const broker = open();
+    await broker.publish(queue, [msg("late")]);
+    const seen: Delivery[] = [];
+    await broker.consume(queue, { prefetch: 1, leaseMs: 200 }, (d) => seen.push(d));
+    await waitFor(() => seen[0], { timeout: 5_000 });
+    // The event loop stalls past the lease: no fetch of this process can reap it first.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400);
+    await expect(seen[0]?.extendLease(30_000)).rejects.toMatchObject({ code: "lease-lost" });
+    await expect(seen[0]?.ack()).rejects.toMatchObject({ code: "lease-lost" });
+    await waitFor(() => seen[1], { timeout: 10_000, message: "the expired delivery never came back" });
+    expect(seen[1]?.body).toBe("late");
+    expect(seen[1]?.deliveryCount).toBe(2);
+  });
+
   it("a fetch answered after stop() puts its messages back with their delivery count unchanged", async () => {
     const queue = `unfetch-${randomUUID().slice(0, 8)}`;
     const broker = open();
