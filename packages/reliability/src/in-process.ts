@@ -3,7 +3,7 @@
  * client and workers run in the test process against a private broker, and a `Recorder` keeps what
  * they did (handler starts and ends, worker and broker events) so a test waits on events, not sleeps.
  */
-import type { Broker, BrokerEventMap, Worker, WorkerEventMap } from "@jobs/core";
+import type { Broker, BrokerCapabilities, BrokerEventMap, CloseOptions, Delivery, Worker, WorkerEventMap } from "@jobs/core";
 import { WORKER_EVENTS } from "@jobs/core";
 import { type BrokerSpec, createBroker } from "./adapters.js";
 
@@ -99,10 +99,15 @@ export class Recorder {
   }
 }
 
+/** Anything with a worker's `close`. */
+interface Closable {
+  close(options?: CloseOptions): Promise<void>;
+}
+
 /** Brokers opened by a scenario, closed together at its end (errors of an already broken one ignored). */
 export class BrokerSet {
   readonly #brokers: Broker[] = [];
-  readonly #workers: Worker<unknown>[] = [];
+  readonly #workers: Closable[] = [];
   constructor(readonly spec: BrokerSpec) {}
 
   /** A new broker on the spec (own connection), with adapter option `overrides`. */
@@ -113,8 +118,8 @@ export class BrokerSet {
   }
 
   /** Tracks a worker so `close` closes it first. */
-  track<W extends Worker<never>>(worker: W): W {
-    this.#workers.push(worker as unknown as Worker<unknown>);
+  track<W extends Closable>(worker: W): W {
+    this.#workers.push(worker);
     return worker;
   }
 
@@ -133,4 +138,55 @@ export function blockEventLoop(ms: number): void {
 /** A short unique queue name for one scenario (valid on every adapter). */
 export function queueName(tag: string): string {
   return `${tag.replace(/[^A-Za-z0-9]/g, "")}${Math.random().toString(36).slice(2, 7)}`;
+}
+
+/** What `instrument` counted on the deliveries of one broker. */
+export interface DeliveryCounters {
+  deliveries: number;
+  /** Deliveries whose `deliveryCount` was above 1 (handed out again after a lease or connection loss). */
+  redeliveries: number;
+  extensions: number;
+  extensionFailures: number;
+}
+
+/** Fresh counters. */
+export const deliveryCounters = (): DeliveryCounters => ({ deliveries: 0, redeliveries: 0, extensions: 0, extensionFailures: 0 });
+
+/**
+ * The same broker, seen through a window that counts deliveries and lease extensions, and that
+ * may declare narrower capabilities (R8-L5 lowers `maxDelayMs` on adapters without an option for
+ * it, as RELIABILITY.md R8 prescribes). Every call still reaches the real broker.
+ */
+export function instrument(broker: Broker, counters: DeliveryCounters, capabilities: Partial<BrokerCapabilities> = {}): Broker {
+  const caps: BrokerCapabilities = { ...broker.capabilities, ...capabilities };
+  const consume: Broker["consume"] = (queue, options, onDelivery) =>
+    broker.consume(queue, options, (d) => {
+      counters.deliveries++;
+      if (d.deliveryCount > 1) counters.redeliveries++;
+      const wrapped: Delivery = {
+        body: d.body,
+        deliveryCount: d.deliveryCount,
+        ...(d.local === undefined ? {} : { local: d.local }),
+        ack: () => d.ack(),
+        retry: (next) => d.retry(next),
+        defer: (ms) => d.defer(ms),
+        deadLetter: (record) => d.deadLetter(record),
+        extendLease: (ms) => {
+          counters.extensions++;
+          return d.extendLease(ms).catch((error: unknown) => {
+            counters.extensionFailures++;
+            throw error;
+          });
+        },
+      };
+      onDelivery(wrapped);
+    });
+  return new Proxy(broker, {
+    get(target, prop) {
+      if (prop === "capabilities") return caps;
+      if (prop === "consume") return consume;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
