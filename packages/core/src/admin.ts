@@ -27,7 +27,7 @@ export interface DeadLetterView {
   readonly error: SerializedError;
   /** When, ms since the epoch. */
   readonly failedAt: number;
-  /** First `excerptBytes` characters of the stored body. */
+  /** The stored body, or its first bytes and "…" when longer than `excerptBytes` UTF-8 bytes (the whole excerpt stays within them). */
   readonly excerpt: string;
 }
 
@@ -81,6 +81,9 @@ export function createAdmin(options: AdminOptions): Admin {
     async listDeadLetters(queue, opts) {
       const limit = opts?.limit ?? 100;
       const excerptBytes = opts?.excerptBytes ?? 1024;
+      if (!Number.isInteger(excerptBytes) || excerptBytes < 4) {
+        throw new InvalidOptionsError("excerptBytes", `expected an integer of at least 4, got ${String(excerptBytes)}`);
+      }
       return (await allDead(queue, limit)).map(({ entry }) => {
         const env = tryDecode(entry.body);
         const view = {
@@ -88,7 +91,7 @@ export function createAdmin(options: AdminOptions): Admin {
           reason: entry.reason,
           error: entry.error,
           failedAt: entry.failedAt,
-          excerpt: entry.body.length > excerptBytes ? `${entry.body.slice(0, excerptBytes)}…` : entry.body,
+          excerpt: excerptOf(entry.body, excerptBytes),
         };
         return env === undefined ? view : { ...view, id: env.id, name: env.name, attempt: env.attempt };
       });
@@ -117,6 +120,21 @@ export function createAdmin(options: AdminOptions): Admin {
       await Promise.all(physical(queue).map((p) => broker.purge(p.name)));
     },
   };
+}
+
+/**
+ * At most `maxBytes` UTF-8 bytes of `body`: the body itself when it fits, else its longest prefix
+ * that fits together with "…", cut on a character boundary. Bytes, not characters: a body of
+ * three-byte characters would otherwise yield three times the bound.
+ */
+function excerptOf(body: string, maxBytes: number): string {
+  if (body.length * 3 <= maxBytes) return body;
+  // The first maxBytes characters hold at least maxBytes bytes whenever the body has more.
+  const head = Buffer.from(body.slice(0, maxBytes + 1), "utf8");
+  if (head.length <= maxBytes && body.length <= maxBytes) return body;
+  let cut = Math.max(0, maxBytes - 3);
+  while (cut > 0 && ((head[cut] as number) & 0xc0) === 0x80) cut--;
+  return `${head.subarray(0, cut).toString("utf8")}…`;
 }
 
 function fresh(env: Envelope, now: number): Envelope {

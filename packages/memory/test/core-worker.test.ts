@@ -878,6 +878,28 @@ describe("createWorker options", () => {
 });
 
 describe("admin over a worker's dead letters", () => {
+  it("bounds each excerpt in UTF-8 bytes, 1 KiB by default, never splitting a character", async () => {
+    const t = scope();
+    const broker = t.broker();
+    const queue = uniqueQueue("excerpt");
+    const admin = createAdmin({ broker });
+    // Three-byte and four-byte characters: a bound in characters would return three to four times the bytes.
+    for (const body of ["€".repeat(5_000), "😀".repeat(5_000), "short"]) {
+      await publishRaw(broker, queue, body);
+    }
+    const worker = t.worker({ broker, queues: [queue] });
+    await worker.start();
+    await deadLetters(broker, queue, 3);
+    const views = await admin.listDeadLetters(queue);
+    expect(views.map((v) => Buffer.byteLength(v.excerpt))).toEqual([1_023, 1_023, 5]);
+    expect(views[0]?.excerpt).toBe(`${"€".repeat(340)}…`);
+    expect(views[1]?.excerpt).toBe(`${"😀".repeat(255)}…`);
+    expect(views[2]?.excerpt).toBe("short");
+    for (const v of await admin.listDeadLetters(queue, { excerptBytes: 100 }))
+      expect(Buffer.byteLength(v.excerpt)).toBeLessThanOrEqual(100);
+    await expect(admin.listDeadLetters(queue, { excerptBytes: 2 })).rejects.toMatchObject({ code: "invalid-options" });
+  });
+
   it("requeues a dead letter as a fresh attempt 1 without its last error", async () => {
     const t = scope();
     const broker = t.broker();
@@ -897,7 +919,7 @@ describe("admin over a worker's dead letters", () => {
     const views = await admin.listDeadLetters(queue, { excerptBytes: 10 });
     expect(views).toHaveLength(1);
     expect(views[0]).toMatchObject({ id, name: "r", attempt: 2, reason: "max-attempts", error: { message: "down" } });
-    expect(views[0]?.excerpt).toHaveLength(11);
+    expect(views[0]?.excerpt).toMatch(/^\{.{6}…$/);
     expect(await admin.counts(queue)).toMatchObject({ dead: 1 });
     fail = false;
     const succeeded = waitForEvent(worker, "job.succeeded");
