@@ -5,7 +5,9 @@
  */
 import type { Broker, BrokerCapabilities, BrokerEventMap, CloseOptions, Delivery, Worker, WorkerEventMap } from "@jobs/core";
 import { WORKER_EVENTS } from "@jobs/core";
+import { it } from "vitest";
 import { type BrokerSpec, createBroker } from "./adapters.js";
+import { writeReport } from "./report.js";
 
 /** One thing that happened, in order. */
 export interface Entry {
@@ -189,4 +191,10 @@ export function instrument(broker: Broker, counters: DeliveryCounters, capabilit
       return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
   });
+}
+
+/** A case that does not apply to this adapter: its report says why (verdict "skip"), and vitest shows it skipped by name. */
+export function skipCase(test: string, adapter: string, reason: string): void {
+  writeReport({ test, adapter, seed: 0, figures: {}, bars: [], verdict: "skip", reason });
+  it.skip(`${test} skipped: ${reason}`, () => {});
 }

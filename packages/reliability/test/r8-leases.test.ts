@@ -8,7 +8,16 @@ import { type Broker, createAdmin, createClient, createWorker, defineJob } from 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AdapterName, type BrokerSpec, selectedAdapters, startTarget, type Target } from "../src/adapters.js";
 import { config, TIMINGS } from "../src/config.js";
-import { BrokerSet, blockEventLoop, type DeliveryCounters, deliveryCounters, instrument, queueName, Recorder } from "../src/in-process.js";
+import {
+  BrokerSet,
+  blockEventLoop,
+  type DeliveryCounters,
+  deliveryCounters,
+  instrument,
+  queueName,
+  Recorder,
+  skipCase,
+} from "../src/in-process.js";
 import { bar, writeReport } from "../src/report.js";
 
 const cfg = config().semantics;
@@ -278,8 +287,7 @@ describe.each(selectedAdapters())("R8 leases on %s", (adapter) => {
 
   const l4 =
     adapter === "rabbitmq" ? "tier B only (consumer_timeout 20 s, 30-s job); not run in tier A" : "RabbitMQ only (consumer_timeout)";
-  writeReport({ test: "R8-L4", adapter, seed: 0, figures: {}, bars: [], verdict: "skip", reason: l4 });
-  it.skip(`R8-L4 skipped: ${l4}`, () => {});
+  skipCase("R8-L4", adapter, l4);
 
   it("R8-L6 a lease lost for real (event loop blocked 8 s): lease-lost, stale settle refused quietly, one more execution", async () => {
     const job = defineJob<{ n: number }>({ name: "r8.l6", queue: queueName("l6"), timeout: 60_000, maxAttempts: 1 });
