@@ -602,12 +602,11 @@ function asReceived(delivery: Delivery, envelope: Envelope): Envelope {
  * someone else never becomes a 10 MB dead letter.
  */
 function boundedRaw(body: string, maxBytes: number): string {
-  if (body.length * 3 <= maxBytes) return body;
-  const bytes = Buffer.from(body, "utf8");
-  if (bytes.length <= maxBytes) return body;
-  let cut = maxBytes;
-  while (cut > 0 && ((bytes[cut] as number) & 0xc0) === 0x80) cut--;
-  return bytes.subarray(0, cut).toString("utf8");
+  if (body.length * 3 <= maxBytes || Buffer.byteLength(body, "utf8") <= maxBytes) return body;
+  // encodeInto writes whole characters only and never more than the buffer: no copy of the whole body.
+  const head = new Uint8Array(maxBytes);
+  const { written } = new TextEncoder().encodeInto(body, head);
+  return Buffer.from(head.buffer, 0, written).toString("utf8");
 }
 
 /** The event view of a held job, built once and only when someone needs it. */
