@@ -219,6 +219,86 @@ describe("fault proxy", () => {
     expect(error?.code).toBe("ECONNREFUSED");
   });
 
+  it("pauseOneWay('upstream') holds only client → target bytes; the target's own bytes still arrive", async () => {
+    const { echo, proxy, client } = await setup();
+    const c = await client();
+    c.socket.write("a");
+    await waitFor(() => c.received().toString() === "a" && echo.sockets.size === 1, { timeout: 2_000 });
+    proxy.pauseOneWay("upstream");
+    expect(proxy.mode).toBe("pause-upstream");
+    c.socket.write("held");
+    for (const socket of echo.sockets) socket.write("pushed");
+    await waitFor(() => c.received().toString() === "apushed", { timeout: 2_000 });
+    // Bounded window: the held direction must stay silent.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(c.received().toString()).toBe("apushed");
+    proxy.resume();
+    await waitFor(() => c.received().toString() === "apushedheld", { timeout: 2_000 });
+  });
+
+  it("pauseOneWay('downstream') holds only target → client bytes; nothing is dropped", async () => {
+    const { echo, proxy, client } = await setup();
+    const c = await client();
+    c.socket.write("a");
+    await waitFor(() => c.received().toString() === "a" && echo.sockets.size === 1, { timeout: 2_000 });
+    let reached = "";
+    for (const socket of echo.sockets) socket.on("data", (chunk: Buffer) => (reached += chunk.toString()));
+    proxy.pauseOneWay("downstream");
+    expect(proxy.mode).toBe("pause-downstream");
+    const big = randomBytes(2 * 1024 * 1024);
+    c.socket.write("up");
+    await waitFor(() => reached === "up", { timeout: 2_000, message: "client → target bytes should still flow" });
+    c.socket.write(big);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(c.received().toString()).toBe("a");
+    proxy.resume();
+    await waitFor(() => c.received().length >= 3 + big.length, { timeout: 10_000 });
+    expect(c.received().subarray(0, 3).toString()).toBe("aup");
+    expect(c.received().subarray(3).equals(big)).toBe(true);
+    expect(() => proxy.pauseOneWay("sideways" as "upstream")).toThrow(/direction/);
+  });
+
+  it("refuse closes the listener (new connections are refused, open ones keep flowing) until the mode changes", async () => {
+    const { proxy, client } = await setup();
+    const c = await client();
+    proxy.setMode("refuse");
+    const error = await connectClient(proxy.address.port).then(
+      (late) => {
+        late.socket.destroy();
+        return undefined;
+      },
+      (e: NodeJS.ErrnoException) => e,
+    );
+    expect(error?.code).toBe("ECONNREFUSED");
+    c.socket.write("still here");
+    await waitFor(() => c.received().toString() === "still here", { timeout: 2_000 });
+    proxy.setMode("pass");
+    await proxy.settled();
+    const again = await client();
+    again.socket.write("back");
+    await waitFor(() => again.received().toString() === "back", { timeout: 2_000 });
+  });
+
+  it("latency delays every chunk by at least its ms, in both directions, without reordering", async () => {
+    const { proxy, client } = await setup();
+    const c = await client();
+    proxy.setLatency(100, 50);
+    expect(proxy.latency).toEqual({ ms: 100, jitterMs: 50 });
+    const sent = performance.now();
+    const parts = Array.from({ length: 20 }, (_, i) => `<${i}>`);
+    for (const part of parts) c.socket.write(part);
+    const expected = parts.join("");
+    await waitFor(() => c.received().toString() === expected, { timeout: 5_000 });
+    // Up and back down: two delays of at least 100 ms each.
+    expect(performance.now() - sent).toBeGreaterThanOrEqual(200);
+    proxy.setLatency(0);
+    const quick = performance.now();
+    c.socket.write("!");
+    await waitFor(() => c.received().toString() === `${expected}!`, { timeout: 2_000 });
+    expect(performance.now() - quick).toBeLessThan(100);
+    expect(() => proxy.setLatency(-1)).toThrow(/non-negative/);
+  });
+
   it("rejects an unknown mode", async () => {
     const { proxy } = await setup();
     expect(() => proxy.setMode("drop" as "pass")).toThrow(/unknown fault proxy mode/);
