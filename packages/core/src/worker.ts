@@ -596,15 +596,18 @@ function asReceived(delivery: Delivery, envelope: Envelope): Envelope {
   }
 }
 
+/** Most bytes of an oversized undecodable message its dead letter keeps: enough to tell what it was. */
+const OVERSIZE_KEPT_BYTES = 65_536;
+
 /**
- * The raw body of an undecodable message as its dead letter keeps it: whole when within `maxBytes`,
- * else its first `maxBytes` UTF-8 bytes (cut on a character boundary), so a 10 MB message written by
- * someone else never becomes a 10 MB dead letter.
+ * The raw body of an undecodable message as its dead letter keeps it: whole when within the
+ * worker's `maxBytes`, else only its first bytes (at most 64 KiB, cut on a character boundary), so a
+ * 10 MB message written by someone else never becomes a 10 MB dead letter, nor costs a copy of itself.
  */
 function boundedRaw(body: string, maxBytes: number): string {
   if (body.length * 3 <= maxBytes || Buffer.byteLength(body, "utf8") <= maxBytes) return body;
   // encodeInto writes whole characters only and never more than the buffer: no copy of the whole body.
-  const head = new Uint8Array(maxBytes);
+  const head = new Uint8Array(Math.min(maxBytes, OVERSIZE_KEPT_BYTES));
   const { written } = new TextEncoder().encodeInto(body, head);
   return Buffer.from(head.buffer, 0, written).toString("utf8");
 }
