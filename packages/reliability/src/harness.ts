@@ -38,6 +38,8 @@ export interface Proc {
   readonly alive: boolean;
   /** True once the harness killed it on purpose. */
   readonly killed: boolean;
+  /** True once it reported `ready`. */
+  readonly isReady: boolean;
   /** The tail of its stdout and stderr, for diagnostics. */
   output(): string;
 }
@@ -111,6 +113,11 @@ export class Harness {
   /** Workers alive now. */
   workers(): Proc[] {
     return [...this.#procs].filter((p) => p.role === "worker" && p.alive);
+  }
+
+  /** Workers alive and consuming (past their start-up). */
+  readyWorkers(): Proc[] {
+    return this.workers().filter((p) => p.isReady);
   }
 
   /** SIGKILLs a process the harness forked, records the fault, and waits for its exit. */
@@ -267,6 +274,7 @@ export class Harness {
       ready,
       alive: true,
       killed: false,
+      isReady: false,
       output: () => output,
       exited: new Promise((res) => {
         child.once("exit", (code, signal) => {
@@ -282,6 +290,7 @@ export class Harness {
     child.on("message", (message: ChildMessage) => {
       switch (message.type) {
         case "ready":
+          (proc as { isReady: boolean }).isReady = true;
           readyResolve();
           break;
         case "fatal":

@@ -59,12 +59,30 @@ export interface ProducerParams {
 
 /** Messages from a forked process to the orchestrator. */
 export type ChildMessage =
-  | { readonly type: "ready"; readonly t: number }
+  | { readonly type: "ready"; readonly t: number; readonly port?: number }
+  | { readonly type: "ack"; readonly id: number; readonly t: number; readonly connections: number; readonly error?: string }
   | { readonly type: "started"; readonly t: number; readonly count: number }
   | { readonly type: "done"; readonly t: number; readonly keys: readonly string[] }
   | { readonly type: "accepted"; readonly t: number; readonly keys: readonly string[]; readonly rejected: number }
   | { readonly type: "finished"; readonly t: number }
   | { readonly type: "fatal"; readonly t: number; readonly message: string };
 
+/** Parameters of a fault proxy process (`processes/proxy.ts`). */
+export interface ProxyParams {
+  readonly target: { readonly host: string; readonly port: number };
+  /** Port to listen on; a free one when absent. */
+  readonly port?: number;
+}
+
+/** One command to a fault proxy process; it answers with an `ack` of the same id. */
+export type ProxyCommand =
+  | {
+      readonly type: "mode";
+      readonly id: number;
+      readonly mode: "pass" | "pause" | "pause-upstream" | "pause-downstream" | "reset" | "refuse";
+    }
+  | { readonly type: "latency"; readonly id: number; readonly ms: number; readonly jitterMs: number }
+  | { readonly type: "reset-connections"; readonly id: number };
+
 /** Messages from the orchestrator to a forked process. */
-export type ParentMessage = { readonly type: "close" } | { readonly type: "stop" };
+export type ParentMessage = { readonly type: "close" } | { readonly type: "stop" } | ProxyCommand;
