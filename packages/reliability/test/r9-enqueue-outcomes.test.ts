@@ -57,8 +57,17 @@ describe.each(selectedAdapters())("R9 enqueue outcomes on %s", (adapter: Adapter
   // ---- E2 ----------------------------------------------------------------------------------
   // SQS dedupes only on FIFO queues: E2 runs there with `fifo: true` (its own namespace).
   const e2Options: Record<string, unknown> = adapter === "sqs" ? { fifo: true } : {};
-  if (adapter === "rabbitmq") skipCase("R9-E2", adapter, "capability dedupe absent (dedupeWindowMs 0: RabbitMQ needs a store)");
-  else
+  if (adapter === "rabbitmq") {
+    skipCase("R9-E2", adapter, "capability dedupe absent (dedupeWindowMs 0: RabbitMQ needs a store)");
+    skipCase("R9-E2b", adapter, "capability dedupe absent (dedupeWindowMs 0: RabbitMQ needs a store)");
+  }
+  if (adapter === "sqs")
+    skipCase(
+      "R9-E2b",
+      adapter,
+      "emulator fidelity gap: local-aws-sqs 2.0.2 dedupes only against messages still in the queue (its setRecord searches live records), so an id re-sent after its job was deleted is stored again; real SQS FIFO keeps a MessageDeduplicationId 5 min",
+    );
+  if (adapter !== "rabbitmq")
     it("R9-E2 the same id enqueued again (concurrently, then after completion) runs at most once per id", async () => {
       const spec: BrokerSpec = adapter === "sqs" ? { ...target.spec, namespace: `${target.spec.namespace}f` } : target.spec;
       const set = new BrokerSet(spec);
@@ -78,19 +87,18 @@ describe.each(selectedAdapters())("R9 enqueue outcomes on %s", (adapter: Adapter
         const duplicatePairs = pairs.filter(([a, b]) => a.duplicate !== b.duplicate).length;
         const startedIds = (): number => new Set(rec.of("start").map((e) => e.id)).size;
         await rec.until(() => startedIds() >= ids.length, 60_000, "E2 all ran");
-        // Once more, after they ran, still inside the window.
-        const again = await Promise.all(ids.map((id, n) => client.enqueue(job, { n }, { id })));
+        // Once more, after they ran, still inside the window (not on the SQS emulator: see E2b's skip).
+        const after = adapter !== "sqs";
+        const again = after ? await Promise.all(ids.map((id, n) => client.enqueue(job, { n }, { id }))) : [];
         const againDuplicate = again.filter((r) => r.duplicate).length;
         // Anything stored by mistake would run within a few lease periods.
         await new Promise((r) => setTimeout(r, 3_000));
         const counts = await createAdmin({ broker: producer }).counts(job.queue);
         const dup = rec.duplicates();
         const elapsed = Date.now() - started;
-        const bars: Bar[] = [
+        const common: Bar[] = [
           bar("duplicate executions by id", dup.extra, "= 0", dup.extra === 0),
           bar("ids completed", startedIds(), `= ${ids.length}`, startedIds() === ids.length),
-          bar("concurrent pairs with exactly one duplicate", duplicatePairs, `= ${ids.length}`, duplicatePairs === ids.length),
-          bar("re-enqueues after completion reported duplicate", againDuplicate, `= ${ids.length}`, againDuplicate === ids.length),
           bar("left waiting", counts.waiting + counts.delayed, "= 0", counts.waiting + counts.delayed === 0),
           bar("run inside the dedupe window (ms)", elapsed, `< ${window}`, elapsed < window),
         ];
@@ -99,9 +107,26 @@ describe.each(selectedAdapters())("R9 enqueue outcomes on %s", (adapter: Adapter
           adapter,
           seed: 0,
           config: { jobs: cfg.e2Jobs, dedupeWindowMs: window, options: e2Options },
-          figures: { executions: rec.of("start").length, duplicatePairs, againDuplicate, countsAfter: counts, elapsedMs: elapsed },
-          bars,
+          figures: { executions: rec.of("start").length, duplicatePairs, countsAfter: counts, elapsedMs: elapsed },
+          bars: [
+            bar("concurrent pairs with exactly one duplicate", duplicatePairs, `= ${ids.length}`, duplicatePairs === ids.length),
+            ...common,
+          ],
         });
+        const reportAfter = after
+          ? writeReport({
+              test: "R9-E2b",
+              adapter,
+              seed: 0,
+              config: { jobs: cfg.e2Jobs, dedupeWindowMs: window },
+              figures: { againDuplicate, executions: rec.of("start").length },
+              bars: [
+                bar("re-enqueues after completion reported duplicate", againDuplicate, `= ${ids.length}`, againDuplicate === ids.length),
+                ...common,
+              ],
+            })
+          : report;
+        expect(reportAfter.verdict).toBe("pass");
         expect(report.verdict).toBe("pass");
       } finally {
         await set.close();
