@@ -29,6 +29,8 @@ export interface ObservedDelivery {
 export interface Observation {
   /** Messages handed to `publish` (every retry and requeue counts too). */
   published: number;
+  /** UTF-8 size of each published body, in order. */
+  readonly publishedBytes: number[];
   readonly deliveries: ObservedDelivery[];
 }
 
@@ -67,7 +69,7 @@ export function until(condition: () => boolean, timeoutMs: number, what: string)
 
 /** Wraps `broker` so that publishes, deliveries and settlements are recorded; everything else passes through. */
 export function observe(broker: Broker): { broker: Broker; seen: Observation } {
-  const seen: Observation = { published: 0, deliveries: [] };
+  const seen: Observation = { published: 0, publishedBytes: [], deliveries: [] };
   const wrapDelivery = (d: Delivery): Delivery => {
     const o: ObservedDelivery = { body: d.body, deliveryCount: d.deliveryCount, at: Date.now() };
     seen.deliveries.push(o);
@@ -99,6 +101,7 @@ export function observe(broker: Broker): { broker: Broker; seen: Observation } {
     capabilities: broker.capabilities,
     publish: (queue, messages) => {
       seen.published += messages.length;
+      for (const m of messages) seen.publishedBytes.push(Buffer.byteLength(m.body, "utf8"));
       return broker.publish(queue, messages);
     },
     consume: (queue, options, onDelivery) => broker.consume(queue, options, (d) => onDelivery(wrapDelivery(d))),

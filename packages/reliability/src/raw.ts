@@ -5,6 +5,7 @@
  * queue's normal-priority physical queue, exactly where the adapter's consumer reads it.
  */
 
+import { randomUUID } from "node:crypto";
 import { GetQueueUrlCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { Broker } from "@jobs/core";
 import { physicalQueue } from "@jobs/core";
@@ -123,4 +124,28 @@ export async function rawWriter(spec: BrokerSpec, capabilities: Broker["capabili
       };
     }
   }
+}
+
+/**
+ * The wire text of an envelope as a foreign producer would write it: every field valid unless
+ * `fields` overrides it (`undefined` removes a field), the payload given as raw JSON text so that
+ * it can hold what `JSON.stringify` cannot produce (duplicate or `__proto__` keys, 100,000 levels).
+ */
+export function rawEnvelope(fields: Readonly<Record<string, unknown>>, payloadJson: string): string {
+  const now = Date.now();
+  const base: Record<string, unknown> = {
+    v: 1,
+    id: randomUUID(),
+    name: "raw.job",
+    queue: "default",
+    attempt: 1,
+    maxAttempts: 3,
+    priority: "normal",
+    enqueuedAt: now,
+    runAt: now,
+    timeout: 10_000,
+    ...fields,
+  };
+  for (const [k, v] of Object.entries(base)) if (v === undefined) delete base[k];
+  return `${JSON.stringify(base).slice(0, -1)},"payload":${payloadJson}}`;
 }
