@@ -78,8 +78,8 @@ function filesUnder(dir: string, ext: string): string[] {
  */
 const KNOWN_RSS_BUGS: Partial<Record<string, string>> = {
   rabbitmq:
-    "known bug, open: receiving an oversize message holds about 3.8 x its size before core's size check (amqplib's content frames, the concatenated content, the adapter's decoded string: Delivery.body is a string in the Broker contract); needs the size checked on the received bytes before decoding (contract change)",
-  sqs: "known bug, open: @aws-sdk/client-sqs buffers the ReceiveMessage response, decodes it and parses its JSON before the adapter sees the body: about 4.2 x the message before core's size check; not fixable inside the adapter with this SDK",
+    "known bug, open: receiving an oversize message holds 3.6-4.8 x its size (measured) before core's size check (amqplib's content frames, the concatenated content, the adapter's decoded string: Delivery.body is a string in the Broker contract); needs the size checked on the received bytes before decoding (contract change)",
+  sqs: "known bug, open: @aws-sdk/client-sqs buffers the ReceiveMessage response, decodes it and parses its JSON before the adapter sees the body: 2.5-4.2 x the message (measured) before core's size check; not fixable inside the adapter with this SDK",
 };
 
 const total = (c: QueueCounts): number => c.waiting + c.delayed + c.active + c.dead;
