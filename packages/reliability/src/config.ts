@@ -146,6 +146,8 @@ export interface SemanticsConfig {
   /** R8-L5: the lowered native delay limit and the job's delay. */
   readonly l5MaxDelayMs: number;
   readonly l5DelayMs: number;
+  /** R8-L4 (tier B, RabbitMQ): a job longer than the node's consumer_timeout (20 s). */
+  readonly l4JobMs: number;
   /** R8-L6: how long the event loop is blocked (beyond the lease). */
   readonly l6BlockMs: number;
   /** R9-E2: jobs enqueued, then re-enqueued with the same id. */
@@ -164,6 +166,7 @@ const SEMANTICS_A: SemanticsConfig = {
   l3BackoffMs: 20_000,
   l5MaxDelayMs: 2_000,
   l5DelayMs: 7_000,
+  l4JobMs: 30_000,
   l6BlockMs: 8_000,
   e2Jobs: 50,
   e5Items: 100,

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Broker, createAdmin, createClient, createWorker, defineJob } from "@jobs/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AdapterName, type BrokerSpec, selectedAdapters, startTarget, type Target } from "../src/adapters.js";
-import { config, TIMINGS } from "../src/config.js";
+import { config, TIMINGS, tier } from "../src/config.js";
 import {
   BrokerSet,
   blockEventLoop,
@@ -285,9 +285,78 @@ describe.each(selectedAdapters())("R8 leases on %s", (adapter) => {
     });
   });
 
-  const l4 =
-    adapter === "rabbitmq" ? "tier B only (consumer_timeout 20 s, 30-s job); not run in tier A" : "RabbitMQ only (consumer_timeout)";
-  skipCase("R8-L4", adapter, l4);
+  if (adapter !== "rabbitmq") skipCase("R8-L4", adapter, "RabbitMQ only (consumer_timeout)");
+  else if (tier() !== "B") skipCase("R8-L4", adapter, "tier B only (consumer_timeout 20 s, 30-s job)");
+  else
+    it("R8-L4 a job longer than consumer_timeout: the broker closes its channel, the consumer resumes within 5 s, other jobs drain", async () => {
+      const timeoutMs = 20_000;
+      const node = await startTarget("rabbitmq", "r8l4", { rabbitConsumerTimeoutMs: timeoutMs });
+      const long = defineJob<{ n: number }>({ name: "r8.l4.long", queue: queueName("l4"), timeout: 60_000, maxAttempts: 1 });
+      const short = defineJob<{ n: number }>({ name: "r8.l4.short", queue: long.queue, timeout: 10_000, maxAttempts: 1 });
+      const rec = new Recorder();
+      const set = new BrokerSet(node.spec);
+      try {
+        const broker = set.open({ consumerTimeout: timeoutMs });
+        rec.watchBroker(broker, "w");
+        const worker = set.track(createWorker({ broker, concurrency: 4, lease: LEASE, shutdownTimeout: 1_000 }));
+        rec.watchWorker(worker, "w");
+        worker.handle(long, async (_p, ctx) => {
+          rec.add({ kind: "start", id: ctx.job.id, attempt: ctx.job.attempt, source: "long" });
+          await sleep(cfg.l4JobMs, undefined, { signal: ctx.signal }).catch(() => {});
+        });
+        worker.handle(short, async (_p, ctx) => {
+          rec.add({ kind: "start", id: ctx.job.id, source: "short" });
+          await sleep(200);
+          rec.add({ kind: "done", id: ctx.job.id, source: "short" });
+        });
+        await worker.start();
+        const client = createClient({ broker: set.open({ consumerTimeout: timeoutMs }) });
+        const { id } = await client.enqueue(long, { n: 0 });
+        await s8until(rec, () => rec.of("start", id).length > 0, 10_000);
+        const shortIds: string[] = [];
+        // Short jobs every 500 ms until the long one was handed out again (or 2 × consumer_timeout).
+        const stopAt = Date.now() + 2 * timeoutMs;
+        while (rec.of("start", id).length < 2 && Date.now() < stopAt) {
+          shortIds.push((await client.enqueue(short, { n: shortIds.length })).id);
+          await sleep(500);
+        }
+        for (let i = 0; i < 10; i++) {
+          shortIds.push((await client.enqueue(short, { n: shortIds.length })).id);
+          await sleep(500);
+        }
+        const doneShort = (): number => new Set(rec.of("done").map((e) => e.id)).size;
+        await s8until(rec, () => doneShort() >= shortIds.length, 30_000);
+        const starts = rec
+          .of("start")
+          .filter((e) => e.source === "short")
+          .map((e) => e.t);
+        let maxGap = 0;
+        for (let i = 1; i < starts.length; i++) maxGap = Math.max(maxGap, (starts[i] as number) - (starts[i - 1] as number));
+        const longStarts = rec.of("start", id);
+        const report = writeReport({
+          test: "R8-L4",
+          adapter,
+          seed: 0,
+          config: { consumerTimeoutMs: timeoutMs, jobMs: cfg.l4JobMs },
+          figures: {
+            longStarts: longStarts.map((e) => e.t - (longStarts[0]?.t ?? 0)),
+            shortJobs: shortIds.length,
+            maxGapMs: maxGap,
+            leaseLost: rec.of("job.lease-lost").length,
+            brokerEvents: rec.entries.filter((e) => e.kind.startsWith("broker:")).map((e) => e.kind),
+          },
+          bars: [
+            bar("long job handed out again after the channel closed", longStarts.length, ">= 2", longStarts.length >= 2),
+            bar("longest pause of short jobs (ms)", maxGap, "<= 5500", maxGap <= 5_500),
+            bar("short jobs drained", doneShort(), `= ${shortIds.length}`, doneShort() === shortIds.length),
+          ],
+        });
+        expect(report.verdict).toBe("pass");
+      } finally {
+        await set.close();
+        await node.stop();
+      }
+    });
 
   it("R8-L6 a lease lost for real (event loop blocked 8 s): lease-lost, stale settle refused quietly, one more execution", async () => {
     const job = defineJob<{ n: number }>({ name: "r8.l6", queue: queueName("l6"), timeout: 60_000, maxAttempts: 1 });
@@ -336,3 +405,8 @@ describe.each(selectedAdapters())("R8 leases on %s", (adapter) => {
     }
   });
 });
+
+/** Waits on the recorder (L4 helper). */
+function s8until(rec: Recorder, check: () => boolean, timeoutMs: number): Promise<void> {
+  return rec.until(check, timeoutMs, "R8-L4 condition");
+}
