@@ -79,6 +79,8 @@ export interface ChaosConfig {
     readonly workers: number;
     readonly concurrency: number;
     readonly handlerMs: readonly [number, number];
+    /** R11-C1: the crash variant, shortened (Redis without AOF must lose the backlog it held). */
+    readonly c1Run: R2Run;
   };
 }
 
@@ -103,7 +105,14 @@ const R1_COMMON = {
 } as const;
 // R2 handlers (mean 100 ms, 2 × 8 slots: ~160 jobs/s) are slower than the producer (200/s), so a backlog is
 // always stored in the broker when it goes down: the restart must keep it (and R11-C1, without AOF, loses it).
-const R2_COMMON = { ratePerSec: 200, maxInFlight: 50, workers: 2, concurrency: 8, handlerMs: [50, 150] } as const;
+const R2_COMMON = {
+  ratePerSec: 200,
+  maxInFlight: 50,
+  workers: 2,
+  concurrency: 8,
+  handlerMs: [50, 150],
+  c1Run: { name: "crash", durationMs: 15_000, faults: [{ atMs: 8_000, kind: "crash", outageMs: 2_000 }] },
+} as const;
 
 const CHAOS_A: ChaosConfig = {
   r1: { ...R1_COMMON, jobs: 2_000, minKills: 4, producerRatePerSec: 90 },
