@@ -370,7 +370,9 @@ for (const adapter of selectedAdapters()) {
       const withPayload = lines.filter((l) => l.line.includes(marker)).length;
       const polluted = !prototypeUnchanged(prototypeBefore);
       const expectedDeadCount = expectedDead.length;
+      const leaseLost = lines.filter((l) => l.event === "job.lease-lost").length;
       const overall: Bar[] = [
+        bar("lease-lost events (P8 decode keeps the lease)", leaseLost, "= 0", leaseLost === 0),
         bar("good jobs completed", goodDone.size, `= ${goodJobs}`, goodDone.size === goodJobs),
         bar("Object.prototype unchanged", !polluted, "true", !polluted),
         bar("longest event line", longest, "<= 2048 B", longest <= 2048),
@@ -405,6 +407,8 @@ for (const adapter of selectedAdapters()) {
         figures: {
           goodJobs,
           goodCompleted: goodDone.size,
+          // 1,000,000 distinct keys cannot fit the 1 MiB limits: P8 uses as many as fit the worker's limit.
+          p8Keys: Math.floor((maxPayloadBytes - 4096) / 12),
           deadByReason,
           eventLines: lines.length,
           eventBytes: lines.reduce((s, l) => s + Buffer.byteLength(l.line), 0),
