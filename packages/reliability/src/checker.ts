@@ -70,6 +70,8 @@ export interface CheckReport {
   readonly explainedDuplicates: number;
   /** Second-or-later starts without such a fault. Must be 0. */
   readonly unexplained: UnexplainedDuplicate[];
+  /** Second-or-later starts of a job whose previous execution the library had already acked (the broker lost the ack, or a bug). */
+  readonly redeliveredAfterAck: number;
   /** Most starts of any one job. */
   readonly maxStarts: number;
   /** Dead-lettered jobs by reason (ids counted once per line). */
@@ -188,6 +190,7 @@ export function check(input: CheckInput): CheckReport {
   const settledAt = (id: string, s: LedgerLine): number | undefined => acks.get(id)?.find((a) => a.pid === s.pid && a.t >= s.t)?.t;
 
   let explainedDuplicates = 0;
+  let redeliveredAfterAck = 0;
   let maxStarts = 0;
   const unexplained: UnexplainedDuplicate[] = [];
   for (const [id, list] of starts) {
@@ -195,13 +198,16 @@ export function check(input: CheckInput): CheckReport {
     for (let i = 1; i < list.length; i++) {
       const prev = list[i - 1] as LedgerLine;
       const next = list[i] as LedgerLine;
-      // The first execution was in flight from its start until its ack (or, without one, the next start).
-      const inFlightUntil = Math.min(settledAt(id, prev) ?? next.t, next.t);
       const killed = kills.some((f) => f.pid === prev.pid && f.t >= prev.t && f.t <= next.t);
-      const broker = globalFaults.some((f) => f.t <= inFlightUntil && (f.until ?? f.t) >= prev.t);
+      // A broker or network fault (window) anywhere between the two starts (d.1). The ack does not
+      // end the window: a broker may lose an ack it had received (JetStream writes consumer state
+      // behind, so a kill -9 right after an ack redelivers the job).
+      const broker = globalFaults.some((f) => f.t <= next.t && (f.until ?? f.t) >= prev.t);
       const lease = (leaseLost.get(id) ?? []).some((r) => r.t >= prev.t && r.t <= next.t);
       if (killed || broker || lease) explainedDuplicates++;
       else unexplained.push({ id, firstPid: prev.pid, firstT: prev.t, secondPid: next.pid, secondT: next.t });
+      const ackedAt = settledAt(id, prev);
+      if (ackedAt !== undefined && ackedAt < next.t) redeliveredAfterAck++;
     }
   }
 
@@ -235,6 +241,7 @@ export function check(input: CheckInput): CheckReport {
     definiteCompleted,
     explainedDuplicates,
     unexplained,
+    redeliveredAfterAck,
     maxStarts,
     deadLettered,
     unexpectedDead: [...unexpectedDead],

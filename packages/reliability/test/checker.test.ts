@@ -102,11 +102,17 @@ describe("checker (RELIABILITY.md d.1)", () => {
     expect(check({ lines, faults: [{ t: 250, kind: "kill", pid: 11 }] }).unexplained).toHaveLength(1);
   });
 
-  it("a broker fault while the first execution was in flight explains, by any pid; one after its ack does not", () => {
+  it("a broker fault between the two starts explains, by any pid, even after the first ack (the broker may lose it)", () => {
     const lines = [...produced("a", 0), ...ran("a", 11, 10, 100), ...ran("a", 12, 1_000)];
-    // In flight 10..111 (ack at 111).
-    expect(check({ lines, faults: [{ t: 50, kind: "broker-crash", broker: "redis" }] }).explainedDuplicates).toBe(1);
-    expect(check({ lines, faults: [{ t: 500, kind: "broker-crash", broker: "redis" }] }).unexplained).toHaveLength(1);
+    // Started at 10, acked at 111, started again at 1000.
+    const during = check({ lines, faults: [{ t: 50, kind: "broker-crash", broker: "redis" }] });
+    expect(during.explainedDuplicates).toBe(1);
+    const afterAck = check({ lines, faults: [{ t: 500, kind: "broker-crash", broker: "nats" }] });
+    expect(afterAck.explainedDuplicates).toBe(1);
+    expect(afterAck.redeliveredAfterAck).toBe(1);
+    // Before the first start or after the second: no explanation.
+    expect(check({ lines, faults: [{ t: 5, kind: "broker-crash" }] }).unexplained).toHaveLength(1);
+    expect(check({ lines, faults: [{ t: 1_500, kind: "broker-crash" }] }).unexplained).toHaveLength(1);
     // A window that began before the start and lasted into it explains too.
     expect(check({ lines, faults: [{ t: 0, until: 20, kind: "proxy", mode: "pause" }] }).explainedDuplicates).toBe(1);
     // Informational faults explain nothing.

@@ -55,6 +55,7 @@ for (const adapter of selectedAdapters()) {
           recovered: c.recovered.length,
           duplicatesExplained: c.explainedDuplicates,
           duplicatesUnexplained: c.unexplained.length,
+          redeliveredAfterAck: c.redeliveredAfterAck,
           unexplainedSample: sample(c.unexplained),
           maxStarts: c.maxStarts,
           orphansNotRestarted: c.orphansNotRestarted,

@@ -58,6 +58,7 @@ for (const name of selectedAdapters()) {
             definiteCompleted: c.definiteCompleted.length,
             duplicatesExplained: c.explainedDuplicates,
             duplicatesUnexplained: c.unexplained.length,
+            redeliveredAfterAck: c.redeliveredAfterAck,
             unexplainedSample: sample(c.unexplained),
             longestPendingMs: c.maxPendingMs,
             unresolvedEnqueues: c.unresolved.length,
