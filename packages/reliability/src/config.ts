@@ -43,6 +43,69 @@ export interface ScenarioConfig {
   readonly semantics: SemanticsConfig;
   /** R1, R2 and R11-C1/C2: worker and producer processes, kill -9 and broker restarts. */
   readonly chaos: ChaosConfig;
+  /** R3, R6, R9-E1/E4, R4-H8/H7b and R7: network faults, shutdown, crash loops and soak, in forked processes. */
+  readonly processLevel: ProcessLevelConfig;
+}
+
+/** One R3 run: faults at ms from the start of the producer. */
+export interface R3Run {
+  readonly name: string;
+  readonly durationMs: number;
+  readonly steps: readonly R3Step[];
+}
+
+/** One step of an R3 schedule. `pause`, `pause-downstream` and `refuse` last `forMs`; a pause may end with a `reset` before `pass`. */
+export type R3Step =
+  | { readonly atMs: number; readonly kind: "reset" }
+  | { readonly atMs: number; readonly kind: "pause" | "pause-downstream"; readonly forMs: number; readonly endWith?: "reset" }
+  | { readonly atMs: number; readonly kind: "refuse"; readonly forMs: number }
+  | { readonly atMs: number; readonly kind: "latency"; readonly forMs: number; readonly ms: number; readonly jitterMs: number };
+
+/** Parameters of the process-level cases (R3, R6, R9-E1/E4, R4-H8/H7b, R7). */
+export interface ProcessLevelConfig {
+  readonly r3: {
+    readonly runs: readonly R3Run[];
+    readonly ratePerSec: number;
+    readonly maxInFlight: number;
+    readonly workers: number;
+    readonly concurrency: number;
+    readonly handlerMs: readonly [number, number];
+  };
+  readonly r6: {
+    readonly concurrency: number;
+    readonly prefetch: number;
+    /** G1: job length and shutdown deadline; G2: the long jobs' length and deadline. */
+    readonly g1JobMs: number;
+    readonly g1DeadlineMs: number;
+    readonly g2JobMs: number;
+    readonly g2DeadlineMs: number;
+  };
+  readonly r9: {
+    /** E1: enqueues through the proxy, RST every `e1ResetEveryMs`. */
+    readonly e1Jobs: number;
+    readonly e1ResetEveryMs: number;
+    /** E4: the broker is down this long while the producer enqueues. */
+    readonly e4OutageMs: number;
+    readonly e4RunMs: number;
+  };
+  readonly h8: {
+    /** Worker option `maxDeliveries` (broker-side delivery count bound). */
+    readonly maxDeliveries: number;
+    /** Innocent jobs (maxAttempts 5) enqueued beside the poison. */
+    readonly innocentJobs: number;
+    /** H7b: how long the event loop is blocked (beyond the lease). */
+    readonly h7bBlockMs: number;
+  };
+  readonly r7: {
+    /** R7a length (minutes; `JOBS_RELIABILITY_SOAK_MINUTES` overrides it) and warm-up. */
+    readonly minutes: number;
+    readonly warmUpMs: number;
+    /** R7b churn: proxy reset every `churnResetEveryMs` for `churnMinutes` (overridden likewise). */
+    readonly churnMinutes: number;
+    readonly churnResetEveryMs: number;
+    readonly sampleEveryMs: number;
+    readonly ratePerSec: number;
+  };
 }
 
 /** Parameters of R1 (kill -9 workers; R11-C2 has the same shape) and R2 (broker restarts; R11-C1 its crash variant). */
@@ -183,13 +246,70 @@ const SEMANTICS_A: SemanticsConfig = {
   d2Jobs: 100,
 };
 
+const PROCESS_A: ProcessLevelConfig = {
+  r3: {
+    // Tier A: one 40-s run, N1 (3 resets) then N2 (a 10-s pause that heals).
+    runs: [
+      {
+        name: "N1+N2",
+        durationMs: 40_000,
+        steps: [
+          { atMs: 4_000, kind: "reset" },
+          { atMs: 7_000, kind: "reset" },
+          { atMs: 10_000, kind: "reset" },
+          { atMs: 15_000, kind: "pause", forMs: 10_000 },
+        ],
+      },
+    ],
+    ratePerSec: 200,
+    maxInFlight: 50,
+    workers: 2,
+    concurrency: 8,
+    handlerMs: [20, 80],
+  },
+  r6: { concurrency: 8, prefetch: 16, g1JobMs: 3_000, g1DeadlineMs: 10_000, g2JobMs: 20_000, g2DeadlineMs: 5_000 },
+  r9: { e1Jobs: 2_000, e1ResetEveryMs: 500, e4OutageMs: 15_000, e4RunMs: 25_000 },
+  h8: { maxDeliveries: 3, innocentJobs: 40, h7bBlockMs: 12_000 },
+  r7: { minutes: 10, warmUpMs: 120_000, churnMinutes: 5, churnResetEveryMs: 2_000, sampleEveryMs: 10_000, ratePerSec: 200 },
+};
+
+const PROCESS_B: ProcessLevelConfig = {
+  ...PROCESS_A,
+  r3: {
+    ...PROCESS_A.r3,
+    runs: [
+      { name: "N1", durationMs: 60_000, steps: Array.from({ length: 10 }, (_, i) => ({ atMs: 5_000 * (i + 1), kind: "reset" as const })) },
+      { name: "N2", durationMs: 60_000, steps: [{ atMs: 15_000, kind: "pause", forMs: 10_000 }] },
+      { name: "N3", durationMs: 70_000, steps: [{ atMs: 10_000, kind: "pause", forMs: 45_000, endWith: "reset" }] },
+      {
+        name: "N4",
+        durationMs: 60_000,
+        steps: [
+          { atMs: 15_000, kind: "reset" },
+          { atMs: 15_050, kind: "refuse", forMs: 10_000 },
+        ],
+      },
+      { name: "N5", durationMs: 60_000, steps: [{ atMs: 15_000, kind: "pause-downstream", forMs: 10_000 }] },
+      { name: "N6", durationMs: 60_000, steps: [{ atMs: 0, kind: "latency", forMs: 60_000, ms: 200, jitterMs: 100 }] },
+    ],
+  },
+  r9: { ...PROCESS_A.r9, e1Jobs: 10_000 },
+};
+
 const PRESETS: Record<Tier, ScenarioConfig> = {
-  A: { tier: "A", inProcess: { r4ControlJobs: 100, r4ZombieJobs: 1_000, r5GoodJobs: 200 }, semantics: SEMANTICS_A, chaos: CHAOS_A },
+  A: {
+    tier: "A",
+    inProcess: { r4ControlJobs: 100, r4ZombieJobs: 1_000, r5GoodJobs: 200 },
+    semantics: SEMANTICS_A,
+    chaos: CHAOS_A,
+    processLevel: PROCESS_A,
+  },
   B: {
     tier: "B",
     inProcess: { r4ControlJobs: 500, r4ZombieJobs: 1_000, r5GoodJobs: 1_000 },
     semantics: { ...SEMANTICS_A, l2Jobs: 50, e2Jobs: 500, d2Jobs: 1_000 },
     chaos: CHAOS_B,
+    processLevel: PROCESS_B,
   },
 };
 
