@@ -93,9 +93,9 @@ export class Harness {
     return f;
   }
 
-  /** Forks a worker process and resolves once it consumes. */
-  async spawnWorker(params: Omit<WorkerParams, "ledgerDir">): Promise<Proc> {
-    const proc = this.#fork("worker", { ...params, ledgerDir: this.ledgerDir });
+  /** Forks a worker process and resolves once it consumes; `entry` replaces `processes/worker.ts` (a variant taking the same params and more). */
+  async spawnWorker<P extends Omit<WorkerParams, "ledgerDir">>(params: P, entry?: string): Promise<Proc> {
+    const proc = this.#fork("worker", { ...params, ledgerDir: this.ledgerDir }, entry);
     await proc.ready;
     return proc;
   }
@@ -246,8 +246,8 @@ export class Harness {
     for (const waiter of [...this.#waiters]) waiter();
   }
 
-  #fork(role: Proc["role"], params: unknown): Proc {
-    const child = fork(ENTRIES[role], [JSON.stringify(params)], {
+  #fork(role: Proc["role"], params: unknown, entry: string = ENTRIES[role]): Proc {
+    const child = fork(entry, [JSON.stringify(params)], {
       cwd: PACKAGE_ROOT,
       execArgv: [...CHILD_EXEC_ARGV],
       stdio: ["ignore", "pipe", "pipe", "ipc"],

@@ -1,0 +1,178 @@
+/**
+ * A worker process with the behaviours of the process-level cases (R6 graceful shutdown, R4-H8
+ * crash loops, R4-H7b blocked event loop, R7 soak): `processes/worker.ts`'s ledger lines, plus
+ *
+ * - the application's signal handling (R6): the first SIGTERM/SIGINT closes the worker with the
+ *   deadline, then the broker, and lets the process end by itself (no `process.exit`); a second
+ *   signal calls `close({ timeout: 0 })`, the immediate abort path;
+ * - handlers that honour `ctx.signal` (an aborted job writes `aborted`, never `done`);
+ * - payload-driven misbehaviour: `crash` (exit, SIGKILL, a throw from a timer, an un-awaited
+ *   rejection) and `block` (the event loop blocked with `Atomics.wait`);
+ * - `sampleEveryMs`: `gc()`, heap, rss, event-loop delay p99, active resources and listener
+ *   counts every period, as `sample` lines (R7).
+ */
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createWorker, defineJob, type JobInfo } from "@jobs/core";
+import { createBroker } from "../adapters.js";
+import { openLedger } from "../ledger.js";
+import type { ChildMessage, ParentMessage } from "./params.js";
+import type { ModePayload, ModeWorkerParams } from "./worker-modes-params.js";
+
+const params = JSON.parse(process.argv[2] ?? "{}") as ModeWorkerParams & { readonly ledgerDir: string };
+const ledger = openLedger(params.ledgerDir, "worker");
+const send = (message: ChildMessage): void => {
+  if (process.connected) process.send?.(message);
+};
+// The orchestrator went away: nothing left to report to (test infrastructure, not the library).
+process.on("disconnect", () => {
+  if (!shuttingDown) process.exit(0);
+});
+
+const keyOf = (job: JobInfo | undefined): string | undefined => {
+  const k = job?.metadata?.k;
+  return typeof k === "string" ? k : undefined;
+};
+
+const broker = createBroker(params.spec, params.brokerOptions ?? {});
+broker.on("disconnected", (e) => ledger.write("disconnected", { error: e.error?.message }));
+broker.on("reconnected", () => ledger.write("reconnected"));
+broker.on("error", (e) => ledger.write("broker-error", { error: e.error.message }));
+
+const worker = createWorker({
+  broker,
+  concurrency: params.concurrency,
+  prefetch: params.prefetch,
+  lease: params.leaseMs,
+  ...(params.shutdownTimeoutMs === undefined ? {} : { shutdownTimeout: params.shutdownTimeoutMs }),
+  ...(params.maxDeliveries === undefined ? {} : { maxDeliveries: params.maxDeliveries }),
+});
+
+let doneKeys: string[] = [];
+let firstStartSent = false;
+let shuttingDown = false;
+
+/** What a `crash` payload does to this process. */
+function crash(kind: NonNullable<ModePayload["crash"]>): void {
+  switch (kind) {
+    case "exit":
+      process.exit(1);
+      break;
+    case "sigkill":
+      process.kill(process.pid, "SIGKILL");
+      break;
+    case "throw-in-timer":
+      setTimeout(() => {
+        throw new Error("thrown from a timer callback");
+      });
+      break;
+    case "unhandled-rejection":
+      void Promise.reject(new Error("an un-awaited rejected promise"));
+      break;
+  }
+}
+
+worker.handle(defineJob<ModePayload>({ name: "reliability.chaos", queue: params.queue, maxAttempts: 25 }), async (payload, ctx) => {
+  ledger.write("start", { id: payload.k, jobId: ctx.job.id, attempt: ctx.job.attempt, shuttingDown });
+  if (!firstStartSent) {
+    firstStartSent = true;
+    send({ type: "started", t: Date.now(), count: 1 });
+  }
+  if (payload.crash !== undefined) {
+    crash(payload.crash);
+    // The timer and rejection variants take effect on a later tick; give them one.
+    await sleep(1_000);
+  }
+  if (payload.block !== undefined) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, payload.block);
+  try {
+    await sleep(payload.ms, undefined, { signal: ctx.signal });
+  } catch (error) {
+    ledger.write("aborted", { id: payload.k, reason: (ctx.signal.reason as Error | undefined)?.name });
+    throw error;
+  }
+  ledger.write("done", { id: payload.k });
+  doneKeys.push(payload.k);
+});
+worker.on("job.succeeded", (e) => ledger.write("ack", { id: keyOf(e.job) }));
+worker.on("job.failed", (e) => ledger.write("failed", { id: keyOf(e.job), error: e.error.message, willRetry: e.willRetry }));
+worker.on("job.lease-lost", (e) => ledger.write("lease-lost", { id: keyOf(e.job), error: e.error.message }));
+worker.on("job.dead-lettered", (e) => ledger.write("dead-lettered", { id: keyOf(e.job), reason: e.reason, error: e.error.message }));
+worker.on("error", (e) => ledger.write("worker-error", { id: keyOf(e.job), error: e.error.message }));
+
+const progress = setInterval(() => {
+  if (doneKeys.length === 0) return;
+  send({ type: "done", t: Date.now(), keys: doneKeys });
+  doneKeys = [];
+}, 100);
+
+// R7: samples after gc().
+const eld = monitorEventLoopDelay({ resolution: 10 });
+let sampler: NodeJS.Timeout | undefined;
+if (params.sampleEveryMs !== undefined) {
+  eld.enable();
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const listeners = broker as unknown as { listenerCounts?: () => Record<string, number> };
+  sampler = setInterval(() => {
+    gc?.();
+    const m = process.memoryUsage();
+    ledger.write("sample", {
+      heapUsed: m.heapUsed,
+      rss: m.rss,
+      eldP99Ms: eld.percentile(99) / 1e6,
+      resources: process.getActiveResourcesInfo().length,
+      processListeners: process.eventNames().reduce((n, e) => n + process.listenerCount(e), 0),
+      ...(listeners.listenerCounts === undefined ? {} : { brokerListeners: listeners.listenerCounts() }),
+    });
+    eld.reset();
+  }, params.sampleEveryMs);
+}
+
+/** Shutdown as an application does it (docs/concepts/shutdown.md), ending without `process.exit`. */
+async function shutdown(signal: string): Promise<void> {
+  const t = Date.now();
+  ledger.write("sigterm", { signal, running: worker.running });
+  send({ type: "finished", t });
+  clearInterval(progress);
+  if (sampler !== undefined) clearInterval(sampler);
+  eld.disable();
+  await worker.close(params.shutdownTimeoutMs === undefined ? {} : { timeout: params.shutdownTimeoutMs });
+  ledger.write("worker-closed", { ms: Date.now() - t });
+  await broker.close();
+  if (doneKeys.length > 0) send({ type: "done", t: Date.now(), keys: doneKeys });
+  // What would keep the process alive now: stdio and the IPC channel are the harness's.
+  ledger.write("exiting", { ms: Date.now() - t, resources: process.getActiveResourcesInfo() });
+  ledger.close();
+  process.disconnect?.();
+}
+
+let signals = 0;
+const onSignal = (signal: string): void => {
+  signals++;
+  if (signals === 1) {
+    shuttingDown = true;
+    shutdown(signal).catch((error: unknown) => {
+      ledger.write("shutdown-error", { error: (error as Error)?.message });
+      process.exitCode = 1;
+    });
+  } else {
+    // Second signal: abort running jobs now (core shortens the deadline; still no ack of unfinished work).
+    ledger.write("second-signal", { signal });
+    void worker.close({ timeout: 0 });
+  }
+};
+process.on("SIGTERM", onSignal);
+process.on("SIGINT", onSignal);
+
+process.on("message", (message: ParentMessage) => {
+  if (message.type === "close") onSignal("close");
+});
+
+try {
+  await worker.start();
+  ledger.write("ready");
+  send({ type: "ready", t: Date.now() });
+} catch (error) {
+  ledger.write("fatal", { error: (error as Error).message });
+  send({ type: "fatal", t: Date.now(), message: (error as Error).message });
+  process.exit(1);
+}
