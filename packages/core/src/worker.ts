@@ -77,7 +77,9 @@ export interface Worker<Ctx> {
   start(): Promise<void>;
   /**
    * Graceful shutdown: stop fetching, release jobs not yet started, let running jobs finish up to
-   * the timeout, then abort them (they are not acked and will be redelivered). Idempotent.
+   * the timeout, then abort them (they are not acked and will be redelivered). Idempotent: a later
+   * call returns the same promise, and a later `timeout` shorter than what is left brings the abort
+   * forward (`close({ timeout: 0 })` on a second SIGTERM aborts running jobs at once).
    */
   close(options?: CloseOptions): Promise<void>;
   /** Subscribe to job events. */
@@ -156,6 +158,10 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   let closing: Promise<void> | undefined;
   let starting: Promise<void> | undefined;
   let onIdle: (() => void) | undefined;
+  /** When close() aborts running jobs (Date.now() ms); a later close() with a shorter timeout moves it earlier. */
+  let abortAt = Number.POSITIVE_INFINITY;
+  /** While close() waits for running jobs: re-arms its timer for an earlier `abortAt`. */
+  let shortenShutdown: (() => void) | undefined;
   let pendingSettles = 0;
 
   function reportSettleError(error: unknown, envelope: Envelope | undefined): void {
@@ -518,9 +524,17 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       return starting;
     },
     close(closeOptions) {
-      if (closing !== undefined) return closing;
+      if (closing !== undefined) {
+        // A later call with a shorter timeout (a second SIGTERM, say) brings the abort forward.
+        if (closeOptions?.timeout !== undefined) {
+          abortAt = Math.min(abortAt, Date.now() + parseDuration(closeOptions.timeout, "timeout"));
+          shortenShutdown?.();
+        }
+        return closing;
+      }
       const timeoutMs = closeOptions?.timeout === undefined ? shutdownTimeoutMs : parseDuration(closeOptions.timeout, "timeout");
       state = "closing";
+      abortAt = Date.now() + timeoutMs;
       closing = (async () => {
         await Promise.allSettled(subscriptions.map((s) => s.stop()));
         for (const buffer of buffers) {
@@ -529,7 +543,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
           }
         }
         buffered = 0;
-        if (!(await idleWithin(timeoutMs))) {
+        if (!(await idleWithin(Math.max(0, abortAt - Date.now()), true))) {
           const reason = new BrokerClosedError("[jobs] worker is shutting down");
           for (const item of runningSet) {
             item.shutdownAborted = true;
@@ -545,16 +559,26 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     },
   };
 
-  function idleWithin(ms: number): Promise<boolean> {
+  /** Resolves true once nothing runs or settles, false after `ms`; `shortenable`: ends at `abortAt` if a later close() moves it earlier. */
+  function idleWithin(ms: number, shortenable = false): Promise<boolean> {
     if (runningSet.size === 0 && pendingSettles === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const expire = (): void => {
         onIdle = undefined;
+        shortenShutdown = undefined;
         resolve(false);
-      }, ms);
+      };
+      let timer = setTimeout(expire, ms);
+      if (shortenable) {
+        shortenShutdown = () => {
+          clearTimeout(timer);
+          timer = setTimeout(expire, Math.max(0, abortAt - Date.now()));
+        };
+      }
       onIdle = () => {
         clearTimeout(timer);
         onIdle = undefined;
+        shortenShutdown = undefined;
         resolve(true);
       };
     });

@@ -799,6 +799,31 @@ describe("worker: lifecycle", () => {
     expect(attempts).toEqual([1]);
   });
 
+  it("a second close() with a shorter timeout aborts running jobs at once (second SIGTERM)", async () => {
+    const t = scope();
+    const broker = t.broker();
+    const queue = uniqueQueue("second-close");
+    const job = defineJob<null>({ name: "long", queue, maxAttempts: 5 });
+    const succeeded: unknown[] = [];
+    const worker = t.worker({ broker }).handle(job, async (_p, ctx) => {
+      await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+      throw ctx.signal.reason;
+    });
+    worker.on("job.succeeded", (e) => succeeded.push(e));
+    const started = waitForEvent(worker, "job.started");
+    await worker.start();
+    await t.client(broker).enqueue(job, null);
+    await started;
+    const t0 = performance.now();
+    const first = worker.close({ timeout: "30s" });
+    const second = worker.close({ timeout: 0 });
+    expect(second).toBe(first);
+    await second;
+    expect(performance.now() - t0).toBeLessThan(2_000);
+    expect(succeeded).toEqual([]);
+    await waitFor(async () => (await broker.counts(queue)).waiting === 1);
+  });
+
   it("on close, lets a running job finish within the timeout and acks it", async () => {
     const t = scope();
     const broker = t.broker();
