@@ -63,7 +63,11 @@ export const sqsCapabilities: BrokerCapabilities = {
 
 /** Options of `createSqsBroker`. */
 export interface SqsBrokerOptions {
-  /** An existing client to use (never destroyed by the broker); request timeouts still apply per call. @default a client built from the options below */
+  /**
+   * An existing client to use (never destroyed by the broker); request timeouts still apply per call.
+   * Its SDK retries apply to publishes too: give it `maxAttempts: 1`, or a retried send whose first
+   * response was lost stores the job twice on a standard queue. @default a client built from the options below
+   */
   readonly client?: SQSClient;
   /** Endpoint URL of SQS or a compatible service (LocalStack, ElasticMQ, an emulator). @default the AWS endpoint of the region */
   readonly endpoint?: string;
@@ -186,6 +190,12 @@ class SqsBroker implements Broker {
   readonly fifo: boolean;
   closed = false;
   readonly #client: SQSClient;
+  /**
+   * Sends publishes: the same connections, no SDK retry. A retried SendMessageBatch whose first
+   * response was lost (connection reset) stores the jobs twice on a standard queue; without the
+   * retry the enqueue rejects as ambiguous, which the caller can see (RELIABILITY.md anchor 6).
+   */
+  readonly #publishClient: SQSClient;
   readonly #ownsClient: boolean;
   readonly #prefix: string;
   readonly #create: boolean;
@@ -246,13 +256,14 @@ class SqsBroker implements Broker {
           throw new InvalidOptionsError(field, "configures the client the broker builds; with `client`, configure that client");
       }
       this.#client = options.client;
+      this.#publishClient = options.client;
       this.#ownsClient = false;
     } else {
       if (options.endpoint !== undefined && typeof options.endpoint !== "string") {
         throw new InvalidOptionsError("endpoint", "expected a URL string");
       }
       const region = options.region ?? options.clientConfig?.region ?? (options.endpoint === undefined ? undefined : "us-east-1");
-      this.#client = new SQSClient({
+      const config = {
         ...options.clientConfig,
         ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
         ...(region === undefined ? {} : { region }),
@@ -263,7 +274,9 @@ class SqsBroker implements Broker {
           throwOnRequestTimeout: true,
           httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }),
         }),
-      });
+      };
+      this.#client = new SQSClient(config);
+      this.#publishClient = new SQSClient({ ...config, maxAttempts: 1 });
       this.#ownsClient = true;
       const url = options.endpoint === undefined ? undefined : new URL(options.endpoint);
       if (url?.protocol === "http:" && !isLoopbackHost(url.hostname)) {
@@ -415,7 +428,7 @@ class SqsBroker implements Broker {
     }));
     let out: SendMessageBatchCommandOutput;
     try {
-      out = await this.#call((o) => this.#client.send(new SendMessageBatchCommand({ QueueUrl: url, Entries }), o));
+      out = await this.#call((o) => this.#publishClient.send(new SendMessageBatchCommand({ QueueUrl: url, Entries }), o));
     } catch (error) {
       if (isMissingQueue(error)) this.#forget(url);
       const failure = publishError(queue, error);
@@ -828,7 +841,10 @@ class SqsBroker implements Broker {
       ...pending,
       ...[...this.#batchers.values()].flatMap((b) => [b.send.drain(), b.remove.drain(), b.visibility.drain()]),
     ]);
-    if (this.#ownsClient) this.#client.destroy();
+    if (this.#ownsClient) {
+      this.#client.destroy();
+      this.#publishClient.destroy();
+    }
   }
 }
 
