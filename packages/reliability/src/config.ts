@@ -166,14 +166,14 @@ const R1_COMMON = {
   stopKillingAt: 0.9,
   producerInFlight: 64,
 } as const;
-// R2 handlers (mean 100 ms, 2 × 8 slots: ~160 jobs/s) are slower than the producer (200/s), so a backlog is
+// R2 handlers (mean 90 ms, 2 × 8 slots: ~175 jobs/s) are slower than the producer (200/s), so a backlog is
 // always stored in the broker when it goes down: the restart must keep it (and R11-C1, without AOF, loses it).
 const R2_COMMON = {
   ratePerSec: 200,
   maxInFlight: 50,
   workers: 2,
   concurrency: 8,
-  handlerMs: [50, 150],
+  handlerMs: [45, 135],
   c1Run: { name: "crash", durationMs: 15_000, faults: [{ atMs: 8_000, kind: "crash", outageMs: 2_000 }] },
 } as const;
 
