@@ -75,7 +75,7 @@ export class Harness {
   readonly crashes: { pid: number; code: number | null; signal: string | null; output: string }[] = [];
   readonly #procs = new Set<Proc>();
   readonly #waiters = new Set<() => void>();
-  readonly #faultFd: number;
+  #faultFd: number | undefined;
 
   constructor(test: string, adapter: string) {
     const run = resolve(reportDir(), "..", "..", "reliability-runs", process.env.JOBS_RELIABILITY_RUN ?? "adhoc");
@@ -89,7 +89,7 @@ export class Harness {
   fault(kind: string, fields: Omit<Fault, "t" | "kind"> & { t?: number } = {}): Fault {
     const f: Fault = { ...fields, t: fields.t ?? Date.now(), kind };
     this.faults.push(f);
-    writeSync(this.#faultFd, `${JSON.stringify(f)}\n`);
+    if (this.#faultFd !== undefined) writeSync(this.#faultFd, `${JSON.stringify(f)}\n`);
     return f;
   }
 
@@ -223,11 +223,9 @@ export class Harness {
       p.child.kill("SIGKILL");
     }
     await Promise.all(live.map((p) => p.exited));
-    try {
-      closeSync(this.#faultFd);
-    } catch {
-      // already closed
-    }
+    // Once only: a closed descriptor number may already belong to another file.
+    if (this.#faultFd !== undefined) closeSync(this.#faultFd);
+    this.#faultFd = undefined;
   }
 
   #ledgerBytes(): number {
@@ -323,9 +321,16 @@ process.once("exit", () => {
   for (const h of everyHarness) void h.close();
 });
 
-/** Creates a harness that `process.exit` also cleans up. */
+/** Creates a harness that `process.exit` and `closeAllHarnesses` also clean up. */
 export function createHarness(test: string, adapter: string): Harness {
   const h = new Harness(test, adapter);
   everyHarness.add(h);
   return h;
+}
+
+/** Kills every process of every harness created so far (an `afterEach` safety net for tests that time out). */
+export async function closeAllHarnesses(): Promise<void> {
+  const all = [...everyHarness];
+  everyHarness.clear();
+  await Promise.all(all.map((h) => h.close()));
 }

@@ -3,12 +3,16 @@
  * points; nothing accepted may be lost, every duplicate must be explained by a kill, and orphans
  * must come back within the broker's bound.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { selectedAdapters } from "../src/adapters.js";
 import { config, TIMINGS } from "../src/config.js";
+import { closeAllHarnesses } from "../src/harness.js";
 import { runR1, sample } from "../src/harness-scenarios.js";
 import { runSeed } from "../src/random.js";
 import { bar, writeReport } from "../src/report.js";
+
+// No child process outlives a test, even one that timed out.
+afterEach(closeAllHarnesses);
 
 /** Orphan recovery p99 bound per broker (R1 pass bar). */
 const RECOVERY_LIMIT_MS: Record<string, number> = {

@@ -5,12 +5,16 @@
  * - C2: workers whose broker acks every delivery before the handler (`ackBeforeHandle`), R1 ⇒ lost > 0.
  * Both run on Redis (tier A).
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { selectedAdapters } from "../src/adapters.js";
 import { config } from "../src/config.js";
+import { closeAllHarnesses } from "../src/harness.js";
 import { runR1, runR2, sample } from "../src/harness-scenarios.js";
 import { runSeed } from "../src/random.js";
 import { bar, writeReport } from "../src/report.js";
+
+// No child process outlives a test, even one that timed out.
+afterEach(closeAllHarnesses);
 
 const onRedis = selectedAdapters().includes("redis");
 

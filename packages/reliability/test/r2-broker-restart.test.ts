@@ -3,11 +3,15 @@
  * gracefully under a steady producer and two workers; no accepted enqueue may be lost, producers
  * and workers must reconnect by themselves, and no enqueue may hang.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { selectedAdapters } from "../src/adapters.js";
 import { config, TIMINGS } from "../src/config.js";
+import { closeAllHarnesses } from "../src/harness.js";
 import { runR2, sample } from "../src/harness-scenarios.js";
 import { bar, writeReport } from "../src/report.js";
+
+// No child process outlives a test, even one that timed out.
+afterEach(closeAllHarnesses);
 
 /** Reconnect bound after the broker is ready: backoff cap (1 s) + 3 s; RabbitMQ's quorum queues elect a leader first: 10 s. */
 const RECONNECT_LIMIT_MS = { redis: TIMINGS.maxReconnectDelayMs + 3_000, nats: TIMINGS.maxReconnectDelayMs + 3_000, rabbitmq: 10_000 };
