@@ -14,6 +14,7 @@ import {
   UnknownJobError,
 } from "./errors.js";
 import { Emitter, type JobInfo, type WorkerEventMap } from "./events.js";
+import { IntrusiveList } from "./internal/list.js";
 import { physicalQueues } from "./internal/routing.js";
 import { describeIssues, runSchema, type SchemaResult } from "./internal/schema.js";
 import { assertQueueName } from "./names.js";
@@ -109,6 +110,9 @@ interface Held {
   readonly bufferedAt: number;
   /** performance.now() after which the pending handler times out (Infinity while not awaiting one). */
   deadline: number;
+  /** Links in the running list. */
+  prev: Held | undefined;
+  next: Held | undefined;
 }
 
 const SHUTDOWN_GRACE_MS = 1_000;
@@ -151,7 +155,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     for (const buffer of buffers) yield* buffer;
     yield* runningSet;
   }
-  const runningSet = new Set<Held>();
+  const runningSet = new IntrusiveList<Held>();
   const subscriptions: Subscription[] = [];
   let state: "new" | "starting" | "running" | "closing" | "closed" = "new";
   let heartbeat: NodeJS.Timeout | undefined;
@@ -252,6 +256,8 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       startedAt: 0,
       bufferedAt: now,
       deadline: Number.POSITIVE_INFINITY,
+      prev: undefined,
+      next: undefined,
     };
     (buffers[level] as Held[]).push(item);
     buffered++;
