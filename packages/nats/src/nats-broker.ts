@@ -37,7 +37,7 @@ import {
   type Subscription as NatsSubscription,
   type NodeConnectionOptions,
 } from "@nats-io/transport-node";
-import { ACK, type DeliveryHost, NatsDelivery, sequenceOf } from "./internal/delivery.js";
+import { ACK, type DeliveryHost, HeldDeliveries, NatsDelivery, sequenceOf } from "./internal/delivery.js";
 import { Puller } from "./internal/puller.js";
 
 /** What the NATS JetStream broker does natively (the defaults; options narrow `broker.capabilities`). */
@@ -159,7 +159,7 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
   readonly #ensure: () => Promise<void>;
   readonly #names = new Map<string, Names>();
   readonly #pullers = new Set<{ readonly puller: Puller; readonly setup: () => Promise<void> }>();
-  readonly #held = new Set<NatsDelivery>();
+  readonly #held = new HeldDeliveries();
   readonly #pending = new Map<string, Pending>();
   readonly #replies = `${createInbox()}.`;
   #requests = 0;
@@ -724,8 +724,7 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
     const nc = this.#nc;
     if (nc === undefined) return;
     // Unsettled deliveries go back to their queue at once instead of after their lease.
-    for (const delivery of this.#held) if (delivery.release()) this.publishRaw(delivery.reply, "-NAK");
-    this.#held.clear();
+    for (const delivery of this.#held.drain()) if (delivery.release()) this.publishRaw(delivery.reply, "-NAK");
     // Publishes already sent get their PubAck (bounded), then the connection goes.
     const deadline = performance.now() + Math.min(this.#timeoutMs, 2_000);
     while (this.#pending.size > 0 && this.#connected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));

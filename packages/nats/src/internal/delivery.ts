@@ -23,26 +23,27 @@ export interface DeliveryHost {
   forget(delivery: NatsDelivery): void;
 }
 
+/** Dot positions of the ack subject being parsed (one buffer for all: parsing is synchronous). */
+const dots = new Int32Array(16);
+
 /**
  * Token `fromEnd` of the ack subject, counted from its end (1 = last): 5 = times delivered, 4 =
  * stream sequence in `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<time>.<pending>`; newer
  * servers add a domain and an account hash after `ACK` and a random token at the end (one more).
  */
 function ackToken(reply: string, fromEnd: 4 | 5): string {
-  // Hot path (once per delivery): walk back over the last tokens instead of splitting the subject.
-  let end = reply.length;
-  for (let n = 1; n < fromEnd; n++) end = reply.lastIndexOf(".", end - 1);
-  const start = reply.lastIndexOf(".", end - 1) + 1;
-  // 9 tokens: the v1 form; otherwise the newer form has one token more at the end.
-  if (reply.startsWith("$JS.ACK.") && countDots(reply) === 8) return reply.slice(start, end);
-  const tokens = reply.split(".");
-  return tokens[tokens.length - fromEnd - 1] as string;
-}
-
-function countDots(text: string): number {
-  let dots = 0;
-  for (let i = text.indexOf("."); i >= 0; i = text.indexOf(".", i + 1)) dots++;
-  return dots;
+  // Hot path (once per delivery): one pass over the subject, no split.
+  let count = 0;
+  for (let i = 0; i < reply.length; i++) {
+    if (reply.charCodeAt(i) === 46 /* . */) {
+      if (count === dots.length) return "";
+      dots[count++] = i;
+    }
+  }
+  // 9 tokens (8 dots): the v1 form; otherwise the newer form has one token more at the end.
+  const index = count + 1 - fromEnd - (count === 8 && reply.startsWith("$JS.ACK.") ? 0 : 1);
+  if (index < 1 || index > count) return "";
+  return reply.slice((dots[index - 1] as number) + 1, index === count ? reply.length : dots[index]);
 }
 
 /** Stream sequence of a delivery, from its ack subject. */
@@ -50,9 +51,48 @@ export function sequenceOf(reply: string): string {
   return ackToken(reply, 4);
 }
 
+/**
+ * The unsettled deliveries of a broker (close() hands them back): an intrusive list, so holding
+ * one costs two field writes instead of a Set entry (a Set's churn reallocates its table).
+ */
+export class HeldDeliveries {
+  #head: NatsDelivery | undefined;
+
+  add(delivery: NatsDelivery): void {
+    delivery.next = this.#head;
+    if (this.#head !== undefined) this.#head.prev = delivery;
+    this.#head = delivery;
+  }
+
+  delete(delivery: NatsDelivery): void {
+    const { prev, next } = delivery;
+    if (prev !== undefined) prev.next = next;
+    else if (this.#head === delivery) this.#head = next;
+    else return;
+    if (next !== undefined) next.prev = prev;
+    delivery.prev = undefined;
+    delivery.next = undefined;
+  }
+
+  /** Empties the list and returns what it held. */
+  drain(): NatsDelivery[] {
+    const all: NatsDelivery[] = [];
+    for (let d = this.#head; d !== undefined; d = d.next) all.push(d);
+    for (const d of all) {
+      d.prev = undefined;
+      d.next = undefined;
+    }
+    this.#head = undefined;
+    return all;
+  }
+}
+
 /** One delivery of a ready message, leased until the server's AckWait ends (kept longer by heartbeats when asked). */
 export class NatsDelivery implements Delivery {
   readonly body: string;
+  /** Neighbours in the broker's HeldDeliveries list. */
+  prev: NatsDelivery | undefined = undefined;
+  next: NatsDelivery | undefined = undefined;
   readonly deliveryCount: number;
   readonly reply: string;
   #expiresAt: number;
