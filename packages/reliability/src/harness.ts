@@ -100,6 +100,11 @@ export class Harness {
     return proc;
   }
 
+  /** Forks a worker process without waiting for it to be ready (`proc.ready` tells). */
+  forkWorker<P extends Omit<WorkerParams, "ledgerDir">>(params: P, entry?: string): Proc {
+    return this.#fork("worker", { ...params, ledgerDir: this.ledgerDir }, entry);
+  }
+
   /** Forks a producer process (it starts enqueuing at once); resolves once forked. */
   spawnProducer(params: Omit<ProducerParams, "ledgerDir">): Proc {
     return this.#fork("producer", { ...params, ledgerDir: this.ledgerDir });

@@ -27,6 +27,18 @@ export function proxiedSpec(spec: BrokerSpec, port: number): BrokerSpec {
   return { ...spec, url: text };
 }
 
+/**
+ * Adapter options of processes behind the proxy: the suite's health check (ping every 1 s, 2 s
+ * timeout; d.1) where the suite's defaults leave the adapter's own. SQS has no ping: its request
+ * timeout is its health check. nats.js pings every `pingInterval` and drops the connection when
+ * more than `maxPingOut` are unanswered at a tick (the adapter's default: 2 s × 2).
+ */
+export function healthCheckOptions(adapter: AdapterName): Readonly<Record<string, unknown>> {
+  if (adapter === "sqs") return { requestTimeout: TIMINGS.pingTimeoutMs };
+  if (adapter === "nats") return { connectionOptions: { pingInterval: TIMINGS.pingIntervalMs, maxPingOut: 1 } };
+  return {};
+}
+
 /** Starts a proxy process in front of the target's server. */
 export function proxyFor(h: Harness, target: Target): Promise<ProxyProcess> {
   if (target.server === undefined) throw new Error("[reliability] a proxied scenario needs an out-of-process broker");
@@ -118,8 +130,10 @@ export async function runR3(options: {
   try {
     const proxy = await proxyFor(h, target);
     const spec = proxiedSpec(target.spec, proxy.port);
+    const brokerOptions = healthCheckOptions(options.adapter);
     const params: Omit<WorkerParams, "ledgerDir"> = {
       spec,
+      brokerOptions,
       queue: PROCESS_QUEUE,
       concurrency: cfg.concurrency,
       prefetch: cfg.concurrency,
@@ -128,6 +142,7 @@ export async function runR3(options: {
     await Promise.all(Array.from({ length: cfg.workers }, () => h.spawnWorker(params)));
     const producer = h.spawnProducer({
       spec,
+      brokerOptions,
       queue: PROCESS_QUEUE,
       keyPrefix: "j",
       count: Math.ceil((cfg.ratePerSec * options.run.durationMs) / 1000) + 1,

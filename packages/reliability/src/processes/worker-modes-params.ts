@@ -22,6 +22,10 @@ export interface ModeWorkerParams extends Omit<WorkerParams, "ledgerDir" | "wrap
   readonly shutdownTimeoutMs?: number;
   /** Worker `maxDeliveries`. */
   readonly maxDeliveries?: number;
+  /** Handlers sleep at most this long, whatever the payload says (the "other worker" of R6 finishes redelivered long jobs quickly). */
+  readonly capMs?: number;
+  /** Connect, but start consuming only on a `{ type: "go" }` message (R6's second worker, forked ahead of time). */
+  readonly startOnGo?: boolean;
   /** R7: sample memory and handles this often, ms. */
   readonly sampleEveryMs?: number;
 }

@@ -49,7 +49,7 @@ const worker = createWorker({
 });
 
 let doneKeys: string[] = [];
-let firstStartSent = false;
+let started = 0;
 let shuttingDown = false;
 
 /** What a `crash` payload does to this process. */
@@ -74,10 +74,9 @@ function crash(kind: NonNullable<ModePayload["crash"]>): void {
 
 worker.handle(defineJob<ModePayload>({ name: "reliability.chaos", queue: params.queue, maxAttempts: 25 }), async (payload, ctx) => {
   ledger.write("start", { id: payload.k, jobId: ctx.job.id, attempt: ctx.job.attempt, shuttingDown });
-  if (!firstStartSent) {
-    firstStartSent = true;
-    send({ type: "started", t: Date.now(), count: 1 });
-  }
+  started++;
+  // Every start while few jobs ran (R6 and R4 wait for them); then the first of each 100 (R3, R7 at 200/s).
+  if (started <= 100 || started % 100 === 0) send({ type: "started", t: Date.now(), count: started });
   if (payload.crash !== undefined) {
     crash(payload.crash);
     // The timer and rejection variants take effect on a later tick; give them one.
@@ -85,7 +84,7 @@ worker.handle(defineJob<ModePayload>({ name: "reliability.chaos", queue: params.
   }
   if (payload.block !== undefined) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, payload.block);
   try {
-    await sleep(payload.ms, undefined, { signal: ctx.signal });
+    await sleep(Math.min(payload.ms, params.capMs ?? Number.POSITIVE_INFINITY), undefined, { signal: ctx.signal });
   } catch (error) {
     ledger.write("aborted", { id: payload.k, reason: (ctx.signal.reason as Error | undefined)?.name });
     throw error;
@@ -106,9 +105,9 @@ const progress = setInterval(() => {
 }, 100);
 
 // R7: samples after gc().
-const eld = monitorEventLoopDelay({ resolution: 10 });
+const eld = params.sampleEveryMs === undefined ? undefined : monitorEventLoopDelay({ resolution: 10 });
 let sampler: NodeJS.Timeout | undefined;
-if (params.sampleEveryMs !== undefined) {
+if (eld !== undefined) {
   eld.enable();
   const gc = (globalThis as { gc?: () => void }).gc;
   const listeners = broker as unknown as { listenerCounts?: () => Record<string, number> };
@@ -134,14 +133,19 @@ async function shutdown(signal: string): Promise<void> {
   send({ type: "finished", t });
   clearInterval(progress);
   if (sampler !== undefined) clearInterval(sampler);
-  eld.disable();
+  eld?.disable();
   await worker.close(params.shutdownTimeoutMs === undefined ? {} : { timeout: params.shutdownTimeoutMs });
   ledger.write("worker-closed", { ms: Date.now() - t });
   await broker.close();
   if (doneKeys.length > 0) send({ type: "done", t: Date.now(), keys: doneKeys });
-  // What would keep the process alive now: stdio and the IPC channel are the harness's.
-  ledger.write("exiting", { ms: Date.now() - t, resources: process.getActiveResourcesInfo() });
-  ledger.close();
+  ledger.write("closed-all", { ms: Date.now() - t, resources: process.getActiveResourcesInfo() });
+  // The IPC channel is the harness's; without it, only what the library left could keep Node running.
+  process.once("beforeExit", () => {
+    ledger.write("exiting", { ms: Date.now() - t, resources: process.getActiveResourcesInfo() });
+    ledger.close();
+  });
+  // Diagnostics if something still holds the event loop (unref'd: it keeps nothing alive itself).
+  setTimeout(() => ledger.write("still-alive", { ms: Date.now() - t, resources: process.getActiveResourcesInfo() }), 3_000).unref();
   process.disconnect?.();
 }
 
@@ -163,16 +167,22 @@ const onSignal = (signal: string): void => {
 process.on("SIGTERM", onSignal);
 process.on("SIGINT", onSignal);
 
-process.on("message", (message: ParentMessage) => {
+async function start(): Promise<void> {
+  try {
+    await worker.start();
+    ledger.write("ready");
+    send({ type: "ready", t: Date.now() });
+  } catch (error) {
+    ledger.write("fatal", { error: (error as Error).message });
+    send({ type: "fatal", t: Date.now(), message: (error as Error).message });
+    process.exit(1);
+  }
+}
+
+process.on("message", (message: ParentMessage | { readonly type: "go" }) => {
   if (message.type === "close") onSignal("close");
+  if (message.type === "go") void start();
 });
 
-try {
-  await worker.start();
-  ledger.write("ready");
-  send({ type: "ready", t: Date.now() });
-} catch (error) {
-  ledger.write("fatal", { error: (error as Error).message });
-  send({ type: "fatal", t: Date.now(), message: (error as Error).message });
-  process.exit(1);
-}
+if (params.startOnGo === true) send({ type: "forked", t: Date.now() } as unknown as ChildMessage);
+else await start();
