@@ -32,13 +32,11 @@ const dots = new Int32Array(16);
  * servers add a domain and an account hash after `ACK` and a random token at the end (one more).
  */
 function ackToken(reply: string, fromEnd: 4 | 5): string {
-  // Hot path (once per delivery): one pass over the subject, no split.
+  // Hot path (once per delivery): the dot positions by indexOf (faster than a charCodeAt loop), no split.
   let count = 0;
-  for (let i = 0; i < reply.length; i++) {
-    if (reply.charCodeAt(i) === 46 /* . */) {
-      if (count === dots.length) return "";
-      dots[count++] = i;
-    }
+  for (let i = reply.indexOf("."); i >= 0; i = reply.indexOf(".", i + 1)) {
+    if (count === dots.length) return "";
+    dots[count++] = i;
   }
   // 9 tokens (8 dots): the v1 form; otherwise the newer form has one token more at the end.
   const index = count + 1 - fromEnd - (count === 8 && reply.startsWith("$JS.ACK.") ? 0 : 1);
