@@ -2,14 +2,21 @@
  * The RabbitMQ entry of the bench: @jobs/rabbitmq beside raw amqplib doing the same work with no
  * job layer: persistent messages published on a confirm channel (a batch, then `waitForConfirms`),
  * and a consumer acking each message after the no-op at prefetch = concurrency. Both run on the
- * RabbitMQ at JOBS_RABBITMQ_URL, each on its own fresh queue. JOBS_BENCH_RABBITMQ_PRIORITY=none
- * measures the adapter with `priority: "none"` (plain queues, priority emulated by core).
+ * RabbitMQ at JOBS_RABBITMQ_URL, each on its own fresh queue.
+ *
+ * "ours" is the adapter's default (classic queues, native priority) unless
+ * JOBS_BENCH_RABBITMQ_QUEUE=quorum or JOBS_BENCH_RABBITMQ_PRIORITY=none say otherwise. Beside it in
+ * the same run: the adapter's other two modes (as contenders named "@jobs/rabbitmq …"), and raw
+ * amqplib on a plain classic queue, on a priority queue and on a quorum queue, so that every mode
+ * has a like-for-like raw baseline (same persistence, prefetch and queue type). Pick a subset with
+ * `--baselines`.
  */
 import { physicalQueues } from "@jobs/core";
-import { createRabbitMQBroker, type RabbitMQBroker } from "@jobs/rabbitmq";
+import { createRabbitMQBroker, type RabbitMQBroker, type RabbitMQBrokerOptions } from "@jobs/rabbitmq";
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import type { Baseline, BenchAdapter } from "./adapters.js";
 import { deferred, type Trial, within } from "./measure.js";
+import { enqueueBulkTrial, enqueueSingleTrial, processTrial } from "./ours.js";
 import { type BenchPayload, checkRan, type EnqueueParams, noop, ran, type ThroughputParams, uniqueQueue } from "./workload.js";
 
 const PREFIX = "jobs-bench.";
@@ -20,35 +27,74 @@ function rabbitUrl(): string {
   return url;
 }
 
-/** @jobs/rabbitmq: a producer and a consumer broker (two connections, like two processes). */
-export const rabbitmqBenchAdapter: BenchAdapter = {
-  name: "rabbitmq",
-  get description(): string {
-    const mode =
-      process.env.JOBS_BENCH_RABBITMQ_PRIORITY === "none" ? 'priority: "none" (plain classic queues)' : "native priority (x-max-priority)";
-    return `@jobs/rabbitmq, ${mode}, confirm channel, on the RabbitMQ at JOBS_RABBITMQ_URL`;
-  },
-  requiresEnv: "JOBS_RABBITMQ_URL",
-  async open() {
-    const url = rabbitUrl();
-    const priority = process.env.JOBS_BENCH_RABBITMQ_PRIORITY === "none" ? "none" : "native";
-    const producer: RabbitMQBroker = createRabbitMQBroker({ url, prefix: PREFIX, priority });
-    const consumer: RabbitMQBroker = createRabbitMQBroker({ url, prefix: PREFIX, priority });
-    return {
-      producer,
-      consumer,
-      async close(queues) {
-        await consumer.close();
-        for (const queue of queues) for (const { name } of physicalQueues(queue, producer.capabilities)) await producer.deleteQueue(name);
-        await producer.close();
-      },
-    };
-  },
-  // A getter: the baseline is defined further down.
-  get baselines(): readonly Baseline[] {
-    return [amqplibBaseline, amqplibPriorityBaseline];
-  },
-};
+/** The adapter's modes. */
+type Mode = Pick<RabbitMQBrokerOptions, "queueType" | "priority">;
+
+const MODES = {
+  classic: { queueType: "classic", priority: "native" },
+  "classic-none": { queueType: "classic", priority: "none" },
+  quorum: { queueType: "quorum", priority: "none" },
+} as const satisfies Record<string, Mode>;
+
+function describeMode(mode: Mode): string {
+  return mode.queueType === "quorum"
+    ? "quorum queues, one per priority level"
+    : mode.priority === "none"
+      ? 'classic queues, priority: "none" (one per level)'
+      : "classic queues, native priority (x-max-priority)";
+}
+
+function modeFromEnv(): keyof typeof MODES {
+  if (process.env.JOBS_BENCH_RABBITMQ_QUEUE === "quorum") return "quorum";
+  return process.env.JOBS_BENCH_RABBITMQ_PRIORITY === "none" ? "classic-none" : "classic";
+}
+
+/** @jobs/rabbitmq in one mode: a producer and a consumer broker (two connections, like two processes). */
+function rabbitmqAdapter(name: string, mode: Mode, baselines: () => readonly Baseline[]): BenchAdapter {
+  return {
+    name,
+    description: `@jobs/rabbitmq, ${describeMode(mode)}, confirm channel, on the RabbitMQ at JOBS_RABBITMQ_URL`,
+    requiresEnv: "JOBS_RABBITMQ_URL",
+    async open() {
+      const url = rabbitUrl();
+      const producer: RabbitMQBroker = createRabbitMQBroker({ url, prefix: PREFIX, ...mode });
+      const consumer: RabbitMQBroker = createRabbitMQBroker({ url, prefix: PREFIX, ...mode });
+      return {
+        producer,
+        consumer,
+        async close(queues) {
+          await consumer.close();
+          for (const queue of queues) for (const { name } of physicalQueues(queue, producer.capabilities)) await producer.deleteQueue(name);
+          await producer.close();
+        },
+      };
+    },
+    get baselines() {
+      return baselines();
+    },
+  };
+}
+
+/** Another mode of the adapter as a contender beside "ours". */
+function modeContender(key: keyof typeof MODES): Baseline {
+  const adapter = rabbitmqAdapter(`rabbitmq-${key}`, MODES[key], () => []);
+  return {
+    name: `@jobs/rabbitmq ${key}`,
+    kind: "peer",
+    note: `the adapter itself with ${describeMode(MODES[key])}`,
+    process: (p) => processTrial(adapter, p),
+    enqueueSingle: (p) => enqueueSingleTrial(adapter, p),
+    enqueueBulk: (p) => enqueueBulkTrial(adapter, p),
+  };
+}
+
+/** The RabbitMQ bench entry: ours in the mode the environment picks, its other modes and the raw baselines. */
+export const rabbitmqBenchAdapter: BenchAdapter = rabbitmqAdapter("rabbitmq", MODES[modeFromEnv()], () => [
+  ...(Object.keys(MODES) as (keyof typeof MODES)[]).filter((k) => k !== modeFromEnv()).map(modeContender),
+  amqplibBaseline,
+  amqplibPriorityBaseline,
+  amqplibQuorumBaseline,
+]);
 
 // --- raw amqplib ------------------------------------------------------------------------------
 
@@ -58,14 +104,20 @@ interface Raw {
   readonly queue: string;
 }
 
-/** Queue arguments of the raw baselines: a plain classic queue, or one ordered by five levels like the adapter's. */
-type RawQueue = "plain" | "priority";
+/** Queue arguments of the raw baselines: a plain classic queue, one ordered by five levels like the adapter's, or a quorum queue. */
+type RawQueue = "plain" | "priority" | "quorum";
+
+const RAW_QUEUE_ARGS: Record<RawQueue, Record<string, unknown>> = {
+  plain: { "x-queue-type": "classic" },
+  priority: { "x-queue-type": "classic", "x-max-priority": 4 },
+  quorum: { "x-queue-type": "quorum" },
+};
 
 async function openRaw(what: string, kind: RawQueue): Promise<Raw> {
   const conn = await amqp.connect(rabbitUrl());
   const ch = await conn.createConfirmChannel();
   const queue = `${PREFIX}raw-${uniqueQueue(what)}`;
-  await ch.assertQueue(queue, kind === "priority" ? { durable: true, maxPriority: 4 } : { durable: true });
+  await ch.assertQueue(queue, { durable: true, arguments: RAW_QUEUE_ARGS[kind] });
   return { conn, ch, queue };
 }
 
@@ -167,4 +219,14 @@ export const amqplibPriorityBaseline: Baseline = {
   process: (p) => rawProcess(p, "priority"),
   enqueueSingle: (p) => rawEnqueueSingle(p, "priority"),
   enqueueBulk: (p) => rawEnqueueBulk(p, "priority"),
+};
+
+/** The same raw client on a quorum queue, the baseline of the adapter's `queueType: "quorum"`. */
+export const amqplibQuorumBaseline: Baseline = {
+  name: "raw amqplib (quorum queue)",
+  kind: "raw-client",
+  note: "amqplib 2.3.1, the same as raw amqplib but on a quorum queue (x-queue-type: quorum)",
+  process: (p) => rawProcess(p, "quorum"),
+  enqueueSingle: (p) => rawEnqueueSingle(p, "quorum"),
+  enqueueBulk: (p) => rawEnqueueBulk(p, "quorum"),
 };

@@ -33,16 +33,48 @@ describe.skipIf(url === undefined)("rabbitmq [needs JOBS_RABBITMQ_URL]", () => {
     createBroker: () => short.broker(),
   };
   for (const group of [transportDelays, transportSettlement, jobSemanticsRetries, jobSemanticsScheduling]) group(emulated);
+
+  // Quorum queues (one per priority level, RabbitMQ's own delivery count): the whole suite again.
+  const quorum = new Tracker(url ?? PLACEHOLDER, uniquePrefix("qq"), { queueType: "quorum" });
+  afterAll(() => quorum.cleanUp());
+  runConformance({
+    name: 'rabbitmq (queueType: "quorum")',
+    createBroker: (ctx) => quorum.broker({}, ctx?.endpoint),
+    endpoint: { host: u.hostname, port: Number(u.port || 5672) },
+  });
 });
 
 // Restart cases against a private node, killed with SIGKILL and restarted on its own directory.
 const node = url === undefined ? undefined : await startPrivateRabbit();
+afterAll(() => node?.stop());
 describe.skipIf(node === undefined)("rabbitmq private node [needs JOBS_RABBITMQ_URL]", () => {
   const restartable = new Tracker(node?.url ?? PLACEHOLDER, uniquePrefix("restart"));
-  afterAll(() => node?.stop());
   transportRestart({
     name: "rabbitmq (private node, kill -9 and restart)",
     createBroker: () => restartable.broker(),
     restart: () => (node as NonNullable<typeof node>).restart("SIGKILL"),
+  });
+});
+
+// The same in quorum mode. Opt-in (JOBS_RABBITMQ_QUORUM_RESTART=1) because RabbitMQ 3.10.8 here
+// fails it, not the adapter: a quorum queue declared moments before a kill -9 comes back empty
+// (5 confirmed messages → 0, measured with raw amqplib too) and without a leader.
+const quorumRestart = node !== undefined && process.env.JOBS_RABBITMQ_QUORUM_RESTART === "1";
+describe.skipIf(!quorumRestart)("rabbitmq private node, quorum queues [needs JOBS_RABBITMQ_QUORUM_RESTART=1]", () => {
+  const quorum = new Tracker(node?.url ?? PLACEHOLDER, uniquePrefix("qq-restart"), { queueType: "quorum" });
+  transportRestart({
+    name: 'rabbitmq (queueType: "quorum", private node, kill -9 and restart)',
+    createBroker: () => quorum.broker(),
+    restart: async () => {
+      const n = node as NonNullable<typeof node>;
+      await n.restart("SIGKILL");
+      // RabbitMQ 3.10.8 here: the single member of a quorum queue restarts as a follower of its old
+      // self and never calls an election, so the queue takes nothing until one is triggered (measured;
+      // see docs/adapters/rabbitmq.md). A cluster's other members elect a leader by themselves.
+      n.ctl(
+        "eval",
+        "[ra:trigger_election(amqqueue:get_pid(Q)) || Q <- rabbit_amqqueue:list(), amqqueue:get_type(Q) =:= rabbit_quorum_queue].",
+      );
+    },
   });
 });

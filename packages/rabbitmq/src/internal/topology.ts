@@ -1,8 +1,9 @@
 /**
  * Names and the delay ladder: one place maps a physical queue name from core to RabbitMQ objects.
  *
- * Per queue `q` (with the default prefix "jobs."): the work queue `jobs.q` (classic,
- * `x-max-priority` 4), its dead letters `jobs.q.dead`, and its delay ladder `jobs.q.delay.<i>`,
+ * Per queue `q` (with the default prefix "jobs."): the work queue `jobs.q` (classic with
+ * `x-max-priority` 4, plain classic, or quorum with `x-delivery-limit` dead-lettering into the dead
+ * queue), its dead letters `jobs.q.dead`, and its delay ladder `jobs.q.delay.<i>`,
  * i = 0 … levels-1, each holding messages for `unit × 2^i` ms (a queue-wide `x-message-ttl`, so
  * messages expire in FIFO order) and dead-lettering them into the exchange of the level below.
  * The ladder exchanges `jobs.delay.<i>` and `jobs.delay.out` are shared by every queue.
@@ -87,10 +88,18 @@ export async function declareLadder(ch: Channel, prefix: string, levels: number)
   }
 }
 
-/** Declares a queue's work and dead-letter queues (all that ready messages and dead letters need). */
-export async function declareWork(ch: Channel, names: QueueNames, priority: boolean): Promise<void> {
-  await ch.assertQueue(names.work, { durable: true, arguments: workQueueArguments(priority) });
+/** How work queues are declared. */
+export type WorkQueueKind =
+  | { readonly type: "classic"; readonly priority: boolean }
+  | { readonly type: "quorum"; readonly deliveryLimit: number };
+
+/**
+ * Declares a queue's work and dead-letter queues (all that ready messages and dead letters need).
+ * The dead queue comes first: a quorum work queue dead-letters into it.
+ */
+export async function declareWork(ch: Channel, names: QueueNames, kind: WorkQueueKind): Promise<void> {
   await ch.assertQueue(names.dead, { durable: true, arguments: { "x-queue-type": "classic" } });
+  await ch.assertQueue(names.work, { durable: true, arguments: workQueueArguments(names, kind) });
 }
 
 /** Declares a queue's delay ladder and the bindings that bring due messages back (after `declareLadder`). */
@@ -104,9 +113,20 @@ export async function declareDelays(ch: Channel, prefix: string, names: QueueNam
   }
 }
 
-/** Arguments of a work queue (a redeclare must repeat them exactly). */
-export function workQueueArguments(priority: boolean): Record<string, unknown> {
-  return priority ? { "x-queue-type": "classic", "x-max-priority": MAX_PRIORITY } : { "x-queue-type": "classic" };
+/**
+ * Arguments of a work queue (a redeclare must repeat them exactly). A quorum queue past its
+ * delivery limit dead-letters through the default exchange straight into the queue's dead queue.
+ */
+export function workQueueArguments(names: QueueNames, kind: WorkQueueKind): Record<string, unknown> {
+  if (kind.type === "quorum") {
+    return {
+      "x-queue-type": "quorum",
+      "x-delivery-limit": kind.deliveryLimit,
+      "x-dead-letter-exchange": "",
+      "x-dead-letter-routing-key": names.dead,
+    };
+  }
+  return kind.priority ? { "x-queue-type": "classic", "x-max-priority": MAX_PRIORITY } : { "x-queue-type": "classic" };
 }
 
 /** Arguments of delay queue `level`. */

@@ -1,0 +1,539 @@
+/**
+ * Consumers: channels with prefetch, deliveries under the adapter's own leases, settlements, the
+ * ack proof, channel rotation against `consumer_timeout`, and re-opening after a reconnect.
+ */
+import {
+  BrokerClosedError,
+  type ConsumeOptions,
+  type DeadLetterRecord,
+  type Delivery,
+  LeaseLostError,
+  type OutgoingMessage,
+  redact,
+  type Subscription,
+} from "@jobs/core";
+import type { Channel, ConsumeMessage } from "amqplib";
+import { classicDeliveryCount, quorumDeliveryCount } from "./messages.js";
+import type { QueueNames } from "./topology.js";
+import { withTimeout } from "./util.js";
+
+/**
+ * How long acks wait for a delivery to prove them before a `basic.qos` round trip does. With a
+ * backlog the next delivery comes sooner; a queue that ran dry pays this once per burst.
+ */
+const PROOF_FALLBACK_MS = 5;
+
+/** What consumers need from their broker. */
+export interface ConsumerHost {
+  readonly closed: boolean;
+  /** Quorum work queues: RabbitMQ counts deliveries itself. */
+  readonly quorum: boolean;
+  readonly requestTimeoutMs: number;
+  /** Move new deliveries to a fresh channel once the oldest one is this old; 0: never. */
+  readonly rotateAfterMs: number;
+  /** A new channel on the current connection with the queue declared; undefined without a connection. */
+  openChannel(names: QueueNames): Promise<Channel | undefined>;
+  /** Publishes one message (confirmed) for a settlement. */
+  send(names: QueueNames, body: string, priority: number, delayMs: number, count: number | undefined): Promise<void>;
+  /** Stores a dead letter (confirmed). */
+  sendDead(names: QueueNames, record: DeadLetterRecord): Promise<void>;
+  /** Reports an error the adapter recovered from. */
+  reportError(error: unknown): void;
+}
+
+/** Acks sent in one event-loop turn: resolved together once RabbitMQ has processed the last of them. */
+interface Proof {
+  /** Index (in `Slot.sent`) of its last settlement. */
+  upTo: number;
+  readonly promise: Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** One channel a consumer receives on; retired channels only drain. */
+interface Slot {
+  readonly channel: Channel;
+  readonly held: Set<RabbitDelivery>;
+  tag: string | undefined;
+  retired: boolean;
+  dead: boolean;
+  /** Its consumer's prefetch: RabbitMQ never has more unsettled deliveries out on it. */
+  readonly prefetch: number;
+  /** Settlements (ack, nack, reject) sent on the channel. */
+  sent: number;
+  /** Deliveries received on the channel. */
+  received: number;
+  /** Settlements RabbitMQ is known to have processed. */
+  proven: number;
+  /** Acks waiting for proof, oldest first. */
+  readonly waiting: Proof[];
+  /** The proof of the current event-loop turn, still taking acks. */
+  open: Proof | undefined;
+  /** A `basic.qos` proof is in flight. */
+  qos: boolean;
+  timer: NodeJS.Timeout | undefined;
+  /** The broker is closing it: its proofs wait for the outcome of the close. */
+  closing: boolean;
+}
+
+interface Consumer {
+  readonly names: QueueNames;
+  readonly prefetch: number;
+  readonly leaseMs: number;
+  readonly onDelivery: (delivery: Delivery) => void;
+  readonly slots: Set<Slot>;
+  current: Slot | undefined;
+  opening: boolean;
+  stopped: boolean;
+}
+
+/**
+ * Resolves once RabbitMQ has processed every settlement sent on the channel so far, so that an ack
+ * that resolved is never followed by a redelivery. AMQP acks have no reply; two things prove them:
+ *
+ * - A delivery. RabbitMQ never has more than `prefetch` unsettled deliveries out to a consumer, so
+ *   sending delivery number d means it had processed at least d − prefetch settlements (in channel
+ *   order). With a backlog, every ack is proven by a later delivery at no cost.
+ * - A `basic.qos` that changes nothing, answered after every method sent before it, when no
+ *   delivery proved the acks within `PROOF_FALLBACK_MS` (a queue that ran dry, a retired channel).
+ *
+ * Acks of one event-loop turn share one promise.
+ */
+function proof(slot: Slot): Promise<void> {
+  let group = slot.open;
+  if (group === undefined) {
+    let resolve!: () => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    group = { upTo: slot.sent, promise, resolve, reject };
+    slot.open = group;
+    slot.waiting.push(group);
+    const sealed = group;
+    queueMicrotask(() => {
+      if (slot.open === sealed) slot.open = undefined;
+      armFallback(slot);
+    });
+  }
+  group.upTo = slot.sent;
+  return group.promise;
+}
+
+/** Resolves the proofs of every settlement up to `slot.proven`. */
+function flush(slot: Slot): void {
+  const waiting = slot.waiting;
+  while (waiting.length > 0 && (waiting[0] as Proof).upTo <= slot.proven) {
+    const group = waiting.shift() as Proof;
+    if (slot.open === group) slot.open = undefined;
+    group.resolve();
+  }
+  if (waiting.length === 0 && slot.timer !== undefined) {
+    clearTimeout(slot.timer);
+    slot.timer = undefined;
+  }
+}
+
+function armFallback(slot: Slot): void {
+  if (slot.waiting.length === 0 || slot.timer !== undefined || slot.qos || slot.dead) return;
+  slot.timer = setTimeout(() => {
+    // One more poll of the socket first: a proving delivery may already be there.
+    setImmediate(() => {
+      slot.timer = undefined;
+      if (slot.waiting.length > 0 && !slot.qos && !slot.dead) sendQos(slot);
+    });
+  }, PROOF_FALLBACK_MS);
+}
+
+function sendQos(slot: Slot): void {
+  slot.qos = true;
+  const upTo = slot.sent;
+  slot.channel.prefetch(slot.prefetch).then(
+    () => {
+      slot.qos = false;
+      if (upTo > slot.proven) slot.proven = upTo;
+      flush(slot);
+      armFallback(slot);
+    },
+    () => {
+      slot.qos = false;
+      if (!slot.closing) failProofs(slot);
+    },
+  );
+}
+
+/** The channel closed: nothing more can be proven (the broker requeues what it had not processed). */
+function failProofs(slot: Slot): void {
+  if (slot.timer !== undefined) clearTimeout(slot.timer);
+  slot.timer = undefined;
+  slot.open = undefined;
+  for (const group of slot.waiting.splice(0)) {
+    group.reject(new LeaseLostError("[jobs] [rabbitmq] the channel closed before the ack was confirmed; the message will be redelivered"));
+  }
+}
+
+/** A clean close (close-ok) proves every settlement sent before it: RabbitMQ answers it after processing them. */
+function closeProofs(slot: Slot, clean: boolean): void {
+  slot.closing = false;
+  if (!clean) {
+    failProofs(slot);
+    return;
+  }
+  slot.proven = slot.sent;
+  flush(slot);
+}
+
+/** A delivery arrived: it proves settlements up to `received − prefetch`. */
+function delivered(slot: Slot): void {
+  slot.received++;
+  const known = Math.min(slot.received - slot.prefetch, slot.sent);
+  if (known > slot.proven) {
+    slot.proven = known;
+    if (slot.waiting.length > 0) flush(slot);
+  }
+}
+
+function ack(slot: Slot, msg: ConsumeMessage): void {
+  slot.channel.ack(msg);
+  slot.sent++;
+}
+
+/** Back to the queue. `reject` (not `nack`): RabbitMQ 4.3+ counts it as a failed delivery against `x-delivery-limit`. */
+function requeue(slot: Slot, msg: ConsumeMessage, failed: boolean): void {
+  if (failed) slot.channel.reject(msg, true);
+  else slot.channel.nack(msg, false, true);
+  slot.sent++;
+}
+
+class RabbitDelivery implements Delivery {
+  readonly body: string;
+  deadline: number;
+  readonly receivedAt: number;
+  /** `open` until settled, lost (lease, channel) or closed. */
+  state: "open" | "settling" | "done" | "lost" = "open";
+
+  constructor(
+    private readonly host: ConsumerHost,
+    readonly consumer: Consumer,
+    readonly slot: Slot,
+    readonly msg: ConsumeMessage,
+    readonly deliveryCount: number,
+  ) {
+    this.body = msg.content.toString("utf8");
+    this.receivedAt = Date.now();
+    this.deadline = this.receivedAt + consumer.leaseMs;
+  }
+
+  #check(): Error | undefined {
+    if (this.host.closed) return new BrokerClosedError("[jobs] [rabbitmq] broker is closed; the delivery went back to its queue");
+    if (this.state !== "open" || this.slot.dead) return new LeaseLostError();
+    return undefined;
+  }
+
+  /** Acks on the delivery's channel; the delivery is done whatever happens. */
+  #finish(): Error | undefined {
+    this.state = "done";
+    this.slot.held.delete(this);
+    if (this.slot.dead) return new LeaseLostError();
+    try {
+      ack(this.slot, this.msg);
+    } catch (error) {
+      return new LeaseLostError(`[jobs] [rabbitmq] the delivery's channel closed before its ack: ${redact(String(error))}`);
+    }
+    return undefined;
+  }
+
+  /** Publishes first (confirmed), then acks: a crash in between duplicates, never loses. */
+  async #replace(publish: () => Promise<void>): Promise<void> {
+    const error = this.#check();
+    if (error !== undefined) throw error;
+    this.state = "settling";
+    try {
+      await publish();
+    } catch (e) {
+      if (this.state === "settling") this.state = "open";
+      throw e;
+    }
+    if (this.state !== "settling") throw this.host.closed ? new BrokerClosedError() : new LeaseLostError();
+    const ackError = this.#finish();
+    if (ackError !== undefined) throw ackError;
+    await proof(this.slot);
+  }
+
+  ack(): Promise<void> {
+    const error = this.#check() ?? this.#finish();
+    return error === undefined ? proof(this.slot) : Promise.reject(error);
+  }
+
+  retry(next: OutgoingMessage): Promise<void> {
+    return this.#replace(() => this.host.send(this.consumer.names, next.body, next.priority, next.delayMs, undefined));
+  }
+
+  defer(delayMs: number): Promise<void> {
+    const p = this.msg.properties;
+    return this.#replace(() => this.host.send(this.consumer.names, this.body, p.priority ?? 0, delayMs, undefined));
+  }
+
+  deadLetter(record: DeadLetterRecord): Promise<void> {
+    return this.#replace(() => this.host.sendDead(this.consumer.names, record));
+  }
+
+  extendLease(ms: number): Promise<void> {
+    const error = this.#check();
+    if (error !== undefined && !(this.state === "settling" && !this.host.closed)) return Promise.reject(error);
+    this.deadline = Date.now() + ms;
+    return Promise.resolve();
+  }
+}
+
+/** Every consumer of one broker instance. */
+export class Consumers {
+  readonly #host: ConsumerHost;
+  readonly #active = new Set<Consumer>();
+  /** Stopped consumers whose retired channels still drain. */
+  readonly #stopped = new Set<Consumer>();
+  #tick: NodeJS.Timeout | undefined;
+
+  constructor(host: ConsumerHost) {
+    this.#host = host;
+  }
+
+  /** Starts a consumer; resolves with its subscription, or rejects with why its first channel failed. */
+  async start(names: QueueNames, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription> {
+    const consumer: Consumer = {
+      names,
+      prefetch: options.prefetch,
+      leaseMs: options.leaseMs,
+      onDelivery,
+      slots: new Set(),
+      current: undefined,
+      opening: false,
+      stopped: false,
+    };
+    this.#active.add(consumer);
+    this.#armTick();
+    const error = await this.#open(consumer, true);
+    if (error !== undefined) {
+      this.#active.delete(consumer);
+      throw error;
+    }
+    return {
+      stop: async () => {
+        if (consumer.stopped) return;
+        consumer.stopped = true;
+        this.#active.delete(consumer);
+        // Its retired channels still drain: the tick keeps expiring their leases and closes them when empty.
+        this.#stopped.add(consumer);
+        const slot = consumer.current;
+        consumer.current = undefined;
+        if (slot !== undefined) await this.#retire(slot);
+      },
+    };
+  }
+
+  /** A new connection: every consumer opens a channel on it. */
+  resume(): void {
+    for (const consumer of this.#active) void this.#open(consumer, false);
+  }
+
+  /** The connection died: every channel with it (their deliveries go back to the queues). */
+  lost(): void {
+    for (const consumer of this.#active) for (const slot of consumer.slots) this.#slotDead(consumer, slot);
+  }
+
+  /**
+   * The broker closes: no consumer receives anything more. Acks still waiting for proof wait for
+   * the close: `closed(true)` once RabbitMQ answered it, `closed(false)` if it did not.
+   * `channels`: close the consumers' channels here (a borrowed connection stays open), which puts
+   * their unsettled deliveries back in the queues and proves the acks sent on them.
+   */
+  async close(channels: boolean): Promise<(clean: boolean) => void> {
+    if (this.#tick !== undefined) clearInterval(this.#tick);
+    const slots: Slot[] = [];
+    for (const consumer of [...this.#active, ...this.#stopped]) {
+      consumer.stopped = true;
+      for (const slot of consumer.slots) {
+        if (slot.dead) continue;
+        slot.closing = true;
+        slots.push(slot);
+        this.#slotDead(consumer, slot);
+      }
+    }
+    this.#active.clear();
+    this.#stopped.clear();
+    if (channels) {
+      await Promise.all(
+        slots.map((slot) =>
+          withTimeout(slot.channel.close(), this.#host.requestTimeoutMs, "close a channel").then(
+            () => closeProofs(slot, true),
+            () => closeProofs(slot, false),
+          ),
+        ),
+      );
+    }
+    return (clean) => {
+      for (const slot of slots) if (slot.closing) closeProofs(slot, clean);
+    };
+  }
+
+  /** Unsettled deliveries this instance holds from the queue. */
+  active(names: QueueNames): number {
+    let active = 0;
+    for (const c of [...this.#active, ...this.#stopped]) {
+      if (c.names === names) for (const slot of c.slots) active += slot.held.size;
+    }
+    return active;
+  }
+
+  /**
+   * Opens the consumer's current channel: prefetch minus what retired channels still hold.
+   * Resolves with the error if the channel or consumer could not be opened (the tick tries again).
+   */
+  async #open(consumer: Consumer, first: boolean): Promise<unknown> {
+    if (consumer.stopped || consumer.current !== undefined || consumer.opening || this.#host.closed) return;
+    let held = 0;
+    for (const slot of consumer.slots) held += slot.held.size;
+    if (held >= consumer.prefetch) return;
+    consumer.opening = true;
+    try {
+      const channel = await this.#host.openChannel(consumer.names);
+      if (channel === undefined) return first ? new Error("not connected") : undefined;
+      const slot: Slot = {
+        channel,
+        held: new Set(),
+        tag: undefined,
+        retired: false,
+        dead: false,
+        prefetch: consumer.prefetch - held,
+        sent: 0,
+        received: 0,
+        proven: 0,
+        waiting: [],
+        open: undefined,
+        qos: false,
+        timer: undefined,
+        closing: false,
+      };
+      channel.on("error", () => {});
+      channel.on("close", () => this.#slotDead(consumer, slot));
+      consumer.slots.add(slot);
+      await channel.prefetch(slot.prefetch);
+      const { consumerTag } = await channel.consume(consumer.names.work, (msg) => this.#receive(consumer, slot, msg), { noAck: false });
+      slot.tag = consumerTag;
+      if (consumer.stopped || this.#host.closed) await this.#retire(slot);
+      else consumer.current = slot;
+    } catch (error) {
+      this.#host.reportError(error);
+      return error;
+    } finally {
+      consumer.opening = false;
+    }
+    return undefined;
+  }
+
+  #receive(consumer: Consumer, slot: Slot, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // Cancelled by the server (queue deleted): the tick opens a new channel, declaring it again.
+      if (consumer.current === slot) consumer.current = undefined;
+      slot.retired = true;
+      return;
+    }
+    if (slot.dead) return;
+    delivered(slot);
+    if (consumer.stopped) {
+      requeue(slot, msg, false);
+      return;
+    }
+    const headers = msg.properties.headers;
+    let count: number;
+    if (this.#host.quorum) count = quorumDeliveryCount(headers);
+    else {
+      count = classicDeliveryCount(headers);
+      if (msg.fields.redelivered) {
+        // Classic queues only flag a redelivery: republish it with its count + 1, then ack this copy.
+        const p = msg.properties;
+        this.#host.send(consumer.names, msg.content.toString("utf8"), p.priority ?? 0, 0, count + 1).then(
+          () => {
+            if (!slot.dead) ack(slot, msg);
+          },
+          (error: unknown) => {
+            this.#host.reportError(error);
+            if (!slot.dead) requeue(slot, msg, false);
+          },
+        );
+        return;
+      }
+    }
+    const delivery = new RabbitDelivery(this.#host, consumer, slot, msg, count);
+    slot.held.add(delivery);
+    try {
+      consumer.onDelivery(delivery);
+    } catch (error) {
+      this.#host.reportError(error);
+    }
+  }
+
+  #slotDead(consumer: Consumer, slot: Slot): void {
+    if (slot.dead) return;
+    slot.dead = true;
+    consumer.slots.delete(slot);
+    for (const d of slot.held) if (d.state === "open" || d.state === "settling") d.state = "lost";
+    slot.held.clear();
+    if (!slot.closing) failProofs(slot);
+    if (consumer.current === slot) consumer.current = undefined;
+  }
+
+  async #retire(slot: Slot): Promise<void> {
+    if (slot.retired || slot.dead) return;
+    slot.retired = true;
+    try {
+      if (slot.tag !== undefined) await withTimeout(slot.channel.cancel(slot.tag), this.#host.requestTimeoutMs, "cancel a consumer");
+    } catch {
+      // The channel is going away anyway; its deliveries go back to the queue.
+    }
+  }
+
+  #armTick(): void {
+    if (this.#tick !== undefined) return;
+    let shortest = Number.POSITIVE_INFINITY;
+    for (const c of this.#active) shortest = Math.min(shortest, c.leaseMs);
+    const period = Math.min(250, Math.max(5, Math.floor(shortest / 10)));
+    this.#tick = setInterval(() => this.#onTick(), period);
+    this.#tick.unref();
+  }
+
+  /** Expires leases, rotates channels that hold an old delivery, closes drained ones, re-opens consumers. */
+  #onTick(): void {
+    const now = Date.now();
+    for (const consumer of this.#active) this.#tickConsumer(consumer, now);
+    for (const consumer of this.#stopped) this.#tickConsumer(consumer, now);
+  }
+
+  #tickConsumer(consumer: Consumer, now: number): void {
+    for (const slot of consumer.slots) {
+      for (const d of slot.held) {
+        if (d.state !== "open" || d.deadline > now) continue;
+        // Lease expired: back to the queue (counted: flagged `redelivered` on classic queues, x-delivery-count on quorum).
+        d.state = "lost";
+        slot.held.delete(d);
+        if (!slot.dead) requeue(slot, d.msg, true);
+      }
+      if (slot === consumer.current && this.#host.rotateAfterMs > 0) {
+        const oldest = slot.held.values().next().value as RabbitDelivery | undefined;
+        if (oldest !== undefined && now - oldest.receivedAt > this.#host.rotateAfterMs) {
+          consumer.current = undefined;
+          void this.#retire(slot);
+        }
+      }
+      if (slot.retired && slot.held.size === 0 && !slot.dead && slot.waiting.length === 0 && !slot.qos) {
+        slot.dead = true;
+        consumer.slots.delete(slot);
+        slot.channel.close().catch(() => {});
+      }
+    }
+    if (consumer.stopped) {
+      if (consumer.slots.size === 0) this.#stopped.delete(consumer);
+    } else if (consumer.current === undefined) void this.#open(consumer, false);
+  }
+}

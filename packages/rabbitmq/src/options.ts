@@ -1,0 +1,165 @@
+/** The options of `createRabbitMQBroker`, their defaults and their validation. */
+import { type BrokerCapabilities, type Duration, InvalidOptionsError, isLoopbackHost, parseDuration, redact } from "@jobs/core";
+import type { ChannelModel, Options } from "amqplib";
+import { assertPrefix, type WorkQueueKind } from "./internal/topology.js";
+
+/** The ladder holds up to `unit × (2^levels − 1)` ms; declared rounded down to whole minutes (or seconds), which core never exceeds. */
+function ladderMaxDelay(unitMs: number, levels: number): number {
+  const ms = unitMs * (2 ** levels - 1);
+  const step = ms >= 60_000 ? 60_000 : ms >= 1_000 ? 1_000 : 1;
+  return Math.floor(ms / step) * step;
+}
+
+/** What RabbitMQ does natively with the default options (an instance narrows it from its options). */
+export const rabbitmqCapabilities: BrokerCapabilities = {
+  priority: "native",
+  maxDelayMs: ladderMaxDelay(100, 16),
+  maxPayloadBytes: 8_388_608,
+  dedupeWindowMs: 0,
+  leaseExtension: true,
+  durable: true,
+  redeliverOnClose: true,
+  timerResolutionMs: 100,
+  exactActiveCount: false,
+};
+
+/** Options of `createRabbitMQBroker`. */
+export interface RabbitMQBrokerOptions {
+  /** Connection URL ("amqp://user:pass@host:5672/vhost", amqps for TLS) or amqplib connect options. Required unless `connection` is given. */
+  readonly url?: string | Options.Connect;
+  /** An open amqplib connection to use instead of `url`; it is not closed by `close()` and not re-opened if it drops. @default undefined */
+  readonly connection?: ChannelModel;
+  /** Socket options for amqplib (TLS `ca`, `cert`, …); never disables certificate checks itself. @default {} */
+  readonly socketOptions?: Readonly<Record<string, unknown>>;
+  /** Prefix of every queue and exchange, so a user can be limited to `^jobs\.` resources. @default "jobs." */
+  readonly prefix?: string;
+  /** Heartbeat interval: a dead peer is noticed after about two of them. Whole seconds. @default "10s" */
+  readonly heartbeat?: Duration;
+  /** Bound on every broker call (connect, declare, publish confirm); a publish without a verdict by then is ambiguous. @default "10s" */
+  readonly requestTimeout?: Duration;
+  /** Longest wait between reconnect attempts (attempts back off from 100 ms up to this, forever). @default "5s" */
+  readonly maxReconnectDelay?: Duration;
+  /**
+   * The server's `consumer_timeout` (30 min by default in RabbitMQ 3.10+). A consumer moves new
+   * deliveries to a fresh channel once its oldest unsettled one is older than a tenth of it, so a
+   * long job that runs into the timeout takes no other job down with its channel. 0: the server
+   * has none. @default "30m"
+   */
+  readonly consumerTimeout?: Duration;
+  /** Number of delay-ladder levels; the longest native delay is `delayUnit × (2^levels − 1)`. @default 16 */
+  readonly delayLevels?: number;
+  /** Step of the delay ladder (delays are rounded up to it). @default "100ms" */
+  readonly delayUnit?: Duration;
+  /**
+   * `"classic"`: single-node classic queues. `"quorum"`: replicated quorum queues (Raft), which count
+   * deliveries themselves and dead-letter a message past `deliveryLimit`; they have no five-level
+   * priority, so `priority` is `"none"`. Delay-ladder and dead-letter queues stay classic. @default "classic"
+   */
+  readonly queueType?: "classic" | "quorum";
+  /**
+   * `"native"`: one classic queue per queue with `x-max-priority`. `"none"`: plain queues, and core
+   * routes each priority level to its own physical queue (cheaper per message for the broker).
+   * @default "native" for classic queues, "none" (the only choice) for quorum queues
+   */
+  readonly priority?: "native" | "none";
+  /**
+   * Quorum queues only: `x-delivery-limit`, RabbitMQ's backstop against crash loops. A message
+   * returned more often goes to `<queue>.dead` without a recorded failure. Keep it above the
+   * worker's `maxDeliveries` (default 10), which dead-letters with the reason first. @default 20
+   */
+  readonly deliveryLimit?: number;
+  /** Declare queues, exchanges and bindings on first use; false for a user without configure permission (an admin declares them). @default true */
+  readonly declare?: boolean;
+  /** Largest message body accepted, in bytes. @default 8388608 (8 MiB; RabbitMQ's own limit is 128 MiB) */
+  readonly maxPayloadBytes?: number;
+}
+
+/** Options checked, with their defaults applied. */
+export interface ResolvedOptions {
+  readonly given: ChannelModel | undefined;
+  readonly url: string | Options.Connect | undefined;
+  readonly socketOptions: Record<string, unknown>;
+  readonly prefix: string;
+  readonly requestTimeoutMs: number;
+  readonly maxReconnectMs: number;
+  readonly rotateAfterMs: number;
+  readonly levels: number;
+  readonly unitMs: number;
+  readonly declare: boolean;
+  readonly workQueue: WorkQueueKind;
+  readonly capabilities: BrokerCapabilities;
+  /** A non-loopback host without TLS (the broker warns). */
+  readonly insecure: boolean;
+}
+
+/** Checks the options (`InvalidOptionsError` naming the field) and applies the defaults. */
+export function resolveOptions(options: RabbitMQBrokerOptions): ResolvedOptions {
+  if (typeof options !== "object" || options === null) throw new InvalidOptionsError("options", "expected an options object");
+  const given = options.connection;
+  if (given === undefined && typeof options.url !== "string" && typeof options.url !== "object") {
+    throw new InvalidOptionsError("url", "expected a connection URL (or options.connection)");
+  }
+  const prefix = options.prefix ?? "jobs.";
+  assertPrefix(prefix);
+  const heartbeatS = Math.ceil(parseDuration(options.heartbeat ?? "10s", "heartbeat") / 1000);
+  const requestTimeoutMs = parseDuration(options.requestTimeout ?? "10s", "requestTimeout");
+  if (requestTimeoutMs < 1) throw new InvalidOptionsError("requestTimeout", "expected at least 1 ms");
+  const maxReconnectMs = Math.max(100, parseDuration(options.maxReconnectDelay ?? "5s", "maxReconnectDelay"));
+  const rotateAfterMs = parseDuration(options.consumerTimeout ?? "30m", "consumerTimeout") / 10;
+  const levels = options.delayLevels ?? 16;
+  if (!Number.isInteger(levels) || levels < 1 || levels > 32) {
+    throw new InvalidOptionsError("delayLevels", "expected an integer from 1 to 32");
+  }
+  const unitMs = parseDuration(options.delayUnit ?? 100, "delayUnit");
+  if (!Number.isInteger(unitMs) || unitMs < 1) throw new InvalidOptionsError("delayUnit", "expected a whole number of ms ≥ 1");
+  const maxPayloadBytes = options.maxPayloadBytes ?? rabbitmqCapabilities.maxPayloadBytes;
+  if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1 || maxPayloadBytes > 134_217_728) {
+    throw new InvalidOptionsError("maxPayloadBytes", "expected an integer from 1 to 134217728 (RabbitMQ's max_message_size)");
+  }
+  const queueType = options.queueType ?? "classic";
+  if (queueType !== "classic" && queueType !== "quorum") throw new InvalidOptionsError("queueType", 'expected "classic" or "quorum"');
+  const priority = options.priority ?? (queueType === "quorum" ? "none" : "native");
+  if (priority !== "native" && priority !== "none") throw new InvalidOptionsError("priority", 'expected "native" or "none"');
+  if (queueType === "quorum" && priority === "native") {
+    throw new InvalidOptionsError("priority", 'quorum queues have no five-level priority: use priority "none" (one queue per level)');
+  }
+  const deliveryLimit = options.deliveryLimit ?? 20;
+  if (!Number.isInteger(deliveryLimit) || deliveryLimit < 1) throw new InvalidOptionsError("deliveryLimit", "expected a positive integer");
+  const url = options.url;
+  let resolvedUrl: string | Options.Connect | undefined;
+  if (typeof url === "string") {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new InvalidOptionsError("url", `not a URL (rabbitmq): ${redact(url)}`);
+    }
+    if (!parsed.searchParams.has("heartbeat")) parsed.searchParams.set("heartbeat", String(heartbeatS));
+    resolvedUrl = parsed.toString();
+  } else {
+    resolvedUrl = url === undefined ? undefined : { heartbeat: heartbeatS, ...url };
+  }
+  const host = typeof url === "string" ? new URL(url).hostname : (url?.hostname ?? "localhost");
+  const secure = typeof url === "string" ? url.startsWith("amqps:") : url?.protocol === "amqps";
+  return {
+    given,
+    url: resolvedUrl,
+    socketOptions: { timeout: requestTimeoutMs, ...(options.socketOptions ?? {}) },
+    prefix,
+    requestTimeoutMs,
+    maxReconnectMs,
+    rotateAfterMs,
+    levels,
+    unitMs,
+    declare: options.declare ?? true,
+    workQueue: queueType === "quorum" ? { type: "quorum", deliveryLimit } : { type: "classic", priority: priority === "native" },
+    capabilities: {
+      ...rabbitmqCapabilities,
+      priority,
+      maxPayloadBytes,
+      maxDelayMs: ladderMaxDelay(unitMs, levels),
+      timerResolutionMs: Math.max(1, unitMs),
+    },
+    insecure: given === undefined && !secure && !isLoopbackHost(host),
+  };
+}
