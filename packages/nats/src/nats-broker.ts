@@ -169,7 +169,6 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
   #jsm: JetStreamManager | undefined;
   #connected = false;
   #up = false;
-  #flushing = false;
   #nextFlush: Deferred | undefined;
   #closing: Promise<void> | undefined;
   closed = false;
@@ -424,39 +423,35 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
   }
 
   /**
-   * Resolves once the server has received everything published before the call: one PING/PONG
-   * at a time for all callers. A PING goes out with the settlement that asks for it (same write);
-   * callers during a round trip wait for the next PING, sent with the next settlement or on the
-   * next turn of the event loop, so confirming costs neither a write nor a read of its own.
+   * Resolves once the server has received everything published before the call (PING/PONG).
+   * Call it right before publishing what it confirms: the PING is sent from a microtask, which
+   * runs after the publishes of the same run of microtasks and after the client's own flush was
+   * queued, so acks and their PING share one socket write. Every settlement of one such run
+   * shares one PING; PINGs of later runs may be outstanding at the same time (the server answers
+   * in order).
    */
   confirm(): Promise<void> {
     if (this.#nextFlush === undefined) {
       this.#nextFlush = deferred();
-      // The PING goes out on the next turn of the event loop, so every settlement of this turn
-      // shares one socket write with it (an inline flush would write once per settlement).
-      if (!this.#flushing) setImmediate(() => this.#flush());
+      queueMicrotask(this.#ping);
     }
     return this.#nextFlush.promise;
   }
 
-  #flush(): void {
+  readonly #ping = (): void => {
     const waiting = this.#nextFlush;
-    if (waiting === undefined || this.#flushing) return;
+    if (waiting === undefined) return;
     this.#nextFlush = undefined;
-    this.#flushing = true;
-    const done = (error?: unknown): void => {
-      if (error === undefined) waiting.resolve();
-      else
+    (this.#nc as NatsConnection).flush().then(
+      () => waiting.resolve(),
+      (error: unknown) =>
         waiting.reject(
           this.closed
             ? new BrokerClosedError()
             : connectionError("connection lost before the server confirmed the settlement; the job may run again", error),
-        );
-      this.#flushing = false;
-      if (this.#nextFlush !== undefined) setImmediate(() => this.#flush());
-    };
-    (this.#nc as NatsConnection).flush().then(() => done(), done);
-  }
+        ),
+    );
+  };
 
   /** Publishes without waiting for anything (acks, naks, heartbeats). */
   publishRaw(subject: string, data: string | Uint8Array): void {

@@ -13,7 +13,7 @@ export interface DeliveryHost {
   readonly closed: boolean;
   /** Publishes without waiting (acks, naks, heartbeats). */
   publishRaw(subject: string, data: string | Uint8Array): void;
-  /** Resolves once the server has received everything published before the call. */
+  /** Resolves once the server has received what is published right after the call (in the same synchronous run). */
   confirm(): Promise<void>;
   /** Publishes to a queue's ready or delayed subject, awaiting the PubAck. */
   send(queue: string, body: string | Uint8Array, delayMs: number, msgId: string | undefined): Promise<boolean>;
@@ -150,16 +150,18 @@ export class NatsDelivery implements Delivery {
 
   #ackAfter(sent: Promise<unknown>): Promise<void> {
     return sent.then(() => {
+      const confirmed = this.broker.confirm();
       this.broker.publishRaw(this.reply, ACK);
-      return this.broker.confirm();
+      return confirmed;
     });
   }
 
   ack(): Promise<void> {
     const error = this.#begin();
     if (error !== undefined) return Promise.reject(error);
+    const confirmed = this.broker.confirm();
     this.broker.publishRaw(this.reply, ACK);
-    return this.broker.confirm();
+    return confirmed;
   }
 
   retry(next: OutgoingMessage): Promise<void> {
@@ -189,8 +191,9 @@ export class NatsDelivery implements Delivery {
     if (this.#settled || now >= this.#expiresAt - LEASE_MARGIN_MS) return Promise.reject(new LeaseLostError());
     const keeping = this.#deadline > this.#expiresAt;
     this.#deadline = Math.max(this.#deadline, now + ms);
+    const confirmed = this.broker.confirm();
     this.#touch(now);
     if (!keeping && this.#deadline > this.#expiresAt) this.#keepAlive();
-    return this.broker.confirm();
+    return confirmed;
   }
 }
