@@ -106,8 +106,8 @@ export class Harness {
   }
 
   /** Forks a producer process (it starts enqueuing at once); resolves once forked. */
-  spawnProducer(params: Omit<ProducerParams, "ledgerDir">): Proc {
-    return this.#fork("producer", { ...params, ledgerDir: this.ledgerDir });
+  spawnProducer<P extends Omit<ProducerParams, "ledgerDir">>(params: P, entry?: string): Proc {
+    return this.#fork("producer", { ...params, ledgerDir: this.ledgerDir }, entry);
   }
 
   /** Forks a process of `role` with `params` as its JSON argument (used by the proxy client too). */

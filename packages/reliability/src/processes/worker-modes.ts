@@ -11,12 +11,12 @@
  * - `sampleEveryMs`: `gc()`, heap, rss, event-loop delay p99, active resources and listener
  *   counts every period, as `sample` lines (R7).
  */
-import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createWorker, defineJob, type JobInfo } from "@jobs/core";
 import { createBroker } from "../adapters.js";
 import { openLedger } from "../ledger.js";
 import type { ChildMessage, ParentMessage } from "./params.js";
+import { startSampler } from "./sampler.js";
 import type { ModePayload, ModeWorkerParams } from "./worker-modes-params.js";
 
 const params = JSON.parse(process.argv[2] ?? "{}") as ModeWorkerParams & { readonly ledgerDir: string };
@@ -105,35 +105,14 @@ const progress = setInterval(() => {
 }, 100);
 
 // R7: samples after gc().
-const eld = params.sampleEveryMs === undefined ? undefined : monitorEventLoopDelay({ resolution: 10 });
-let sampler: NodeJS.Timeout | undefined;
-if (eld !== undefined) {
-  eld.enable();
-  const gc = (globalThis as { gc?: () => void }).gc;
-  const listeners = broker as unknown as { listenerCounts?: () => Record<string, number> };
-  sampler = setInterval(() => {
-    gc?.();
-    const m = process.memoryUsage();
-    ledger.write("sample", {
-      heapUsed: m.heapUsed,
-      rss: m.rss,
-      eldP99Ms: eld.percentile(99) / 1e6,
-      resources: process.getActiveResourcesInfo().length,
-      processListeners: process.eventNames().reduce((n, e) => n + process.listenerCount(e), 0),
-      ...(listeners.listenerCounts === undefined ? {} : { brokerListeners: listeners.listenerCounts() }),
-    });
-    eld.reset();
-  }, params.sampleEveryMs);
-}
+const stopSampler = params.sampleEveryMs === undefined ? undefined : startSampler(ledger, params.sampleEveryMs);
 
 /** Shutdown as an application does it (docs/concepts/shutdown.md), ending without `process.exit`. */
 async function shutdown(signal: string): Promise<void> {
   const t = Date.now();
   ledger.write("sigterm", { signal, running: worker.running });
-  send({ type: "finished", t });
   clearInterval(progress);
-  if (sampler !== undefined) clearInterval(sampler);
-  eld?.disable();
+  stopSampler?.();
   await worker.close(params.shutdownTimeoutMs === undefined ? {} : { timeout: params.shutdownTimeoutMs });
   ledger.write("worker-closed", { ms: Date.now() - t });
   await broker.close();

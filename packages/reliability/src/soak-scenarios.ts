@@ -1,0 +1,209 @@
+/**
+ * R7 soak (RELIABILITY.md d.3, tier B): a producer at 200 jobs/s and two workers for N minutes
+ * (R7a), or the same load through a proxy that resets every connection every 2 s (R7b, churn).
+ * Every process samples itself after `gc()` every 10 s (`processes/sampler.ts`); the orchestrator
+ * samples the queue depth. The figures: heap slope and delta after warm-up, RSS delta, handle
+ * range, event-loop delay p99, warnings, depth, latency; and the checker's buckets.
+ */
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type AdapterName, createBroker, startTarget } from "./adapters.js";
+import { quantile } from "./checker.js";
+import { config, TIMINGS } from "./config.js";
+import { createHarness } from "./harness.js";
+import type { ScenarioResult } from "./harness-scenarios.js";
+import type { LedgerLine } from "./ledger.js";
+import { drainAndCheck, healthCheckOptions, PROCESS_QUEUE, proxiedSpec, proxyFor } from "./network-scenarios.js";
+import { MODE_WORKER_ENTRY, type ModeWorkerParams } from "./processes/worker-modes-params.js";
+
+const PRODUCER_ENTRY = join(import.meta.dirname, "processes", "producer-sampled.ts");
+const MB = 1024 * 1024;
+
+/** The soak's length in minutes: the tier's, or `JOBS_RELIABILITY_SOAK_MINUTES` (R7a and R7b alike). */
+export function soakMinutes(kind: "a" | "b"): number {
+  const cfg = config().processLevel.r7;
+  const override = Number(process.env.JOBS_RELIABILITY_SOAK_MINUTES);
+  if (Number.isFinite(override) && override > 0) return override;
+  return kind === "a" ? cfg.minutes : cfg.churnMinutes;
+}
+
+/** One process's samples, summarised. */
+export interface ProcessMemory {
+  readonly pid: number;
+  readonly role: string;
+  readonly samples: number;
+  readonly heapDeltaMb: number;
+  readonly heapSlopeMbPerMin: number;
+  readonly rssDeltaMb: number;
+  readonly resourcesMin: number;
+  readonly resourcesMax: number;
+  readonly resourcesAtWarmUp: number;
+  readonly eldP99MaxMs: number;
+  readonly warnings: number;
+}
+
+/** Least-squares slope of y over x. */
+function slope(xs: readonly number[], ys: readonly number[]): number {
+  const n = xs.length;
+  if (n < 2) return 0;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += ((xs[i] as number) - mx) * ((ys[i] as number) - my);
+    den += ((xs[i] as number) - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+/** Summarises the `sample` lines of each process after `warmUpEnd`. */
+export function memoryFigures(lines: readonly LedgerLine[], warmUpEnd: number, roles: ReadonlyMap<number, string>): ProcessMemory[] {
+  const byPid = new Map<number, LedgerLine[]>();
+  for (const l of lines) if (l.kind === "sample") byPid.set(l.pid, [...(byPid.get(l.pid) ?? []), l]);
+  const out: ProcessMemory[] = [];
+  for (const [pid, all] of byPid) {
+    all.sort((a, b) => a.t - b.t);
+    const warm = all.filter((l) => l.t <= warmUpEnd).at(-1) ?? all[0];
+    const after = all.filter((l) => l.t >= (warm?.t ?? 0));
+    const last = after.at(-1);
+    if (warm === undefined || last === undefined) continue;
+    const num = (l: LedgerLine, f: string): number => Number(l[f]);
+    const resources = after.map((l) => num(l, "resources"));
+    out.push({
+      pid,
+      role: roles.get(pid) ?? "?",
+      samples: after.length,
+      heapDeltaMb: (num(last, "heapUsed") - num(warm, "heapUsed")) / MB,
+      heapSlopeMbPerMin: slope(
+        after.map((l) => l.t / 60_000),
+        after.map((l) => num(l, "heapUsed") / MB),
+      ),
+      rssDeltaMb: (num(last, "rss") - num(warm, "rss")) / MB,
+      resourcesMin: Math.min(...resources),
+      resourcesMax: Math.max(...resources),
+      resourcesAtWarmUp: num(warm, "resources"),
+      eldP99MaxMs: Math.max(...after.map((l) => num(l, "eldP99Ms"))),
+      warnings: lines.filter((l) => l.kind === "warning" && l.pid === pid).length,
+    });
+  }
+  return out;
+}
+
+/** R7a (`churn` false) or R7b (`churn` true). */
+export async function runSoak(options: {
+  readonly test: string;
+  readonly adapter: AdapterName;
+  readonly churn: boolean;
+}): Promise<
+  ScenarioResult & {
+    readonly memory: readonly ProcessMemory[];
+    readonly warmUpMs: number;
+    readonly durationMs: number;
+    readonly depth: { readonly atOneMinute: number; readonly atEnd: number; readonly max: number };
+  }
+> {
+  const cfg = config().processLevel.r7;
+  const durationMs = Math.round(soakMinutes(options.churn ? "b" : "a") * 60_000);
+  // The warm-up: the tier's 2 min, or 40 % of a shortened run.
+  const warmUpMs = Math.min(cfg.warmUpMs, Math.round(durationMs * 0.4));
+  const started = Date.now();
+  const target = await startTarget(options.adapter, options.test);
+  const h = createHarness(options.test, options.adapter);
+  const inspector = createBroker(target.spec);
+  try {
+    const proxy = options.churn ? await proxyFor(h, target) : undefined;
+    const spec = proxy === undefined ? target.spec : proxiedSpec(target.spec, proxy.port);
+    const brokerOptions = healthCheckOptions(options.adapter);
+    const params: ModeWorkerParams = {
+      spec,
+      brokerOptions,
+      queue: PROCESS_QUEUE,
+      concurrency: 8,
+      prefetch: 8,
+      leaseMs: TIMINGS.leaseMs,
+      sampleEveryMs: cfg.sampleEveryMs,
+    };
+    const workers = await Promise.all([h.spawnWorker(params, MODE_WORKER_ENTRY), h.spawnWorker(params, MODE_WORKER_ENTRY)]);
+    const producer = h.spawnProducer(
+      {
+        spec,
+        brokerOptions,
+        queue: PROCESS_QUEUE,
+        keyPrefix: "s",
+        count: Math.ceil((cfg.ratePerSec * durationMs) / 1000) + 1,
+        durationMs,
+        ratePerSec: cfg.ratePerSec,
+        maxInFlight: 50,
+        handlerMs: [5, 25],
+        cpuFraction: 0,
+        cpuMs: 0,
+        seed: 7,
+        sampleEveryMs: cfg.sampleEveryMs,
+      },
+      PRODUCER_ENTRY,
+    );
+    const t0 = Date.now();
+    const depths: { t: number; n: number }[] = [];
+    let resets = 0;
+    let nextDepth = t0;
+    while (h.producersFinished === 0) {
+      // The scenario's schedule: resets every 2 s (R7b); the depth every 10 s.
+      await h.until(() => h.producersFinished > 0, options.churn ? cfg.churnResetEveryMs : 1_000, "the schedule").catch(() => {});
+      if (proxy !== undefined && h.producersFinished === 0) {
+        await proxy.resetConnections();
+        resets++;
+      }
+      if (Date.now() >= nextDepth) {
+        nextDepth += cfg.sampleEveryMs;
+        const c = await inspector.counts(PROCESS_QUEUE).catch(() => undefined);
+        if (c !== undefined) depths.push({ t: Date.now() - t0, n: c.waiting + c.delayed });
+      }
+    }
+    await proxy?.close();
+    const lastFaultT = h.faults.at(-1)?.t ?? Date.now();
+    const roles = new Map<number, string>([...workers.map((w) => [w.pid, "worker"] as const), [producer.pid, "producer"]]);
+    const { drain, check, lines } = await drainAndCheck(h, target, lastFaultT);
+    const memory = memoryFigures(lines, t0 + warmUpMs, roles);
+    const latencies = endToEnd(lines);
+    const atOneMinute = depths.find((d) => d.t >= 60_000)?.n ?? depths.at(-1)?.n ?? 0;
+    await sleep(0);
+    return {
+      check,
+      drain,
+      faults: h.faults.slice(0, 20),
+      crashes: h.crashes.length,
+      wallMs: Date.now() - started,
+      dir: h.dir,
+      memory,
+      warmUpMs,
+      durationMs,
+      depth: { atOneMinute, atEnd: depths.at(-1)?.n ?? 0, max: Math.max(0, ...depths.map((d) => d.n)) },
+      figures: {
+        resets,
+        latencyP50Ms: quantile(latencies, 0.5),
+        latencyP99Ms: quantile(latencies, 0.99),
+        reconnectedEvents: lines.filter((l) => l.kind === "reconnected").length,
+        maxListenersWarnings: lines.filter((l) => l.kind === "warning" && l.name === "MaxListenersExceededWarning").length,
+      },
+    };
+  } finally {
+    await inspector.close().catch(() => {});
+    await h.close();
+    await target.stop();
+  }
+}
+
+/** Intent (just before enqueue) → first start, sorted (ms). */
+function endToEnd(lines: readonly LedgerLine[]): number[] {
+  const accepted = new Map<string, number>();
+  for (const l of lines) if (l.kind === "intent" && typeof l.id === "string") accepted.set(l.id, l.t);
+  const first = new Map<string, number>();
+  for (const l of lines) if (l.kind === "start" && typeof l.id === "string" && !first.has(l.id)) first.set(l.id, l.t);
+  const out: number[] = [];
+  for (const [id, t] of first) {
+    const a = accepted.get(id);
+    if (a !== undefined) out.push(t - a);
+  }
+  return out.sort((a, b) => a - b);
+}
