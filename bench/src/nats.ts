@@ -67,7 +67,10 @@ async function rawEnqueueSingle(p: EnqueueParams): Promise<Trial> {
   };
 }
 
-/** Raw pull consume + ack: the client's `consume()` (its default buffer of 100), parse, no-op, `ack()`; timed until all ran. */
+/**
+ * Raw pull consume + ack: the client's `consume()` with a buffer of `concurrency` messages (our
+ * worker holds as many: prefetch = concurrency), parse, no-op, `ack()`; timed until all ran.
+ */
 async function rawProcess(p: ThroughputParams): Promise<Trial> {
   const t = await rawTopology();
   const js = jetstream(t.nc);
@@ -84,6 +87,7 @@ async function rawProcess(p: ThroughputParams): Promise<Trial> {
       const done = deferred();
       let count = 0;
       const messages = await consumer.consume({
+        max_messages: p.concurrency,
         callback: (m) => {
           void noop(m.json<BenchPayload>()).then(() => {
             m.ack();
@@ -105,7 +109,7 @@ async function rawProcess(p: ThroughputParams): Promise<Trial> {
 const rawJetStream: Baseline = {
   name: "raw JetStream",
   kind: "raw-client",
-  note: "@nats-io/jetstream 3.4.0: js.publish awaiting PubAck (no msgID) with the same in-flight count; pull consume() with its default 100-message buffer, msg.ack() after a no-op; work-queue stream, file storage",
+  note: "@nats-io/jetstream 3.4.0: js.publish awaiting PubAck (no msgID) with the same in-flight count; pull consume() with a buffer of as many messages as the worker's concurrency (max_messages; the client's default is 100 whatever the handler does), msg.ack() after a no-op; work-queue stream, file storage",
   process: rawProcess,
   enqueueSingle: rawEnqueueSingle,
 };
