@@ -91,11 +91,7 @@ export function memoryFigures(lines: readonly LedgerLine[], warmUpEnd: number, r
 }
 
 /** R7a (`churn` false) or R7b (`churn` true). */
-export async function runSoak(options: {
-  readonly test: string;
-  readonly adapter: AdapterName;
-  readonly churn: boolean;
-}): Promise<
+export async function runSoak(options: { readonly test: string; readonly adapter: AdapterName; readonly churn: boolean }): Promise<
   ScenarioResult & {
     readonly memory: readonly ProcessMemory[];
     readonly warmUpMs: number;
