@@ -65,15 +65,18 @@ function enqueueOne(n: number): Promise<void> {
 }
 
 const startedAt = performance.now();
+let nextDue = startedAt;
 const pending = new Set<Promise<void>>();
 for (let n = 0; n < params.count && !stopped; n++) {
   if (params.durationMs !== undefined && performance.now() - startedAt >= params.durationMs) break;
   if (params.ratePerSec !== undefined) {
-    const due = startedAt + (n * 1000) / params.ratePerSec;
-    const wait = due - performance.now();
+    const wait = nextDue - performance.now();
     if (wait > 0) await sleep(wait);
   }
   while (inFlight >= params.maxInFlight) await new Promise<void>((resolve) => (slotFreed = resolve));
+  // Steady means steady: after a stall (every slot pending through an outage) the producer goes on
+  // at its rate instead of bursting to catch up on the enqueues it could not start.
+  if (params.ratePerSec !== undefined) nextDue = Math.max(nextDue + 1000 / params.ratePerSec, performance.now());
   const p = enqueueOne(n).finally(() => {
     inFlight--;
     pending.delete(p);
