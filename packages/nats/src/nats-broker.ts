@@ -171,6 +171,8 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
   #up = false;
   #nextFlush: Deferred | undefined;
   #closing: Promise<void> | undefined;
+  /** Ends the pause between first-connect attempts (close() calls it). */
+  #stopWaiting: (() => void) | undefined;
   closed = false;
 
   constructor(private readonly options: NatsBrokerOptions) {
@@ -217,21 +219,16 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
         this.#warnInsecure(url.hostname, url.username !== "");
         return `${url.hostname.includes(":") ? `[${url.hostname}]` : url.hostname}:${url.port || "4222"}`;
       });
-      try {
-        nc = await connect({
-          servers,
-          name: "@jobs/nats",
-          maxReconnectAttempts: -1,
-          reconnectTimeWait: 500,
-          pingInterval: 2_000,
-          maxPingOut: 2,
-          waitOnFirstConnect: true,
-          ...auth,
-          ...this.options.connectionOptions,
-        });
-      } catch (error) {
-        throw connectionError(`cannot connect to ${servers.join(",")}`, error);
-      }
+      nc = await this.#firstConnect({
+        servers,
+        name: "@jobs/nats",
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        pingInterval: 2_000,
+        maxPingOut: 2,
+        ...auth,
+        ...this.options.connectionOptions,
+      });
       if (this.closed) {
         await nc.close();
         throw new BrokerClosedError("[jobs] [nats] broker is closed");
@@ -251,6 +248,38 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
       this.#events.emit("config-warning", {
         message: `[jobs] [nats] nats-server ${nc.info?.version} fsyncs JetStream files lazily (about every 2 minutes) and has no sync_interval setting: a machine crash can lose acknowledged jobs. nats-server 2.10+ accepts "jetstream { sync_interval: always }"`,
       });
+    }
+  }
+
+  /**
+   * The first connection, retried here rather than by the client (`waitOnFirstConnect`), so that
+   * close() stops the retries: the client's own loop cannot be cancelled before it connects.
+   * Retries forever unless `maxReconnectAttempts` is set, `reconnectTimeWait` apart; gives up on
+   * a second authorization error in a row, as the client does.
+   */
+  async #firstConnect(options: NodeConnectionOptions): Promise<NatsConnection> {
+    const servers = Array.isArray(options.servers) ? options.servers.join(",") : String(options.servers);
+    const limit = options.maxReconnectAttempts ?? -1;
+    const waitMs = options.reconnectTimeWait ?? 500;
+    let authFailures = 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await connect({ ...options, waitOnFirstConnect: false });
+      } catch (error) {
+        if (this.closed) throw new BrokerClosedError("[jobs] [nats] broker is closed");
+        const name = (error as Error | null)?.name;
+        authFailures = name === "AuthorizationError" || name === "UserAuthenticationExpiredError" ? authFailures + 1 : 0;
+        if ((limit >= 0 && attempt >= limit) || authFailures >= 2) throw connectionError(`cannot connect to ${servers}`, error);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitMs);
+        this.#stopWaiting = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#stopWaiting = undefined;
+      if (this.closed) throw new BrokerClosedError("[jobs] [nats] broker is closed");
     }
   }
 
@@ -713,6 +742,7 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
 
   async #close(): Promise<void> {
     this.closed = true;
+    this.#stopWaiting?.();
     clearInterval(this.#sweeper);
     for (const { puller } of this.#pullers) puller.stop();
     this.#pullers.clear();

@@ -1,5 +1,6 @@
 // NATS-specific checks: what the adapter builds on the server, and the mechanisms the conformance
 // suite cannot see (duplicate window, delayed holding, dead-letter move, subject tokens, credentials).
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { inspect } from "node:util";
 import { brokerUrlFromEnv, createFaultProxy, type PrivateServer } from "@jobs/conformance";
 import { type Broker, createClient, createWorker, type Delivery, defineJob, JobsError, type OutgoingMessage } from "@jobs/core";
@@ -294,6 +295,36 @@ describe.skipIf(url === undefined)("nats adapter credentials [needs JOBS_NATS_UR
     expect(everything).not.toContain(wrong);
     expect(everything).not.toContain(password);
   }, 20_000);
+});
+
+describe("nats adapter first connection", () => {
+  it("stops retrying the first connection when closed before the server ever answered", async () => {
+    // A listener that is not a NATS server: every attempt connects, gets no INFO, and fails.
+    const attempts: Socket[] = [];
+    const fake = createServer((socket) => {
+      attempts.push(socket);
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => fake.listen(0, "127.0.0.1", resolve));
+    const port = (fake.address() as AddressInfo).port;
+    try {
+      const broker = createNatsBroker({ url: `nats://127.0.0.1:${port}`, connectionOptions: { reconnectTimeWait: 20 } });
+      const counted = broker.counts("never").then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await waitFor(() => attempts.length >= 2, { timeout: 10_000, message: "the broker never tried to connect" });
+      await broker.close();
+      const error = await counted;
+      expect(JobsError.isInstance(error) && error.code === "broker-closed").toBe(true);
+      const afterClose = attempts.length;
+      // Retrying every 20 ms, a client left running would connect again many times over 50 pauses.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(attempts.length - afterClose).toBeLessThanOrEqual(1);
+    } finally {
+      await new Promise((resolve) => fake.close(resolve));
+    }
+  });
 });
 
 describe.skipIf(url === undefined)("nats adapter on a private server that is killed [needs JOBS_NATS_URL]", () => {
