@@ -26,6 +26,15 @@ import { MODE_WORKER_ENTRY, type ModePayload, type ModeWorkerParams } from "../s
 import { bar, writeReport } from "../src/report.js";
 
 const cfg = config().processLevel.h8;
+/**
+ * The bug H8 found (not fixed yet). The case is skipped by name with it as the reason, unless
+ * `JOBS_RELIABILITY_KNOWN_BUGS=run` (to reproduce it).
+ */
+const H8_BUG =
+  "known bug (found by R4-H8, not fixed yet): innocent jobs fetched together with a crashing job are redelivered with it after every crash, " +
+  "so their broker-side delivery count climbs in step with the poison's and core dead-letters them as crash-loop too " +
+  "(redis: 12 of 40 innocents with maxDeliveries 3); core needs to tell a job that was running at a crash from one that was only co-located (RELIABILITY.md d.5 Q2)";
+const runKnownBugs = process.env.JOBS_RELIABILITY_KNOWN_BUGS === "run";
 const CRASHES: readonly NonNullable<ModePayload["crash"]>[] = ["exit", "sigkill", "throw-in-timer", "unhandled-rejection"];
 
 /** Restarts every worker that dies on its own, 0.5 s later, until stopped; records each death as a `kill` of its pid. */
@@ -73,114 +82,119 @@ for (const adapter of selectedAdapters()) {
       await target?.stop();
     });
 
-    it(`H8: each crashing job is dead-lettered (crash-loop) after maxDeliveries ${cfg.maxDeliveries}, innocents complete`, async () => {
-      const started = Date.now();
-      const h = createHarness("R4-H8", adapter);
-      const inspector = createBroker(target.spec);
-      try {
-        const params: ModeWorkerParams = {
-          spec: target.spec,
-          queue: PROCESS_QUEUE,
-          concurrency: 4,
-          prefetch: 4,
-          leaseMs: TIMINGS.leaseMs,
-          maxDeliveries: cfg.maxDeliveries,
-        };
-        await Promise.all([h.spawnWorker(params, MODE_WORKER_ENTRY), h.spawnWorker(params, MODE_WORKER_ENTRY)]);
-        const supervisor = supervise(h, params);
-        const producer = testProducer(h, target.spec, PROCESS_QUEUE);
-        const poison = CRASHES.map((crash) => `poison-${crash}`);
-        const innocents = Array.from({ length: cfg.innocentJobs }, (_, i) => `innocent-${i}`);
-        // Innocents around each poison job, so that they share the workers that die.
-        const order: ModePayload[] = [];
-        for (let i = 0; i < innocents.length; i++) {
-          order.push({ k: innocents[i] as string, ms: 200 });
-          const crash = CRASHES[Math.floor(i / (innocents.length / CRASHES.length))];
-          if (i % (innocents.length / CRASHES.length) === 2 && crash !== undefined) order.push({ k: `poison-${crash}`, ms: 10, crash });
-        }
-        for (const p of order) await producer.enqueue(p, { maxAttempts: 5 });
-        await producer.close();
-        const deadKeys = new Set(poison);
-        await h.until(() => innocents.every((k) => h.done.has(k)), 120_000, "every innocent job");
-        // The poison jobs end in the dead-letter queue: wait for their dead-lettered lines.
-        const deadLettered = (): Set<string> =>
-          new Set(
-            h
-              .read()
-              .lines.filter((l) => l.kind === "dead-lettered" && typeof l.id === "string")
-              .map((l) => l.id as string),
-          );
-        const deadline = Date.now() + 90_000;
-        while (!poison.every((k) => deadLettered().has(k)) && Date.now() < deadline) {
-          await h.until(() => false, 1_000, "a poll").catch(() => {}); // the ledger is the state: read it again each second
-        }
-        await supervisor.stop();
-        const drain = await h.drain({
-          broker: inspector,
-          queue: PROCESS_QUEUE,
-          quietMs: DRAIN.quietMs,
-          capMs: DRAIN.capMs,
-          lastFaultT: Date.now(),
-        });
-        await h.closeWorkers();
-        const read = h.read();
-        const c = check({ lines: read.lines, faults: read.faults, truncatedLines: read.truncated, expectedDead: deadKeys });
-        const starts = (k: string): number => read.lines.filter((l) => l.kind === "start" && l.id === k).length;
-        const deadLines = read.lines.filter((l) => l.kind === "dead-lettered");
-        const perPoison = poison.map((k) => {
-          const dl = deadLines.filter((l) => l.id === k);
-          const lastStart = Math.max(0, ...read.lines.filter((l) => l.kind === "start" && l.id === k).map((l) => l.t));
-          return {
-            k,
-            starts: starts(k),
-            deadLetters: dl.length,
-            reason: dl[0]?.reason,
-            ranAfterDeadLetter: dl.some((l) => l.t < lastStart),
+    if (!runKnownBugs) skipCase("R4-H8", adapter, H8_BUG);
+    it.skipIf(!runKnownBugs)(
+      `H8: each crashing job is dead-lettered (crash-loop) after maxDeliveries ${cfg.maxDeliveries}, innocents complete`,
+      async () => {
+        const started = Date.now();
+        const h = createHarness("R4-H8", adapter);
+        const inspector = createBroker(target.spec);
+        try {
+          const params: ModeWorkerParams = {
+            spec: target.spec,
+            queue: PROCESS_QUEUE,
+            concurrency: 4,
+            prefetch: 4,
+            leaseMs: TIMINGS.leaseMs,
+            maxDeliveries: cfg.maxDeliveries,
           };
-        });
-        const innocentDead = deadLines.filter((l) => typeof l.id === "string" && l.id.startsWith("innocent-")).length;
-        const innocentStarts = innocents.map(starts);
-        const restartsLimit = poison.length * cfg.maxDeliveries;
-        const report = writeReport({
-          test: "R4-H8",
-          adapter,
-          seed: 0,
-          config: { ...cfg, crashes: CRASHES, ledgers: h.dir },
-          figures: {
-            perPoison,
-            restarts: supervisor.restarts,
-            innocentStartsMax: Math.max(...innocentStarts),
-            innocentStartsAboveOne: innocentStarts.filter((n) => n > 1).length,
-            innocentDeadLettered: innocentDead,
-            lostSample: sample(c.lost),
-            unexplainedSample: sample(c.unexplained),
-            deadLettered: c.deadLettered,
-            wallMs: Date.now() - started,
-          },
-          bars: [
-            ...perPoison.map((p) =>
-              bar(
-                `${p.k}: runs, dead letters, reason`,
-                `${p.starts}, ${p.deadLetters}, ${String(p.reason)}`,
-                `≤ ${cfg.maxDeliveries}, 1, crash-loop, never after`,
-                p.starts >= 1 && p.starts <= cfg.maxDeliveries && p.deadLetters === 1 && p.reason === "crash-loop" && !p.ranAfterDeadLetter,
+          await Promise.all([h.spawnWorker(params, MODE_WORKER_ENTRY), h.spawnWorker(params, MODE_WORKER_ENTRY)]);
+          const supervisor = supervise(h, params);
+          const producer = testProducer(h, target.spec, PROCESS_QUEUE);
+          const poison = CRASHES.map((crash) => `poison-${crash}`);
+          const innocents = Array.from({ length: cfg.innocentJobs }, (_, i) => `innocent-${i}`);
+          // Innocents around each poison job, so that they share the workers that die.
+          const order: ModePayload[] = [];
+          for (let i = 0; i < innocents.length; i++) {
+            order.push({ k: innocents[i] as string, ms: 200 });
+            const crash = CRASHES[Math.floor(i / (innocents.length / CRASHES.length))];
+            if (i % (innocents.length / CRASHES.length) === 2 && crash !== undefined) order.push({ k: `poison-${crash}`, ms: 10, crash });
+          }
+          for (const p of order) await producer.enqueue(p, { maxAttempts: 5 });
+          await producer.close();
+          const deadKeys = new Set(poison);
+          // Every innocent ends done (or dead-lettered: a failure), every poison job dead-lettered; the ledgers are the state.
+          const settled = (): boolean => {
+            const lines = h.read().lines;
+            const dead = new Set(lines.filter((l) => l.kind === "dead-lettered" && typeof l.id === "string").map((l) => l.id as string));
+            return poison.every((k) => dead.has(k)) && innocents.every((k) => h.done.has(k) || dead.has(k));
+          };
+          const deadline = Date.now() + 120_000;
+          while (!settled() && Date.now() < deadline) {
+            await h.until(() => false, 1_000, "a poll").catch(() => {}); // read the ledgers again each second
+          }
+          await supervisor.stop();
+          const drain = await h.drain({
+            broker: inspector,
+            queue: PROCESS_QUEUE,
+            quietMs: DRAIN.quietMs,
+            capMs: DRAIN.capMs,
+            lastFaultT: Date.now(),
+          });
+          await h.closeWorkers();
+          const read = h.read();
+          const c = check({ lines: read.lines, faults: read.faults, truncatedLines: read.truncated, expectedDead: deadKeys });
+          const starts = (k: string): number => read.lines.filter((l) => l.kind === "start" && l.id === k).length;
+          const deadLines = read.lines.filter((l) => l.kind === "dead-lettered");
+          const perPoison = poison.map((k) => {
+            const dl = deadLines.filter((l) => l.id === k);
+            const lastStart = Math.max(0, ...read.lines.filter((l) => l.kind === "start" && l.id === k).map((l) => l.t));
+            return {
+              k,
+              starts: starts(k),
+              deadLetters: dl.length,
+              reason: dl[0]?.reason,
+              ranAfterDeadLetter: dl.some((l) => l.t < lastStart),
+            };
+          });
+          const innocentDead = deadLines.filter((l) => typeof l.id === "string" && l.id.startsWith("innocent-")).length;
+          const innocentStarts = innocents.map(starts);
+          const restartsLimit = poison.length * cfg.maxDeliveries;
+          const report = writeReport({
+            test: "R4-H8",
+            adapter,
+            seed: 0,
+            config: { ...cfg, crashes: CRASHES, ledgers: h.dir },
+            figures: {
+              perPoison,
+              restarts: supervisor.restarts,
+              innocentStartsMax: Math.max(...innocentStarts),
+              innocentStartsAboveOne: innocentStarts.filter((n) => n > 1).length,
+              innocentDeadLettered: innocentDead,
+              lostSample: sample(c.lost),
+              unexplainedSample: sample(c.unexplained),
+              deadLettered: c.deadLettered,
+              wallMs: Date.now() - started,
+            },
+            bars: [
+              ...perPoison.map((p) =>
+                bar(
+                  `${p.k}: runs, dead letters, reason`,
+                  `${p.starts}, ${p.deadLetters}, ${String(p.reason)}`,
+                  `≤ ${cfg.maxDeliveries}, 1, crash-loop, never after`,
+                  p.starts >= 1 &&
+                    p.starts <= cfg.maxDeliveries &&
+                    p.deadLetters === 1 &&
+                    p.reason === "crash-loop" &&
+                    !p.ranAfterDeadLetter,
+                ),
               ),
-            ),
-            bar("worker restarts", supervisor.restarts, `≤ ${restartsLimit}`, supervisor.restarts <= restartsLimit),
-            bar("innocent jobs dead-lettered", innocentDead, "= 0", innocentDead === 0),
-            bar("lost", c.lost.length, "= 0", c.lost.length === 0),
-            bar("duplicates unexplained", c.unexplained.length, "= 0", c.unexplained.length === 0),
-            bar("drained within cap", drain.drained, "counts 0 and quiet 3 × lease", drain.drained),
-          ],
-          faults: h.faults,
-        });
-        console.log(`[R4-H8 ${adapter}] ${report.verdict}: ${JSON.stringify(report.bars.map((b) => `${b.name}=${String(b.value)}`))}`);
-        expect(report.verdict).toBe("pass");
-      } finally {
-        await inspector.close().catch(() => {});
-        await h.close();
-      }
-    });
+              bar("worker restarts", supervisor.restarts, `≤ ${restartsLimit}`, supervisor.restarts <= restartsLimit),
+              bar("innocent jobs dead-lettered", innocentDead, "= 0", innocentDead === 0),
+              bar("lost", c.lost.length, "= 0", c.lost.length === 0),
+              bar("duplicates unexplained", c.unexplained.length, "= 0", c.unexplained.length === 0),
+              bar("drained within cap", drain.drained, "counts 0 and quiet 3 × lease", drain.drained),
+            ],
+            faults: h.faults,
+          });
+          console.log(`[R4-H8 ${adapter}] ${report.verdict}: ${JSON.stringify(report.bars.map((b) => `${b.name}=${String(b.value)}`))}`);
+          expect(report.verdict).toBe("pass");
+        } finally {
+          await inspector.close().catch(() => {});
+          await h.close();
+        }
+      },
+    );
 
     it(`H7b: an event loop blocked ${cfg.h7bBlockMs / 1000} s (> lease) loses the lease; the job runs again elsewhere, explained`, async () => {
       const started = Date.now();
