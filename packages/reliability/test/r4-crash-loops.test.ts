@@ -204,7 +204,7 @@ for (const adapter of selectedAdapters()) {
         const params: ModeWorkerParams = { spec: target.spec, queue: PROCESS_QUEUE, concurrency: 2, prefetch: 2, leaseMs: TIMINGS.leaseMs };
         await Promise.all([h.spawnWorker(params, MODE_WORKER_ENTRY), h.spawnWorker(params, MODE_WORKER_ENTRY)]);
         const producer = testProducer(h, target.spec, PROCESS_QUEUE);
-        await producer.enqueue({ k: "blocked", ms: 10, block: cfg.h7bBlockMs });
+        await producer.enqueue({ k: "blocked", ms: 10, block: cfg.h7bBlockMs, blockOnce: true });
         await producer.close();
         await h.until(() => h.done.has("blocked"), cfg.h7bBlockMs + 30_000, "the blocked job");
         const drain = await h.drain({
@@ -215,6 +215,9 @@ for (const adapter of selectedAdapters()) {
           lastFaultT: Date.now(),
         });
         await h.closeWorkers();
+        // The injected fault: the blocked worker's event loop, from its `blocking` line for the block's length.
+        const blocking = h.read().lines.find((l) => l.kind === "blocking" && l.id === "blocked");
+        if (blocking !== undefined) h.fault("event-loop-blocked", { t: blocking.t, until: blocking.t + cfg.h7bBlockMs, pid: blocking.pid });
         const read = h.read();
         const c = check({ lines: read.lines, faults: read.faults, truncatedLines: read.truncated });
         const s = read.lines.filter((l) => l.kind === "start" && l.id === "blocked").sort((a, b) => a.t - b.t);
@@ -243,6 +246,7 @@ for (const adapter of selectedAdapters()) {
               "≥ 2 starts, 2nd elsewhere during the block",
               otherWorker && duringBlock,
             ),
+            bar("executions", s.length, "= 2 (the blocked one and one redelivery)", s.length === 2),
             bar("lease-lost emitted by the blocked worker", leaseLost, "≥ 1", leaseLost >= 1),
             bar("duplicates unexplained", c.unexplained.length, "= 0", c.unexplained.length === 0),
             bar("lost", c.lost.length, "= 0", c.lost.length === 0),

@@ -14,6 +14,8 @@ export interface ModePayload extends ChaosPayload {
   readonly crash?: "exit" | "sigkill" | "throw-in-timer" | "unhandled-rejection";
   /** Block the event loop this long before the sleep, ms (R4-H7b). */
   readonly block?: number;
+  /** Block only the first execution of this key in the run (a marker file in the ledger directory). */
+  readonly blockOnce?: boolean;
 }
 
 /** `WorkerParams` plus the process-level options. */

@@ -11,6 +11,8 @@
  * - `sampleEveryMs`: `gc()`, heap, rss, event-loop delay p99, active resources and listener
  *   counts every period, as `sample` lines (R7).
  */
+import { closeSync, openSync } from "node:fs";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createWorker, defineJob, type JobInfo } from "@jobs/core";
 import { createBroker } from "../adapters.js";
@@ -52,6 +54,16 @@ let doneKeys: string[] = [];
 let started = 0;
 let shuttingDown = false;
 
+/** True for the first caller across the run's processes (an exclusive create of a marker file). */
+function firstTime(marker: string): boolean {
+  try {
+    closeSync(openSync(join(params.ledgerDir, "..", marker), "wx"));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** What a `crash` payload does to this process. */
 function crash(kind: NonNullable<ModePayload["crash"]>): void {
   switch (kind) {
@@ -82,7 +94,10 @@ worker.handle(defineJob<ModePayload>({ name: "reliability.chaos", queue: params.
     // The timer and rejection variants take effect on a later tick; give them one.
     await sleep(1_000);
   }
-  if (payload.block !== undefined) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, payload.block);
+  if (payload.block !== undefined && (payload.blockOnce !== true || firstTime(`blocked-${payload.k}`))) {
+    ledger.write("blocking", { id: payload.k, ms: payload.block });
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, payload.block);
+  }
   try {
     await sleep(Math.min(payload.ms, params.capMs ?? Number.POSITIVE_INFINITY), undefined, { signal: ctx.signal });
   } catch (error) {
