@@ -61,7 +61,7 @@ export function testProducer(
   };
 }
 
-/** Handler starts a forked mode worker reported (its `started` messages carry the running count). */
+/** Handler starts a forked mode worker reported (its `started` messages carry the running count). Poll it: the harness re-checks its own conditions before this listener runs. */
 export function startCounter(proc: Proc): { readonly count: number } {
   const state = { count: 0 };
   proc.child.on("message", (m: ChildMessage) => {

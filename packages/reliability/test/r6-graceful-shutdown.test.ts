@@ -95,7 +95,7 @@ for (const adapter of selectedAdapters()) {
       const n = cfg.prefetch;
       await Promise.all(Array.from({ length: n }, (_, i) => producer.enqueue({ k: `${prefix}${i}`, ms: options.jobMs })));
       await producer.close();
-      await h.until(() => aStarts.count >= cfg.concurrency, 30_000, `A running ${cfg.concurrency} jobs`);
+      await poll(() => aStarts.count >= cfg.concurrency, 30_000, `A running ${cfg.concurrency} jobs`);
       await poll(async () => (await countsWaiting(inspector)) === 0, 10_000, "A to hold every job");
       await bForked;
       const tGo = Date.now();
