@@ -254,8 +254,9 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
   /**
    * The first connection, retried here rather than by the client (`waitOnFirstConnect`), so that
    * close() stops the retries: the client's own loop cannot be cancelled before it connects.
-   * Retries forever unless `maxReconnectAttempts` is set, `reconnectTimeWait` apart; gives up on
-   * a second authorization error in a row, as the client does.
+   * Retries forever unless `maxReconnectAttempts` is set (or `waitOnFirstConnect: false`: one
+   * try), `reconnectTimeWait` apart; gives up on a second authorization error in a row, as the
+   * client does.
    */
   async #firstConnect(options: NodeConnectionOptions): Promise<NatsConnection> {
     const servers = Array.isArray(options.servers) ? options.servers.join(",") : String(options.servers);
@@ -269,7 +270,8 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
         if (this.closed) throw new BrokerClosedError("[jobs] [nats] broker is closed");
         const name = (error as Error | null)?.name;
         authFailures = name === "AuthorizationError" || name === "UserAuthenticationExpiredError" ? authFailures + 1 : 0;
-        if ((limit >= 0 && attempt >= limit) || authFailures >= 2) throw connectionError(`cannot connect to ${servers}`, error);
+        const last = options.waitOnFirstConnect === false || (limit >= 0 && attempt >= limit) || authFailures >= 2;
+        if (last) throw connectionError(`cannot connect to ${servers}`, error);
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, waitMs);

@@ -325,6 +325,28 @@ describe("nats adapter first connection", () => {
       await new Promise((resolve) => fake.close(resolve));
     }
   });
+
+  it("tries the first connection once with waitOnFirstConnect: false, failing with a connection error", async () => {
+    const attempts: Socket[] = [];
+    const fake = createServer((socket) => {
+      attempts.push(socket);
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => fake.listen(0, "127.0.0.1", resolve));
+    const port = (fake.address() as AddressInfo).port;
+    try {
+      const broker = createNatsBroker({ url: `nats://127.0.0.1:${port}`, connectionOptions: { waitOnFirstConnect: false } });
+      const error = await broker.counts("never").then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await broker.close();
+      expect(JobsError.isInstance(error) && error.code === "broker-connection").toBe(true);
+      expect(attempts).toHaveLength(1);
+    } finally {
+      await new Promise((resolve) => fake.close(resolve));
+    }
+  });
 });
 
 describe.skipIf(url === undefined)("nats adapter on a private server that is killed [needs JOBS_NATS_URL]", () => {
