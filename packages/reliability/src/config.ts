@@ -84,6 +84,8 @@ export interface ProcessLevelConfig {
     /** E1: enqueues through the proxy, RST every `e1ResetEveryMs`. */
     readonly e1Jobs: number;
     readonly e1ResetEveryMs: number;
+    /** E1's producer rate (enqueues/s), so that the run sees many resets. */
+    readonly e1RatePerSec: number;
     /** E4: the broker is down this long while the producer enqueues. */
     readonly e4OutageMs: number;
     readonly e4RunMs: number;
@@ -268,7 +270,7 @@ const PROCESS_A: ProcessLevelConfig = {
     handlerMs: [20, 80],
   },
   r6: { concurrency: 8, prefetch: 16, g1JobMs: 3_000, g1DeadlineMs: 10_000, g2JobMs: 20_000, g2DeadlineMs: 5_000 },
-  r9: { e1Jobs: 2_000, e1ResetEveryMs: 500, e4OutageMs: 15_000, e4RunMs: 25_000 },
+  r9: { e1Jobs: 2_000, e1ResetEveryMs: 500, e1RatePerSec: 200, e4OutageMs: 15_000, e4RunMs: 25_000 },
   h8: { maxDeliveries: 3, innocentJobs: 40, h7bBlockMs: 12_000 },
   r7: { minutes: 10, warmUpMs: 120_000, churnMinutes: 5, churnResetEveryMs: 2_000, sampleEveryMs: 10_000, ratePerSec: 200 },
 };
