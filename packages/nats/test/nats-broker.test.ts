@@ -240,6 +240,29 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     }
   }, 40_000);
 
+  it("hands a message out once when the server redelivers it to the consumer still holding it: the held delivery takes the new lease", async () => {
+    const broker = open();
+    const got: Delivery[] = [];
+    await broker.consume("held-redelivery", { prefetch: 3, leaseMs: 300 }, collect(got));
+    await open().publish("held-redelivery", [msg("held")]);
+    await waitFor(() => got.length === 1, { timeout: 10_000, message: "the first delivery did not arrive" });
+    // Held without heartbeats past the AckWait (a partition does that to acks and heartbeats): the
+    // server redelivers it to this consumer, which has free pull slots.
+    await waitFor(async () => (await jsm.consumers.info(topology.stream, "ready_held-redelivery")).delivered.consumer_seq >= 2, {
+      timeout: 10_000,
+      message: "the server did not redeliver",
+    });
+    // Published after the redelivery was sent: it arrives after it, on the same inbox.
+    await open().publish("held-redelivery", [msg("marker")]);
+    await waitFor(() => got.some((d) => d.body === "marker"), { timeout: 10_000, message: "the marker did not arrive" });
+    expect(got.map((d) => d.body)).toEqual(["held", "marker"]);
+    expect(got[0]?.deliveryCount).toBe(1);
+    // The redelivery renewed the held delivery's lease: it settles, and nothing is left.
+    await got[0]?.ack();
+    await got[1]?.ack();
+    expect(await broker.counts("held-redelivery")).toMatchObject({ waiting: 0, active: 0 });
+  }, 30_000);
+
   it("works on an existing connection and leaves it open on close", async () => {
     const shared = await connect({ servers: `${endpointOf(url as string).host}:${endpointOf(url as string).port}` });
     try {

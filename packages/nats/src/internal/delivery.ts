@@ -72,6 +72,15 @@ export class HeldDeliveries {
     delivery.next = undefined;
   }
 
+  /**
+   * The unsettled delivery of stream sequence `seq`, if this broker holds one: a linear scan, done
+   * only for redeliveries (a first delivery cannot meet an older copy of itself in this process).
+   */
+  find(seq: string): NatsDelivery | undefined {
+    for (let d = this.#head; d !== undefined; d = d.next) if (d.seq === seq) return d;
+    return undefined;
+  }
+
   /** Empties the list and returns what it held. */
   drain(): NatsDelivery[] {
     const all: NatsDelivery[] = [];
@@ -92,10 +101,16 @@ export class NatsDelivery implements Delivery {
   prev: NatsDelivery | undefined = undefined;
   next: NatsDelivery | undefined = undefined;
   readonly deliveryCount: number;
-  readonly reply: string;
+  /** Ack subject of the server's latest delivery of this message (a redelivery absorbed by `renew` replaces it). */
+  reply: string;
+  #seq: string | undefined;
   #expiresAt: number;
   #deadline: number;
   #settled = false;
+  /** A heartbeat timer is armed. */
+  #keeping = false;
+  /** Bumped by `renew`: a heartbeat confirmation that fails after a renewal does not shorten the renewed lease. */
+  #generation = 0;
 
   constructor(
     private readonly broker: DeliveryHost,
@@ -112,6 +127,25 @@ export class NatsDelivery implements Delivery {
     this.#expiresAt = now + ackWaitMs;
     this.#deadline = now + leaseMs;
     if (leaseMs > ackWaitMs) this.#keepAlive();
+  }
+
+  /** Stream sequence of the message (parsed on first use). */
+  get seq(): string {
+    this.#seq ??= sequenceOf(this.reply);
+    return this.#seq;
+  }
+
+  /**
+   * The server redelivered this message (its AckWait ran out, e.g. while a partition kept our
+   * acks and heartbeats from it) to this same consumer while we still hold it: the held delivery
+   * stays the only one (the handler must not run twice in one process), with the new delivery's
+   * ack subject and the lease the server restarted with it.
+   */
+  renew(msg: Msg): void {
+    this.reply = msg.reply as string;
+    this.#generation++;
+    this.#expiresAt = performance.now() + this.ackWaitMs;
+    if (this.#deadline > this.#expiresAt) this.#keepAlive();
   }
 
   /** Ends the delivery locally; false when it had already ended. */
@@ -133,7 +167,10 @@ export class NatsDelivery implements Delivery {
 
   /** Sends working() while the lease this consumer asked for is longer than the server's AckWait. */
   #keepAlive(): void {
+    if (this.#keeping) return;
+    this.#keeping = true;
     const timer = setTimeout(() => {
+      this.#keeping = false;
       if (this.#settled || this.broker.closed) return;
       const now = performance.now();
       if (now >= this.#expiresAt - LEASE_MARGIN_MS || now >= this.#deadline) return;
@@ -189,11 +226,19 @@ export class NatsDelivery implements Delivery {
     if (this.broker.closed) return Promise.reject(new BrokerClosedError());
     const now = performance.now();
     if (this.#settled || now >= this.#expiresAt - LEASE_MARGIN_MS) return Promise.reject(new LeaseLostError());
-    const keeping = this.#deadline > this.#expiresAt;
     this.#deadline = Math.max(this.#deadline, now + ms);
     const confirmed = this.broker.confirm();
+    const before = this.#expiresAt;
+    const generation = this.#generation;
     this.#touch(now);
-    if (!keeping && this.#deadline > this.#expiresAt) this.#keepAlive();
-    return confirmed;
+    if (this.#deadline > this.#expiresAt) this.#keepAlive();
+    // Unconfirmed (the connection dropped): the server may never have seen the heartbeat, so the
+    // lease is what it was before it. Otherwise a later ack would pass the local check after the
+    // server redelivered the message elsewhere, and ack the other consumer's delivery (acks name
+    // the stream sequence).
+    return confirmed.catch((error: unknown) => {
+      if (generation === this.#generation) this.#expiresAt = Math.min(this.#expiresAt, before);
+      throw error;
+    });
   }
 }
