@@ -9,6 +9,7 @@ import {
   JobsError,
   JobTimeoutError,
   JobValidationError,
+  LeaseLostError,
   type SerializedError,
   serializeError,
   UnknownJobError,
@@ -99,7 +100,10 @@ interface Held {
   readonly envelope: Envelope;
   readonly reg: Registered;
   readonly level: PriorityLevel;
+  /** Date.now() when the last heartbeat was sent (or the delivery arrived). */
   leaseAt: number;
+  /** Date.now() when the lease last confirmed began: the delivery, or the sending of the last heartbeat the broker confirmed. */
+  leaseConfirmedAt: number;
   leaseLost: boolean;
   controller: AbortController | undefined;
   shutdownAborted: boolean;
@@ -248,6 +252,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       reg,
       level,
       leaseAt: now,
+      leaseConfirmedAt: now,
       leaseLost: false,
       controller: undefined,
       shutdownAborted: false,
@@ -313,12 +318,38 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
         const item = from < 0 ? undefined : (buffers[from] as Held[]).shift();
         if (item === undefined) return;
         buffered--;
+        if (item.leaseLost || Date.now() - item.leaseConfirmedAt >= leaseMs) {
+          expired(item);
+          continue;
+        }
         runningSet.add(item);
         execute(item);
       }
     } finally {
       pumping = false;
     }
+  }
+
+  /**
+   * A buffered delivery whose lease ran out before a slot freed (an event-loop stall, heartbeats
+   * the broker never confirmed during a partition): the broker may already have handed the message
+   * to someone else, or back to this worker, so it must not start here. It is handed back with
+   * `defer(0)`, which a broker refuses once the lease is gone (nothing is acked, no attempt counted)
+   * and which frees its prefetch slot; should the broker still hold the lease, the message just goes
+   * back to its queue.
+   */
+  function expired(item: Held): void {
+    const { delivery, envelope } = item;
+    if (!item.leaseLost) {
+      item.leaseLost = true;
+      const error = new LeaseLostError("[jobs] the lease of a buffered job ran out before it could start; it was not run");
+      events.emit("job.lease-lost", { job: jobOf(item), error: serializeError(error) });
+    }
+    settling(
+      delivery.defer(0).catch((e: unknown) => {
+        if (!(JobsError.isInstance(e) && (e.code === "lease-lost" || e.code === "broker-closed"))) reportSettleError(e, envelope);
+      }),
+    );
   }
 
   /** Tracks a settle operation so close() waits for it. */
@@ -474,10 +505,15 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     for (const item of heldItems()) {
       if (item.leaseLost || now - item.leaseAt < leaseMs / 3) continue;
       item.leaseAt = now;
-      item.delivery.extendLease(leaseMs).catch((error: unknown) => {
-        item.leaseLost = true;
-        reportSettleError(error, item.envelope);
-      });
+      item.delivery.extendLease(leaseMs).then(
+        () => {
+          if (now > item.leaseConfirmedAt) item.leaseConfirmedAt = now;
+        },
+        (error: unknown) => {
+          item.leaseLost = true;
+          reportSettleError(error, item.envelope);
+        },
+      );
     }
   }
 

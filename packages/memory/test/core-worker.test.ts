@@ -691,6 +691,44 @@ describe("worker: leases", () => {
     expect(starts).toBe(1);
     expect(lost).toEqual([]);
   });
+
+  it("does not start a buffered job whose lease ran out while it waited: lease-lost, and it runs once, from its redelivery", async () => {
+    const t = scope();
+    const broker = t.broker();
+    const queue = uniqueQueue("buffered-lease");
+    const lease = 100;
+    const blocker = defineJob<null>({ name: "blocker", queue });
+    const victim = defineJob<null>({ name: "victim", queue });
+    const open = gate();
+    let blocked = false;
+    let victimStarts = 0;
+    const worker = t
+      .worker({ broker, lease, concurrency: 1, prefetch: 2 })
+      .handle(blocker, async () => {
+        if (blocked) return;
+        blocked = true;
+        await open.promise;
+        // The event loop stalls past the lease: no heartbeat reaches the broker meanwhile, so the
+        // victim, buffered behind this job, loses its lease (the broker redelivers it).
+        const until = Date.now() + 3 * lease;
+        while (Date.now() < until) {}
+      })
+      .handle(victim, () => {
+        victimStarts++;
+      });
+    const lost: string[] = [];
+    worker.on("job.lease-lost", (e) => lost.push(e.job?.name ?? "?"));
+    const client = t.client(broker);
+    await client.enqueue(blocker, null);
+    await client.enqueue(victim, null);
+    await worker.start();
+    await waitFor(() => blocked && broker.server.queues.get(queue)?.active.size === 2, { message: "victim not buffered" });
+    const victimDone = waitForEvent(worker, "job.succeeded", (e) => e.job.name === "victim");
+    open.open();
+    await victimDone;
+    expect(victimStarts).toBe(1);
+    expect(lost).toContain("victim");
+  });
 });
 
 describe("worker: lifecycle", () => {
