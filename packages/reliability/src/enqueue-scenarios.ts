@@ -81,7 +81,7 @@ export async function runE1(options: { readonly test: string; readonly adapter: 
 /**
  * E4: a producer at 200 enqueues/s and two workers; after 5 s the broker is down for the tier's
  * outage (kill -9 of the private server, then a start on the same data; SQS, whose emulator is in
- * memory: the proxy refuses connections instead), then the run goes on to its end.
+ * memory: the proxy resets every connection and refuses new ones instead), then the run goes on to its end.
  */
 export async function runE4(options: {
   readonly test: string;
@@ -122,8 +122,11 @@ export async function runE4(options: {
     });
     await sleep(5_000); // the scenario's schedule
     const downAt = Date.now();
-    if (proxy !== undefined) await proxy.refuse();
-    else await server.kill("SIGKILL");
+    if (proxy !== undefined) {
+      // RST the open (keep-alive) connections, then refuse new ones: refusing alone leaves pooled connections working.
+      await proxy.reset();
+      await proxy.refuse();
+    } else await server.kill("SIGKILL");
     await sleep(Math.max(0, downAt + cfg.e4OutageMs - Date.now()));
     if (proxy !== undefined) await proxy.pass();
     else await server.start();

@@ -2,7 +2,7 @@
  * R9-E4 — enqueue during a 15-s broker outage (RELIABILITY.md d.3): the private broker is killed
  * (kill -9) while a producer enqueues at 200/s, and started again on the same data. Each enqueue
  * resolves after recovery or rejects within `enqueueTimeout` + 1 s; none stays pending, and no
- * accepted job is lost. SQS (in-memory emulator): the proxy refuses connections instead.
+ * accepted job is lost. SQS (in-memory emulator): the proxy resets and refuses connections instead.
  */
 import { describe, expect, it } from "vitest";
 import { selectedAdapters } from "../src/adapters.js";
@@ -30,7 +30,7 @@ for (const adapter of selectedAdapters()) {
           ...config().processLevel.r9,
           timings: TIMINGS,
           ledgers: r.dir,
-          fault: adapter === "sqs" ? "proxy refuse" : "kill -9 + start",
+          fault: adapter === "sqs" ? "proxy reset + refuse" : "kill -9 + start",
         },
         figures: {
           ...r.figures,
