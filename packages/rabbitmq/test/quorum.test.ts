@@ -165,6 +165,59 @@ describe.skipIf(url === undefined)("rabbitmq quorum mode and acks [needs JOBS_RA
     }, 60_000);
   }
 
+  for (const queueType of ["classic", "quorum"] as const) {
+    it(`${queueType}: a connection reset while a backlog is acked never redelivers a message whose ack resolved`, async () => {
+      const u = new URL(url as string);
+      const proxy = await createFaultProxy({ target: { host: u.hostname, port: Number(u.port || 5672) } });
+      const t = queueType === "quorum" ? tracker : new Tracker(url as string, uniquePrefix("qr"), { queueType });
+      const queue = `cut-${queueType}`;
+      const [producer, consumer] = [t.broker(), t.broker({ requestTimeout: "3s" }, proxy.address)];
+      try {
+        const total = 400;
+        await producer.publish(
+          queue,
+          Array.from({ length: total }, (_, i) => msg(`m${i}`)),
+        );
+        const resolved = new Set<string>();
+        const rejected = new Set<string>();
+        const redelivered: string[] = [];
+        const seen = new Set<string>();
+        let cut = false;
+        await consumer.consume(queue, { prefetch: 10, leaseMs: 30_000 }, (d) => {
+          if (seen.has(d.body) && resolved.has(d.body)) redelivered.push(d.body);
+          seen.add(d.body);
+          d.ack().then(
+            () => {
+              resolved.add(d.body);
+              // Cut in the middle of the stream, right after an ack resolved.
+              if (!cut && resolved.size === 150) {
+                cut = true;
+                proxy.resetConnections();
+              }
+            },
+            // Cut before its proof: the ack may or may not have landed (redelivered, or not).
+            () => rejected.add(d.body),
+          );
+        });
+        const settled = (): number => new Set([...resolved, ...rejected]).size;
+        await waitFor(
+          async () => {
+            if (settled() < total) return false;
+            const c = await consumer.counts(queue);
+            return c.waiting === 0 && c.active === 0;
+          },
+          { timeout: 30_000, message: "not every message was settled" },
+        );
+        expect(cut).toBe(true);
+        expect(redelivered).toEqual([]);
+      } finally {
+        await closeAll([producer, consumer]);
+        await proxy.close();
+        if (t !== tracker) await t.cleanUp();
+      }
+    }, 60_000);
+  }
+
   it("acks a backlog at prefetch 5: every ack resolves (proven by later deliveries and, at the end, a qos round trip) and nothing comes back", async () => {
     const [producer, consumer] = [tracker.broker(), tracker.broker()];
     try {
