@@ -15,6 +15,7 @@ import {
   UnknownJobError,
 } from "./errors.js";
 import { Emitter, type JobInfo, type WorkerEventMap } from "./events.js";
+import { abortItem, asReceived, boundedRaw, HandlerContext, type Held, jobOf, type Registered } from "./internal/held.js";
 import { IntrusiveList } from "./internal/list.js";
 import { physicalQueues } from "./internal/routing.js";
 import { describeIssues, runSchema, type SchemaResult } from "./internal/schema.js";
@@ -88,35 +89,6 @@ export interface Worker<Ctx> {
   readonly on: Emitter<WorkerEventMap>["on"];
   /** Jobs running now. */
   readonly running: number;
-}
-
-interface Registered {
-  readonly job: JobDefinition<unknown, unknown>;
-  readonly handler: JobHandler<unknown, unknown>;
-}
-
-interface Held {
-  readonly delivery: Delivery;
-  readonly envelope: Envelope;
-  readonly reg: Registered;
-  readonly level: PriorityLevel;
-  /** Date.now() when the last heartbeat was sent (or the delivery arrived). */
-  leaseAt: number;
-  /** Date.now() when the lease last confirmed began: the delivery, or the sending of the last heartbeat the broker confirmed. */
-  leaseConfirmedAt: number;
-  leaseLost: boolean;
-  controller: AbortController | undefined;
-  shutdownAborted: boolean;
-  done: boolean;
-  job: JobInfo | undefined;
-  startedAt: number;
-  /** Date.now() when it entered the buffer (priority aging). */
-  readonly bufferedAt: number;
-  /** performance.now() after which the pending handler times out (Infinity while not awaiting one). */
-  deadline: number;
-  /** Links in the running list. */
-  prev: Held | undefined;
-  next: Held | undefined;
 }
 
 const SHUTDOWN_GRACE_MS = 1_000;
@@ -627,64 +599,4 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   }
 
   return worker;
-}
-
-/**
- * The handler's second argument. The AbortController is created only when a handler reads
- * `signal` or the job is aborted: creating one per job costs more than a no-op job itself.
- */
-class HandlerContext<Ctx> implements JobContext<Ctx> {
-  readonly context: Ctx;
-  readonly #item: Held;
-  constructor(context: Ctx, item: Held) {
-    this.context = context;
-    this.#item = item;
-  }
-  get job(): JobInfo {
-    return jobOf(this.#item);
-  }
-  get signal(): AbortSignal {
-    this.#item.controller ??= new AbortController();
-    return this.#item.controller.signal;
-  }
-}
-
-/**
- * The envelope as received, payload included: the handler got the payload object and may have
- * changed it, and a retry or a dead letter must carry the job as it was sent, not as it was left.
- */
-function asReceived(delivery: Delivery, envelope: Envelope): Envelope {
-  if (delivery.local !== undefined) return fromLocalEnvelope(delivery.local);
-  try {
-    return decodeEnvelope(delivery.body, Number.POSITIVE_INFINITY);
-  } catch {
-    return envelope;
-  }
-}
-
-/** Most bytes of an oversized undecodable message its dead letter keeps: enough to tell what it was. */
-const OVERSIZE_KEPT_BYTES = 65_536;
-
-/**
- * The raw body of an undecodable message as its dead letter keeps it: whole when within the
- * worker's `maxBytes`, else only its first bytes (at most 64 KiB, cut on a character boundary), so a
- * 10 MB message written by someone else never becomes a 10 MB dead letter, nor costs a copy of itself.
- */
-function boundedRaw(body: string, maxBytes: number): string {
-  if (body.length * 3 <= maxBytes || Buffer.byteLength(body, "utf8") <= maxBytes) return body;
-  // encodeInto writes whole characters only and never more than the buffer: no copy of the whole body.
-  const head = new Uint8Array(Math.min(maxBytes, OVERSIZE_KEPT_BYTES));
-  const { written } = new TextEncoder().encodeInto(body, head);
-  return Buffer.from(head.buffer, 0, written).toString("utf8");
-}
-
-/** The event view of a held job, built once and only when someone needs it. */
-function jobOf(item: Held): JobInfo {
-  item.job ??= infoOf(item.envelope);
-  return item.job;
-}
-
-function abortItem(item: Held, reason: unknown): void {
-  item.controller ??= new AbortController();
-  item.controller.abort(reason);
 }
