@@ -576,16 +576,14 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
     let ackWaitMs = leaseMs;
     const ready = new Puller(nc, api(`ready_${queue}`), options.prefetch, (msg) => {
       const delivery = new NatsDelivery(this, ready, queue, msg, ackWaitMs, leaseMs);
-      if (delivery.deliveryCount > 1) {
-        // A redelivery of a message this process still holds (its AckWait ran out while acks or
-        // heartbeats could not reach the server): the held delivery takes the new lease; the
-        // message is not handed out a second time.
-        const held = this.#held.find(delivery.seq);
-        if (held !== undefined) {
-          held.renew(msg);
-          ready.release();
-          return;
-        }
+      // A second copy of a message this process still holds (its AckWait ran out while acks or
+      // heartbeats could not reach the server, or the server sent it twice): the held delivery
+      // takes the new lease; the message is not handed out a second time.
+      const held = this.#held.find(delivery.seq);
+      if (held !== undefined) {
+        held.renew(msg);
+        ready.release();
+        return;
       }
       this.#held.add(delivery);
       try {

@@ -51,15 +51,20 @@ export function sequenceOf(reply: string): string {
 
 /**
  * The unsettled deliveries of a broker (close() hands them back): an intrusive list, so holding
- * one costs two field writes instead of a Set entry (a Set's churn reallocates its table).
+ * one costs two field writes instead of a Set entry (a Set's churn reallocates its table), and an
+ * index by stream sequence, so a second copy of a held message is recognised whatever its delivery
+ * count (some nats-server versions, 2.9 among them, can send a redelivered message again with a
+ * count of 1: nats-io/nats-server#5305).
  */
 export class HeldDeliveries {
   #head: NatsDelivery | undefined;
+  readonly #bySeq = new Map<string, NatsDelivery>();
 
   add(delivery: NatsDelivery): void {
     delivery.next = this.#head;
     if (this.#head !== undefined) this.#head.prev = delivery;
     this.#head = delivery;
+    this.#bySeq.set(delivery.seq, delivery);
   }
 
   delete(delivery: NatsDelivery): void {
@@ -70,15 +75,12 @@ export class HeldDeliveries {
     if (next !== undefined) next.prev = prev;
     delivery.prev = undefined;
     delivery.next = undefined;
+    if (this.#bySeq.get(delivery.seq) === delivery) this.#bySeq.delete(delivery.seq);
   }
 
-  /**
-   * The unsettled delivery of stream sequence `seq`, if this broker holds one: a linear scan, done
-   * only for redeliveries (a first delivery cannot meet an older copy of itself in this process).
-   */
+  /** The unsettled delivery of stream sequence `seq`, if this broker holds one. */
   find(seq: string): NatsDelivery | undefined {
-    for (let d = this.#head; d !== undefined; d = d.next) if (d.seq === seq) return d;
-    return undefined;
+    return this.#bySeq.get(seq);
   }
 
   /** Empties the list and returns what it held. */
@@ -90,6 +92,7 @@ export class HeldDeliveries {
       d.next = undefined;
     }
     this.#head = undefined;
+    this.#bySeq.clear();
     return all;
   }
 }
@@ -129,7 +132,7 @@ export class NatsDelivery implements Delivery {
     if (leaseMs > ackWaitMs) this.#keepAlive();
   }
 
-  /** Stream sequence of the message (parsed on first use). */
+  /** Stream sequence of the message. */
   get seq(): string {
     this.#seq ??= sequenceOf(this.reply);
     return this.#seq;
