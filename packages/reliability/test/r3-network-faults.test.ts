@@ -19,12 +19,7 @@ const RECOVERY_LIMIT_MS = 5_000;
 const SILENT = new Set(["pause", "pause+reset", "pause-downstream"]);
 
 /** Known bugs R3 found that are not fixed yet: the case is skipped by name with the bug as its reason. */
-const KNOWN_BUGS: Partial<Record<string, string>> = {
-  nats:
-    "known bug (found by R3 N1+N2, not fixed yet): after a 10-s partition heals, one worker started the same JetStream message twice in the same millisecond " +
-    "(one job id, two concurrent executions in one process, no lease-lost): a redelivery after AckWait expired during the partition " +
-    "reaches the worker while the first delivery is still buffered or running; core or the adapter must not run a message it already holds",
-};
+const KNOWN_BUGS: Partial<Record<string, string>> = {};
 
 for (const adapter of selectedAdapters()) {
   if (adapter === "memory") {
