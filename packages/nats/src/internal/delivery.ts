@@ -177,15 +177,29 @@ export class NatsDelivery implements Delivery {
       if (this.#settled || this.broker.closed) return;
       const now = performance.now();
       if (now >= this.#expiresAt - LEASE_MARGIN_MS || now >= this.#deadline) return;
-      this.#touch(now);
+      // A failure is the connection's: the lease falls back, and the next settle is refused.
+      this.#touch(now).catch(() => {});
       if (this.#deadline > this.#expiresAt) this.#keepAlive();
     }, this.ackWaitMs / 2);
     timer.unref();
   }
 
-  #touch(now: number): void {
+  /**
+   * Sends a heartbeat, which restarts the AckWait. Unconfirmed (the connection dropped), the server
+   * may never have seen it, so the lease falls back to what it was: otherwise a later ack would pass
+   * the local check after the server redelivered the message elsewhere, and ack the other
+   * consumer's delivery (acks name the stream sequence).
+   */
+  #touch(now: number): Promise<void> {
+    const confirmed = this.broker.confirm();
+    const before = this.#expiresAt;
+    const generation = this.#generation;
     this.broker.publishRaw(this.reply, WPI);
     this.#expiresAt = now + this.ackWaitMs;
+    return confirmed.catch((error: unknown) => {
+      if (generation === this.#generation) this.#expiresAt = Math.min(this.#expiresAt, before);
+      throw error;
+    });
   }
 
   #ackAfter(sent: Promise<unknown>): Promise<void> {
@@ -230,18 +244,8 @@ export class NatsDelivery implements Delivery {
     const now = performance.now();
     if (this.#settled || now >= this.#expiresAt - LEASE_MARGIN_MS) return Promise.reject(new LeaseLostError());
     this.#deadline = Math.max(this.#deadline, now + ms);
-    const confirmed = this.broker.confirm();
-    const before = this.#expiresAt;
-    const generation = this.#generation;
-    this.#touch(now);
+    const confirmed = this.#touch(now);
     if (this.#deadline > this.#expiresAt) this.#keepAlive();
-    // Unconfirmed (the connection dropped): the server may never have seen the heartbeat, so the
-    // lease is what it was before it. Otherwise a later ack would pass the local check after the
-    // server redelivered the message elsewhere, and ack the other consumer's delivery (acks name
-    // the stream sequence).
-    return confirmed.catch((error: unknown) => {
-      if (generation === this.#generation) this.#expiresAt = Math.min(this.#expiresAt, before);
-      throw error;
-    });
+    return confirmed;
   }
 }
