@@ -12,7 +12,7 @@ import { quantile } from "./checker.js";
 import { config, TIMINGS } from "./config.js";
 import { createHarness } from "./harness.js";
 import type { ScenarioResult } from "./harness-scenarios.js";
-import type { LedgerLine } from "./ledger.js";
+import { type LedgerLine, readLedgers } from "./ledger.js";
 import { drainAndCheck, healthCheckOptions, PROCESS_QUEUE, proxiedSpec, proxyFor } from "./network-scenarios.js";
 import { MODE_WORKER_ENTRY, type ModeWorkerParams } from "./processes/worker-modes-params.js";
 
@@ -160,7 +160,8 @@ export async function runSoak(options: { readonly test: string; readonly adapter
     const lastFaultT = h.faults.at(-1)?.t ?? Date.now();
     const roles = new Map<number, string>([...workers.map((w) => [w.pid, "worker"] as const), [producer.pid, "producer"]]);
     const { drain, check, lines } = await drainAndCheck(h, target, lastFaultT);
-    const memory = memoryFigures(lines, t0 + warmUpMs, roles);
+    const samples = readLedgers(join(h.dir, "samples")).lines;
+    const memory = memoryFigures(samples, t0 + warmUpMs, roles);
     const latencies = endToEnd(lines);
     const atOneMinute = depths.find((d) => d.t >= 60_000)?.n ?? depths.at(-1)?.n ?? 0;
     await sleep(0);
@@ -180,7 +181,8 @@ export async function runSoak(options: { readonly test: string; readonly adapter
         latencyP50Ms: quantile(latencies, 0.5),
         latencyP99Ms: quantile(latencies, 0.99),
         reconnectedEvents: lines.filter((l) => l.kind === "reconnected").length,
-        maxListenersWarnings: lines.filter((l) => l.kind === "warning" && l.name === "MaxListenersExceededWarning").length,
+        maxListenersWarnings: samples.filter((l) => l.kind === "warning" && l.name === "MaxListenersExceededWarning").length,
+        warnings: samples.filter((l) => l.kind === "warning").length,
       },
     };
   } finally {

@@ -120,7 +120,11 @@ const progress = setInterval(() => {
 }, 100);
 
 // R7: samples after gc().
-const stopSampler = params.sampleEveryMs === undefined ? undefined : startSampler(ledger, params.sampleEveryMs);
+// Samples go to their own directory: the drain watches the ledgers for quiet, and samples never stop.
+const stopSampler =
+  params.sampleEveryMs === undefined
+    ? undefined
+    : startSampler(openLedger(join(params.ledgerDir, "..", "samples"), "worker"), params.sampleEveryMs);
 
 /** Shutdown as an application does it (docs/concepts/shutdown.md), ending without `process.exit`. */
 async function shutdown(signal: string): Promise<void> {
