@@ -156,10 +156,11 @@ export async function runSoak(options: { readonly test: string; readonly adapter
         if (c !== undefined) depths.push({ t: Date.now() - t0, n: c.waiting + c.delayed });
       }
     }
-    await proxy?.close();
     const lastFaultT = h.faults.at(-1)?.t ?? Date.now();
     const roles = new Map<number, string>([...workers.map((w) => [w.pid, "worker"] as const), [producer.pid, "producer"]]);
+    // The workers connect through the proxy: it stays up (passing) until they are closed.
     const { drain, check, lines } = await drainAndCheck(h, target, lastFaultT);
+    await proxy?.close();
     const samples = readLedgers(join(h.dir, "samples")).lines;
     const memory = memoryFigures(samples, t0 + warmUpMs, roles);
     const latencies = endToEnd(lines);
