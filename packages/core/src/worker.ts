@@ -19,6 +19,7 @@ import { abortItem, asReceived, boundedRaw, HandlerContext, type Held, jobOf, ty
 import { IntrusiveList } from "./internal/list.js";
 import { physicalQueues } from "./internal/routing.js";
 import { describeIssues, runSchema, type SchemaResult } from "./internal/schema.js";
+import { isSuspect, nextLevel, pickSuspect, SuspectTurn } from "./internal/suspects.js";
 import { assertQueueName } from "./names.js";
 import { PRIORITIES, type PriorityLevel } from "./priority.js";
 
@@ -267,6 +268,8 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   }
 
   let pumping = false;
+  let alone: Held | undefined; // the crash suspect running alone
+  const suspectTurn = new SuspectTurn(() => pump());
   function pump(): void {
     // Re-entrant calls (a synchronous handler completing inside the loop) only flag more work,
     // so a long buffer of synchronous jobs never deepens the stack.
@@ -274,23 +277,17 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     pumping = true;
     try {
       const agedBefore = Date.now() - agingMs;
-      while (runningSet.size < concurrency && buffered > 0 && state === "running") {
-        // Highest level first, unless the head of a level (its oldest job) has waited past the
-        // aging limit: then the oldest such head goes first.
-        let from = -1;
-        let oldest = agedBefore;
-        for (let level = 0; level <= 4; level++) {
-          const head = (buffers[level] as Held[])[0];
-          if (head !== undefined && head.bufferedAt <= oldest) {
-            from = level;
-            oldest = head.bufferedAt;
-          }
-        }
-        for (let level = 4; from < 0 && level >= 0; level--) if ((buffers[level] as Held[]).length > 0) from = level;
-        const item = from < 0 ? undefined : (buffers[from] as Held[]).shift();
-        if (item === undefined) return;
+      // A crash suspect runs alone (internal/suspects.ts): once nothing runs or settles, nothing beside it.
+      while (runningSet.size < concurrency && buffered > 0 && state === "running" && alone === undefined) {
+        const buffer = buffers[nextLevel(buffers, agedBefore)];
+        if (buffer?.[0] === undefined) return;
+        const suspect = isSuspect(buffer[0]);
+        if (suspect && (runningSet.size > 0 || pendingSettles > 0 || !suspectTurn.ready())) return;
+        const item = (suspect ? buffer.splice(pickSuspect(buffer), 1)[0] : buffer.shift()) as Held;
+        if (suspect) alone = item;
         buffered--;
         if (item.leaseLost || Date.now() - item.leaseConfirmedAt >= leaseMs) {
+          if (alone === item) alone = undefined;
           expired(item);
           continue;
         }
@@ -335,7 +332,9 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   }
 
   function checkIdle(): void {
-    if (onIdle !== undefined && runningSet.size === 0 && pendingSettles === 0) onIdle();
+    if (runningSet.size > 0 || pendingSettles > 0) return;
+    onIdle?.();
+    if (buffered > 0) pump();
   }
 
   function execute(item: Held): void {
@@ -419,6 +418,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
 
   function finished(item: Held): void {
     runningSet.delete(item);
+    if (alone === item) alone = undefined;
     checkIdle();
     pump();
   }
