@@ -22,8 +22,10 @@ export function isSuspect(item: Held): boolean {
 }
 
 /**
- * Which suspect of a level's buffer runs next (alone): the lowest `deliveryCount` first (a job
- * held at more crashes is likelier the one causing them). Ties are jobs that were handed out
+ * Which suspect of a level's buffer runs next (alone): the highest `deliveryCount` first. Jobs
+ * buffered beside a crashing one come back counted too, so a count says how close a job is to the
+ * limit, not whether it crashes: the job one crash from the limit runs before a crash can take it
+ * there, and one with a lower count can afford the wait. Ties are jobs that were handed out
  * together, typically all the jobs in flight at a crash; brokers hand such a group out again in an
  * order of their own (kept, reversed, …), and any rule based on that order can put the same crasher
  * ahead of the same innocent at every crash until both reach the limit. Ties are broken by a hash
@@ -32,14 +34,14 @@ export function isSuspect(item: Held): boolean {
  */
 export function pickSuspect(buffer: readonly Held[]): number {
   let best = -1;
-  let count = Number.POSITIVE_INFINITY;
+  let count = 1;
   let rank = 0;
   for (let i = 0; i < buffer.length; i++) {
     const item = buffer[i] as Held;
     const n = item.delivery.deliveryCount;
-    if (n <= 1 || n > count) continue;
+    if (n <= 1 || n < count) continue;
     const r = tieRank(item.envelope.id, n);
-    if (n < count || r < rank) {
+    if (n > count || r < rank) {
       best = i;
       count = n;
       rank = r;
