@@ -234,7 +234,7 @@ describe.each(selectedAdapters())("R10 dead letters on %s", (adapter: AdapterNam
     "R10-D4",
     adapter,
     adapter === "rabbitmq"
-      ? "no quorum-queue mode on main yet (x-delivery-limit needs quorum queues; another engineer is adding the mode)"
+      ? "not written yet: x-delivery-limit needs quorum queues, and queueType quorum landed after this case (next slice)"
       : "RabbitMQ only (quorum x-delivery-limit)",
   );
 
