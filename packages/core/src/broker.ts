@@ -87,6 +87,13 @@ export interface ConsumeOptions {
   readonly prefetch: number;
   /** How long a delivery stays leased to this consumer without `extendLease`, in ms. */
   readonly leaseMs: number;
+  /**
+   * The longest handler timeout, in ms, among the job definitions the worker has registered for
+   * this queue (absent when it has none). A broker that limits how long one delivery may stay
+   * unsettled (RabbitMQ's `consumer_timeout`) can warn when a job may run past that limit. A
+   * per-enqueue `timeout` override longer than the definition's is not seen here.
+   */
+  readonly jobTimeoutMs?: number;
 }
 
 /** Why a message was dead-lettered. */

@@ -1,4 +1,4 @@
-import type { Broker, DeadLetterReason, Delivery, Subscription } from "./broker.js";
+import type { Broker, ConsumeOptions, DeadLetterReason, Delivery, Subscription } from "./broker.js";
 import { infoOf } from "./client.js";
 import type { JobDefinition } from "./define-job.js";
 import { type Duration, parseDuration } from "./duration.js";
@@ -489,6 +489,14 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     }
   }
 
+  function consumeOptions(queue: string): ConsumeOptions {
+    let jobTimeoutMs: number | undefined;
+    for (const r of handlers.values()) {
+      if (r.job.queue === queue && (jobTimeoutMs === undefined || r.job.timeoutMs > jobTimeoutMs)) jobTimeoutMs = r.job.timeoutMs;
+    }
+    return jobTimeoutMs === undefined ? { prefetch, leaseMs } : { prefetch, leaseMs, jobTimeoutMs };
+  }
+
   async function startConsumers(): Promise<void> {
     const queues = options.queues ?? [...new Set([...handlers.values()].map((r) => r.job.queue))];
     if (queues.length === 0) throw new InvalidOptionsError("queues", "no queues to consume: register a handler or pass queues");
@@ -497,7 +505,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     try {
       for (const queue of queues) {
         for (const physical of physicalQueues(queue, caps)) {
-          subscriptions.push(await broker.consume(physical.name, { prefetch, leaseMs }, onDelivery));
+          subscriptions.push(await broker.consume(physical.name, consumeOptions(queue), onDelivery));
         }
       }
     } catch (error) {

@@ -1,5 +1,6 @@
 import {
   BrokerClosedError,
+  type ConsumeOptions,
   createAdmin,
   createWorker,
   type DeadLetter,
@@ -102,6 +103,32 @@ describe("worker: running jobs", () => {
     await waitFor(() => done === 12);
     expect(maxRunning).toBe(3);
     expect(worker.running).toBe(0);
+  });
+
+  it("tells the broker the longest handler timeout registered for each queue it consumes", async () => {
+    const t = scope();
+    const broker = t.broker();
+    const seen = new Map<string, ConsumeOptions>();
+    const consume = broker.consume.bind(broker);
+    // The memory broker stays real; this only records what the worker asks of it.
+    broker.consume = (queue, options, onDelivery) => {
+      seen.set(queue, options);
+      return consume(queue, options, onDelivery);
+    };
+    const a = uniqueQueue("timeouts-a");
+    const b = uniqueQueue("timeouts-b");
+    const c = uniqueQueue("timeouts-c");
+    const worker = t
+      .worker({ broker, queues: [a, b, c] })
+      .handle(defineJob({ name: "short", queue: a, timeout: "2m" }), () => {})
+      .handle(defineJob({ name: "long", queue: a, timeout: "45m" }), () => {})
+      .handle(defineJob({ name: "default", queue: b }), () => {});
+    await worker.start();
+    expect(seen.get(a)?.jobTimeoutMs).toBe(45 * 60_000);
+    expect(seen.get(b)?.jobTimeoutMs).toBe(30 * 60_000);
+    // No handler registered for c: the worker cannot know, and says nothing.
+    expect(seen.get(c)).toBeDefined();
+    expect(seen.get(c)?.jobTimeoutMs).toBeUndefined();
   });
 
   it.each([

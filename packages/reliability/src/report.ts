@@ -73,6 +73,10 @@ export function summary(reports: readonly Report[]): string {
     return `${r.test.padEnd(14)} ${r.adapter.padEnd(9)} ${r.verdict.padEnd(5)} seed=${String(r.seed).padEnd(11)} ${note}`;
   });
   const passed = reports.filter((r) => r.verdict === "pass").length;
-  const failed = reports.filter((r) => r.verdict === "fail").length;
-  return [`${"test".padEnd(14)} ${"adapter".padEnd(9)} verdict`, ...rows, `${passed} passed, ${failed} failed`].join("\n");
+  const failedRows = rows.filter((_, i) => reports[i]?.verdict === "fail");
+  // The failures again just above the last line, so a log cut to its tail still names them.
+  const again = failedRows.length === 0 ? [] : ["", "failed:", ...failedRows];
+  return [`${"test".padEnd(14)} ${"adapter".padEnd(9)} verdict`, ...rows, ...again, `${passed} passed, ${failedRows.length} failed`].join(
+    "\n",
+  );
 }
