@@ -42,8 +42,10 @@ export interface RabbitMQBrokerOptions {
   /**
    * The server's `consumer_timeout` (30 min by default in RabbitMQ 3.10+). A consumer moves new
    * deliveries to a fresh channel once its oldest unsettled one is older than a tenth of it, so a
-   * long job that runs into the timeout takes no other job down with its channel. 0: the server
-   * has none. @default "30m"
+   * long job that runs into the timeout takes no other job down with its channel; a worker whose
+   * job timeout exceeds it gets a `config-warning`. AMQP does not tell a client the server's
+   * value: the adapter learns it only when RabbitMQ closes a channel for it (then warns if it
+   * differs, and uses it). 0: the server has none. @default "30m"
    */
   readonly consumerTimeout?: Duration;
   /** Number of delay-ladder levels; the longest native delay is `delayUnit × (2^levels − 1)`. @default 16 */
@@ -82,7 +84,8 @@ export interface ResolvedOptions {
   readonly prefix: string;
   readonly requestTimeoutMs: number;
   readonly maxReconnectMs: number;
-  readonly rotateAfterMs: number;
+  /** The server's `consumer_timeout` as configured (0: none). */
+  readonly consumerTimeoutMs: number;
   readonly levels: number;
   readonly unitMs: number;
   readonly declare: boolean;
@@ -105,7 +108,7 @@ export function resolveOptions(options: RabbitMQBrokerOptions): ResolvedOptions 
   const requestTimeoutMs = parseDuration(options.requestTimeout ?? "10s", "requestTimeout");
   if (requestTimeoutMs < 1) throw new InvalidOptionsError("requestTimeout", "expected at least 1 ms");
   const maxReconnectMs = Math.max(100, parseDuration(options.maxReconnectDelay ?? "5s", "maxReconnectDelay"));
-  const rotateAfterMs = parseDuration(options.consumerTimeout ?? "30m", "consumerTimeout") / 10;
+  const consumerTimeoutMs = parseDuration(options.consumerTimeout ?? "30m", "consumerTimeout");
   const levels = options.delayLevels ?? 16;
   if (!Number.isInteger(levels) || levels < 1 || levels > 32) {
     throw new InvalidOptionsError("delayLevels", "expected an integer from 1 to 32");
@@ -148,7 +151,7 @@ export function resolveOptions(options: RabbitMQBrokerOptions): ResolvedOptions 
     prefix,
     requestTimeoutMs,
     maxReconnectMs,
-    rotateAfterMs,
+    consumerTimeoutMs,
     levels,
     unitMs,
     declare: options.declare ?? true,

@@ -41,6 +41,21 @@ export { type RabbitMQBrokerOptions, rabbitmqCapabilities } from "./options.js";
 
 const ACCEPTED: PublishOutcome = Object.freeze({ ok: true, duplicate: false });
 
+/**
+ * A declaration RabbitMQ refused with PRECONDITION_FAILED (406): an object of that name exists
+ * with other arguments (queue type, priority, delivery limit, durability, ladder TTLs). Definite
+ * and not retryable, unlike a connection error: the same options fail the same way.
+ */
+function declareError(error: unknown, names: QueueNames): unknown {
+  if ((error as { code?: unknown })?.code !== 406) return error;
+  const reason = /PRECONDITION_FAILED - ([^"]*)/.exec(String((error as Error)?.message))?.[1] ?? String((error as Error)?.message);
+  return new InvalidOptionsError(
+    "queue",
+    `RabbitMQ refused to declare the objects of queue "${names.work}" (${redact(reason)}): one exists with other arguments than these options give it (queueType, priority, deliveryLimit, delayUnit, durable). Delete it (deleteQueue) or use another prefix`,
+    { cause: sanitized(error) },
+  );
+}
+
 /** The RabbitMQ broker: the Broker contract plus queue removal. */
 export interface RabbitMQBroker extends Broker {
   /** Deletes a physical queue with its dead letters and delay queues, messages included. */
@@ -82,6 +97,12 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
   readonly #consumers: Consumers;
   readonly #workQueue: WorkQueueKind;
   readonly #names = new Map<string, QueueNames>();
+  /** The server's `consumer_timeout` in ms: as configured, or as RabbitMQ stated it when it closed a channel for it. */
+  #consumerTimeoutMs: number;
+  /** Queues (logical names) already warned about a job timeout above `consumer_timeout`. */
+  readonly #timeoutWarned = new Set<string>();
+  /** Whether the configured `consumerTimeout` was already reported as different from the server's. */
+  #learnedTimeout = false;
   #link: Link | undefined;
   #waiters: { resolve: (link: Link) => void; reject: (error: Error) => void }[] = [];
   #connecting = false;
@@ -102,6 +123,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     this.#unitMs = o.unitMs;
     this.#declareTopology = o.declare;
     this.#workQueue = o.workQueue;
+    this.#consumerTimeoutMs = o.consumerTimeoutMs;
     this.capabilities = o.capabilities;
     const broker = this;
     this.#consumers = new Consumers({
@@ -110,7 +132,9 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
       },
       quorum: o.workQueue.type === "quorum",
       requestTimeoutMs: o.requestTimeoutMs,
-      rotateAfterMs: o.rotateAfterMs,
+      get rotateAfterMs() {
+        return broker.#consumerTimeoutMs / 10;
+      },
       openChannel: (names) => this.#consumerChannel(names),
       send: (names, body, priority, delayMs, count) => this.send(names, body, priority, delayMs, count),
       sendDead: (names, record) => this.sendDead(names, record),
@@ -287,7 +311,9 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
           await declareWork(ch, names, this.#workQueue);
         }
         link.ready.add(key);
-      })();
+      })().catch((error: unknown) => {
+        throw declareError(error, names);
+      });
       link.declared.set(key, done);
       done.catch(() => {
         if (link.declared.get(key) === done) link.declared.delete(key);
@@ -451,6 +477,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     }
     if (!(options.leaseMs > 0)) throw new InvalidOptionsError("leaseMs", "expected a positive number");
     const names = this.#namesOf(queue);
+    this.#checkJobTimeout(queue, options.jobTimeoutMs);
     try {
       await this.#ready();
       return await this.#consumers.start(names, options, onDelivery);
@@ -462,15 +489,50 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
     }
   }
 
+  /**
+   * Warns (once per queue) when a job registered for it may run past `consumer_timeout`: RabbitMQ
+   * would then close its channel and redeliver it while it still runs, so it would run twice.
+   * Channel rotation spares the jobs beside it, not the long job itself.
+   */
+  #checkJobTimeout(queue: string, jobTimeoutMs: number | undefined): void {
+    const limit = this.#consumerTimeoutMs;
+    if (jobTimeoutMs === undefined || limit <= 0 || !(jobTimeoutMs > limit)) return;
+    // One warning per logical queue, not per priority level (`<queue>__p<level>` with priority "none").
+    const logical = this.capabilities.priority === "none" ? queue.replace(/__p[0-4]$/, "") : queue;
+    if (this.#timeoutWarned.has(logical)) return;
+    this.#timeoutWarned.add(logical);
+    this.events.emit("config-warning", {
+      message: `[jobs] [rabbitmq] queue "${logical}": a job timeout of ${jobTimeoutMs} ms exceeds RabbitMQ's consumer_timeout (${limit} ms, the consumerTimeout option): a job still running by then is redelivered when RabbitMQ closes its channel, and runs twice. Lower the job's timeout, or raise consumer_timeout in rabbitmq.conf and set consumerTimeout to match`,
+    });
+  }
+
+  /**
+   * RabbitMQ closed a consumer's channel for `consumer_timeout` and said its value: warn once if
+   * it is not the configured one, and use it from now on (channel rotation, job timeout checks).
+   */
+  #consumerChannelError(error: Error): void {
+    this.#lastError = error;
+    const stated = /timed out\. Timeout value used: (\d+) ms/.exec(String(error?.message))?.[1];
+    if (stated === undefined) return;
+    const serverMs = Number(stated);
+    if (serverMs === this.#consumerTimeoutMs) return;
+    const configured = this.#consumerTimeoutMs;
+    this.#consumerTimeoutMs = serverMs;
+    if (this.#learnedTimeout) return;
+    this.#learnedTimeout = true;
+    this.#timeoutWarned.clear();
+    this.events.emit("config-warning", {
+      message: `[jobs] [rabbitmq] RabbitMQ closed a consumer's channel after its consumer_timeout of ${serverMs} ms, but the consumerTimeout option says ${configured === 0 ? "it has none" : `${configured} ms`}: set consumerTimeout to ${serverMs} ms (the adapter uses the server's value from now on)`,
+    });
+  }
+
   /** A consumer's channel on the current connection, its queue declared first. */
   async #consumerChannel(names: QueueNames): Promise<Channel | undefined> {
     const link = this.#link;
     if (link === undefined || link.dead) return undefined;
     await this.#declare(link, names, false);
     const channel = await withTimeout(link.model.createChannel(), this.#requestTimeoutMs, "open a channel");
-    channel.on("error", (error: Error) => {
-      this.#lastError = error;
-    });
+    channel.on("error", (error: Error) => this.#consumerChannelError(error));
     return channel;
   }
 

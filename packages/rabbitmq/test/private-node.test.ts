@@ -21,6 +21,8 @@ interface Outcome {
   readonly shortAckErrors: unknown[];
   readonly longCounts: number[];
   readonly longAckError: unknown;
+  /** The consumer broker's config-warnings. */
+  readonly warnings: string[];
 }
 
 /** A long job held past the timeout while short jobs (1 s each) keep arriving on the same consumer. */
@@ -32,6 +34,8 @@ async function scenario(tracker: Tracker, consumerTimeout: number): Promise<Outc
   const shortAckErrors: unknown[] = [];
   const longCounts: number[] = [];
   const longs: Delivery[] = [];
+  const warnings: string[] = [];
+  consumer.on("config-warning", (e) => warnings.push(e.message));
   try {
     await consumer.consume(queue, { prefetch: 5, leaseMs: 60_000 }, (d) => {
       const times = (seen.get(d.body) ?? 0) + 1;
@@ -64,7 +68,7 @@ async function scenario(tracker: Tracker, consumerTimeout: number): Promise<Outc
     });
     // Let every short job in flight finish (1 s each).
     await new Promise((r) => setTimeout(r, 1_500));
-    return { redelivered, shortAckErrors, longCounts, longAckError };
+    return { redelivered, shortAckErrors, longCounts, longAckError, warnings };
   } finally {
     await closeAll([producer, consumer]);
   }
@@ -83,6 +87,8 @@ describe.skipIf(node === undefined)("consumer_timeout on a private node [needs J
     expect((outcome.longAckError as { code?: string })?.code).toBe("lease-lost");
     expect(outcome.redelivered).toEqual([]);
     expect(outcome.shortAckErrors).toEqual([]);
+    // consumerTimeout matches the server's: nothing to say.
+    expect(outcome.warnings).toEqual([]);
   }, 60_000);
 
   it("runs enqueue, delays, retries and dead letters as a user limited to ^jobs\\. resources (and amq.default for writes)", async () => {
@@ -123,5 +129,8 @@ describe.skipIf(node === undefined)("consumer_timeout on a private node [needs J
     const outcome = await scenario(tracker, 0);
     expect(outcome.longCounts).toEqual([1, 2]);
     expect(outcome.redelivered.length + outcome.shortAckErrors.length).toBeGreaterThan(0);
+    // The channel close stated the server's value: the adapter says that consumerTimeout is wrong, once.
+    expect(outcome.warnings).toHaveLength(1);
+    expect(outcome.warnings[0]).toMatch(/consumer_timeout of 4000 ms, but the consumerTimeout option says it has none/);
   }, 60_000);
 });

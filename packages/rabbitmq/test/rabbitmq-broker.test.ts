@@ -1,7 +1,7 @@
 /** RabbitMQ-specific checks: topology, names, unroutable publishes, the delay ladder, delivery counts, credentials. */
 import { inspect } from "node:util";
 import { brokerUrlFromEnv, createFaultProxy } from "@jobs/conformance";
-import { type Delivery, JobsError, type OutgoingMessage, type PublishOutcome } from "@jobs/core";
+import { createWorker, type Delivery, defineJob, JobsError, type OutgoingMessage, type PublishOutcome } from "@jobs/core";
 import { waitFor } from "@jobs/core/testing";
 import amqp from "amqplib";
 import { afterAll, describe, expect, it } from "vitest";
@@ -107,6 +107,78 @@ describe.skipIf(url === undefined)("rabbitmq adapter [needs JOBS_RABBITMQ_URL]",
     } finally {
       await conn.close();
       await broker.close();
+    }
+  });
+
+  it("warns (config-warning) once per queue whose longest job timeout exceeds consumerTimeout, and not for one at the limit", async () => {
+    // priority "none": the worker consumes five physical queues per logical queue, still one warning each.
+    const broker = tracker.broker({ priority: "none", consumerTimeout: "10m" });
+    const warnings: string[] = [];
+    broker.on("config-warning", (e) => warnings.push(e.message));
+    const worker = createWorker({ broker, concurrency: 1 });
+    try {
+      worker
+        .handle(defineJob({ name: "long", queue: "ctlong", timeout: "11m" }), () => {})
+        .handle(defineJob({ name: "short", queue: "ctlong", timeout: "1m" }), () => {})
+        .handle(defineJob({ name: "atlimit", queue: "ctequal", timeout: "10m" }), () => {});
+      await worker.start();
+      // consume() emits it synchronously: every warning is in once start() resolved.
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(
+        /^\[jobs\] \[rabbitmq\] queue "ctlong": a job timeout of 660000 ms exceeds RabbitMQ's consumer_timeout \(600000 ms/,
+      );
+    } finally {
+      await worker.close();
+      await broker.close();
+    }
+  });
+
+  it("says nothing about job timeouts when consumerTimeout is 0 (the server has none)", async () => {
+    const broker = tracker.broker({ consumerTimeout: 0 });
+    const warnings: string[] = [];
+    broker.on("config-warning", (e) => warnings.push(e.message));
+    const worker = createWorker({ broker, concurrency: 1 });
+    try {
+      worker.handle(defineJob({ name: "long", queue: "ctnone", timeout: "2h" }), () => {});
+      await worker.start();
+      expect(warnings).toEqual([]);
+    } finally {
+      await worker.close();
+      await broker.close();
+    }
+  });
+
+  it("refuses an existing queue declared with other arguments (classic where quorum is configured, non-durable) with InvalidOptionsError", async () => {
+    const conn = await amqp.connect(url as string);
+    const quorum = tracker.broker({ queueType: "quorum" });
+    const classic = tracker.broker();
+    try {
+      const ch = await conn.createChannel();
+      // What an older deployment (or someone else) left: a classic work queue, and a non-durable one.
+      await ch.assertQueue(`${tracker.prefix}wasclassic__p2`, { durable: true, arguments: { "x-queue-type": "classic" } });
+      await ch.assertQueue(`${tracker.prefix}transient`, { durable: false });
+      const cases: [string, () => Promise<unknown>][] = [
+        ["quorum publish", () => quorum.publish("wasclassic__p2", [msg("x")])],
+        ["quorum consume", () => quorum.consume("wasclassic__p2", { prefetch: 1, leaseMs: 1_000 }, () => {})],
+        ["quorum counts", () => quorum.counts("wasclassic__p2")],
+        ["classic publish to a non-durable queue", () => classic.publish("transient", [msg("x")])],
+      ];
+      for (const [what, call] of cases) {
+        const error = await call().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(JobsError.isInstance(error) && error.code, `${what}: ${String(error)}`).toBe("invalid-options");
+        expect((error as JobsError).retryable, what).toBe(false);
+        expect((error as Error).message, what).toMatch(/inequivalent arg .*delete it \(deleteQueue\) or use another prefix/i);
+      }
+      // Nothing was stored in either.
+      expect((await ch.checkQueue(`${tracker.prefix}wasclassic__p2`)).messageCount).toBe(0);
+      expect((await ch.checkQueue(`${tracker.prefix}transient`)).messageCount).toBe(0);
+      await ch.deleteQueue(`${tracker.prefix}transient`);
+    } finally {
+      await conn.close();
+      await closeAll([quorum, classic]);
     }
   });
 

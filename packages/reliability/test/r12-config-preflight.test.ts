@@ -6,9 +6,10 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { type PrivateServer, startPrivateRedis } from "@jobs/conformance";
 import { createClient, createWorker, defineJob, physicalQueue, priorityLevel } from "@jobs/core";
+import { rabbitmqCapabilities } from "@jobs/rabbitmq";
 import { jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import amqp from "amqplib";
+import amqp, { type Channel } from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type AdapterName,
@@ -31,16 +32,30 @@ interface Observed {
   readonly error: { code: string; message: string } | undefined;
 }
 
-/** Opens a broker on `spec`, enqueues one job (which runs every preflight), then one more round trip; returns what it said. */
-async function observe(spec: BrokerSpec, overrides: Record<string, unknown> = {}, queue = queueName("pf")): Promise<Observed> {
+/**
+ * Opens a broker on `spec`, enqueues one job (which runs every preflight), then one more round trip;
+ * returns what it said. With `worker`, a worker that handles the job (with that `timeout`, or the
+ * default) starts consuming on the same broker first.
+ */
+async function observe(
+  spec: BrokerSpec,
+  overrides: Record<string, unknown> = {},
+  queue = queueName("pf"),
+  worker?: { readonly timeout?: string },
+): Promise<Observed> {
   const set = new BrokerSet(spec);
   const rec = new Recorder();
   try {
     const broker = set.open(overrides);
     rec.watchBroker(broker, "b");
-    const job = defineJob<{ n: number }>({ name: "r12.probe", queue });
+    const job = defineJob<{ n: number }>({
+      name: "r12.probe",
+      queue,
+      ...(worker?.timeout === undefined ? {} : { timeout: worker.timeout }),
+    });
     let error: Observed["error"];
     try {
+      if (worker !== undefined) await set.track(createWorker({ broker, concurrency: 1 }).handle(job, () => {})).start();
       await createClient({ broker }).enqueue(job, { n: 1 });
       await broker.counts(physicalQueue(queue, priorityLevel("normal"), broker.capabilities));
     } catch (e) {
@@ -59,6 +74,7 @@ function judge(
   o: Observed,
   want: { warning?: RegExp; errorCode?: string; ignore?: RegExp },
   figures: Record<string, unknown> = {},
+  more: readonly Bar[] = [],
 ): void {
   const relevant = o.warnings.filter((w) => want.ignore === undefined || !want.ignore.test(w));
   const bars: Bar[] = [];
@@ -71,6 +87,7 @@ function judge(
   if (want.errorCode !== undefined)
     bars.push(bar("typed error", o.error?.code ?? "none", want.errorCode, o.error?.code === want.errorCode));
   else bars.push(bar("errors", o.error?.code ?? "none", "none", o.error === undefined));
+  bars.push(...more);
   const report = writeReport({ test, adapter, seed: 0, figures: { warnings: o.warnings, error: o.error, ...figures }, bars });
   expect(report.verdict).toBe("pass");
 }
@@ -144,32 +161,15 @@ describe.each(selectedAdapters())("R12 configuration preflight on %s", (adapter:
   if (adapter === "rabbitmq") {
     it("R12-rabbitmq-non-durable a work queue declared non-durable elsewhere is refused with a typed error", async () => {
       const queue = queueName("nd");
-      const conn = await amqp.connect(target.spec.url);
-      try {
-        const ch = await conn.createChannel();
-        await ch.assertQueue(`${target.spec.namespace}.${queue}`, { durable: false });
-        await ch.close();
-      } finally {
-        await conn.close();
-      }
+      const work = `${target.spec.namespace}.${queue}`;
+      await withChannel(target.spec.url, (ch) => ch.assertQueue(work, { durable: false }));
       const o = await observe(target.spec, {}, queue);
-      // Any definite typed error will do, as long as the job is not reported accepted.
-      const report = writeReport({
-        test: "R12-rabbitmq-non-durable",
-        adapter,
-        seed: 0,
-        figures: { warnings: o.warnings, error: o.error },
-        bars: [
-          bar("enqueue refused", o.error?.code ?? "accepted", "a typed error", o.error !== undefined && o.error.code !== "undefined"),
-          bar(
-            "refusal is definite",
-            o.error?.code ?? "accepted",
-            "not enqueue-outcome-unknown",
-            o.error?.code !== "enqueue-outcome-unknown",
-          ),
-        ],
-      });
-      expect(report.verdict).toBe("pass");
+      const stored = await withChannel(target.spec.url, async (ch) => (await ch.checkQueue(work)).messageCount);
+      await deleteQueues(target.spec.url, [work, `${work}.dead`]);
+      // Refused as a caller's mistake (InvalidOptionsError, definite, not retryable), never accepted.
+      judge("R12-rabbitmq-non-durable", adapter, o, { errorCode: "invalid-options" }, { stored }, [
+        bar("messages stored in the non-durable queue", stored, "= 0", stored === 0),
+      ]);
     });
     it("R12-rabbitmq-persistent messages are always published persistent (no setting can turn it off)", async () => {
       const queue = queueName("ps");
@@ -196,12 +196,44 @@ describe.each(selectedAdapters())("R12 configuration preflight on %s", (adapter:
         await set.close();
       }
     });
-    skipCase("R12-rabbitmq-classic-vs-quorum", adapter, "not written yet: queueType quorum landed after this case (next slice)");
-    skipCase(
-      "R12-rabbitmq-consumer-timeout",
-      adapter,
-      "finding, not fixed: no warning when a job timeout exceeds consumer_timeout (the adapter never sees job timeouts; core's worker never sees the broker's consumer_timeout: needs a contract field). The adapter moves new deliveries to a fresh channel instead (R8-L4, tier B)",
-    );
+    it("R12-rabbitmq-classic-vs-quorum a classic work queue where quorum is configured is refused with a typed error", async () => {
+      const queue = queueName("cq");
+      // queueType "quorum" means priority "none": the job goes to the physical queue of its level.
+      const physical = physicalQueue(queue, priorityLevel("normal"), { ...rabbitmqCapabilities, priority: "none" });
+      const work = `${target.spec.namespace}.${physical}`;
+      // What a classic deployment left behind (durable, so only the queue type differs).
+      await withChannel(target.spec.url, (ch) => ch.assertQueue(work, { durable: true, arguments: { "x-queue-type": "classic" } }));
+      const o = await observe(target.spec, { queueType: "quorum" }, queue);
+      const stored = await withChannel(target.spec.url, async (ch) => (await ch.checkQueue(work)).messageCount);
+      await deleteQueues(target.spec.url, [work, `${work}.dead`]);
+      judge("R12-rabbitmq-classic-vs-quorum", adapter, o, { errorCode: "invalid-options" }, { stored }, [
+        bar("messages stored in the classic queue", stored, "= 0", stored === 0),
+        bar(
+          "error names the conflict",
+          /inequivalent arg/.test(o.error?.message ?? "") ? "yes" : "no",
+          "yes",
+          /inequivalent arg/.test(o.error?.message ?? ""),
+        ),
+      ]);
+    });
+    it("R12-rabbitmq-consumer-timeout a job timeout above consumer_timeout warns once; the default timeout (equal to it) does not", async () => {
+      // The target node runs RabbitMQ's default consumer_timeout (30 min), as the adapter's default consumerTimeout says.
+      const over = await observe(target.spec, {}, queueName("ct"), { timeout: "45m" });
+      const equal = await observe(target.spec, {}, queueName("cd"), {});
+      const equalWarnings = equal.warnings.length;
+      judge(
+        "R12-rabbitmq-consumer-timeout",
+        adapter,
+        over,
+        { warning: /a job timeout of 2700000 ms exceeds RabbitMQ's consumer_timeout \(1800000 ms/ },
+        { jobTimeoutMs: 2_700_000, consumerTimeoutMs: 1_800_000, defaultTimeoutWarnings: equal.warnings },
+        [
+          bar("other config-warnings", over.warnings.length - 1, "= 0", over.warnings.length === 1),
+          bar("config-warnings with the default job timeout (30 min)", equalWarnings, "= 0", equalWarnings === 0),
+          bar("errors with the default job timeout", equal.error?.code ?? "none", "none", equal.error === undefined),
+        ],
+      );
+    });
   }
 
   if (adapter === "sqs") {
@@ -312,4 +344,22 @@ async function createSqsQueue(
   } finally {
     sqs.destroy();
   }
+}
+
+/** Runs `fn` on a channel of its own connection to RabbitMQ (the adapter's objects, as an operator sees them). */
+async function withChannel<T>(url: string, fn: (ch: Channel) => Promise<T>): Promise<T> {
+  const conn = await amqp.connect(url);
+  try {
+    const ch = await conn.createChannel();
+    return await fn(ch);
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Deletes queues a RabbitMQ case made (a missing one is no error). */
+function deleteQueues(url: string, queues: readonly string[]): Promise<void> {
+  return withChannel(url, async (ch) => {
+    for (const q of queues) await ch.deleteQueue(q);
+  });
 }
