@@ -230,13 +230,116 @@ describe.each(selectedAdapters())("R10 dead letters on %s", (adapter: AdapterNam
     }
   });
 
-  skipCase(
-    "R10-D4",
-    adapter,
-    adapter === "rabbitmq"
-      ? "not written yet: x-delivery-limit needs quorum queues, and queueType quorum landed after this case (next slice)"
-      : "RabbitMQ only (quorum x-delivery-limit)",
-  );
+  if (adapter !== "rabbitmq") skipCase("R10-D4", adapter, "RabbitMQ only (quorum x-delivery-limit)");
+  else
+    it("R10-D4 RabbitMQ quorum x-delivery-limit: never taken in a normal run, the backstop in a crash loop, and what it moves is kept", async () => {
+      // The adapter's default limit (20), above maxAttempts (3) and core's maxDeliveries (10).
+      const deliveryLimit = 20;
+      const quorum = { queueType: "quorum", deliveryLimit };
+      const set = new BrokerSet(target.spec);
+      const rec = new Recorder();
+      const made: string[] = [];
+      try {
+        // Normal run: two workers, half the jobs always fail (3 attempts through the delay ladder), half succeed.
+        const jobs = 20;
+        const job = defineJob<{ n: number }>({
+          name: "r10.d4",
+          queue: queueName("d4"),
+          maxAttempts: 3,
+          backoff: { type: "fixed", delay: 100 },
+          timeout: 10_000,
+        });
+        made.push(job.queue);
+        for (const name of ["a", "b"]) {
+          const worker = set.track(createWorker({ broker: set.open(quorum), lease: TIMINGS.leaseMs, concurrency: 5 }));
+          rec.watchWorker(worker, name);
+          worker.handle(job, ({ n }) => {
+            if (n % 2 === 1) throw new Error(`r10-d4 job ${n} fails`);
+            rec.add({ kind: "done", id: String(n), source: name });
+          });
+          await worker.start();
+        }
+        const producer = set.open(quorum);
+        await createClient({ broker: producer }).enqueueMany(Array.from({ length: jobs }, (_, n) => ({ job, payload: { n } })));
+        const deadIds = (): number => new Set(rec.of("job.dead-lettered").map((e) => e.id)).size;
+        await rec.until(() => deadIds() >= jobs / 2 && rec.of("done").length >= jobs / 2, 60_000, "D4 normal run settled");
+        const normal = await pollUntil(
+          () => deadLettersOf(producer, job.queue),
+          (l) => l.length >= jobs / 2,
+          30_000,
+          "D4 normal dead letters",
+        );
+        const backstopInNormalRun = normal.filter((l) => l.error.name === "DeliveryLimitError").length;
+        const byCore = normal.filter((l) => l.reason === "max-attempts").length;
+
+        // Crash loop: consumers take the message and never settle it, as workers dying before they record
+        // anything would; every lease expiry returns it (basic.reject), and RabbitMQ counts each delivery.
+        const loop = defineJob<{ n: number }>({ name: "r10.d4loop", queue: queueName("d4loop") });
+        made.push(loop.queue);
+        const { id } = await createClient({ broker: producer }).enqueue(loop, { n: 1 });
+        const physical = physicalQueue(loop.queue, priorityLevel("normal"), producer.capabilities);
+        const counts: number[] = [];
+        const sub = await set.open(quorum).consume(physical, { prefetch: 1, leaseMs: 150 }, (d) => counts.push(d.deliveryCount));
+        const letters = await pollUntil(
+          () => producer.listDeadLetters(physical, { limit: 10 }),
+          (l) => l.length > 0,
+          60_000,
+          "D4 backstop",
+        );
+        await sub.stop();
+        const after = await producer.counts(physical);
+        const letter = letters[0];
+        let keptId: string | undefined;
+        try {
+          keptId = letter === undefined ? undefined : decodeEnvelope(letter.body, Number.POSITIVE_INFINITY).id;
+        } catch {
+          keptId = undefined;
+        }
+        const report = writeReport({
+          test: "R10-D4",
+          adapter,
+          seed: 0,
+          config: { queueType: "quorum", deliveryLimit, maxAttempts: 3, jobs },
+          figures: {
+            normalDeadLetters: normal.length,
+            deadLetteredByCore: byCore,
+            backstopInNormalRun,
+            crashLoopDeliveries: counts.length,
+            deliveryCounts: counts,
+            crashLoopLetters: letters.map((l) => ({ reason: l.reason, error: l.error.name, failedAt: l.failedAt })),
+            countsAfter: after,
+          },
+          bars: [
+            bar("backstop triggered in the normal run", backstopInNormalRun, "= 0", backstopInNormalRun === 0),
+            bar("failing jobs dead-lettered by core (max-attempts)", byCore, `= ${jobs / 2}`, byCore === jobs / 2),
+            bar(
+              "deliveries in the crash loop (limit N ⇒ N + 1)",
+              counts.length,
+              `= ${deliveryLimit + 1}`,
+              counts.length === deliveryLimit + 1,
+            ),
+            bar(
+              "dead letters the backstop moved",
+              letters.length,
+              "= 1",
+              letters.length === 1 && letter?.error.name === "DeliveryLimitError",
+            ),
+            bar("reason", letter?.reason ?? "none", "crash-loop", letter?.reason === "crash-loop"),
+            bar("the moved message is the job (not dropped)", keptId === id ? "same id" : String(keptId), "same id", keptId === id),
+            bar("left in the work queue", after.waiting + after.active, "= 0", after.waiting + after.active === 0),
+          ],
+        });
+        expect(report.verdict).toBe("pass");
+      } finally {
+        await set.close();
+        // Delete what the case declared (the node is private, but the next case should not see it).
+        const cleaner = set.open(quorum) as Broker & { deleteQueue(queue: string): Promise<void> };
+        for (const queue of made)
+          for (const level of [0, 1, 2, 3, 4] as const)
+            await cleaner.deleteQueue(physicalQueue(queue, level, cleaner.capabilities)).catch(() => {});
+        await set.close();
+      }
+    });
 
   if (adapter !== "sqs") skipCase("R10-D5", adapter, "SQS only (RedrivePolicy maxReceiveCount)");
   else
