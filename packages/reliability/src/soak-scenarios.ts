@@ -38,6 +38,8 @@ export interface ProcessMemory {
   readonly resourcesMin: number;
   readonly resourcesMax: number;
   readonly resourcesAtWarmUp: number;
+  /** The highest single reading after warm-up (a reconnect in progress included): reported, not judged. */
+  readonly resourcesPeakMax: number;
   readonly eldP99MaxMs: number;
   readonly warnings: number;
 }
@@ -83,6 +85,7 @@ export function memoryFigures(lines: readonly LedgerLine[], warmUpEnd: number, r
       resourcesMin: Math.min(...resources),
       resourcesMax: Math.max(...resources),
       resourcesAtWarmUp: num(warm, "resources"),
+      resourcesPeakMax: Math.max(...after.map((l) => num(l, "resourcesPeak") || num(l, "resources"))),
       eldP99MaxMs: Math.max(...after.map((l) => num(l, "eldP99Ms"))),
       warnings: lines.filter((l) => l.kind === "warning" && l.pid === pid).length,
     });

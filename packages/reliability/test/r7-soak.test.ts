@@ -65,8 +65,10 @@ for (const adapter of selectedAdapters()) {
             "≤ 50",
             worst((p) => p.rssDeltaMb) <= 50,
           ),
+          // Each sample's handle count is the lowest reading over one churn period (processes/sampler.ts):
+          // a leak is in every reading; a reconnect in progress is not. The peaks are reported beside it.
           bar(
-            "handles range vs warm-up",
+            "handles range vs warm-up (lowest reading per sample)",
             m.map((p) => `${p.resourcesMin}-${p.resourcesMax}@${p.resourcesAtWarmUp}`).join(","),
             "± 5",
             handlesOk,
