@@ -258,3 +258,56 @@ export function quantile(sorted: readonly number[], q: number): number {
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
   return sorted[rank] as number;
 }
+
+/** One orphan that came back later than the bar, and where it was in between (R1). */
+export interface SlowOrphan {
+  readonly id: string;
+  readonly killedPid: number;
+  /** Kill → its next start, ms. */
+  readonly recoveryMs: number;
+  /** `killed-buffer`: received by a worker killed before it started it; `late-delivery`: first received again after the bar; `held`: received in time, started late. */
+  readonly cause: "killed-buffer" | "late-delivery" | "held";
+  /** Deliveries between the kill and the next start: ms after the kill, pid, broker count, whether that pid was killed. */
+  readonly received: readonly { readonly ms: number; readonly pid: number; readonly n: unknown; readonly killed: boolean }[];
+}
+
+/**
+ * R1's slow orphans explained from `recv` lines (a worker's record of each delivery as it arrives):
+ * for every job in flight at a kill whose next start came more than `limitMs` after it, where it was
+ * in between. Pure, like `check`.
+ */
+export function slowOrphans(lines: readonly LedgerLine[], faults: readonly Fault[], limitMs: number): SlowOrphan[] {
+  const sorted = [...lines].sort((a, b) => a.t - b.t);
+  const byId = new Map<string, LedgerLine[]>();
+  for (const l of sorted) {
+    const id = idOf(l);
+    if (id !== undefined && (l.kind === "start" || l.kind === "ack" || l.kind === "recv")) push(byId, id, l);
+  }
+  const kills = faults.filter((f) => f.kind === "kill" && typeof f.pid === "number");
+  const killedAt = (pid: number, from: number, to: number): boolean => kills.some((k) => k.pid === pid && k.t >= from && k.t <= to);
+  const out: SlowOrphan[] = [];
+  for (const kill of kills) {
+    for (const [id, list] of byId) {
+      const orphaned = list.some(
+        (s) =>
+          s.kind === "start" &&
+          s.pid === kill.pid &&
+          s.t <= kill.t &&
+          !list.some((a) => a.kind === "ack" && a.pid === s.pid && a.t >= s.t && a.t <= kill.t),
+      );
+      if (!orphaned) continue;
+      const next = list.find((s) => s.kind === "start" && s.t > kill.t);
+      if (next === undefined || next.t - kill.t <= limitMs) continue;
+      const received = list
+        .filter((r) => r.kind === "recv" && r.t > kill.t && r.t <= next.t)
+        .map((r) => ({ ms: r.t - kill.t, pid: r.pid, n: r.n, killed: killedAt(r.pid, r.t, next.t) }));
+      const cause = received.some((r) => r.killed)
+        ? "killed-buffer"
+        : (received[0]?.ms ?? next.t - kill.t) > limitMs
+          ? "late-delivery"
+          : "held";
+      out.push({ id, killedPid: kill.pid as number, recoveryMs: next.t - kill.t, cause, received });
+    }
+  }
+  return out.sort((a, b) => b.recoveryMs - a.recoveryMs);
+}

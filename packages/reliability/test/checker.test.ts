@@ -3,7 +3,7 @@ import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { check, type Fault, quantile } from "../src/checker.js";
+import { check, type Fault, quantile, slowOrphans } from "../src/checker.js";
 import { type LedgerLine, openLedger, parseLedger, readLedgers } from "../src/ledger.js";
 
 // Synthetic ledgers: producer P (pid 1), workers W1 (pid 11) and W2 (pid 12).
@@ -200,5 +200,44 @@ describe("ledger", () => {
     // Every line up to the last is there, in order: no gap.
     const ns = read.lines.map((l) => l.n as number);
     expect(ns).toEqual(ns.map((_, i) => i + 1));
+  });
+});
+
+describe("slowOrphans (R1: where a late orphan was)", () => {
+  // W1 (11) runs a, b and c and is killed at 100; W2 (12) receives c and is killed at 6,100 before starting it.
+  const kill = (pid: number, t: number): Fault => ({ t, kind: "kill", pid });
+  const lines = [
+    line("start", 11, 50, { id: "a" }),
+    line("start", 11, 60, { id: "b" }),
+    line("start", 11, 70, { id: "c" }),
+    line("start", 11, 80, { id: "d" }),
+    line("ack", 11, 90, { id: "d" }),
+    // a: back in time. b: first received again 9 s after the kill. c: buffered by W2, killed; W3 runs it.
+    line("recv", 13, 6_000, { id: "a", n: 2 }),
+    ...ran("a", 13, 6_010),
+    line("recv", 13, 9_100, { id: "b", n: 2 }),
+    ...ran("b", 13, 9_110),
+    line("recv", 12, 6_000, { id: "c", n: 2 }),
+    line("recv", 13, 12_100, { id: "c", n: 3 }),
+    ...ran("c", 13, 12_110),
+  ];
+  const faults = [kill(11, 100), kill(12, 6_100)];
+
+  it("lists only the orphans slower than the bar, slowest first, each with its cause", () => {
+    const slow = slowOrphans(lines, faults, 8_000);
+    expect(slow.map((o) => [o.id, o.cause, o.recoveryMs])).toEqual([
+      ["c", "killed-buffer", 12_010],
+      ["b", "late-delivery", 9_010],
+    ]);
+    expect(slow[0]?.received).toEqual([
+      { ms: 5_900, pid: 12, n: 2, killed: true },
+      { ms: 12_000, pid: 13, n: 3, killed: false },
+    ]);
+  });
+
+  it("calls an orphan received in time but started late held, and ignores a job acked before the kill", () => {
+    const held = [line("start", 11, 50, { id: "e" }), line("recv", 13, 5_000, { id: "e", n: 2 }), ...ran("e", 13, 9_000)];
+    expect(slowOrphans(held, [kill(11, 100)], 8_000).map((o) => [o.id, o.cause])).toEqual([["e", "held"]]);
+    expect(slowOrphans(lines, faults, 8_000).some((o) => o.id === "d")).toBe(false);
   });
 });

@@ -37,10 +37,10 @@ for (const adapter of selectedAdapters()) {
       const cfg = config().chaos.r1;
       const seed = runSeed();
       console.log(`[R1 ${adapter}] seed=${seed} (replay with JOBS_RELIABILITY_SEED=${seed})`);
-      const r = await runR1({ test: "R1", adapter, seed });
+      const limit = RECOVERY_LIMIT_MS[adapter] as number;
+      const r = await runR1({ test: "R1", adapter, seed, recoveryLimitMs: limit });
       const c = r.check;
       const f = r.figures as { kills: number; sumInFlightAtKills: number; orphanRecoveryP99Ms: number };
-      const limit = RECOVERY_LIMIT_MS[adapter] as number;
       const report = writeReport({
         test: "R1",
         adapter,

@@ -30,6 +30,8 @@ export interface WorkerParams {
   readonly leaseMs: number;
   /** A deliberately broken broker wrapper (negative controls, R11). */
   readonly wrap?: "ackBeforeHandle";
+  /** R1: a `recv` line per delivery (key and delivery count) as it arrives (`recordReceives`). */
+  readonly recordReceives?: boolean;
 }
 
 /** Parameters of a producer process (`processes/producer.ts`). */

@@ -9,7 +9,7 @@ import { createWorker, type JobInfo } from "@jobs/core";
 import { createBroker } from "../adapters.js";
 import { openLedger } from "../ledger.js";
 import { type ChaosPayload, type ChildMessage, chaosJob, type ParentMessage, type WorkerParams } from "./params.js";
-import { ackBeforeHandle } from "./wrappers.js";
+import { ackBeforeHandle, recordReceives } from "./wrappers.js";
 
 const params = JSON.parse(process.argv[2] ?? "{}") as WorkerParams;
 const ledger = openLedger(params.ledgerDir, "worker");
@@ -25,6 +25,7 @@ const keyOf = (job: JobInfo | undefined): string | undefined => {
 
 let broker = createBroker(params.spec, params.brokerOptions ?? {});
 if (params.wrap === "ackBeforeHandle") broker = ackBeforeHandle(broker);
+if (params.recordReceives === true) broker = recordReceives(broker, (kind, fields) => ledger.write(kind, fields));
 broker.on("disconnected", (e) => ledger.write("disconnected", { error: e.error?.message }));
 broker.on("reconnected", () => ledger.write("reconnected"));
 broker.on("error", (e) => ledger.write("broker-error", { error: e.error.message }));

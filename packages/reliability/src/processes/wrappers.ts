@@ -1,6 +1,7 @@
 /**
- * Deliberately broken broker wrappers for the negative controls (RELIABILITY.md R11). Test-only:
- * they exist to prove that the suite detects the bugs they introduce.
+ * Broker wrappers of the worker processes. `ackBeforeHandle` is deliberately broken (negative
+ * control R11-C2, to prove that the suite detects the bug it introduces); `recordReceives` only
+ * observes (R1's slow orphans: where an orphan was between its kill and its next start).
  */
 import type { Broker, Delivery } from "@jobs/core";
 
@@ -41,4 +42,34 @@ export function ackBeforeHandle(inner: Broker): Broker {
     on: (event, listener) => inner.on(event, listener),
     close: () => inner.close(),
   };
+}
+
+/**
+ * Writes a `recv` ledger line (the job's key and the broker's delivery count) for every delivery as
+ * it arrives, before core sees it: a delivery buffered by a worker that is killed before starting it
+ * shows up here and nowhere else. The delivery itself is passed on untouched.
+ */
+export function recordReceives(inner: Broker, write: (kind: string, fields: Record<string, unknown>) => void): Broker {
+  return {
+    name: inner.name,
+    capabilities: inner.capabilities,
+    publish: (queue, messages) => inner.publish(queue, messages),
+    consume: (queue, options, onDelivery) =>
+      inner.consume(queue, options, (delivery) => {
+        write("recv", { id: keyOfBody(delivery.body), n: delivery.deliveryCount });
+        onDelivery(delivery);
+      }),
+    counts: (queue) => inner.counts(queue),
+    listDeadLetters: (queue, options) => inner.listDeadLetters(queue, options),
+    removeDeadLetters: (queue, keys) => inner.removeDeadLetters(queue, keys),
+    purge: (queue) => inner.purge(queue),
+    on: (event, listener) => inner.on(event, listener),
+    close: () => inner.close(),
+  };
+}
+
+/** The chaos payload's key `k` in an encoded envelope, without depending on the envelope's layout. */
+function keyOfBody(body: string): string | undefined {
+  const match = /"k":"([^"]{1,64})"/.exec(body);
+  return match?.[1];
 }
