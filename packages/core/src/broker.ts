@@ -138,6 +138,8 @@ export interface Delivery {
   /**
    * Failed: replace the message by `next` (same id, its body says attempt + 1), ready after
    * `next.delayMs`. The next delivery must carry `next.body`, or the attempt count would drift.
+   * Core also replaces a crash suspect it hands back unrun this way (same attempt, its delivery
+   * count carried in the body).
    */
   retry(next: OutgoingMessage): Promise<void>;
   /** Not yet due: hand the same message out again after `delayMs` (≤ maxDelayMs; 0 releases it now). No attempt is counted. */
@@ -155,6 +157,16 @@ export interface Subscription {
    * settled; any the consumer holds unsettled when its broker closes go back to the queue.
    */
   stop(): Promise<void>;
+  /**
+   * Optional: stop asking the broker for deliveries until `resume()`, resolving once no request for
+   * deliveries is outstanding; deliveries that arrive before it resolves are handed out as usual.
+   * Core pauses while it runs a crash suspect alone, so that a crash counts only the deliveries
+   * core holds. Implement it where a request can take messages that reach the process only later
+   * (an SQS long poll); brokers that push each delivery as they hand it out need not.
+   */
+  pause?(): Promise<void>;
+  /** Undoes `pause()`. */
+  resume?(): void;
 }
 
 /** Message counts of one physical queue. Brokers that only know approximations say so in their docs. */

@@ -61,6 +61,13 @@ export interface Envelope {
   readonly meta?: Metadata;
   /** The last failure, set on retries and dead letters. */
   readonly lastError?: EnvelopeError;
+  /**
+   * Deliveries of this message not settled by a handler, carried over when a worker handed it back
+   * unrun (a crash suspect waiting beside another, docs/concepts/workers.md): the worker adds the
+   * broker's delivery count to it, so handing a job back neither raises nor resets its count. Absent
+   * (0) on enqueue; dropped on retry and dead-lettering.
+   */
+  readonly priorDeliveries?: number;
 }
 
 /** Encodes an envelope to its wire text. */
@@ -109,6 +116,7 @@ export function fromLocalEnvelope(local: LocalEnvelope): Envelope {
   if (m.trace !== undefined) e.trace = m.trace;
   if (m.meta !== undefined) e.meta = m.meta;
   if (m.lastError !== undefined) e.lastError = m.lastError;
+  if (m.priorDeliveries !== undefined) e.priorDeliveries = m.priorDeliveries;
   return e;
 }
 
@@ -156,8 +164,14 @@ export function decodeEnvelope(body: string, maxBytes: number): Envelope {
   ) {
     fail("bad trace");
   }
+  if (e.priorDeliveries !== undefined && !(isPositiveInt(e.priorDeliveries) && e.priorDeliveries <= MAX_PRIOR_DELIVERIES)) {
+    fail("bad priorDeliveries");
+  }
   return raw as Envelope;
 }
+
+/** Far above any sensible `maxDeliveries`: a larger carried count is not something core wrote. */
+const MAX_PRIOR_DELIVERIES = 1_000_000;
 
 function fail(reason: string): never {
   throw new EnvelopeDecodeError(reason);

@@ -19,7 +19,7 @@ import { abortItem, asReceived, boundedRaw, HandlerContext, type Held, jobOf, ty
 import { IntrusiveList } from "./internal/list.js";
 import { physicalQueues } from "./internal/routing.js";
 import { describeIssues, runSchema, type SchemaResult } from "./internal/schema.js";
-import { isSuspect, nextLevel, pickSuspect, SuspectTurn } from "./internal/suspects.js";
+import { HAND_BACK_DELAY_MS, handedBack, isSuspect, nextLevel, pickSuspect, SuspectTurn, uncarried } from "./internal/suspects.js";
 import { assertQueueName } from "./names.js";
 import { PRIORITIES, type PriorityLevel } from "./priority.js";
 
@@ -131,6 +131,8 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   function* heldItems(): Generator<Held> {
     for (const buffer of buffers) yield* buffer;
     yield* runningSet;
+    // A suspect waiting for its consumers to pause is in neither.
+    if (alone !== undefined && aloneWaiting) yield alone;
   }
   const runningSet = new IntrusiveList<Held>();
   const subscriptions: Subscription[] = [];
@@ -161,7 +163,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     const body =
       envelope === undefined
         ? boundedRaw(delivery.body, maxBytes)
-        : encodeEnvelope({ ...envelope, lastError: { ...serialized, at: failedAt, attempt: envelope.attempt } });
+        : encodeEnvelope({ ...uncarried(envelope), lastError: { ...serialized, at: failedAt, attempt: envelope.attempt } });
     return delivery.deadLetter({ body, reason, error: serialized, failedAt }).then(
       () => {
         if (events.has("job.dead-lettered")) {
@@ -194,10 +196,12 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       void deadLetter(delivery, undefined, "undecodable", error);
       return;
     }
-    if (delivery.deliveryCount > maxDeliveries) {
+    const prior = envelope.priorDeliveries;
+    const count = prior === undefined ? delivery.deliveryCount : delivery.deliveryCount + prior;
+    if (count > maxDeliveries) {
       const error = new JobsError(
         "non-retryable",
-        `[jobs] delivered ${delivery.deliveryCount} times without being settled (its worker keeps dying or losing the lease)`,
+        `[jobs] delivered ${count} times without being settled (its worker keeps dying or losing the lease)`,
       );
       void deadLetter(delivery, envelope, "crash-loop", error);
       return;
@@ -224,6 +228,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       envelope,
       reg,
       level,
+      count,
       leaseAt: now,
       leaseConfirmedAt: now,
       leaseLost: false,
@@ -237,9 +242,72 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       prev: undefined,
       next: undefined,
     };
+    if (count > 1) {
+      // One suspect at a time (internal/suspects.ts): while one runs, others go back, uncounted.
+      if (alone !== undefined) {
+        handBack(item, HAND_BACK_DELAY_MS);
+        return;
+      }
+      suspects++;
+    }
     (buffers[level] as Held[]).push(item);
     buffered++;
     pump();
+  }
+
+  /** Hands a suspect back to the broker unrun, its count carried in the envelope (neither raised nor reset). */
+  function handBack(item: Held, delayMs: number): void {
+    const { delivery, envelope } = item;
+    settling(
+      delivery
+        .retry({
+          id: envelope.id,
+          body: encodeEnvelope(handedBack(item, asReceived(delivery, envelope))),
+          priority: item.level,
+          delayMs: Math.min(delayMs, caps.maxDelayMs),
+          dedupe: false,
+        })
+        .catch((e: unknown) => reportSettleError(e, envelope)),
+    );
+  }
+
+  /**
+   * The suspect to start now (removed from the buffer), or undefined after handing back every other
+   * suspect buffered: it starts once those hand-backs have reached the broker, so a crash while it
+   * runs finds no other suspect held here. The highest priority level first, then `pickSuspect`.
+   */
+  function takeSuspect(): Held | undefined {
+    let chosen: Held | undefined;
+    let from: Held[] | undefined;
+    for (let level = 4; level >= 0 && chosen === undefined; level--) {
+      const buffer = buffers[level] as Held[];
+      const i = pickSuspect(buffer);
+      if (i >= 0) {
+        chosen = buffer[i];
+        from = buffer;
+      }
+    }
+    if (chosen === undefined || from === undefined) {
+      suspects = 0;
+      return undefined;
+    }
+    if (suspects > 1) {
+      for (const buffer of buffers) {
+        for (let i = buffer.length - 1; i >= 0; i--) {
+          const item = buffer[i] as Held;
+          if (item === chosen || !isSuspect(item)) continue;
+          buffer.splice(i, 1);
+          buffered--;
+          suspects--;
+          handBack(item, HAND_BACK_DELAY_MS);
+        }
+      }
+      return undefined;
+    }
+    from.splice(from.indexOf(chosen), 1);
+    buffered--;
+    suspects--;
+    return chosen;
   }
 
   // One timer for all running jobs, armed for the earliest deadline, instead of a setTimeout and
@@ -268,7 +336,11 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   }
 
   let pumping = false;
-  let alone: Held | undefined; // the crash suspect running alone
+  let alone: Held | undefined; // the crash suspect running alone, or waiting to (aloneWaiting)
+  let aloneWaiting = false;
+  let suspects = 0; // crash suspects buffered
+  let paused = false; // consumers paused for the suspect
+  let pausing = 0; // pauses not yet resolved
   const suspectTurn = new SuspectTurn(() => pump());
   function pump(): void {
     // Re-entrant calls (a synchronous handler completing inside the loop) only flag more work,
@@ -277,17 +349,20 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     pumping = true;
     try {
       const agedBefore = Date.now() - agingMs;
-      // A crash suspect runs alone (internal/suspects.ts): once nothing runs or settles, nothing beside it.
+      // A crash suspect runs alone (internal/suspects.ts): while one is buffered, nothing else starts;
+      // it starts once nothing runs or settles and no other suspect is held, and nothing beside it.
       while (runningSet.size < concurrency && buffered > 0 && state === "running" && alone === undefined) {
-        const buffer = buffers[nextLevel(buffers, agedBefore)];
-        if (buffer?.[0] === undefined) return;
-        const suspect = isSuspect(buffer[0]);
-        if (suspect && (runningSet.size > 0 || pendingSettles > 0 || !suspectTurn.ready())) return;
-        const item = (suspect ? buffer.splice(pickSuspect(buffer), 1)[0] : buffer.shift()) as Held;
-        if (suspect) alone = item;
+        if (suspects > 0) {
+          if (runningSet.size > 0 || pendingSettles > 0 || !suspectTurn.ready()) return;
+          const suspect = takeSuspect();
+          if (suspect === undefined) return;
+          holdFor(suspect);
+          continue;
+        }
+        const item = buffers[nextLevel(buffers, agedBefore)]?.shift();
+        if (item === undefined) return;
         buffered--;
         if (item.leaseLost || Date.now() - item.leaseConfirmedAt >= leaseMs) {
-          if (alone === item) alone = undefined;
           expired(item);
           continue;
         }
@@ -297,6 +372,50 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     } finally {
       pumping = false;
     }
+  }
+
+  /**
+   * Reserves the worker for a suspect: nothing else starts, suspects delivered meanwhile go back,
+   * and the consumers that can pause stop asking for deliveries. The suspect starts once they have
+   * (no request left that could take messages this process has not seen) and nothing settles.
+   */
+  function holdFor(suspect: Held): void {
+    alone = suspect;
+    aloneWaiting = true;
+    const pauses: Promise<void>[] = [];
+    for (const s of subscriptions) {
+      if (s.pause !== undefined) pauses.push(s.pause().catch(() => {}));
+    }
+    if (pauses.length === 0) {
+      startAlone();
+      return;
+    }
+    paused = true;
+    pausing++;
+    void Promise.all(pauses).then(() => {
+      pausing--;
+      startAlone();
+    });
+  }
+
+  function startAlone(): void {
+    const item = alone;
+    if (item === undefined || !aloneWaiting || pausing > 0 || pendingSettles > 0 || state !== "running") return;
+    aloneWaiting = false;
+    if (item.leaseLost || Date.now() - item.leaseConfirmedAt >= leaseMs) {
+      alone = undefined;
+      resumeConsumers();
+      expired(item);
+      return;
+    }
+    runningSet.add(item);
+    execute(item);
+  }
+
+  function resumeConsumers(): void {
+    if (!paused) return;
+    paused = false;
+    for (const s of subscriptions) s.resume?.();
   }
 
   /**
@@ -334,7 +453,8 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   function checkIdle(): void {
     if (runningSet.size > 0 || pendingSettles > 0) return;
     onIdle?.();
-    if (buffered > 0) pump();
+    if (aloneWaiting) startAlone();
+    else if (buffered > 0) pump();
   }
 
   function execute(item: Held): void {
@@ -418,7 +538,10 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
 
   function finished(item: Held): void {
     runningSet.delete(item);
-    if (alone === item) alone = undefined;
+    if (alone === item) {
+      alone = undefined;
+      resumeConsumers();
+    }
     checkIdle();
     pump();
   }
@@ -451,7 +574,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     const now = Date.now();
     const delay = Math.max(0, Math.ceil(item.reg.job.backoff(envelope.attempt, failure)));
     const next: Envelope = {
-      ...asReceived(delivery, envelope),
+      ...uncarried(asReceived(delivery, envelope)),
       attempt: envelope.attempt + 1,
       runAt: now + delay,
       lastError: { ...error, at: now, attempt: envelope.attempt },
@@ -561,10 +684,18 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
         await Promise.allSettled(subscriptions.map((s) => s.stop()));
         for (const buffer of buffers) {
           for (const item of buffer.splice(0)) {
-            release(item.delivery, item.envelope);
+            // A suspect keeps its count (a release would reset it): shutdowns must not wash a crash loop away.
+            if (isSuspect(item)) handBack(item, 0);
+            else release(item.delivery, item.envelope);
           }
         }
         buffered = 0;
+        suspects = 0;
+        if (alone !== undefined && aloneWaiting) {
+          handBack(alone, 0);
+          alone = undefined;
+          aloneWaiting = false;
+        }
         if (!(await idleWithin(Math.max(0, abortAt - Date.now()), true))) {
           const reason = new BrokerClosedError("[jobs] worker is shutting down");
           for (const item of runningSet) {

@@ -58,6 +58,7 @@ describe("envelope round trip", () => {
       lastError: { name: "Error", message: "boom", at: 1_700_000_000_500, attempt: 1 },
       attempt: 2,
       priority: "critical",
+      priorDeliveries: 2,
     });
     expect(ENVELOPE_VERSION).toBe(1);
     expect(decodeEnvelope(encodeEnvelope(e), LIMIT)).toEqual(e);
@@ -228,6 +229,10 @@ describe("envelope validation", () => {
     ["meta", null, "bad meta"],
     ["trace", {}, "bad trace"],
     ["trace", "00-abc", "bad trace"],
+    ["priorDeliveries", 0, "bad priorDeliveries"],
+    ["priorDeliveries", 1.5, "bad priorDeliveries"],
+    ["priorDeliveries", "2", "bad priorDeliveries"],
+    ["priorDeliveries", 1_000_001, "bad priorDeliveries"],
   ])("rejects %s = %j (%s)", (field, value, reason) => {
     const raw: Record<string, unknown> = { ...envelope() };
     if (value === undefined) delete raw[field];

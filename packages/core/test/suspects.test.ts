@@ -1,11 +1,26 @@
 import { describe, expect, it } from "vitest";
+import { decodeEnvelope, type Envelope, encodeEnvelope } from "../src/envelope.js";
 import type { Held } from "../src/internal/held.js";
-import { isSuspect, pickSuspect } from "../src/internal/suspects.js";
+import { handedBack, isSuspect, pickSuspect, uncarried } from "../src/internal/suspects.js";
 
 /** Only the fields the suspect rules read. */
-function held(id: string, deliveryCount: number): Held {
-  return { envelope: { id }, delivery: { deliveryCount } } as unknown as Held;
+function held(id: string, count: number): Held {
+  return { envelope: { id }, count } as unknown as Held;
 }
+
+const received: Envelope = {
+  v: 1,
+  id: "job-1",
+  name: "crashy",
+  queue: "q",
+  payload: { n: 1 },
+  attempt: 2,
+  maxAttempts: 5,
+  priority: "normal",
+  enqueuedAt: 1,
+  runAt: 2,
+  timeout: 1000,
+};
 
 describe("crash suspects", () => {
   it("a delivery is a suspect once it was handed out before", () => {
@@ -28,5 +43,19 @@ describe("crash suspects", () => {
     }
     const winners = new Set([2, 3, 4, 5, 6].map((count) => ids[pickSuspect(ids.map((id) => held(id, count)))]));
     expect(winners.size).toBeGreaterThan(1);
+  });
+
+  it("a suspect handed back carries its count but this delivery, and nothing else changes", () => {
+    const back = decodeEnvelope(encodeEnvelope(handedBack(held("job-1", 3), received)), 1_000_000);
+    expect(back).toEqual({ ...received, priorDeliveries: 2 });
+    // Handed back again on its next delivery (broker count 1, carried 2): the count stays 3.
+    expect(handedBack(held("job-1", 1 + (back.priorDeliveries ?? 0)), back).priorDeliveries).toBe(2);
+  });
+
+  it("a retry or a dead letter starts counting afresh", () => {
+    const carried = handedBack(held("job-1", 4), received);
+    expect(uncarried(carried)).toEqual(received);
+    expect("priorDeliveries" in uncarried(carried)).toBe(false);
+    expect(uncarried(received)).toBe(received);
   });
 });

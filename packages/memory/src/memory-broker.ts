@@ -52,6 +52,8 @@ interface Consumer {
   readonly onDelivery: (delivery: Delivery) => void;
   unsettled: number;
   stopped: boolean;
+  /** Subscription.pause: takes no deliveries until resumed. */
+  paused: boolean;
 }
 
 interface Active {
@@ -176,7 +178,7 @@ class MemoryQueue {
     for (let i = 0; i < n; i++) {
       const index = (this.nextConsumer + i) % n;
       const consumer = this.consumers[index] as Consumer;
-      if (consumer.unsettled < consumer.prefetch) {
+      if (consumer.unsettled < consumer.prefetch && !consumer.paused) {
         this.nextConsumer = (index + 1) % n;
         return consumer;
       }
@@ -451,6 +453,7 @@ class MemoryBrokerImpl implements MemoryBroker {
       onDelivery,
       unsettled: 0,
       stopped: false,
+      paused: false,
     };
     queue.consumers.push(consumer);
     this.#consumers.add(consumer);
@@ -461,7 +464,18 @@ class MemoryBrokerImpl implements MemoryBroker {
       queue.consumers = queue.consumers.filter((c) => c !== consumer);
       this.#consumers.delete(consumer);
     };
-    return Promise.resolve({ stop: () => Promise.resolve(stop()) });
+    return Promise.resolve({
+      stop: () => Promise.resolve(stop()),
+      // Deliveries are handed out synchronously: nothing is ever on its way when a pause returns.
+      pause: () => {
+        consumer.paused = true;
+        return Promise.resolve();
+      },
+      resume: () => {
+        consumer.paused = false;
+        queue.scheduleDispatch();
+      },
+    });
   }
 
   counts(queue: string): Promise<QueueCounts> {

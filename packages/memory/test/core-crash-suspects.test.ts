@@ -8,7 +8,18 @@
 import { defineJob, type Worker } from "@jobs/core";
 import { describe, expect, it } from "vitest";
 import { createMemoryBroker } from "../src/index.js";
-import { scope, uniqueQueue } from "./core-support.js";
+import { gate, scope, uniqueQueue } from "./core-support.js";
+
+/** Hands every message of the queue out once to a consumer that then dies (its connection closes unsettled). */
+async function deliverOnceAndDie(server: ReturnType<ReturnType<typeof scope>["broker"]>, queue: string, messages: number): Promise<void> {
+  const doomed = createMemoryBroker({ server: server.server });
+  let seen = 0;
+  await new Promise<void>((resolve) => {
+    void doomed.consume(queue, { prefetch: messages, leaseMs: 60_000 }, () => {
+      if (++seen === messages) void doomed.close().then(resolve);
+    });
+  });
+}
 
 describe("worker: crash suspects", () => {
   it("a redelivered job runs alone, so a job crashing its worker does not take it along; the poison is dead-lettered", async () => {
@@ -74,5 +85,92 @@ describe("worker: crash suspects", () => {
     expect(poisonRuns).toEqual([1, 2, 3]);
     // Alone, before the poison started.
     expect(innocentRuns).toBe(1);
+  });
+
+  it("suspects buffered beside the one that runs go back first, their counts neither raised nor reset", async () => {
+    const t = scope();
+    const server = t.broker();
+    const queue = uniqueQueue("crash-suspects-buffered");
+    const job = defineJob<string>({ name: "maybe-crashy", queue, maxAttempts: 5 });
+    const client = t.client(server);
+    // Three jobs a dead consumer held: each is delivered a second time, at maxDeliveries 2, so one
+    // more crash while it is held gets it dead-lettered. The poison (critical) is the suspect that
+    // runs first; the two innocents would be buffered beside it when it crashes.
+    await client.enqueue(job, "innocent", { id: "innocent-a" });
+    await client.enqueue(job, "innocent", { id: "innocent-b" });
+    await client.enqueue(job, "poison", { id: "poison", priority: "critical" });
+    await deliverOnceAndDie(server, queue, 3);
+    const outcomes: string[] = [];
+    const runs: string[] = [];
+    for (let generation = 1; generation <= 6 && outcomes.length < 3; generation++) {
+      const broker = createMemoryBroker({ server: server.server });
+      let onCrash: () => void = () => {};
+      const crash = new Promise<void>((resolve) => {
+        onCrash = resolve;
+      });
+      const worker = t.worker({ broker, concurrency: 3, prefetch: 3, maxDeliveries: 2 });
+      worker.handle(job, (payload, ctx) => {
+        runs.push(ctx.job.id);
+        if (payload === "poison") {
+          void broker.close().then(onCrash);
+          return new Promise(() => {});
+        }
+        return undefined;
+      });
+      const settledHere = new Promise<void>((resolve) => {
+        const done = (line: string): void => {
+          outcomes.push(line);
+          if (outcomes.length === 3) resolve();
+        };
+        worker.on("job.succeeded", (e) => done(`${e.job.id}:succeeded`));
+        worker.on("job.dead-lettered", (e) => done(`${e.job?.id}:dead-lettered:${e.reason}`));
+      });
+      await worker.start();
+      await Promise.race([crash, settledHere]);
+    }
+    expect(outcomes.sort()).toEqual(["innocent-a:succeeded", "innocent-b:succeeded", "poison:dead-lettered:crash-loop"]);
+    // The poison ran once (its second delivery) and its third was dead-lettered unrun; each innocent ran once.
+    expect(runs.filter((id) => id === "poison")).toEqual(["poison"]);
+    expect(runs.filter((id) => id !== "poison").sort()).toEqual(["innocent-a", "innocent-b"]);
+    // The dead letter starts counting afresh: requeued, the job would be delivered as a first delivery.
+    const [dead] = await server.listDeadLetters(queue, { limit: 10 });
+    expect(JSON.parse(dead?.body ?? "{}").priorDeliveries).toBeUndefined();
+  });
+
+  it("while a suspect runs, the worker takes no deliveries (its consumers pause) and resumes after", async () => {
+    const t = scope();
+    const server = t.broker();
+    const queue = uniqueQueue("crash-suspects-pause");
+    const job = defineJob<string>({ name: "suspect-or-not", queue });
+    const client = t.client(server);
+    await client.enqueue(job, "suspect", { id: "suspect" });
+    await deliverOnceAndDie(server, queue, 1);
+    const broker = createMemoryBroker({ server: server.server });
+    const worker = t.worker({ broker, concurrency: 4, prefetch: 4 });
+    const release = gate();
+    const running = gate();
+    const order: string[] = [];
+    worker.handle(job, async (payload) => {
+      order.push(`start:${payload}`);
+      if (payload === "suspect") {
+        running.open();
+        await release.promise;
+      }
+      order.push(`end:${payload}`);
+    });
+    const fresh = new Promise<void>((resolve) => {
+      worker.on("job.succeeded", (e) => {
+        if (e.job.id === "fresh") resolve();
+      });
+    });
+    await worker.start();
+    await running.promise;
+    await client.enqueue(job, "fresh", { id: "fresh" });
+    // Published while the suspect runs: the paused worker leaves it waiting in the queue.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await server.counts(queue)).toMatchObject({ waiting: 1, active: 1 });
+    release.open();
+    await fresh;
+    expect(order).toEqual(["start:suspect", "end:suspect", "start:fresh", "end:fresh"]);
   });
 });

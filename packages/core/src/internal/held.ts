@@ -22,6 +22,11 @@ export interface Held {
   readonly envelope: Envelope;
   readonly reg: Registered;
   readonly level: PriorityLevel;
+  /**
+   * Deliveries of the message not settled by a handler, this one included: the broker's
+   * `deliveryCount` plus the envelope's `priorDeliveries` (carried over when a worker handed it back unrun).
+   */
+  readonly count: number;
   /** Date.now() when the last heartbeat was sent (or the delivery arrived). */
   leaseAt: number;
   /** Date.now() when the lease last confirmed began: the delivery, or the sending of the last heartbeat the broker confirmed. */

@@ -4,25 +4,54 @@
  * killed it and the innocent jobs that merely ran or waited beside it alike. Counted naively, the
  * innocents reach `maxDeliveries` together with the poison and are dead-lettered as `crash-loop`.
  *
- * So a delivery whose `deliveryCount` is above 1 (a consumer died holding it, or lost its lease) is
- * a *suspect* and runs alone: the worker starts it only once nothing else runs, and starts nothing
- * else until it has settled. A crash while a suspect runs then kills only that suspect's run, and
- * an innocent job's count stops climbing once it has itself run alone: only the job that really
- * kills its process keeps crashing and reaches the dead-letter rule. Deliveries merely buffered
- * (prefetched) at a crash still come back counted; they too then run alone.
+ * So a delivery whose count is above 1 (a consumer died holding it, or lost its lease) is a
+ * *suspect*, and a worker holds suspects by two rules:
+ *
+ * 1. A suspect runs alone: the worker starts no other job while a suspect waits (the ones running
+ *    finish), starts the suspect once nothing else runs or settles, and starts nothing else until it
+ *    has settled.
+ * 2. A worker holds one suspect at a time. Before it starts one, it hands the other suspects it has
+ *    buffered back to the broker, and while one runs it hands back every suspect delivered to it,
+ *    each after `HAND_BACK_DELAY_MS`, with its count carried in the envelope (`priorDeliveries`), so
+ *    the hand-back neither raises nor resets it. It starts the suspect only once those hand-backs
+ *    have reached the broker.
+ *
+ * A crash while a suspect runs then raises the count of that suspect and of first deliveries
+ * buffered beside it (count 1, which can afford one), never of another suspect: an innocent job is
+ * counted for a crash at most once before it runs alone, and alone it completes. Only the job that
+ * really kills its process keeps crashing, its count never lowered, and reaches the dead-letter rule
+ * after at most `maxDeliveries` runs. What is left: a suspect that arrives while jobs already run
+ * waits in the buffer for them, and is counted if one of them is a job crashing on its first run.
  *
  * The cost: redeliveries that are not crashes (a lease lost in a stall or a partition) are
- * serialised as well, one at a time per worker, which only slows the rare redelivered job.
+ * serialised as well, one at a time per worker, and a suspect that meets another waits a second per
+ * meeting; first deliveries never pay anything.
  */
+import type { Envelope } from "../envelope.js";
 import type { Held } from "./held.js";
 
 /** Delivered before without being settled: a consumer died (or lost the lease) while holding it. */
 export function isSuspect(item: Held): boolean {
-  return item.delivery.deliveryCount > 1;
+  return item.count > 1;
 }
 
+/** The envelope a suspect is handed back with: as received, carrying its count but this delivery's. */
+export function handedBack(item: Held, received: Envelope): Envelope {
+  return { ...received, priorDeliveries: item.count - 1 };
+}
+
+/** The envelope without a carried count: a retry or a dead letter starts counting afresh. */
+export function uncarried(envelope: Envelope): Envelope {
+  if (envelope.priorDeliveries === undefined) return envelope;
+  const { priorDeliveries: _, ...rest } = envelope;
+  return rest;
+}
+
+/** How long a suspect handed back by a worker that holds another stays away (at most a hop a second per suspect, whatever the job's length). */
+export const HAND_BACK_DELAY_MS = 1_000;
+
 /**
- * Which suspect of a level's buffer runs next (alone): the highest `deliveryCount` first. Jobs
+ * Which suspect of a level's buffer runs next (alone): the highest count first. Jobs
  * buffered beside a crashing one come back counted too, so a count says how close a job is to the
  * limit, not whether it crashes: the job one crash from the limit runs before a crash can take it
  * there, and one with a lower count can afford the wait. Ties are jobs that were handed out
@@ -38,7 +67,7 @@ export function pickSuspect(buffer: readonly Held[]): number {
   let rank = 0;
   for (let i = 0; i < buffer.length; i++) {
     const item = buffer[i] as Held;
-    const n = item.delivery.deliveryCount;
+    const n = item.count;
     if (n <= 1 || n < count) continue;
     const r = tieRank(item.envelope.id, n);
     if (n > count || r < rank) {
