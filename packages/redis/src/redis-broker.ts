@@ -407,6 +407,8 @@ class RedisBrokerImpl implements Broker {
         consumer.stop();
         q.consumers.delete(consumer);
       },
+      pause: () => consumer.pause(),
+      resume: () => consumer.resume(),
     };
   }
 

@@ -110,6 +110,8 @@ export class RedisDelivery implements Delivery {
 export class RedisConsumer {
   unsettled: number = 0;
   stopped: boolean = false;
+  /** No fetches until resumed (Subscription.pause: core runs a crash suspect). */
+  paused: boolean = false;
   readonly held: Set<RedisDelivery> = new Set();
   /** Fetches on their way (at most two, so Redis works on one while this process handles the other). */
   readonly fetching: Set<Promise<void>> = new Set();
@@ -135,7 +137,7 @@ export class RedisConsumer {
    * round trip per batch; the prefetch limit still holds (slots are reserved before asking).
    */
   kick(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     if (this.fetching.size >= 2) {
       this.#again = true;
       return;
@@ -251,6 +253,17 @@ export class RedisConsumer {
         reject,
       });
     });
+  }
+
+  /** Stops fetching; resolves once no fetch is on its way (what they took has been handed out). */
+  async pause(): Promise<void> {
+    this.paused = true;
+    while (this.fetching.size > 0) await Promise.allSettled([...this.fetching]);
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.kick();
   }
 
   stop(): void {
