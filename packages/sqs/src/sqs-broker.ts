@@ -611,6 +611,16 @@ class SqsBroker implements Broker {
         consumer.stopped = true;
         consumer.wake();
       },
+      // A receive in flight can take messages (counting them) that reach this process only when it
+      // answers: a pause resolves once none is out, so a crash meanwhile counts only what core holds.
+      pause: async () => {
+        consumer.paused = true;
+        while (consumer.reserved > 0 && !consumer.stopped && !this.closed) await consumer.capacity();
+      },
+      resume: () => {
+        consumer.paused = false;
+        consumer.wake();
+      },
     };
   }
 
@@ -622,7 +632,7 @@ class SqsBroker implements Broker {
         const free = c.prefetch - c.unsettled - c.reserved;
         // Refill in batches of at least half of 10 (or of the prefetch): a receive per freed slot
         // would cost a request per job.
-        if (free <= 0 || (free < Math.ceil(Math.min(10, c.prefetch) / 2) && c.unsettled > 0)) {
+        if (c.paused || free <= 0 || (free < Math.ceil(Math.min(10, c.prefetch) / 2) && c.unsettled > 0)) {
           await c.capacity();
           continue;
         }
@@ -641,6 +651,8 @@ class SqsBroker implements Broker {
           continue;
         } finally {
           c.reserved -= count;
+          // A pause waits for receives in flight.
+          if (c.paused) queueMicrotask(() => c.wake());
         }
         failures = 0;
         if (c.stopped || this.closed) {

@@ -15,6 +15,8 @@ export class Consumer<D extends Leased> {
   loops = 0;
   /** No new deliveries (stop or close). */
   stopped = false;
+  /** No new receives until resumed (Subscription.pause: core runs a crash suspect). */
+  paused = false;
   /** The unsettled deliveries. */
   readonly held: Set<D> = new Set<D>();
   /** Aborts receives in flight (close). */
