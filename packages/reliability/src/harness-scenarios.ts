@@ -259,7 +259,6 @@ export async function runR2(options: R2Options): Promise<ScenarioResult & { read
     };
     await Promise.all(Array.from({ length: cfg.workers }, () => h.spawnWorker(params)));
     const workerPids = h.workers().map((w) => w.pid);
-    const t0 = Date.now();
     h.spawnProducer({
       spec: target.spec,
       queue: QUEUE,
@@ -273,6 +272,10 @@ export async function runR2(options: R2Options): Promise<ScenarioResult & { read
       cpuMs: 0,
       seed: 2,
     });
+    // Outages count from the producer's first accepted enqueue (a process can take seconds to start
+    // on a busy machine; the throughput before the first outage must be measured on a running producer).
+    await h.until(() => h.accepted.size > 0, 60_000, "the producer's first accepted enqueue");
+    const t0 = Date.now();
     const windows: { kind: string; downAt: number; readyAt: number }[] = [];
     for (const f of [...options.run.faults].sort((a, b) => a.atMs - b.atMs)) {
       const due = t0 + f.atMs - Date.now();

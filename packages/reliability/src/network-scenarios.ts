@@ -154,6 +154,11 @@ export async function runR3(options: {
       cpuMs: 0,
       seed: 3,
     });
+    // The schedule counts from the producer's first accepted enqueue, not from its fork: on a busy
+    // machine a process can take many seconds to start, and a fault that hits before it has
+    // connected tests nothing (R3-N5 once paused a producer's handshake, which then had no
+    // connection to lose and reported no `disconnected`).
+    await h.until(() => h.accepted.size > 0, 60_000, "the producer's first accepted enqueue");
     const t0 = Date.now();
     const healed: { kind: string; at: number; healedAt: number }[] = [];
     for (const step of [...options.run.steps].sort((a, b) => a.atMs - b.atMs)) {
