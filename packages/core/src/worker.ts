@@ -243,8 +243,10 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       next: undefined,
     };
     if (count > 1) {
-      // One suspect at a time (internal/suspects.ts): while one runs, others go back, uncounted.
-      if (alone !== undefined) {
+      // One suspect at a time (internal/suspects.ts): while one waits to start, others go back,
+      // uncounted. Once it runs, a hand-back cut short by its crash would leave the job twice in the
+      // queue: later suspects wait in the buffer for it instead (consumers that pause send none).
+      if (aloneWaiting) {
         handBack(item, HAND_BACK_DELAY_MS);
         return;
       }

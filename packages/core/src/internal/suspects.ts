@@ -11,17 +11,21 @@
  *    finish), starts the suspect once nothing else runs or settles, and starts nothing else until it
  *    has settled.
  * 2. A worker holds one suspect at a time. Before it starts one, it hands the other suspects it has
- *    buffered back to the broker, and while one runs it hands back every suspect delivered to it,
- *    each after `HAND_BACK_DELAY_MS`, with its count carried in the envelope (`priorDeliveries`), so
- *    the hand-back neither raises nor resets it. It starts the suspect only once those hand-backs
- *    have reached the broker.
+ *    buffered (and any delivered until it starts) back to the broker, each for `HAND_BACK_DELAY_MS`,
+ *    with its count carried in the envelope (`priorDeliveries`), so the hand-back neither raises nor
+ *    resets it; and it pauses its consumers (`Subscription.pause`, where the adapter has it). It
+ *    starts the suspect once the hand-backs have reached the broker and no request for deliveries
+ *    is on its way.
  *
  * A crash while a suspect runs then raises the count of that suspect and of first deliveries
  * buffered beside it (count 1, which can afford one), never of another suspect: an innocent job is
  * counted for a crash at most once before it runs alone, and alone it completes. Only the job that
  * really kills its process keeps crashing, its count never lowered, and reaches the dead-letter rule
  * after at most `maxDeliveries` runs. What is left: a suspect that arrives while jobs already run
- * waits in the buffer for them, and is counted if one of them is a job crashing on its first run.
+ * waits in the buffer for them, and is counted if one of them is a job crashing on its first run;
+ * and on brokers whose consumers cannot pause, a suspect delivered while another runs waits in the
+ * buffer (handing it back then could be cut short by a crash, leaving the job twice in the queue)
+ * and is counted if that one crashes.
  *
  * The cost: redeliveries that are not crashes (a lease lost in a stall or a partition) are
  * serialised as well, one at a time per worker, and a suspect that meets another waits a second per
