@@ -100,7 +100,15 @@ export async function runR1(options: R1Options): Promise<ScenarioResult> {
     const enough = (): boolean => h.done.size >= stopAt;
     let kills = 0;
     const respawns: Promise<void>[] = [];
+    let waitedForPoolMs = 0;
     while (!enough()) {
+      // The next interval starts once every worker consumes again: the scenario kills one of three
+      // consuming workers. On a loaded machine a respawned process took 9-27 s to get ready, kills
+      // every 2-5 s emptied the pool, and "orphan recovery" measured the wait for any worker at all.
+      const poolFrom = Date.now();
+      await h.until(() => enough() || h.readyWorkers().length >= cfg.workers, 120_000, "the respawned workers").catch(() => {});
+      waitedForPoolMs += Date.now() - poolFrom;
+      if (enough()) break;
       const wait = uniform(rng, cfg.killEveryMs[0], cfg.killEveryMs[1]);
       // The schedule's pause, cut short when the run reaches 90 %.
       await h.until(enough, wait, "the kill interval").catch(() => {});
@@ -129,6 +137,11 @@ export async function runR1(options: R1Options): Promise<ScenarioResult> {
     const recovery = report.orphanRecoveryMs;
     const slow = options.recoveryLimitMs === undefined ? [] : slowOrphans(h.read().lines, h.faults, options.recoveryLimitMs);
     const slowBy = (cause: string): number => slow.filter((o) => o.cause === cause).length;
+    const killTimes = h.faults.filter((f) => f.kind === "kill").map((f) => f.t);
+    const spawnTimes = h.faults.filter((f) => f.kind === "spawn").map((f) => f.t);
+    const respawnReady = killTimes
+      .flatMap((t, i) => (spawnTimes[i] === undefined ? [] : [(spawnTimes[i] as number) - t]))
+      .sort((a, b) => a - b);
     return {
       check: report,
       drain,
@@ -140,6 +153,10 @@ export async function runR1(options: R1Options): Promise<ScenarioResult> {
         kills,
         inFlightAtKills: report.kills.map((k) => k.inFlight),
         sumInFlightAtKills: report.kills.reduce((s, k) => s + k.inFlight, 0),
+        // Kill → its replacement ready (the spawn fault is written once the new worker consumes).
+        respawnReadyP50Ms: quantile(respawnReady, 0.5),
+        respawnReadyMaxMs: respawnReady.at(-1) ?? 0,
+        waitedForPoolMs,
         orphans: recovery.length + report.orphansNotRestarted,
         orphanRecoveryP50Ms: quantile(recovery, 0.5),
         orphanRecoveryP99Ms: quantile(recovery, 0.99),
