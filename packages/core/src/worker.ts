@@ -193,7 +193,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       envelope =
         local === undefined || delivery.body.length * 3 > maxBytes ? decodeEnvelope(delivery.body, maxBytes) : fromLocalEnvelope(local);
     } catch (error) {
-      void deadLetter(delivery, undefined, "undecodable", error);
+      settling(deadLetter(delivery, undefined, "undecodable", error));
       return;
     }
     const prior = envelope.priorDeliveries;
@@ -203,7 +203,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
         "non-retryable",
         `[jobs] delivered ${count} times without being settled (its worker keeps dying or losing the lease)`,
       );
-      void deadLetter(delivery, envelope, "crash-loop", error);
+      settling(deadLetter(delivery, envelope, "crash-loop", error));
       return;
     }
     const now = Date.now();
@@ -219,7 +219,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     }
     const reg = handlers.get(envelope.name);
     if (reg === undefined) {
-      void deadLetter(delivery, envelope, "unknown-job", new UnknownJobError(envelope.name));
+      settling(deadLetter(delivery, envelope, "unknown-job", new UnknownJobError(envelope.name)));
       return;
     }
     const level = PRIORITIES.indexOf(envelope.priority) as PriorityLevel;
