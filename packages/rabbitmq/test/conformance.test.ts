@@ -10,6 +10,9 @@ import {
 import { afterAll, describe } from "vitest";
 import { startPrivateRabbit, Tracker, uniquePrefix } from "./support.js";
 
+/** Deleting every queue a conformance run declared (18 objects per queue, quorum ones through Raft) takes seconds on a loaded machine. */
+const CLEAN_UP_MS = 120_000;
+
 const url = brokerUrlFromEnv("JOBS_RABBITMQ_URL");
 // Skipped suites are still collected (their factories probe capabilities): a placeholder URL keeps that harmless.
 const PLACEHOLDER = "amqp://127.0.0.1:5672";
@@ -17,7 +20,7 @@ const PLACEHOLDER = "amqp://127.0.0.1:5672";
 describe.skipIf(url === undefined)("rabbitmq [needs JOBS_RABBITMQ_URL]", () => {
   const u = new URL(url ?? PLACEHOLDER);
   const tracker = new Tracker(url ?? PLACEHOLDER, uniquePrefix("cf"));
-  afterAll(() => tracker.cleanUp());
+  afterAll(() => tracker.cleanUp(), CLEAN_UP_MS);
   runConformance({
     name: "rabbitmq",
     createBroker: (ctx) => tracker.broker({}, ctx?.endpoint),
@@ -27,7 +30,7 @@ describe.skipIf(url === undefined)("rabbitmq [needs JOBS_RABBITMQ_URL]", () => {
   // Plain queues (priority emulated by core) and a 4-level ladder (1 s native limit): core's
   // per-level queues and its re-delay on receipt run on RabbitMQ too.
   const short = new Tracker(url ?? PLACEHOLDER, uniquePrefix("em"), { priority: "none", delayLevels: 4 });
-  afterAll(() => short.cleanUp());
+  afterAll(() => short.cleanUp(), CLEAN_UP_MS);
   const emulated = {
     name: 'rabbitmq (priority: "none", 4-level ladder)',
     createBroker: () => short.broker(),
@@ -36,7 +39,7 @@ describe.skipIf(url === undefined)("rabbitmq [needs JOBS_RABBITMQ_URL]", () => {
 
   // Quorum queues (one per priority level, RabbitMQ's own delivery count): the whole suite again.
   const quorum = new Tracker(url ?? PLACEHOLDER, uniquePrefix("qq"), { queueType: "quorum" });
-  afterAll(() => quorum.cleanUp());
+  afterAll(() => quorum.cleanUp(), CLEAN_UP_MS);
   runConformance({
     name: 'rabbitmq (queueType: "quorum")',
     createBroker: (ctx) => quorum.broker({}, ctx?.endpoint),

@@ -182,6 +182,40 @@ describe.skipIf(url === undefined)("rabbitmq adapter [needs JOBS_RABBITMQ_URL]",
     }
   });
 
+  it("acks written together (basic.ack multiple) settle exactly the acked deliveries: an unsettled earlier one comes back", async () => {
+    const [producer, consumer, after] = [tracker.broker(), tracker.broker(), tracker.broker()];
+    try {
+      const bodies = Array.from({ length: 8 }, (_, i) => `m${i + 1}`);
+      await producer.publish(
+        "multi",
+        bodies.map((b) => msg(b)),
+      );
+      const got = new Map<string, Delivery>();
+      await consumer.consume("multi", { prefetch: 8, leaseMs: 60_000 }, (d) => got.set(d.body, d));
+      await waitFor(() => got.size === 8, { timeout: 5_000 });
+      const ack = (...names: string[]): Promise<unknown> => Promise.all(names.map((b) => (got.get(b) as Delivery).ack()));
+      // m4 is never settled. One turn each: m6 above an unsettled m1; m1–m3 below m4 (one multiple ack);
+      // m5, m7, m8 above the unsettled m4.
+      await ack("m6");
+      await ack("m1", "m2", "m3");
+      await ack("m5", "m7", "m8");
+      await consumer.close();
+      const again: string[] = [];
+      const acks: Promise<void>[] = [];
+      await after.consume("multi", { prefetch: 10, leaseMs: 60_000 }, (d) => {
+        again.push(d.body);
+        acks.push(d.ack());
+      });
+      await waitFor(() => again.length >= 1, { timeout: 5_000 });
+      await Promise.all(acks);
+      const counts = await after.counts("multi");
+      expect(again).toEqual(["m4"]);
+      expect(counts.waiting + counts.active).toBe(0);
+    } finally {
+      await closeAll([producer, consumer, after]);
+    }
+  });
+
   it("reports a publish to a queue deleted behind its back as UnknownQueueError, then declares it again", async () => {
     const broker = tracker.broker();
     const conn = await amqp.connect(url as string);
