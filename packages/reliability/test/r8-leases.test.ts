@@ -325,7 +325,8 @@ describe.each(selectedAdapters())("R8 leases on %s", (adapter) => {
           await sleep(500);
         }
         const doneShort = (): number => new Set(rec.of("done").map((e) => e.id)).size;
-        await s8until(rec, () => doneShort() >= shortIds.length, 30_000);
+        // Not drained in 30 s is a failed bar in the report below, with the figures, not a bare timeout.
+        await s8until(rec, () => doneShort() >= shortIds.length, 30_000).catch(() => {});
         const starts = rec
           .of("start")
           .filter((e) => e.source === "short")
