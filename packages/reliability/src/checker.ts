@@ -198,7 +198,9 @@ export function check(input: CheckInput): CheckReport {
     for (let i = 1; i < list.length; i++) {
       const prev = list[i - 1] as LedgerLine;
       const next = list[i] as LedgerLine;
-      const killed = kills.some((f) => f.pid === prev.pid && f.t >= prev.t && f.t <= next.t);
+      // The kill of the process that ran the first start, while it was still alive (its window ends at
+      // the observed exit: a start written just after the signal was sent died with the process too).
+      const killed = kills.some((f) => f.pid === prev.pid && (f.until ?? f.t) >= prev.t && f.t <= next.t);
       // A broker or network fault (window) anywhere between the two starts (d.1). The ack does not
       // end the window: a broker may lose an ack it had received (JetStream writes consumer state
       // behind, so a kill -9 right after an ack redelivers the job).
@@ -217,10 +219,11 @@ export function check(input: CheckInput): CheckReport {
   for (const kill of kills) {
     let inFlight = 0;
     for (const [id, list] of starts) {
-      const orphaned = list.some((s) => s.pid === kill.pid && s.t <= kill.t && (settledAt(id, s) ?? Number.POSITIVE_INFINITY) > kill.t);
+      const died = kill.until ?? kill.t;
+      const orphaned = list.some((s) => s.pid === kill.pid && s.t <= died && (settledAt(id, s) ?? Number.POSITIVE_INFINITY) > died);
       if (!orphaned) continue;
       inFlight++;
-      const again = list.find((s) => s.t > kill.t);
+      const again = list.find((s) => s.t > died);
       if (again === undefined) orphansNotRestarted++;
       else orphanRecoveryMs.push(again.t - kill.t);
     }
@@ -292,11 +295,11 @@ export function slowOrphans(lines: readonly LedgerLine[], faults: readonly Fault
         (s) =>
           s.kind === "start" &&
           s.pid === kill.pid &&
-          s.t <= kill.t &&
-          !list.some((a) => a.kind === "ack" && a.pid === s.pid && a.t >= s.t && a.t <= kill.t),
+          s.t <= (kill.until ?? kill.t) &&
+          !list.some((a) => a.kind === "ack" && a.pid === s.pid && a.t >= s.t && a.t <= (kill.until ?? kill.t)),
       );
       if (!orphaned) continue;
-      const next = list.find((s) => s.kind === "start" && s.t > kill.t);
+      const next = list.find((s) => s.kind === "start" && s.t > (kill.until ?? kill.t));
       if (next === undefined || next.t - kill.t <= limitMs) continue;
       const received = list
         .filter((r) => r.kind === "recv" && r.t > kill.t && r.t <= next.t)

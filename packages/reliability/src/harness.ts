@@ -129,9 +129,12 @@ export class Harness {
   async kill(proc: Proc): Promise<void> {
     if (!this.#procs.has(proc) || !proc.alive) return;
     (proc as { killed: boolean }).killed = true;
-    this.fault("kill", { pid: proc.pid });
+    // The window runs from the signal to the observed exit: the victim can still write ledger lines
+    // (a start, an ack) in the milliseconds before SIGKILL lands, and those executions died with it.
+    const t = Date.now();
     proc.child.kill("SIGKILL");
     await proc.exited;
+    this.fault("kill", { pid: proc.pid, t, until: Date.now() });
   }
 
   /** Sends a message to a child. */

@@ -241,3 +241,22 @@ describe("slowOrphans (R1: where a late orphan was)", () => {
     expect(slowOrphans(lines, faults, 8_000).some((o) => o.id === "d")).toBe(false);
   });
 });
+
+describe("kills with a window (signal sent → exit observed)", () => {
+  it("explains a duplicate whose first start the victim wrote after the signal was sent, before it died", () => {
+    // W1 (11) is signalled at 100, writes a start at 108 and is seen dead at 120; W2 runs the job again.
+    const lines = [...produced("a", 0), line("start", 11, 108, { id: "a" }), ...ran("a", 12, 6_000)];
+    const faults: Fault[] = [{ t: 100, until: 120, kind: "kill", pid: 11 }];
+    const r = check({ lines, faults });
+    expect(r.unexplained).toEqual([]);
+    expect(r.explainedDuplicates).toBe(1);
+    expect(r.kills).toEqual([{ t: 100, pid: 11, inFlight: 1 }]);
+    expect(r.orphanRecoveryMs).toEqual([5_900]);
+  });
+
+  it("still leaves a duplicate unexplained when the first start came after the victim died", () => {
+    const lines = [...produced("a", 0), ...ran("a", 11, 130), ...ran("a", 12, 6_000)];
+    const faults: Fault[] = [{ t: 100, until: 120, kind: "kill", pid: 11 }];
+    expect(check({ lines, faults }).unexplained.map((u) => u.id)).toEqual(["a"]);
+  });
+});
