@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { physicalQueues } from "@jobs/core";
 import { type AdapterName, createBroker, startTarget } from "./adapters.js";
 import { quantile } from "./checker.js";
 import { config, TIMINGS } from "./config.js";
@@ -143,6 +144,7 @@ export async function runSoak(options: { readonly test: string; readonly adapter
       PRODUCER_ENTRY,
     );
     const t0 = Date.now();
+    const physical = physicalQueues(PROCESS_QUEUE, inspector.capabilities).map((q) => q.name);
     const depths: { t: number; n: number }[] = [];
     let resets = 0;
     let nextDepth = t0;
@@ -155,8 +157,10 @@ export async function runSoak(options: { readonly test: string; readonly adapter
       }
       if (Date.now() >= nextDepth) {
         nextDepth += cfg.sampleEveryMs;
-        const c = await inspector.counts(PROCESS_QUEUE).catch(() => undefined);
-        if (c !== undefined) depths.push({ t: Date.now() - t0, n: c.waiting + c.delayed });
+        // Over every physical queue (brokers without native priorities keep one per level: SQS's
+        // jobs are in `<queue>__p2`, and counting the logical name alone read 0 all along).
+        const counts = await Promise.all(physical.map((q) => inspector.counts(q))).catch(() => undefined);
+        if (counts !== undefined) depths.push({ t: Date.now() - t0, n: counts.reduce((n, c) => n + c.waiting + c.delayed, 0) });
       }
     }
     const lastFaultT = h.faults.at(-1)?.t ?? Date.now();
