@@ -19,7 +19,16 @@ import { abortItem, asReceived, boundedRaw, HandlerContext, type Held, jobOf, ty
 import { IntrusiveList } from "./internal/list.js";
 import { physicalQueues } from "./internal/routing.js";
 import { describeIssues, runSchema, type SchemaResult } from "./internal/schema.js";
-import { HAND_BACK_DELAY_MS, handedBack, isSuspect, nextLevel, pickSuspect, SuspectTurn, uncarried } from "./internal/suspects.js";
+import {
+  HAND_BACK_DELAY_MS,
+  handedBack,
+  isSuspect,
+  nextLevel,
+  pickSuspect,
+  SuspectTurn,
+  suspectThreshold,
+  uncarried,
+} from "./internal/suspects.js";
 import { assertQueueName } from "./names.js";
 import { PRIORITIES, type PriorityLevel } from "./priority.js";
 
@@ -117,6 +126,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
     throw new InvalidOptionsError("maxDeliveries", `expected a positive integer, got ${String(maxDeliveries)}`);
   }
+  const suspectFrom = suspectThreshold(maxDeliveries);
   const maxBytes = Math.min(options.maxPayloadBytes ?? caps.maxPayloadBytes, caps.maxPayloadBytes);
   if (options.queues !== undefined) {
     if (!Array.isArray(options.queues)) throw new InvalidOptionsError("queues", "expected an array of queue names");
@@ -242,7 +252,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       prev: undefined,
       next: undefined,
     };
-    if (count > 1) {
+    if (count >= suspectFrom) {
       // One suspect at a time (internal/suspects.ts): while one waits to start, others go back,
       // uncounted. Once it runs, a hand-back cut short by its crash would leave the job twice in the
       // queue: later suspects wait in the buffer for it instead (consumers that pause send none).
@@ -283,7 +293,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     let from: Held[] | undefined;
     for (let level = 4; level >= 0 && chosen === undefined; level--) {
       const buffer = buffers[level] as Held[];
-      const i = pickSuspect(buffer);
+      const i = pickSuspect(buffer, suspectFrom);
       if (i >= 0) {
         chosen = buffer[i];
         from = buffer;
@@ -297,7 +307,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       for (const buffer of buffers) {
         for (let i = buffer.length - 1; i >= 0; i--) {
           const item = buffer[i] as Held;
-          if (item === chosen || !isSuspect(item)) continue;
+          if (item === chosen || !isSuspect(item, suspectFrom)) continue;
           buffer.splice(i, 1);
           buffered--;
           suspects--;
@@ -686,8 +696,8 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
         await Promise.allSettled(subscriptions.map((s) => s.stop()));
         for (const buffer of buffers) {
           for (const item of buffer.splice(0)) {
-            // A suspect keeps its count (a release would reset it): shutdowns must not wash a crash loop away.
-            if (isSuspect(item)) handBack(item, 0);
+            // A redelivered job keeps its count (a release would reset it): shutdowns must not wash a crash loop away.
+            if (item.count > 1) handBack(item, 0);
             else release(item.delivery, item.envelope);
           }
         }

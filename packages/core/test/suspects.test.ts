@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeEnvelope, type Envelope, encodeEnvelope } from "../src/envelope.js";
 import type { Held } from "../src/internal/held.js";
-import { handedBack, isSuspect, pickSuspect, uncarried } from "../src/internal/suspects.js";
+import { handedBack, isSuspect, pickSuspect, suspectThreshold, uncarried } from "../src/internal/suspects.js";
 
 /** Only the fields the suspect rules read. */
 function held(id: string, count: number): Held {
@@ -23,25 +23,46 @@ const received: Envelope = {
 };
 
 describe("crash suspects", () => {
-  it("a delivery is a suspect once it was handed out before", () => {
-    expect(isSuspect(held("a", 1))).toBe(false);
-    expect(isSuspect(held("a", 2))).toBe(true);
+  it("a delivery is a suspect from above half of maxDeliveries, never below its 2nd delivery", () => {
+    expect(suspectThreshold(1)).toBe(2);
+    expect(suspectThreshold(2)).toBe(2);
+    expect(suspectThreshold(3)).toBe(2);
+    expect(suspectThreshold(4)).toBe(3);
+    expect(suspectThreshold(10)).toBe(6);
+  });
+
+  it("a delivery is a suspect once its count reaches the threshold", () => {
+    expect(isSuspect(held("a", 1), 2)).toBe(false);
+    expect(isSuspect(held("a", 2), 2)).toBe(true);
+    expect(isSuspect(held("a", 5), 6)).toBe(false);
+    expect(isSuspect(held("a", 6), 6)).toBe(true);
   });
 
   it("picks the suspect closest to the limit, skipping first deliveries", () => {
-    expect(pickSuspect([held("a", 2), held("b", 1), held("c", 4), held("d", 3)])).toBe(2);
-    expect(pickSuspect([held("a", 1)])).toBe(-1);
+    expect(pickSuspect([held("a", 2), held("b", 1), held("c", 4), held("d", 3)], 2)).toBe(2);
+    expect(pickSuspect([held("a", 1)], 2)).toBe(-1);
+    expect(pickSuspect([held("a", 2), held("b", 3)], 4)).toBe(-1);
   });
 
   it("breaks ties whatever order the broker handed the group out in, and afresh at each count", () => {
     const ids = Array.from({ length: 8 }, (_, i) => `job-${i}`);
     for (const count of [2, 3, 4]) {
       const group = ids.map((id) => held(id, count));
-      const chosen = group[pickSuspect(group)];
+      const chosen = group[pickSuspect(group, 2)];
       const reversed = [...group].reverse();
-      expect(reversed[pickSuspect(reversed)]).toBe(chosen);
+      expect(reversed[pickSuspect(reversed, 2)]).toBe(chosen);
     }
-    const winners = new Set([2, 3, 4, 5, 6].map((count) => ids[pickSuspect(ids.map((id) => held(id, count)))]));
+    const winners = new Set(
+      [2, 3, 4, 5, 6].map(
+        (count) =>
+          ids[
+            pickSuspect(
+              ids.map((id) => held(id, count)),
+              2,
+            )
+          ],
+      ),
+    );
     expect(winners.size).toBeGreaterThan(1);
   });
 

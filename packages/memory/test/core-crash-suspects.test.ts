@@ -6,6 +6,7 @@
  * raised, as a broker does when a worker process dies.
  */
 import { defineJob, type Worker } from "@jobs/core";
+import { waitFor } from "@jobs/core/testing";
 import { describe, expect, it } from "vitest";
 import { createMemoryBroker } from "../src/index.js";
 import { gate, scope, uniqueQueue } from "./core-support.js";
@@ -146,7 +147,8 @@ describe("worker: crash suspects", () => {
     await client.enqueue(job, "suspect", { id: "suspect" });
     await deliverOnceAndDie(server, queue, 1);
     const broker = createMemoryBroker({ server: server.server });
-    const worker = t.worker({ broker, concurrency: 4, prefetch: 4 });
+    // maxDeliveries 3: a 2nd delivery is a suspect.
+    const worker = t.worker({ broker, concurrency: 4, prefetch: 4, maxDeliveries: 3 });
     const release = gate();
     const running = gate();
     const order: string[] = [];
@@ -172,5 +174,43 @@ describe("worker: crash suspects", () => {
     release.open();
     await fresh;
     expect(order).toEqual(["start:suspect", "end:suspect", "start:fresh", "end:fresh"]);
+  });
+
+  it("below the suspect threshold (above half of maxDeliveries) a redelivered job runs beside others", async () => {
+    const t = scope();
+    const server = t.broker();
+    const queue = uniqueQueue("crash-suspects-threshold");
+    const job = defineJob<string>({ name: "redelivered-or-not", queue });
+    const client = t.client(server);
+    await client.enqueue(job, "redelivered", { id: "redelivered" });
+    await deliverOnceAndDie(server, queue, 1);
+    const broker = createMemoryBroker({ server: server.server });
+    // The default maxDeliveries (10): a job is a suspect from its 6th delivery; this is its 2nd.
+    const worker = t.worker({ broker, concurrency: 4, prefetch: 4 });
+    const release = gate();
+    const running = gate();
+    const order: string[] = [];
+    worker.handle(job, async (payload) => {
+      order.push(`start:${payload}`);
+      if (payload === "redelivered") {
+        running.open();
+        await release.promise;
+      }
+      order.push(`end:${payload}`);
+    });
+    const fresh = new Promise<void>((resolve) => {
+      worker.on("job.succeeded", (e) => {
+        if (e.job.id === "fresh") resolve();
+      });
+    });
+    await worker.start();
+    await running.promise;
+    await client.enqueue(job, "fresh", { id: "fresh" });
+    // Not a suspect: the fresh job starts and ends while the redelivered one still runs.
+    await fresh;
+    expect(order).toEqual(["start:redelivered", "start:fresh", "end:fresh"]);
+    release.open();
+    await waitFor(() => order.length === 4);
+    expect(order.at(-1)).toBe("end:redelivered");
   });
 });

@@ -4,8 +4,9 @@
  * killed it and the innocent jobs that merely ran or waited beside it alike. Counted naively, the
  * innocents reach `maxDeliveries` together with the poison and are dead-lettered as `crash-loop`.
  *
- * So a delivery whose count is above 1 (a consumer died holding it, or lost its lease) is a
- * *suspect*, and a worker holds suspects by two rules:
+ * So a delivery whose count has reached `suspectThreshold(maxDeliveries)` (consumers died holding
+ * it, or lost its lease, that many times less one) is a *suspect*, and a worker holds suspects by
+ * two rules:
  *
  * 1. A suspect runs alone: the worker starts no other job while a suspect waits (the ones running
  *    finish), starts the suspect once nothing else runs or settles, and starts nothing else until it
@@ -34,9 +35,21 @@
 import type { Envelope } from "../envelope.js";
 import type { Held } from "./held.js";
 
-/** Delivered before without being settled: a consumer died (or lost the lease) while holding it. */
-export function isSuspect(item: Held): boolean {
-  return item.count > 1;
+/**
+ * The delivery count from which a delivery is a suspect: above half of `maxDeliveries`, and never
+ * below 2. A kill -9, an OOM kill or a deploy that takes a worker down makes every job it held come
+ * back counted; were all of those run one at a time, the whole backlog of a killed worker would wait
+ * behind each other. Below the threshold a redelivered job runs beside others as usual (it can
+ * afford a few more crashes); from it on, with the rest of its allowance at stake, it runs alone.
+ * With the default `maxDeliveries` (10) that is from the 6th delivery; with 3, from the 2nd.
+ */
+export function suspectThreshold(maxDeliveries: number): number {
+  return Math.max(2, Math.floor(maxDeliveries / 2) + 1);
+}
+
+/** Delivered at least `from` times without being settled: consumers died (or lost the lease) while holding it. */
+export function isSuspect(item: Held, from: number): boolean {
+  return item.count >= from;
 }
 
 /** The envelope a suspect is handed back with: as received, carrying its count but this delivery's. */
@@ -65,14 +78,14 @@ export const HAND_BACK_DELAY_MS = 1_000;
  * of the job id and the count instead: stable for one delivery, drawn afresh at each redelivery,
  * whatever order the broker chose.
  */
-export function pickSuspect(buffer: readonly Held[]): number {
+export function pickSuspect(buffer: readonly Held[], from: number): number {
   let best = -1;
-  let count = 1;
+  let count = from - 1;
   let rank = 0;
   for (let i = 0; i < buffer.length; i++) {
     const item = buffer[i] as Held;
     const n = item.count;
-    if (n <= 1 || n < count) continue;
+    if (n < from || n < count) continue;
     const r = tieRank(item.envelope.id, n);
     if (n > count || r < rank) {
       best = i;
