@@ -696,8 +696,8 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
         await Promise.allSettled(subscriptions.map((s) => s.stop()));
         for (const buffer of buffers) {
           for (const item of buffer.splice(0)) {
-            // A redelivered job keeps its count (a release would reset it): shutdowns must not wash a crash loop away.
-            if (item.count > 1) handBack(item, 0);
+            // A suspect keeps its count (a release would reset it): shutdowns must not wash a crash loop away.
+            if (isSuspect(item, suspectFrom)) handBack(item, 0);
             else release(item.delivery, item.envelope);
           }
         }
