@@ -139,78 +139,62 @@ describe("worker: crash suspects", () => {
   });
 
   it("while a suspect runs, the worker takes no deliveries (its consumers pause) and resumes after", async () => {
-    const t = scope();
-    const server = t.broker();
-    const queue = uniqueQueue("crash-suspects-pause");
-    const job = defineJob<string>({ name: "suspect-or-not", queue });
-    const client = t.client(server);
-    await client.enqueue(job, "suspect", { id: "suspect" });
-    await deliverOnceAndDie(server, queue, 1);
-    const broker = createMemoryBroker({ server: server.server });
     // maxDeliveries 3: a 2nd delivery is a suspect.
-    const worker = t.worker({ broker, concurrency: 4, prefetch: 4, maxDeliveries: 3 });
-    const release = gate();
-    const running = gate();
-    const order: string[] = [];
-    worker.handle(job, async (payload) => {
-      order.push(`start:${payload}`);
-      if (payload === "suspect") {
-        running.open();
-        await release.promise;
-      }
-      order.push(`end:${payload}`);
-    });
-    const fresh = new Promise<void>((resolve) => {
-      worker.on("job.succeeded", (e) => {
-        if (e.job.id === "fresh") resolve();
-      });
-    });
-    await worker.start();
-    await running.promise;
-    await client.enqueue(job, "fresh", { id: "fresh" });
+    const r = await redeliveredThenFresh("crash-suspects-pause", 3);
     // Published while the suspect runs: the paused worker leaves it waiting in the queue.
     await new Promise((resolve) => setImmediate(resolve));
-    expect(await server.counts(queue)).toMatchObject({ waiting: 1, active: 1 });
-    release.open();
-    await fresh;
-    expect(order).toEqual(["start:suspect", "end:suspect", "start:fresh", "end:fresh"]);
+    expect(await r.server.counts(r.queue)).toMatchObject({ waiting: 1, active: 1 });
+    r.release.open();
+    await r.fresh;
+    expect(r.order).toEqual(["start:redelivered", "end:redelivered", "start:fresh", "end:fresh"]);
   });
 
   it("below the suspect threshold (above half of maxDeliveries) a redelivered job runs beside others", async () => {
-    const t = scope();
-    const server = t.broker();
-    const queue = uniqueQueue("crash-suspects-threshold");
-    const job = defineJob<string>({ name: "redelivered-or-not", queue });
-    const client = t.client(server);
-    await client.enqueue(job, "redelivered", { id: "redelivered" });
-    await deliverOnceAndDie(server, queue, 1);
-    const broker = createMemoryBroker({ server: server.server });
     // The default maxDeliveries (10): a job is a suspect from its 6th delivery; this is its 2nd.
-    const worker = t.worker({ broker, concurrency: 4, prefetch: 4 });
-    const release = gate();
-    const running = gate();
-    const order: string[] = [];
-    worker.handle(job, async (payload) => {
-      order.push(`start:${payload}`);
-      if (payload === "redelivered") {
-        running.open();
-        await release.promise;
-      }
-      order.push(`end:${payload}`);
-    });
-    const fresh = new Promise<void>((resolve) => {
-      worker.on("job.succeeded", (e) => {
-        if (e.job.id === "fresh") resolve();
-      });
-    });
-    await worker.start();
-    await running.promise;
-    await client.enqueue(job, "fresh", { id: "fresh" });
+    const r = await redeliveredThenFresh("crash-suspects-threshold", undefined);
     // Not a suspect: the fresh job starts and ends while the redelivered one still runs.
-    await fresh;
-    expect(order).toEqual(["start:redelivered", "start:fresh", "end:fresh"]);
-    release.open();
-    await waitFor(() => order.length === 4);
-    expect(order.at(-1)).toBe("end:redelivered");
+    await r.fresh;
+    expect(r.order).toEqual(["start:redelivered", "start:fresh", "end:fresh"]);
+    r.release.open();
+    await waitFor(() => r.order.length === 4);
+    expect(r.order.at(-1)).toBe("end:redelivered");
   });
 });
+
+/**
+ * A job delivered once to a consumer that died (its 2nd delivery comes next), a worker (concurrency
+ * 4) that runs it until `release` opens, and a fresh job enqueued once it runs; `fresh` resolves
+ * when the fresh job has succeeded. `order` records each start and end.
+ */
+async function redeliveredThenFresh(name: string, maxDeliveries: number | undefined) {
+  const t = scope();
+  const server = t.broker();
+  const queue = uniqueQueue(name);
+  const job = defineJob<string>({ name: "redelivered-or-not", queue });
+  const client = t.client(server);
+  await client.enqueue(job, "redelivered", { id: "redelivered" });
+  await deliverOnceAndDie(server, queue, 1);
+  const broker = createMemoryBroker({ server: server.server });
+  const options = { broker, concurrency: 4, prefetch: 4 };
+  const worker = t.worker(maxDeliveries === undefined ? options : { ...options, maxDeliveries });
+  const release = gate();
+  const running = gate();
+  const order: string[] = [];
+  worker.handle(job, async (payload) => {
+    order.push(`start:${payload}`);
+    if (payload === "redelivered") {
+      running.open();
+      await release.promise;
+    }
+    order.push(`end:${payload}`);
+  });
+  const fresh = new Promise<void>((resolve) => {
+    worker.on("job.succeeded", (e) => {
+      if (e.job.id === "fresh") resolve();
+    });
+  });
+  await worker.start();
+  await running.promise;
+  await client.enqueue(job, "fresh", { id: "fresh" });
+  return { server, queue, order, release, fresh };
+}
