@@ -10,6 +10,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Broker, Client, DeadLetterRecord, Delivery, Worker } from "@jobs/core";
 import { WORKER_EVENTS } from "@jobs/core";
+import { delegating } from "./processes/wrappers.js";
 
 /** How a delivery was settled. */
 export type SettleKind = "ack" | "retry" | "defer" | "dead";
@@ -96,22 +97,14 @@ export function observe(broker: Broker): { broker: Broker; seen: Observation } {
       extendLease: (ms) => d.extendLease(ms),
     };
   };
-  const wrapped: Broker = {
-    name: broker.name,
-    capabilities: broker.capabilities,
+  const wrapped = delegating(broker, {
     publish: (queue, messages) => {
       seen.published += messages.length;
       for (const m of messages) seen.publishedBytes.push(Buffer.byteLength(m.body, "utf8"));
       return broker.publish(queue, messages);
     },
     consume: (queue, options, onDelivery) => broker.consume(queue, options, (d) => onDelivery(wrapDelivery(d))),
-    counts: (queue) => broker.counts(queue),
-    listDeadLetters: (queue, options) => broker.listDeadLetters(queue, options),
-    removeDeadLetters: (queue, keys) => broker.removeDeadLetters(queue, keys),
-    purge: (queue) => broker.purge(queue),
-    on: (event, listener) => broker.on(event, listener),
-    close: () => broker.close(),
-  };
+  });
   return { broker: wrapped, seen };
 }
 

@@ -10,10 +10,7 @@ import type { Broker, Delivery } from "@jobs/core";
  * BRPOP bug). Core's later settlement is swallowed. A worker killed mid-job then loses its jobs.
  */
 export function ackBeforeHandle(inner: Broker): Broker {
-  return {
-    name: inner.name,
-    capabilities: inner.capabilities,
-    publish: (queue, messages) => inner.publish(queue, messages),
+  return delegating(inner, {
     consume: (queue, options, onDelivery) =>
       inner.consume(queue, options, (delivery) => {
         const acked = delivery.ack();
@@ -35,13 +32,7 @@ export function ackBeforeHandle(inner: Broker): Broker {
           () => onDelivery(broken),
         );
       }),
-    counts: (queue) => inner.counts(queue),
-    listDeadLetters: (queue, options) => inner.listDeadLetters(queue, options),
-    removeDeadLetters: (queue, keys) => inner.removeDeadLetters(queue, keys),
-    purge: (queue) => inner.purge(queue),
-    on: (event, listener) => inner.on(event, listener),
-    close: () => inner.close(),
-  };
+  });
 }
 
 /**
@@ -50,21 +41,29 @@ export function ackBeforeHandle(inner: Broker): Broker {
  * shows up here and nowhere else. The delivery itself is passed on untouched.
  */
 export function recordReceives(inner: Broker, write: (kind: string, fields: Record<string, unknown>) => void): Broker {
-  return {
-    name: inner.name,
-    capabilities: inner.capabilities,
-    publish: (queue, messages) => inner.publish(queue, messages),
+  return delegating(inner, {
     consume: (queue, options, onDelivery) =>
       inner.consume(queue, options, (delivery) => {
         write("recv", { id: keyOfBody(delivery.body), n: delivery.deliveryCount });
         onDelivery(delivery);
       }),
+  });
+}
+
+/** A broker that forwards every call to `inner`, except the members given in `overrides`. */
+export function delegating(inner: Broker, overrides: Partial<Pick<Broker, "publish" | "consume">>): Broker {
+  return {
+    name: inner.name,
+    capabilities: inner.capabilities,
+    publish: (queue, messages) => inner.publish(queue, messages),
+    consume: (queue, options, onDelivery) => inner.consume(queue, options, onDelivery),
     counts: (queue) => inner.counts(queue),
     listDeadLetters: (queue, options) => inner.listDeadLetters(queue, options),
     removeDeadLetters: (queue, keys) => inner.removeDeadLetters(queue, keys),
     purge: (queue) => inner.purge(queue),
     on: (event, listener) => inner.on(event, listener),
     close: () => inner.close(),
+    ...overrides,
   };
 }
 
