@@ -240,7 +240,7 @@ async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string>
     }
     out.push(
       section === "process"
-        ? `### Process (jobs/s: ${s.jobs} jobs ready before the clock, no-op async handler; timed from worker start to the last job.succeeded; median of ${s.repeats})`
+        ? `### Process (jobs/s: ${s.jobs} jobs ready before the clock, no-op async handler; consumers created before the clock, as the raw baselines' are; timed from worker start to the last job.succeeded; median of ${s.repeats})`
         : `### Add+run (jobs/s: timed from the first enqueue — enqueueMany × ${s.batch} for ours, add()/push() for peers — to the last job done, worker already running; median of ${s.repeats})`,
       "",
       rateTable(

@@ -93,11 +93,19 @@ export async function enqueueBulkTrial(adapter: BenchAdapter, p: EnqueueParams):
   };
 }
 
-/** Process throughput: `jobs` jobs enqueued before the clock; timed from `worker.start()` until all succeeded. */
+/**
+ * Process throughput: `jobs` jobs enqueued before the clock; timed from `worker.start()` until all
+ * succeeded. The broker's consumer topology is created before the clock, as each raw baseline's is:
+ * a worker is started on the empty queue and closed (on NATS that creates the durable consumers of
+ * every priority level), so the timed `start()` finds them, as a restarted worker in production does.
+ */
 export async function processTrial(adapter: BenchAdapter, p: ThroughputParams): Promise<Trial> {
   const session = await adapter.open();
   const queue = uniqueQueue("proc");
   const job = benchJob(queue);
+  const setup = countingWorker(session, job, p.concurrency, 0).worker;
+  await setup.start();
+  await setup.close({ timeout: 0 });
   await enqueueInBatches(createClient({ broker: session.producer }), job, p.payloads, p.batch);
   const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs);
   const before = ran.count;

@@ -26,6 +26,7 @@ export {
   infoOf,
   kTap,
 } from "./client.js";
+export { coalesceWrites } from "./coalesce.js";
 export {
   assertMaxAttempts,
   assertTimeout,

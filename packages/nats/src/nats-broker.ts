@@ -5,6 +5,7 @@ import {
   BrokerConnectionError,
   type BrokerEventMap,
   type ConsumeOptions,
+  coalesceWrites,
   type DeadLetter,
   type DeadLetterReason,
   type DeadLetterRecord,
@@ -235,6 +236,7 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
       }
     }
     this.#nc = nc;
+    this.#coalesce(nc);
     this.#connected = !nc.isClosed();
     this.#jsm = await jetstreamManager(nc, { timeout: this.#timeoutMs, checkAPI: false });
     this.#replySub = nc.subscribe(`${this.#replies}*`, { callback: (_error, msg) => this.#reply(msg) });
@@ -336,6 +338,17 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
     }
   }
 
+  /**
+   * The client writes every publish (each ack) and each flush's PING to the socket on its own; a
+   * worker's acks come from many promise reactions of one turn. Core's `coalesceWrites` sends a
+   * turn's writes in one system call. Only on a connection this broker opened, and again on the
+   * socket of every reconnect (`protocol.transport.socket`, left alone if it is not there).
+   */
+  #coalesce(nc: NatsConnection): void {
+    if (!this.#ownsConnection) return;
+    coalesceWrites((nc as unknown as { protocol?: { transport?: { socket?: unknown } } }).protocol?.transport?.socket);
+  }
+
   async #watch(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
       if (this.closed && !this.#ownsConnection) break;
@@ -345,6 +358,7 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
         if (!this.closed) this.#events.emit("disconnected", {});
       } else if (status.type === "reconnect") {
         this.#connected = true;
+        this.#coalesce(nc);
         if (this.closed) continue;
         try {
           // A server that lost its store (or a stream deleted meanwhile) gets the stream back.

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import type { Writable } from "node:stream";
 import {
   type Broker,
   type BrokerCapabilities,
@@ -7,6 +6,7 @@ import {
   BrokerConnectionError,
   type BrokerEventMap,
   type ConsumeOptions,
+  coalesceWrites,
   type DeadLetter,
   type DeadLetterRecord,
   type Delivery,
@@ -59,29 +59,12 @@ function declareError(error: unknown, names: QueueNames): unknown {
 
 /**
  * amqplib writes every frame (each publish, each ack) to the socket on its own: one system call
- * and, mostly, one TCP segment per message, which costs this process and RabbitMQ CPU per message.
- * Corking the socket at the first write of an event-loop turn and uncorking it when the turn ends
- * sends them in one write (`writev`); nothing waits longer than the turn that wrote it. Only on
- * connections the adapter opened itself (the socket is amqplib's `connection.stream`; left alone
- * if that is not there).
+ * and, mostly, one TCP segment per message. Core's `coalesceWrites` sends a turn's frames in one
+ * write. Only on connections the adapter opened itself (the socket is amqplib's
+ * `connection.stream`; left alone if that is not there).
  */
-function coalesceWrites(model: ChannelModel): void {
-  const stream = (model as unknown as { connection?: { stream?: unknown } }).connection?.stream as Writable | undefined;
-  if (stream === undefined || typeof stream.write !== "function" || typeof stream.cork !== "function") return;
-  const write = stream.write;
-  let corked = false;
-  const uncork = (): void => {
-    corked = false;
-    stream.uncork();
-  };
-  stream.write = function (this: Writable, ...args: Parameters<Writable["write"]>): boolean {
-    if (!corked) {
-      corked = true;
-      stream.cork();
-      process.nextTick(uncork);
-    }
-    return write.apply(this, args);
-  } as Writable["write"];
+function coalesceModelWrites(model: ChannelModel): void {
+  coalesceWrites((model as unknown as { connection?: { stream?: unknown } }).connection?.stream);
 }
 
 /** The RabbitMQ broker: the Broker contract plus queue removal. */
@@ -197,7 +180,7 @@ class RabbitMQBrokerImpl implements RabbitMQBroker {
         model = this.#given;
       } else {
         model = await withTimeout(amqp.connect(this.#url as string, this.#socketOptions), this.#requestTimeoutMs, "connect");
-        coalesceWrites(model);
+        coalesceModelWrites(model);
       }
     } catch (error) {
       this.#lastError = error as Error;
