@@ -216,6 +216,77 @@ describe.skipIf(url === undefined)("rabbitmq adapter [needs JOBS_RABBITMQ_URL]",
     }
   });
 
+  describe("Subscription.pause / resume", () => {
+    /** The consumers RabbitMQ has on the work queue: with none, nothing can be pushed to this process. */
+    async function consumersOn(queue: string): Promise<number> {
+      const conn = await amqp.connect(url as string);
+      try {
+        const ch = await conn.createChannel();
+        return (await ch.checkQueue(`${tracker.prefix}${queue}`)).consumerCount;
+      } finally {
+        await conn.close();
+      }
+    }
+
+    it("after pause() resolves nothing more is delivered, held deliveries still settle, and resume() delivers what waited", async () => {
+      const [producer, consumer] = [tracker.broker(), tracker.broker()];
+      try {
+        await producer.publish("pause", [msg("h1"), msg("h2")]);
+        const got = new Map<string, Delivery>();
+        const sub = await consumer.consume("pause", { prefetch: 4, leaseMs: 60_000 }, (d) => got.set(d.body, d));
+        await waitFor(() => got.size === 2, { timeout: 5_000 });
+        await (sub.pause as () => Promise<void>)();
+        // Cancelled (cancel-ok received): RabbitMQ has no consumer left to push to.
+        expect(await consumersOn("pause")).toBe(0);
+        await producer.publish("pause", [msg("later")]);
+        // Held deliveries settle on their channel while paused.
+        await (got.get("h1") as Delivery).ack();
+        await (got.get("h2") as Delivery).retry(msg("h2-again", { delayMs: 0 }));
+        expect(await consumer.counts("pause")).toMatchObject({ waiting: 2, active: 0 });
+        expect([...got.keys()]).toEqual(["h1", "h2"]);
+        (sub.resume as () => void)();
+        await waitFor(() => got.has("later") && got.has("h2-again"), { timeout: 5_000, message: "resume() delivered nothing" });
+        await Promise.all([(got.get("later") as Delivery).ack(), (got.get("h2-again") as Delivery).ack()]);
+        expect(await consumer.counts("pause")).toMatchObject({ waiting: 0, active: 0 });
+        expect(await consumersOn("pause")).toBe(1);
+      } finally {
+        await closeAll([producer, consumer]);
+      }
+    });
+
+    it("stays paused across a reconnect, resumes on the new connection, and stops cleanly while paused", async () => {
+      const u = new URL(url as string);
+      const proxy = await createFaultProxy({ target: { host: u.hostname, port: Number(u.port || 5672) } });
+      const [producer, consumer] = [tracker.broker(), tracker.broker({}, proxy.address)];
+      const events: string[] = [];
+      consumer.on("reconnected", () => events.push("reconnected"));
+      try {
+        const bodies: string[] = [];
+        const sub = await consumer.consume("pause-reconnect", { prefetch: 4, leaseMs: 60_000 }, (d) => {
+          bodies.push(d.body);
+          d.ack().catch(() => {});
+        });
+        await (sub.pause as () => Promise<void>)();
+        proxy.resetConnections();
+        await waitFor(() => events.includes("reconnected"), { timeout: 15_000, message: "never reconnected" });
+        await producer.publish("pause-reconnect", [msg("while-paused")]);
+        expect(await consumersOn("pause-reconnect")).toBe(0);
+        expect(bodies).toEqual([]);
+        (sub.resume as () => void)();
+        await waitFor(() => bodies.includes("while-paused"), { timeout: 5_000, message: "resume() after the reconnect delivered nothing" });
+        await (sub.pause as () => Promise<void>)();
+        await sub.stop();
+        (sub.resume as () => void)();
+        await producer.publish("pause-reconnect", [msg("after-stop")]);
+        expect(await consumersOn("pause-reconnect")).toBe(0);
+        expect(bodies).toEqual(["while-paused"]);
+      } finally {
+        await closeAll([producer, consumer]);
+        await proxy.close();
+      }
+    }, 30_000);
+  });
+
   it("reports a publish to a queue deleted behind its back as UnknownQueueError, then declares it again", async () => {
     const broker = tracker.broker();
     const conn = await amqp.connect(url as string);

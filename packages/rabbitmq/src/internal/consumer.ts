@@ -58,6 +58,10 @@ interface Slot {
   readonly held: Set<RabbitDelivery>;
   tag: string | undefined;
   retired: boolean;
+  /** The `basic.cancel` of a retired channel: settled once RabbitMQ answered it (or it failed). */
+  retiring: Promise<void> | undefined;
+  /** Its `basic.cancel` waits for the answer: closing it now could requeue deliveries still on their way. */
+  cancelling: boolean;
   dead: boolean;
   /** Its consumer's prefetch: RabbitMQ never has more unsettled deliveries out on it. */
   readonly prefetch: number;
@@ -91,8 +95,13 @@ interface Consumer {
   readonly onDelivery: (delivery: Delivery) => void;
   readonly slots: Set<Slot>;
   current: Slot | undefined;
-  opening: boolean;
+  /** A channel being opened: settled once it is the current one, retired or failed. */
+  opening: Promise<unknown> | undefined;
   stopped: boolean;
+  /** `Subscription.pause`: no channel consumes until `resume()`. */
+  paused: boolean;
+  /** Redeliveries from classic queues being republished with their count + 1, not yet acked (and proven). */
+  readonly republishing: Set<Promise<void>>;
 }
 
 /**
@@ -373,8 +382,10 @@ export class Consumers {
       onDelivery,
       slots: new Set(),
       current: undefined,
-      opening: false,
+      opening: undefined,
       stopped: false,
+      paused: false,
+      republishing: new Set(),
     };
     this.#active.add(consumer);
     this.#armTick();
@@ -394,7 +405,34 @@ export class Consumers {
         consumer.current = undefined;
         if (slot !== undefined) await this.#retire(slot);
       },
+      pause: () => this.#pause(consumer),
+      resume: () => {
+        if (!consumer.paused) return;
+        consumer.paused = false;
+        void this.#open(consumer, false);
+      },
     };
+  }
+
+  /**
+   * `Subscription.pause`: cancels the consumer on every channel (`basic.cancel`) and resolves once
+   * RabbitMQ answered each cancel. RabbitMQ sends every delivery of a consumer before its
+   * `cancel-ok` on the same channel, and none after, so once this resolves every delivery it will
+   * ever send these channels has been handed out (or republished, on classic queues). The channels stay open: deliveries held on them
+   * are settled there as usual, and each closes once it holds none (as after a rotation). No
+   * channel consumes again until `resume()`, not even after a reconnect.
+   */
+  async #pause(consumer: Consumer): Promise<void> {
+    if (consumer.stopped) return;
+    consumer.paused = true;
+    // A channel being opened now retires itself once its consumer is on (see `#open`).
+    while (consumer.opening !== undefined) await consumer.opening;
+    if (!consumer.paused) return;
+    consumer.current = undefined;
+    await Promise.all(Array.from(consumer.slots, (slot) => this.#retire(slot)));
+    // A redelivery being republished is held here too: a crash between its republish and its ack
+    // would leave two copies, so the pause also waits for those already received.
+    while (consumer.republishing.size > 0) await Promise.all(consumer.republishing);
   }
 
   /** A new connection: every consumer opens a channel on it. */
@@ -457,12 +495,20 @@ export class Consumers {
    * Opens the consumer's current channel: prefetch minus what retired channels still hold.
    * Resolves with the error if the channel or consumer could not be opened (the tick tries again).
    */
-  async #open(consumer: Consumer, first: boolean): Promise<unknown> {
-    if (consumer.stopped || consumer.current !== undefined || consumer.opening || this.#host.closed) return;
+  #open(consumer: Consumer, first: boolean): Promise<unknown> {
+    if (consumer.stopped || consumer.paused || consumer.current !== undefined || consumer.opening !== undefined || this.#host.closed)
+      return Promise.resolve(undefined);
     let held = 0;
     for (const slot of consumer.slots) held += slot.held.size;
-    if (held >= consumer.prefetch) return;
-    consumer.opening = true;
+    if (held >= consumer.prefetch) return Promise.resolve(undefined);
+    const opening = this.#openChannel(consumer, held, first).finally(() => {
+      consumer.opening = undefined;
+    });
+    consumer.opening = opening;
+    return opening;
+  }
+
+  async #openChannel(consumer: Consumer, held: number, first: boolean): Promise<unknown> {
     try {
       const channel = await this.#host.openChannel(consumer.names);
       if (channel === undefined) return first ? new Error("not connected") : undefined;
@@ -471,6 +517,8 @@ export class Consumers {
         held: new Set(),
         tag: undefined,
         retired: false,
+        retiring: undefined,
+        cancelling: false,
         dead: false,
         prefetch: consumer.prefetch - held,
         sent: 0,
@@ -491,13 +539,11 @@ export class Consumers {
       await channel.prefetch(slot.prefetch);
       const { consumerTag } = await channel.consume(consumer.names.work, (msg) => this.#receive(consumer, slot, msg), { noAck: false });
       slot.tag = consumerTag;
-      if (consumer.stopped || this.#host.closed) await this.#retire(slot);
+      if (consumer.stopped || consumer.paused || this.#host.closed) await this.#retire(slot);
       else consumer.current = slot;
     } catch (error) {
       this.#host.reportError(error);
       return error;
-    } finally {
-      consumer.opening = false;
     }
     return undefined;
   }
@@ -524,15 +570,24 @@ export class Consumers {
       if (msg.fields.redelivered) {
         // Classic queues only flag a redelivery: republish it with its count + 1, then ack this copy.
         const p = msg.properties;
-        this.#host.send(consumer.names, msg.content.toString("utf8"), p.priority ?? 0, 0, count + 1).then(
-          () => {
-            if (!slot.dead) ack(slot, msg);
-          },
-          (error: unknown) => {
-            this.#host.reportError(error);
-            if (!slot.dead) requeue(slot, msg, false);
-          },
-        );
+        const republish = this.#host
+          .send(consumer.names, msg.content.toString("utf8"), p.priority ?? 0, 0, count + 1)
+          .then(
+            () => {
+              if (slot.dead) return;
+              ack(slot, msg);
+              return proof(slot);
+            },
+            (error: unknown) => {
+              this.#host.reportError(error);
+              if (!slot.dead) requeue(slot, msg, false);
+            },
+          )
+          .catch(() => {
+            // The channel closed before the ack was proven: the copy left comes back flagged again.
+          })
+          .finally(() => consumer.republishing.delete(republish));
+        consumer.republishing.add(republish);
         return;
       }
     }
@@ -555,14 +610,25 @@ export class Consumers {
     if (consumer.current === slot) consumer.current = undefined;
   }
 
-  async #retire(slot: Slot): Promise<void> {
-    if (slot.retired || slot.dead) return;
+  /** Cancels the channel's consumer; resolves once RabbitMQ answered (or the channel failed). */
+  #retire(slot: Slot): Promise<void> {
+    if (slot.retiring !== undefined) return slot.retiring;
+    if (slot.retired || slot.dead) return Promise.resolve();
     slot.retired = true;
-    try {
-      if (slot.tag !== undefined) await withTimeout(slot.channel.cancel(slot.tag), this.#host.requestTimeoutMs, "cancel a consumer");
-    } catch {
-      // The channel is going away anyway; its deliveries go back to the queue.
+    const tag = slot.tag;
+    if (tag === undefined) {
+      slot.retiring = Promise.resolve();
+      return slot.retiring;
     }
+    slot.cancelling = true;
+    const done = (): void => {
+      slot.cancelling = false;
+    };
+    slot.retiring = withTimeout(slot.channel.cancel(tag), this.#host.requestTimeoutMs, "cancel a consumer").then(done, () => {
+      // The channel is going away anyway; its deliveries go back to the queue.
+      done();
+    });
+    return slot.retiring;
   }
 
   #armTick(): void {
@@ -597,7 +663,17 @@ export class Consumers {
           void this.#retire(slot);
         }
       }
-      if (slot.retired && slot.held.size === 0 && !slot.dead && slot.waiting.length === 0 && !slot.qos && slot.acks.length === 0) {
+      if (
+        slot.retired &&
+        !slot.cancelling &&
+        slot.held.size === 0 &&
+        // A redelivery being republished is not held, but its ack is still to come.
+        slot.unsettled.size === 0 &&
+        !slot.dead &&
+        slot.waiting.length === 0 &&
+        !slot.qos &&
+        slot.acks.length === 0
+      ) {
         slot.dead = true;
         consumer.slots.delete(slot);
         slot.channel.close().catch(() => {});
