@@ -85,6 +85,12 @@ const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const DAY_MS = 86_400_000;
 const SCHEDULER_PREFETCH = 128;
+/**
+ * How long a pull request of a ready consumer lasts on the server: the longest `Subscription.pause`
+ * waits for the requests already sent to end (JetStream cannot cancel one). Idle, each costs one
+ * request and one 408 per period; with a backlog, requests are filled long before they expire.
+ */
+const READY_EXPIRES_MS = 2_000;
 /** AckWait of the delay consumer: a server restart forgets nak delays, so held jobs come back (and are held again) within it. */
 const SCHEDULER_ACK_WAIT_MS = 5_000;
 const NOT_FOUND = 404;
@@ -588,24 +594,30 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
     const api = (durable: string): string => `$JS.API.CONSUMER.MSG.NEXT.${this.#stream}.${durable}`;
     const leaseMs = Math.ceil(options.leaseMs);
     let ackWaitMs = leaseMs;
-    const ready = new Puller(nc, api(`ready_${queue}`), options.prefetch, (msg) => {
-      const delivery = new NatsDelivery(this, ready, queue, msg, ackWaitMs, leaseMs);
-      // A second copy of a message this process still holds (its AckWait ran out while acks or
-      // heartbeats could not reach the server, or the server sent it twice): the held delivery
-      // takes the new lease; the message is not handed out a second time.
-      const held = this.#held.find(delivery.seq);
-      if (held !== undefined) {
-        held.renew(msg);
-        ready.release();
-        return;
-      }
-      this.#held.add(delivery);
-      try {
-        onDelivery(delivery);
-      } catch (error) {
-        this.#events.emit("error", { error: serializeError(error) });
-      }
-    });
+    const ready = new Puller(
+      nc,
+      api(`ready_${queue}`),
+      options.prefetch,
+      (msg) => {
+        const delivery = new NatsDelivery(this, ready, queue, msg, ackWaitMs, leaseMs);
+        // A second copy of a message this process still holds (its AckWait ran out while acks or
+        // heartbeats could not reach the server, or the server sent it twice): the held delivery
+        // takes the new lease; the message is not handed out a second time.
+        const held = this.#held.find(delivery.seq);
+        if (held !== undefined) {
+          held.renew(msg);
+          ready.release();
+          return;
+        }
+        this.#held.add(delivery);
+        try {
+          onDelivery(delivery);
+        } catch (error) {
+          this.#events.emit("error", { error: serializeError(error) });
+        }
+      },
+      READY_EXPIRES_MS,
+    );
     const scheduler = new Puller(nc, api(`delayed_${queue}`), SCHEDULER_PREFETCH, (msg) => this.#promote(scheduler, queue, msg));
     const entries = [
       {
@@ -640,6 +652,9 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
         }
         if (this.#connected) await nc.flush().catch(() => {});
       },
+      // Only the ready consumer hands out deliveries (the scheduler's only move messages to it).
+      pause: () => ready.pause(),
+      resume: () => ready.resume(),
     };
   }
 

@@ -263,6 +263,84 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     expect(await broker.counts("held-redelivery")).toMatchObject({ waiting: 0, active: 0 });
   }, 30_000);
 
+  describe("Subscription.pause / resume", () => {
+    /** Pull requests the server holds for the ready consumer: with none, nothing can be delivered to this process. */
+    const waitingPulls = async (queue: string): Promise<number> =>
+      (await jsm.consumers.info(topology.stream, `ready_${queue}`)).num_waiting;
+
+    it("after pause() resolves (its pull requests ended) nothing more is delivered, held deliveries still settle, and resume() delivers what waited", async () => {
+      const broker = open();
+      const got: Delivery[] = [];
+      const bodies = (): string[] => got.map((d) => d.body);
+      const sub = await broker.consume("pause", { prefetch: 4, leaseMs: 30_000 }, collect(got));
+      await open().publish("pause", [msg("h1"), msg("h2")]);
+      await waitFor(() => got.length === 2, { timeout: 10_000 });
+      // Two slots are still requested: the pause waits for that request to expire (a 408), within its 2 s.
+      const pausing = performance.now();
+      await (sub.pause as () => Promise<void>)();
+      expect(performance.now() - pausing).toBeLessThan(4_000);
+      expect(await waitingPulls("pause")).toBe(0);
+      await open().publish("pause", [msg("later")]);
+      // Held deliveries settle while paused.
+      await (got[0] as Delivery).ack();
+      await (got[1] as Delivery).retry(msg("h2-again"));
+      expect(await broker.counts("pause")).toMatchObject({ waiting: 2, active: 0 });
+      expect(await waitingPulls("pause")).toBe(0);
+      expect(bodies()).toEqual(["h1", "h2"]);
+      (sub.resume as () => void)();
+      await waitFor(() => got.length === 4, { timeout: 10_000, message: "resume() delivered nothing" });
+      expect(bodies().slice(2).sort()).toEqual(["h2-again", "later"]);
+      await Promise.all(got.slice(2).map((d) => d.ack()));
+      expect(await broker.counts("pause")).toMatchObject({ waiting: 0, active: 0 });
+    }, 30_000);
+
+    it("resolves a pause at once when every requested message was delivered, and stops cleanly while paused", async () => {
+      const broker = open();
+      const got: Delivery[] = [];
+      const sub = await broker.consume("pause-full", { prefetch: 2, leaseMs: 30_000 }, collect(got));
+      await open().publish("pause-full", [msg("a"), msg("b"), msg("c")]);
+      await waitFor(() => got.length === 2, { timeout: 10_000 });
+      const pausing = performance.now();
+      await (sub.pause as () => Promise<void>)();
+      expect(performance.now() - pausing).toBeLessThan(500);
+      // Acks free slots, yet nothing is asked for while paused.
+      await Promise.all(got.map((d) => d.ack()));
+      expect(await waitingPulls("pause-full")).toBe(0);
+      expect(await broker.counts("pause-full")).toMatchObject({ waiting: 1, active: 0 });
+      await sub.stop();
+      (sub.resume as () => void)();
+      expect(await waitingPulls("pause-full")).toBe(0);
+      expect(got.map((d) => d.body)).toEqual(["a", "b"]);
+    }, 30_000);
+
+    it("stays paused across a reconnect and resumes on the new connection", async () => {
+      const proxy = await createFaultProxy({ target: endpointOf(url as string) });
+      try {
+        const through = open({ url: `nats://${proxy.address.host}:${proxy.address.port}` });
+        const events: string[] = [];
+        through.on("reconnected", () => events.push("reconnected"));
+        const got: Delivery[] = [];
+        const sub = await through.consume("pause-reconnect", { prefetch: 3, leaseMs: 30_000 }, (d) => {
+          got.push(d);
+          void d.ack().catch(() => {});
+        });
+        await (sub.pause as () => Promise<void>)();
+        proxy.resetConnections();
+        await waitFor(() => events.includes("reconnected"), { timeout: 15_000, message: "never reconnected" });
+        await open().publish("pause-reconnect", [msg("while-paused")]);
+        expect(await waitingPulls("pause-reconnect")).toBe(0);
+        expect(got).toEqual([]);
+        (sub.resume as () => void)();
+        await waitFor(() => got.some((d) => d.body === "while-paused"), {
+          timeout: 10_000,
+          message: "resume() after the reconnect delivered nothing",
+        });
+      } finally {
+        await proxy.close();
+      }
+    }, 40_000);
+  });
+
   it("works on an existing connection and leaves it open on close", async () => {
     const shared = await connect({ servers: `${endpointOf(url as string).host}:${endpointOf(url as string).port}` });
     try {
