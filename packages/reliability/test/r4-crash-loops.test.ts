@@ -27,25 +27,12 @@ import { bar, writeReport } from "../src/report.js";
 
 const cfg = config().processLevel.h8;
 /**
- * What H8 still finds, per adapter (fixed on the others: core hands buffered crash suspects back with
- * their count and pauses consumers while a suspect runs, docs/concepts/workers.md). The case is
- * skipped by name with it as the reason on those adapters, unless `JOBS_RELIABILITY_KNOWN_BUGS=run`
- * (to reproduce it).
+ * What H8 still finds, per adapter (core hands buffered crash suspects back with their count and
+ * pauses consumers while a suspect runs, docs/concepts/workers.md; every adapter with separate
+ * processes now implements `Subscription.pause`). A case listed here is skipped by name with it as
+ * the reason on that adapter, unless `JOBS_RELIABILITY_KNOWN_BUGS=run` (to reproduce it).
  */
-const H8_OPEN: Partial<Record<string, string>> = {
-  rabbitmq:
-    "known bug (found by R4-H8, narrowed, not fixed on this adapter): core now hands buffered crash suspects back with their count " +
-    "and pauses consumers while a suspect runs, but the rabbitmq adapter has no Subscription.pause yet (basic.cancel until cancel-ok): " +
-    "a redelivered job pushed into the open prefetch window while a suspect runs is counted when the suspect crashes the process, or " +
-    "left twice in the queue when the crash cuts a republish short (2026-11-26, 3 runs with the fix: innocents dead-lettered 0, 0, 0; " +
-    "in one run a poison job ran 4 times with 2 dead letters; before the fix 5 of 40)",
-  nats:
-    "known bug (found by R4-H8, narrowed, not fixed on this adapter): core now hands buffered crash suspects back with their count " +
-    "and pauses consumers while a suspect runs, but the nats adapter has no Subscription.pause (a pull request outstanding on the " +
-    "server cannot be fenced): a suspect delivered while another runs is counted when that one crashes the process (2026-11-26, 4 runs " +
-    "with the fix: innocents dead-lettered 0, 0, 0, 1, and in 2 runs a poison job ran 4 times, one crash not counted, cause not found; " +
-    "the same load without the fix: 2 of 40)",
-};
+const H8_OPEN: Partial<Record<string, string>> = {};
 const runKnownBugs = process.env.JOBS_RELIABILITY_KNOWN_BUGS === "run";
 const CRASHES: readonly NonNullable<ModePayload["crash"]>[] = ["exit", "sigkill", "throw-in-timer", "unhandled-rejection"];
 
