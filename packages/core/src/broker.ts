@@ -161,8 +161,12 @@ export interface Subscription {
    * Optional: stop asking the broker for deliveries until `resume()`, resolving once no request for
    * deliveries is outstanding; deliveries that arrive before it resolves are handed out as usual.
    * Core pauses while it runs a crash suspect alone, so that a crash counts only the deliveries
-   * core holds. Implement it where a request can take messages that reach the process only later
-   * (an SQS long poll); brokers that push each delivery as they hand it out need not.
+   * core holds. Every broker that can hand out a delivery while a suspect runs should implement
+   * it: a long poll or pull request that takes messages which reach the process only later (SQS,
+   * NATS), and a push consumer too (RabbitMQ: a delivery pushed into the open prefetch window
+   * while the suspect runs is counted again when the suspect crashes the process). A pause lasts
+   * across reconnects until `resume()`. It should resolve rather than reject: core starts the
+   * suspect once every pause has settled, whichever way, and ignores a rejection.
    */
   pause?(): Promise<void>;
   /** Undoes `pause()`. */
