@@ -65,10 +65,12 @@ for (const adapter of selectedAdapters()) {
             "≤ 50",
             worst((p) => p.rssDeltaMb) <= 50,
           ),
-          // Each sample's handle count is the lowest reading over one churn period (processes/sampler.ts):
-          // a leak is in every reading; a reconnect in progress is not. The peaks are reported beside it.
+          // Each sample's handle count is the lowest reading over one churn period (processes/sampler.ts),
+          // readings near a reset left out (R7b): a leak is in every reading; a reconnect in progress, or
+          // the requests a reset cut and not yet retried, are not. The peaks (`resourcesPeakMax`) and the
+          // lowest reading near a reset included (`resourcesAnyMin`) are reported beside it.
           bar(
-            "handles range vs warm-up (lowest reading per sample)",
+            "handles range vs warm-up (lowest reading per sample, away from resets)",
             m.map((p) => `${p.resourcesMin}-${p.resourcesMax}@${p.resourcesAtWarmUp}`).join(","),
             "± 5",
             handlesOk,
