@@ -5,6 +5,7 @@ import {
   type Envelope,
   EnvelopeDecodeError,
   encodeEnvelope,
+  encodeLocalEnvelope,
   JobsError,
   PayloadTooLargeError,
 } from "../src/index.js";
@@ -249,5 +250,128 @@ describe("envelope validation", () => {
 
   it("is a JobsError", () => {
     expect(JobsError.isInstance(decodeError("nope"))).toBe(true);
+  });
+});
+
+/**
+ * Text in the form the client writes on enqueue (fields first, payload last), which
+ * `decodeEnvelope` reads on a fast path without parsing the fields as JSON.
+ */
+function canonical(overrides: Partial<Record<keyof Envelope, unknown>> = {}): string {
+  const { payload, ...meta } = envelope(overrides);
+  return encodeLocalEnvelope({ meta, payloadJson: JSON.stringify(payload) });
+}
+
+/** A decode failure as both paths must agree on it: the JSON syntax error's wording quotes the text, so only its kind. */
+function describeFailure(error: unknown): { error: string } {
+  const e = error as EnvelopeDecodeError;
+  return { error: e.cause instanceof SyntaxError ? "invalid JSON" : e.message };
+}
+
+/**
+ * What the general path makes of `text`: leading whitespace is valid JSON but not the form the
+ * fast path reads, so it takes the general path with the same meaning.
+ */
+function general(text: string): unknown {
+  try {
+    return decodeEnvelope(` ${text}`, LIMIT);
+  } catch (error) {
+    return describeFailure(error);
+  }
+}
+
+function outcome(text: string): unknown {
+  try {
+    return decodeEnvelope(text, LIMIT);
+  } catch (error) {
+    return describeFailure(error);
+  }
+}
+
+describe("envelope in the client's own form (fast path)", () => {
+  it("is the form the client writes: fields in order, payload last", () => {
+    const text = canonical();
+    expect(text.startsWith('{"v":1,"id":"')).toBe(true);
+    expect(text.endsWith(`"timeout":1800000,"payload":${JSON.stringify(envelope().payload)}}`)).toBe(true);
+    expect(decodeEnvelope(text, LIMIT)).toEqual(envelope());
+  });
+
+  it.each([
+    ["every priority", ["trivial", "low", "normal", "high", "critical"].map((priority) => canonical({ priority }))],
+    [
+      "payloads of every JSON kind",
+      [null, 0, -1.5e300, "", 'x"}', [], {}, [{ a: [1, { b: null }] }], true].map((payload) => canonical({ payload })),
+    ],
+    ["zero and 15-digit times", [canonical({ enqueuedAt: 0, runAt: 0 }), canonical({ runAt: 999_999_999_999_999 })]],
+    ["edge numbers", [canonical({ attempt: 999_999_999_999_999, maxAttempts: 1, timeout: 2_147_483_647 })]],
+    ["ids, names and queues at their limits", [canonical({ id: "i".repeat(128), name: `n${":".repeat(127)}`, queue: "q" })]],
+  ])("decodes %s exactly as the general path does", (_what, texts) => {
+    for (const text of texts) {
+      const decoded = decodeEnvelope(text, LIMIT);
+      expect(decoded).toEqual(general(text));
+      expect(decoded).toEqual(JSON.parse(text));
+    }
+  });
+
+  it.each([
+    ["a 16-digit time", canonical({ runAt: 1_000_000_000_000_000 })],
+    ["a time past 2^53", canonical().replace('"runAt":1700000000000', '"runAt":9007199254740993')],
+    ["a timeout past the timer limit", canonical({ timeout: 2_147_483_648 })],
+    ["a queue with an escaped quote", canonical({ queue: 'q"x' })],
+    ["a queue with an escaped control character", canonical({ queue: "q\nx" })],
+    ["a queue written with a unicode escape", canonical().replace('"queue":"default"', '"queue":"\\u0064efault"')],
+    ["a payload followed by another field", canonical().replace(/}$/, ',"attempt":7}')],
+    ["a payload followed by a second payload", canonical().replace(/}$/, ',"payload":2}')],
+    ["a payload followed by a second version", canonical().replace(/}$/, ',"v":2}')],
+    [
+      "a payload with __proto__",
+      canonical()
+        .replace(/}$/, "")
+        .replace(/"payload":.*$/, '"payload":{"__proto__":{"x":1}}}'),
+    ],
+    ["a payload with an escaped constructor key", canonical({ payload: { "\u0063onstructor": 1 } }).replace("\\\\u0063", "\\u0063")],
+    ["a payload 65 levels deep", canonical().replace(/"payload":.*$/, `"payload":${nested(65)}}`)],
+    ["a payload 64 levels deep", canonical().replace(/"payload":.*$/, `"payload":${nested(64)}}`)],
+    ["an unclosed payload", canonical().replace(/}$/, "")],
+    ["whitespace after the payload", canonical().replace(/}$/, " }")],
+    ["a leading zero", canonical().replace('"attempt":1', '"attempt":01')],
+    ["a fraction", canonical().replace('"timeout":1800000', '"timeout":1800000.5')],
+    ["an exponent", canonical().replace('"timeout":1800000', '"timeout":18e5')],
+    ["attempt 0", canonical().replace('"attempt":1', '"attempt":0')],
+    ["an unknown priority", canonical().replace('"priority":"normal"', '"priority":"nor"')],
+    ["a bad id", canonical({ id: "-x" })],
+    ["version 2", canonical().replace('"v":1', '"v":2')],
+    [
+      "trace and metadata",
+      canonical({ trace: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" }, meta: { a: 1 } }),
+    ],
+  ])("treats %s exactly as the general path does", (_what, text) => {
+    expect(outcome(text)).toEqual(general(text));
+  });
+
+  it("agrees with the general path on 20,000 texts with one character changed, dropped or doubled", () => {
+    const alphabet = '{}[]",:0123456789.-eE \\uazAZ_';
+    const base = canonical({ payload: { to: "a@b", n: [1, 2.5, { x: null }], ok: false } });
+    let seed = 42;
+    const random = (n: number): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed % n;
+    };
+    let accepted = 0;
+    for (let k = 0; k < 20_000; k++) {
+      const i = random(base.length);
+      const op = random(3);
+      const text =
+        op === 0
+          ? base.slice(0, i) + alphabet[random(alphabet.length)] + base.slice(i + 1)
+          : op === 1
+            ? base.slice(0, i) + base.slice(i + 1)
+            : base.slice(0, i) + base[i] + base.slice(i);
+      const got = outcome(text);
+      expect(got).toEqual(general(text));
+      if (!(typeof got === "object" && got !== null && "error" in got)) accepted++;
+    }
+    // Both outcomes occur: the loop compares accepted texts too, not only errors.
+    expect(accepted).toBeGreaterThan(1_000);
   });
 });
