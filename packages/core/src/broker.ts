@@ -61,6 +61,14 @@ export interface OutgoingMessage {
    */
   readonly dedupe: boolean;
   /**
+   * Core generated the id (a random UUID: the caller chose none), so no other enqueue carries it
+   * and only a second send of this very publish could repeat it. A broker whose client never sends
+   * a publish twice on its own may skip its dedupe window for such messages (no per-message dedupe
+   * state); one whose client may re-send (after a reconnect, on a retried request) must dedupe
+   * them as usual. Absent means false.
+   */
+  readonly generatedId?: boolean;
+  /**
    * The body pre-split (fields + payload JSON), when core has it. A broker that keeps messages
    * in this process may hand it back as `Delivery.local` so core skips decoding; networked
    * brokers ignore it.

@@ -200,7 +200,11 @@ export function createClient(options: ClientOptions): Client {
       if (size > limit) throw new PayloadTooLargeError(size, limit);
     }
     const delayMs = Math.min(Math.max(0, runAt - now), caps.maxDelayMs);
-    return { local, physical: physicalQueue(job.queue, level, caps), message: { id, body, priority: level, delayMs, dedupe: true, local } };
+    return {
+      local,
+      physical: physicalQueue(job.queue, level, caps),
+      message: { id, body, priority: level, delayMs, dedupe: true, generatedId: o.id === undefined, local },
+    };
   }
 
   function accepted(p: Prepared, outcome: PublishOutcome & { ok: true }, started: number): EnqueuedJob {

@@ -547,8 +547,13 @@ class NatsBrokerImpl implements Broker, DeliveryHost {
           const size = Buffer.byteLength(m.body, "utf8");
           if (size > max) return { ok: false, error: new PayloadTooLargeError(size, max, "message") };
         }
-        // Enqueues dedupe per queue by job id; retries and requeues (dedupe: false) carry no id.
-        return this.send(queue, m.body, m.delayMs, m.dedupe && dedupe ? `${queue}:${m.id}` : undefined).then(
+        // Enqueues with a caller-chosen id dedupe per queue by it (Nats-Msg-Id). An id core generated
+        // can only repeat if this publish were sent twice, which nats.js never does on its own (a
+        // publish written before a disconnect is not written again), so it goes without the header:
+        // the server keeps no duplicate-window entry for it and both sides parse a plain MSG.
+        // Retries and requeues (dedupe: false) carry no id either.
+        const msgId = m.dedupe && dedupe && m.generatedId !== true ? `${queue}:${m.id}` : undefined;
+        return this.send(queue, m.body, m.delayMs, msgId).then(
           (duplicate) => ({ ok: true, duplicate }),
           (error: JobsError) => ({ ok: false, error }),
         );

@@ -102,6 +102,32 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     await broker.purge("dup2");
   });
 
+  it("sends Nats-Msg-Id only for caller-chosen ids: an enqueue whose id core generated leaves no duplicate-window entry", async () => {
+    const broker = open();
+    const ready = `${topology.subjectPrefix}.hdr.ready`;
+    const client = createClient({ broker });
+    const job = defineJob<{ n: number }>({ name: "hdr", queue: "hdr", priority: "normal" });
+    // Through core's client, as applications enqueue: without an id and with one.
+    await client.enqueue(job, { n: 1 });
+    await client.enqueue(job, { n: 2 }, { id: "chosen-1" });
+    expect((await client.enqueue(job, { n: 3 }, { id: "chosen-1" })).duplicate).toBe(true);
+    const physical = `${topology.subjectPrefix}.hdr__p2.ready`;
+    const first = await jsm.streams.getMessage(topology.stream, { last_by_subj: physical });
+    expect(first).not.toBeNull();
+    const msgIdOf = async (seq: number): Promise<string | undefined> =>
+      (await jsm.streams.getMessage(topology.stream, { seq }))?.header?.get("Nats-Msg-Id") || undefined;
+    const last = (first as { seq: number }).seq;
+    expect(await msgIdOf(last)).toBe("hdr__p2:chosen-1");
+    expect(await msgIdOf(last - 1)).toBeUndefined();
+    // A generated id published twice by hand (nats.js never does) is stored twice: no window entry.
+    const twice = msg("x", { id: "generated-1", generatedId: true });
+    expect(await broker.publish("hdr", [twice])).toEqual([{ ok: true, duplicate: false }]);
+    expect(await broker.publish("hdr", [twice])).toEqual([{ ok: true, duplicate: false }]);
+    expect(await subjectCount(ready)).toBe(2);
+    await broker.purge("hdr");
+    await broker.purge("hdr__p2");
+  });
+
   it("holds many delayed jobs without holding back ready ones, on a consumer of their own", async () => {
     const producer = open();
     const consumer = open();
