@@ -23,6 +23,7 @@ import {
   UnsupportedError,
 } from "./errors.js";
 import { type ClientEventMap, Emitter, type JobInfo } from "./events.js";
+import { clock } from "./internal/clock.js";
 import { assertJsonValue, utf8Length } from "./internal/json.js";
 import { physicalQueue } from "./internal/routing.js";
 import { describeIssues, runSchema } from "./internal/schema.js";
@@ -212,7 +213,7 @@ export function createClient(options: ClientOptions): Client {
     // Taps get their own parsed copy: what they saw must not change with the caller's payload object.
     for (const tap of taps) tap(fromLocalEnvelope(p.local), outcome.duplicate);
     if (events.has("job.enqueued")) {
-      events.emit("job.enqueued", { job: infoOf(e), duplicate: outcome.duplicate, durationMs: performance.now() - started });
+      events.emit("job.enqueued", { job: infoOf(e), duplicate: outcome.duplicate, durationMs: clock.now() - started });
     }
     return { id: e.id, name: e.name, queue: e.queue, runAt: e.runAt, priority: e.priority, duplicate: outcome.duplicate };
   }
@@ -224,7 +225,7 @@ export function createClient(options: ClientOptions): Client {
       return () => taps.delete(tap);
     },
     async enqueue(job, payload, opts) {
-      const started = performance.now();
+      const started = clock.now();
       const p = await prepare(job as JobDefinition<unknown, unknown>, payload, opts, Date.now());
       let outcomes: PublishOutcome[];
       try {
@@ -238,7 +239,7 @@ export function createClient(options: ClientOptions): Client {
       return accepted(p, outcome, started);
     },
     async enqueueMany(items) {
-      const started = performance.now();
+      const started = clock.now();
       if (!Array.isArray(items)) throw new InvalidOptionsError("items", "expected an array");
       const now = Date.now();
       const prepared: (Prepared | undefined)[] = [];

@@ -78,6 +78,7 @@ export {
 } from "./errors.js";
 export { type ClientEventMap, Emitter, type JobInfo, WORKER_EVENTS, type WorkerEventMap } from "./events.js";
 export { isLoopbackHost } from "./host.js";
+export { clock } from "./internal/clock.js";
 export { physicalQueue, physicalQueues } from "./internal/routing.js";
 export { assertJobId, assertJobName, assertQueueName } from "./names.js";
 export { PRIORITIES, type Priority, type PriorityLevel, priorityLevel } from "./priority.js";

@@ -15,6 +15,7 @@ import {
   UnknownJobError,
 } from "./errors.js";
 import { Emitter, type JobInfo, type WorkerEventMap } from "./events.js";
+import { clock } from "./internal/clock.js";
 import { abortItem, asReceived, boundedRaw, HandlerContext, type Held, jobOf, type Registered } from "./internal/held.js";
 import { IntrusiveList } from "./internal/list.js";
 import { physicalQueues } from "./internal/routing.js";
@@ -329,12 +330,12 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   function armTimeouts(at: number): void {
     if (timeoutTimer !== undefined) clearTimeout(timeoutTimer);
     timeoutAt = at;
-    timeoutTimer = setTimeout(checkTimeouts, Math.max(0, at - performance.now()));
+    timeoutTimer = setTimeout(checkTimeouts, Math.max(0, at - clock.now()));
   }
   function checkTimeouts(): void {
     timeoutTimer = undefined;
     timeoutAt = Number.POSITIVE_INFINITY;
-    const now = performance.now();
+    const now = clock.now();
     let next = Number.POSITIVE_INFINITY;
     for (const item of runningSet) {
       if (item.done) continue;
@@ -501,7 +502,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
 
   function invoke(item: Held, payload: unknown): void {
     const { envelope } = item;
-    item.startedAt = performance.now();
+    item.startedAt = clock.now();
     if (events.has("job.started")) events.emit("job.started", { job: jobOf(item), waitMs: Math.max(0, Date.now() - envelope.runAt) });
     let result: unknown;
     try {
@@ -530,7 +531,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       settling(settle(item, true, failure));
     } else {
       // The hot path: one promise reaction per job, no intermediate promises.
-      const durationMs = performance.now() - item.startedAt;
+      const durationMs = clock.now() - item.startedAt;
       pendingSettles++;
       item.delivery.ack().then(
         () => {
@@ -561,7 +562,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   function settle(item: Held, failed: boolean, failure: unknown): Promise<void> {
     const { delivery, envelope } = item;
     const job = jobOf(item);
-    const durationMs = performance.now() - item.startedAt;
+    const durationMs = clock.now() - item.startedAt;
     if (!failed) {
       return delivery.ack().then(
         () => {

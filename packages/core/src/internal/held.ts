@@ -39,7 +39,7 @@ export interface Held {
   startedAt: number;
   /** Date.now() when it entered the buffer (priority aging). */
   readonly bufferedAt: number;
-  /** performance.now() after which the pending handler times out (Infinity while not awaiting one). */
+  /** clock.now() after which the pending handler times out (Infinity while not awaiting one). */
   deadline: number;
   /** Links in the running list. */
   prev: Held | undefined;

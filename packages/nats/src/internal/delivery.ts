@@ -1,4 +1,12 @@
-import { BrokerClosedError, type DeadLetterRecord, type Delivery, type JobsError, LeaseLostError, type OutgoingMessage } from "@jobs/core";
+import {
+  BrokerClosedError,
+  clock,
+  type DeadLetterRecord,
+  type Delivery,
+  type JobsError,
+  LeaseLostError,
+  type OutgoingMessage,
+} from "@jobs/core";
 import type { Msg } from "@nats-io/transport-node";
 import type { Puller } from "./puller.js";
 
@@ -202,7 +210,7 @@ export class NatsDelivery implements Delivery {
     const delivered = deliveredIndex(reply);
     this.deliveryCount = delivered < 0 ? 0 : Number(tokenAt(reply, delivered));
     this.seq = delivered < 0 ? "" : tokenAt(reply, delivered + 1);
-    const now = performance.now();
+    const now = clock.now();
     this.#expiresAt = now + ackWaitMs;
     this.#deadline = now + leaseMs;
     if (leaseMs > ackWaitMs) this.#keepAlive();
@@ -217,7 +225,7 @@ export class NatsDelivery implements Delivery {
   renew(msg: Msg): void {
     this.reply = msg.reply as string;
     this.#generation++;
-    this.#expiresAt = performance.now() + this.ackWaitMs;
+    this.#expiresAt = clock.now() + this.ackWaitMs;
     if (this.#deadline > this.#expiresAt) this.#keepAlive();
   }
 
@@ -233,7 +241,7 @@ export class NatsDelivery implements Delivery {
   #begin(): JobsError | undefined {
     if (this.broker.closed) return new BrokerClosedError("[jobs] [nats] broker is closed; the delivery went back to its queue");
     if (this.#settled) return new LeaseLostError("[jobs] [nats] the delivery was already settled");
-    const lost = performance.now() >= this.#expiresAt - LEASE_MARGIN_MS;
+    const lost = clock.now() >= this.#expiresAt - LEASE_MARGIN_MS;
     this.release();
     return lost ? new LeaseLostError() : undefined;
   }
@@ -245,7 +253,7 @@ export class NatsDelivery implements Delivery {
     const timer = setTimeout(() => {
       this.#keeping = false;
       if (this.#settled || this.broker.closed) return;
-      const now = performance.now();
+      const now = clock.now();
       if (now >= this.#expiresAt - LEASE_MARGIN_MS || now >= this.#deadline) return;
       // A failure is the connection's: the lease falls back, and the next settle is refused.
       this.#touch(now).catch(() => {});
@@ -311,7 +319,7 @@ export class NatsDelivery implements Delivery {
 
   extendLease(ms: number): Promise<void> {
     if (this.broker.closed) return Promise.reject(new BrokerClosedError());
-    const now = performance.now();
+    const now = clock.now();
     if (this.#settled || now >= this.#expiresAt - LEASE_MARGIN_MS) return Promise.reject(new LeaseLostError());
     this.#deadline = Math.max(this.#deadline, now + ms);
     const confirmed = this.#touch(now);

@@ -1,3 +1,4 @@
+import { clock } from "@jobs/core";
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 
 /** How long one pull request waits on the server by default before it expires (and is renewed). */
@@ -43,7 +44,7 @@ export class Puller {
     this.#threshold = Math.max(1, Math.ceil(prefetch / 2));
     const stallMs = expiresMs + STALL_AFTER_MS;
     this.#watchdog = setInterval(() => {
-      if (this.#requested > 0 && performance.now() - this.#lastActivity > stallMs) this.reset();
+      if (this.#requested > 0 && clock.now() - this.#lastActivity > stallMs) this.reset();
     }, stallMs / 2);
     this.#watchdog.unref();
   }
@@ -89,7 +90,7 @@ export class Puller {
     const free = this.prefetch - this.unsettled - this.#requested;
     if (free <= 0 || (free < this.#threshold && this.#requested > 0)) return;
     this.#requested += free;
-    this.#lastActivity = performance.now();
+    this.#lastActivity = clock.now();
     this.#send(this.#next, `{"batch":${free},"expires":${this.expiresMs * 1e6}}`, this.#inbox);
   }
 
@@ -100,7 +101,7 @@ export class Puller {
   }
 
   #receive(msg: Msg): void {
-    this.#lastActivity = performance.now();
+    this.#lastActivity = clock.now();
     if (msg.reply === undefined || msg.reply === "") {
       // A status: 408 (request expired) or 409 (request ended) carry how many messages it did not deliver.
       const code = msg.headers?.code ?? 0;
