@@ -273,13 +273,10 @@ function describeFailure(error: unknown): { error: string } {
  * fast path reads, so it takes the general path with the same meaning.
  */
 function general(text: string): unknown {
-  try {
-    return decodeEnvelope(` ${text}`, LIMIT);
-  } catch (error) {
-    return describeFailure(error);
-  }
+  return outcome(` ${text}`);
 }
 
+/** The envelope `decodeEnvelope` makes of `text`, or its failure. */
 function outcome(text: string): unknown {
   try {
     return decodeEnvelope(text, LIMIT);
@@ -373,5 +370,6 @@ describe("envelope in the client's own form (fast path)", () => {
     }
     // Both outcomes occur: the loop compares accepted texts too, not only errors.
     expect(accepted).toBeGreaterThan(1_000);
-  });
+    // About 0.1 s on an idle machine; 40,000 decodes took over 5 s with the 2 cores under CI load.
+  }, 60_000);
 });
