@@ -80,8 +80,17 @@ export interface CheckReport {
   readonly unexpectedDead: string[];
   /** Each `kill` fault, with the jobs in flight on the killed pid. */
   readonly kills: KillFigure[];
-  /** Per orphan (in flight at a kill): kill → its next start, ms. */
+  /**
+   * Per orphaning, ms: an orphan (in flight at a kill) gives kill → its next start; one re-orphaned
+   * on its way back (see `reorphaned`) gives two: kill → the second kill, and second kill → its next start.
+   */
   readonly orphanRecoveryMs: number[];
+  /**
+   * Orphans whose redelivery went to a worker that was killed before starting it: a `recv` line of a
+   * pid killed after it, or a delivery count that skipped a number no live worker recorded (the
+   * taker died before its `recv` line). The broker gave the job back; a second kill took it again.
+   */
+  readonly reorphaned: number;
   /** Orphans never started again (their ack landed just before the kill, or they are lost). */
   readonly orphansNotRestarted: number;
   /** Truncated last lines the reader skipped (from `readLedgers`). */
@@ -120,6 +129,7 @@ export function check(input: CheckInput): CheckReport {
   const outcomeAt = new Map<string, number>();
   const done = new Set<string>();
   const starts = new Map<string, LedgerLine[]>();
+  const recvs = new Map<string, LedgerLine[]>();
   const acks = new Map<string, LedgerLine[]>();
   const leaseLost = new Map<string, LedgerLine[]>();
   const deadLettered: Record<string, number> = {};
@@ -151,6 +161,9 @@ export function check(input: CheckInput): CheckReport {
         break;
       case "ack":
         if (id !== undefined) push(acks, id, line);
+        break;
+      case "recv":
+        if (id !== undefined) push(recvs, id, line);
         break;
       case "lease-lost":
         if (id !== undefined) push(leaseLost, id, line);
@@ -216,16 +229,25 @@ export function check(input: CheckInput): CheckReport {
   const killFigures: KillFigure[] = [];
   const orphanRecoveryMs: number[] = [];
   let orphansNotRestarted = 0;
+  let reorphaned = 0;
   for (const kill of kills) {
     let inFlight = 0;
     for (const [id, list] of starts) {
       const died = kill.until ?? kill.t;
-      const orphaned = list.some((s) => s.pid === kill.pid && s.t <= died && (settledAt(id, s) ?? Number.POSITIVE_INFINITY) > died);
-      if (!orphaned) continue;
+      const orphan = list.find((s) => s.pid === kill.pid && s.t <= died && (settledAt(id, s) ?? Number.POSITIVE_INFINITY) > died);
+      if (orphan === undefined) continue;
       inFlight++;
       const again = list.find((s) => s.t > died);
-      if (again === undefined) orphansNotRestarted++;
-      else orphanRecoveryMs.push(again.t - kill.t);
+      if (again === undefined) {
+        orphansNotRestarted++;
+        continue;
+      }
+      const second = secondKill(recvs.get(id) ?? [], kills, kill, orphan, again);
+      if (second === undefined) orphanRecoveryMs.push(again.t - kill.t);
+      else {
+        reorphaned++;
+        orphanRecoveryMs.push(second.t - kill.t, again.t - second.t);
+      }
     }
     killFigures.push({ t: kill.t, pid: kill.pid as number, inFlight });
   }
@@ -251,8 +273,50 @@ export function check(input: CheckInput): CheckReport {
     kills: killFigures,
     orphanRecoveryMs: orphanRecoveryMs.sort((a, b) => a - b),
     orphansNotRestarted,
+    reorphaned,
     truncatedLines: input.truncatedLines ?? 0,
   };
+}
+
+/**
+ * The kill that took an orphan again on its way back, or undefined: the orphan `orphan` (started by
+ * the pid `kill` hit) next started at `again`, and in between either
+ * - a worker received it (`recv`) and was killed before starting it, or
+ * - the broker's delivery count skipped a number that no worker recorded: the delivery went to a
+ *   process that died before its `recv` line (the line is written as the delivery arrives), so to
+ *   a worker killed in between; the latest such kill is taken (recovery from it is the shorter).
+ * Recovery is then measured per orphaning: the broker had given the job back before the second kill.
+ */
+function secondKill(
+  recvs: readonly LedgerLine[],
+  kills: readonly Fault[],
+  kill: Fault,
+  orphan: LedgerLine,
+  again: LedgerLine,
+): Fault | undefined {
+  const died = kill.until ?? kill.t;
+  const between = recvs.filter((r) => r.t > kill.t && r.t <= again.t);
+  const killedAfter = (pid: number, from: number): Fault | undefined =>
+    kills.filter((k) => k.pid === pid && (k.until ?? k.t) >= from && k.t <= again.t && k !== kill).at(-1);
+  let found: Fault | undefined;
+  for (const r of between) {
+    if (r.pid === again.pid) continue;
+    const k = killedAfter(r.pid, r.t);
+    if (k !== undefined && (found === undefined || k.t > found.t)) found = k;
+  }
+  if (found !== undefined) return found;
+  const nOf = (pid: number, until: number): number | undefined => {
+    const n = recvs.filter((r) => r.pid === pid && r.t <= until).at(-1)?.n;
+    return typeof n === "number" ? n : undefined;
+  };
+  const first = nOf(orphan.pid, orphan.t);
+  const last = nOf(again.pid, again.t);
+  if (first === undefined || last === undefined) return undefined;
+  const seen = new Set(between.map((r) => r.n));
+  let unseen = false;
+  for (let n = first + 1; n < last; n++) if (!seen.has(n)) unseen = true;
+  if (!unseen) return undefined;
+  return kills.filter((k) => k !== kill && k.t > died && k.t < again.t && k.pid !== again.pid).at(-1);
 }
 
 /** The q-quantile (0..1) of ascending `sorted` values (nearest rank); 0 when empty. */
@@ -268,8 +332,13 @@ export interface SlowOrphan {
   readonly killedPid: number;
   /** Kill → its next start, ms. */
   readonly recoveryMs: number;
-  /** `killed-buffer`: received by a worker killed before it started it; `late-delivery`: first received again after the bar; `held`: received in time, started late. */
-  readonly cause: "killed-buffer" | "late-delivery" | "held";
+  /**
+   * `killed-buffer`: received by a worker killed before it started it; `unseen-delivery`: the
+   * delivery count skipped a delivery no worker recorded (its taker was killed before its `recv`
+   * line); `late-delivery`: first received again after the bar; `held`: received in time, started late.
+   * The first two are re-orphaned (`CheckReport.reorphaned`): the bar measures each orphaning.
+   */
+  readonly cause: "killed-buffer" | "unseen-delivery" | "late-delivery" | "held";
   /** Deliveries between the kill and the next start: ms after the kill, pid, broker count, whether that pid was killed. */
   readonly received: readonly { readonly ms: number; readonly pid: number; readonly n: unknown; readonly killed: boolean }[];
 }
@@ -291,14 +360,14 @@ export function slowOrphans(lines: readonly LedgerLine[], faults: readonly Fault
   const out: SlowOrphan[] = [];
   for (const kill of kills) {
     for (const [id, list] of byId) {
-      const orphaned = list.some(
+      const orphan = list.find(
         (s) =>
           s.kind === "start" &&
           s.pid === kill.pid &&
           s.t <= (kill.until ?? kill.t) &&
           !list.some((a) => a.kind === "ack" && a.pid === s.pid && a.t >= s.t && a.t <= (kill.until ?? kill.t)),
       );
-      if (!orphaned) continue;
+      if (orphan === undefined) continue;
       const next = list.find((s) => s.kind === "start" && s.t > (kill.until ?? kill.t));
       if (next === undefined || next.t - kill.t <= limitMs) continue;
       const received = list
@@ -306,9 +375,17 @@ export function slowOrphans(lines: readonly LedgerLine[], faults: readonly Fault
         .map((r) => ({ ms: r.t - kill.t, pid: r.pid, n: r.n, killed: killedAt(r.pid, r.t, next.t) }));
       const cause = received.some((r) => r.killed)
         ? "killed-buffer"
-        : (received[0]?.ms ?? next.t - kill.t) > limitMs
-          ? "late-delivery"
-          : "held";
+        : secondKill(
+              list.filter((r) => r.kind === "recv"),
+              kills,
+              kill,
+              orphan,
+              next,
+            ) !== undefined
+          ? "unseen-delivery"
+          : (received[0]?.ms ?? next.t - kill.t) > limitMs
+            ? "late-delivery"
+            : "held";
       out.push({ id, killedPid: kill.pid as number, recoveryMs: next.t - kill.t, cause, received });
     }
   }

@@ -158,14 +158,18 @@ export async function runR1(options: R1Options): Promise<ScenarioResult> {
         respawnReadyP50Ms: quantile(respawnReady, 0.5),
         respawnReadyMaxMs: respawnReady.at(-1) ?? 0,
         waitedForPoolMs,
-        orphans: recovery.length + report.orphansNotRestarted,
+        orphans: recovery.length - report.reorphaned + report.orphansNotRestarted,
         orphanRecoveryP50Ms: quantile(recovery, 0.5),
         orphanRecoveryP99Ms: quantile(recovery, 0.99),
         orphanRecoveryMaxMs: recovery.at(-1) ?? 0,
-        // Orphans over the bar and where they were: received by a worker killed before starting them,
-        // first received again only after the bar, or received in time and started late.
+        // Orphans a second kill took again on their way back: two samples above, one per orphaning.
+        reorphaned: report.reorphaned,
+        // Orphans whose next start came after the bar and where they were: received by a worker killed
+        // before starting them, delivered to one killed before it recorded the delivery, first
+        // received again only after the bar, or received in time and started late.
         slowOrphans: slow.length,
         slowOrphansKilledBuffer: slowBy("killed-buffer"),
+        slowOrphansUnseenDelivery: slowBy("unseen-delivery"),
         slowOrphansLateDelivery: slowBy("late-delivery"),
         slowOrphansHeld: slowBy("held"),
         slowOrphansSample: slow.slice(0, 10),

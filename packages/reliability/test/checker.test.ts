@@ -235,6 +235,59 @@ describe("slowOrphans (R1: where a late orphan was)", () => {
     ]);
   });
 
+  it("measures a re-orphaned job per orphaning: the kill of the worker that received it again starts a second recovery", () => {
+    const r = check({ lines: [...produced("c", 0), ...lines.filter((l) => l.id === "c")], faults });
+    expect(r.reorphaned).toBe(1);
+    // c: kill at 100 → W2 (received at 6,000) killed at 6,100 → started by W3 at 12,110.
+    expect(r.orphanRecoveryMs).toEqual([6_000, 6_010]);
+    expect(r.kills).toEqual([
+      { t: 100, pid: 11, inFlight: 1 },
+      { t: 6_100, pid: 12, inFlight: 0 },
+    ]);
+  });
+
+  // g: started by W1 (its delivery 1), W1 killed at 100; delivery 2 goes to W2, killed at 5,100
+  // before it wrote its recv line; delivery 3 reaches W3 at 10,100.
+  const unseen = (n: number): LedgerLine[] => [
+    ...produced("g", 0),
+    line("recv", 11, 40, { id: "g", n: 1 }),
+    line("start", 11, 50, { id: "g", attempt: 1 }),
+    line("recv", 13, 10_100, { id: "g", n }),
+    ...ran("g", 13, 10_110),
+  ];
+  const unseenFaults = [kill(11, 100), kill(12, 5_100)];
+
+  it("takes a delivery count that skips a number no worker recorded for a delivery to a worker killed in between", () => {
+    const r = check({ lines: unseen(3), faults: unseenFaults });
+    expect(r.reorphaned).toBe(1);
+    expect(r.orphanRecoveryMs).toEqual([5_000, 5_010]);
+    expect(slowOrphans(unseen(3), unseenFaults, 8_000).map((o) => [o.id, o.cause, o.recoveryMs])).toEqual([
+      ["g", "unseen-delivery", 10_010],
+    ]);
+  });
+
+  it("keeps a slow orphan whole when every delivery is accounted for, or when no kill could have taken the missing one", () => {
+    // Delivery 2 is the one W3 got: the broker was late, whatever else was killed.
+    const late = check({ lines: unseen(2), faults: unseenFaults });
+    expect(late.reorphaned).toBe(0);
+    expect(late.orphanRecoveryMs).toEqual([10_010]);
+    expect(slowOrphans(unseen(2), unseenFaults, 8_000).map((o) => o.cause)).toEqual(["late-delivery"]);
+    // A delivery went missing, but no other worker was killed: nothing explains it.
+    const alone = check({ lines: unseen(3), faults: [kill(11, 100)] });
+    expect(alone.reorphaned).toBe(0);
+    expect(alone.orphanRecoveryMs).toEqual([10_010]);
+    // A live worker that received it and did not start it (held) explains nothing either.
+    const held = [
+      ...unseen(2).filter((l) => l.pid !== 13),
+      line("recv", 12, 5_000, { id: "g", n: 2 }),
+      line("recv", 13, 10_100, { id: "g", n: 3 }),
+      ...ran("g", 13, 10_110),
+    ];
+    const r = check({ lines: held, faults: [kill(11, 100)] });
+    expect(r.reorphaned).toBe(0);
+    expect(r.orphanRecoveryMs).toEqual([10_010]);
+  });
+
   it("calls an orphan received in time but started late held, and ignores a job acked before the kill", () => {
     const held = [line("start", 11, 50, { id: "e" }), line("recv", 13, 5_000, { id: "e", n: 2 }), ...ran("e", 13, 9_000)];
     expect(slowOrphans(held, [kill(11, 100)], 8_000).map((o) => [o.id, o.cause])).toEqual([["e", "held"]]);
