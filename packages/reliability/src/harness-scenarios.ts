@@ -136,6 +136,8 @@ export async function runR1(options: R1Options): Promise<ScenarioResult> {
     const firstStart = h.firstStartAt ?? started;
     const throughput = report.completed / Math.max(0.001, (lastFaultT - firstStart) / 1000);
     const recovery = report.orphanRecoveryMs;
+    // Every job in flight at a kill is one orphan (re-orphaned ones give two recovery samples).
+    const orphans = report.kills.reduce((s, k) => s + k.inFlight, 0);
     const slow = options.recoveryLimitMs === undefined ? [] : slowOrphans(h.read().lines, h.faults, options.recoveryLimitMs);
     const slowBy = (cause: string): number => slow.filter((o) => o.cause === cause).length;
     const killTimes = h.faults.filter((f) => f.kind === "kill").map((f) => f.t);
@@ -153,12 +155,12 @@ export async function runR1(options: R1Options): Promise<ScenarioResult> {
       figures: {
         kills,
         inFlightAtKills: report.kills.map((k) => k.inFlight),
-        sumInFlightAtKills: report.kills.reduce((s, k) => s + k.inFlight, 0),
+        sumInFlightAtKills: orphans,
         // Kill → its replacement ready (the spawn fault is written once the new worker consumes).
         respawnReadyP50Ms: quantile(respawnReady, 0.5),
         respawnReadyMaxMs: respawnReady.at(-1) ?? 0,
         waitedForPoolMs,
-        orphans: recovery.length - report.reorphaned + report.orphansNotRestarted,
+        orphans,
         orphanRecoveryP50Ms: quantile(recovery, 0.5),
         orphanRecoveryP99Ms: quantile(recovery, 0.99),
         orphanRecoveryMaxMs: recovery.at(-1) ?? 0,
