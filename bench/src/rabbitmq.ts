@@ -11,7 +11,7 @@
  * has a like-for-like raw baseline (same persistence, prefetch and queue type). Pick a subset with
  * `--baselines`.
  */
-import { physicalQueues } from "@jobs/core";
+import { physicalQueues } from "@jobs/core/adapter";
 import { createRabbitMQBroker, type RabbitMQBroker, type RabbitMQBrokerOptions } from "@jobs/rabbitmq";
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import type { Baseline, BenchAdapter } from "./adapters.js";

@@ -1,4 +1,4 @@
-import type { BrokerCapabilities } from "@jobs/core";
+import type { BrokerCapabilities } from "@jobs/core/adapter";
 
 /**
  * Renders an adapter's capabilities as the native/emulated Markdown table its docs page shows.

@@ -15,8 +15,6 @@ import {
   type DeadLetterReason,
   defineJob,
   type EnqueueOptions,
-  type Envelope,
-  encodeEnvelope,
   type JobDefinition,
   type JobInfo,
   type JobsError,
@@ -29,6 +27,7 @@ import {
   type WorkerEventMap,
   type WorkerOptions,
 } from "@jobs/core";
+import { type Envelope, encodeEnvelope } from "@jobs/core/adapter";
 import { waitFor, waitForEvent } from "@jobs/core/testing";
 import { describe, expect, it } from "vitest";
 import {

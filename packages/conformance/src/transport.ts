@@ -3,7 +3,7 @@
  * dead letters, purge, close), with no core worker and no broker-specific command.
  */
 import { randomUUID } from "node:crypto";
-import type { DeadLetterRecord, PriorityLevel } from "@jobs/core";
+import type { DeadLetterRecord, PriorityLevel } from "@jobs/core/adapter";
 import { waitFor } from "@jobs/core/testing";
 import { describe, expect, it } from "vitest";
 import {

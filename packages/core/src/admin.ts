@@ -1,9 +1,9 @@
 import type { Broker, DeadLetter, DeadLetterReason, QueueCounts } from "./broker.js";
 import { decodeEnvelope, type Envelope, encodeEnvelope } from "./envelope.js";
 import { InvalidOptionsError, type SerializedError } from "./errors.js";
-import { physicalQueues } from "./internal/routing.js";
 import { assertQueueName } from "./names.js";
 import { PRIORITIES, type PriorityLevel } from "./priority.js";
+import { physicalQueues } from "./routing.js";
 
 /** Options of `createAdmin`. */
 export interface AdminOptions {

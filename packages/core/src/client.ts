@@ -1,4 +1,5 @@
 import type { Broker, OutgoingMessage, PublishOutcome } from "./broker.js";
+import { clock } from "./clock.js";
 import { assertMaxAttempts, assertTimeout, type JobDefinition } from "./define-job.js";
 import { type Duration, parseDuration } from "./duration.js";
 import {
@@ -11,7 +12,6 @@ import {
   type TraceContext,
 } from "./envelope.js";
 import {
-  BrokerClosedError,
   BulkEnqueueError,
   type BulkItemOutcome,
   EnqueueOutcomeUnknownError,
@@ -23,12 +23,11 @@ import {
   UnsupportedError,
 } from "./errors.js";
 import { type ClientEventMap, Emitter, type JobInfo } from "./events.js";
-import { clock } from "./internal/clock.js";
 import { assertJsonValue, utf8Length } from "./internal/json.js";
-import { physicalQueue } from "./internal/routing.js";
 import { describeIssues, runSchema } from "./internal/schema.js";
 import { assertJobId } from "./names.js";
 import { type Priority, priorityLevel } from "./priority.js";
+import { physicalQueue } from "./routing.js";
 
 /** Options of `createClient`. */
 export interface ClientOptions {
@@ -346,9 +345,4 @@ export function infoOf(e: EnvelopeMeta): JobInfo {
   };
   if (e.meta !== undefined) info.metadata = e.meta;
   return info;
-}
-
-/** Guard used by closed objects. */
-export function closedError(what: string): BrokerClosedError {
-  return new BrokerClosedError(`[jobs] ${what} is closed`);
 }

@@ -1,5 +1,6 @@
 import type { Broker, ConsumeOptions, DeadLetterReason, Delivery, Subscription } from "./broker.js";
 import { infoOf } from "./client.js";
+import { clock } from "./clock.js";
 import type { JobDefinition } from "./define-job.js";
 import { type Duration, parseDuration } from "./duration.js";
 import { decodeEnvelope, type Envelope, encodeEnvelope, fromLocalEnvelope } from "./envelope.js";
@@ -15,10 +16,8 @@ import {
   UnknownJobError,
 } from "./errors.js";
 import { Emitter, type JobInfo, type WorkerEventMap } from "./events.js";
-import { clock } from "./internal/clock.js";
 import { abortItem, asReceived, boundedRaw, HandlerContext, type Held, jobOf, type Registered } from "./internal/held.js";
 import { IntrusiveList } from "./internal/list.js";
-import { physicalQueues } from "./internal/routing.js";
 import { describeIssues, runSchema, type SchemaResult } from "./internal/schema.js";
 import {
   HAND_BACK_DELAY_MS,
@@ -32,6 +31,7 @@ import {
 } from "./internal/suspects.js";
 import { assertQueueName } from "./names.js";
 import { PRIORITIES, type PriorityLevel } from "./priority.js";
+import { physicalQueues } from "./routing.js";
 
 /** Options of `createWorker`. */
 export interface WorkerOptions<Ctx> {

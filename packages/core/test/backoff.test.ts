@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type Backoff, compileBackoff, DEFAULT_BACKOFF, InvalidOptionsError } from "../src/index.js";
+import { type Backoff, compileBackoff, DEFAULT_BACKOFF } from "../src/backoff.js";
+import { InvalidOptionsError } from "../src/errors.js";
 
 afterEach(() => {
   vi.restoreAllMocks();

@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { coalesceWrites } from "../src/index.js";
+import { coalesceWrites } from "../src/adapter/coalesce.js";
 
 /** A Writable that records how its chunks reach the sink: one entry per `_write` or `_writev` call. */
 function recordingStream(): { stream: Writable; calls: string[][] } {

@@ -2,18 +2,11 @@ import { type } from "arktype";
 import * as v from "valibot";
 import { describe, expectTypeOf, it } from "vitest";
 import { z } from "zod";
-import {
-  type Broker,
-  createClient,
-  createWorker,
-  defineJob,
-  type EnqueuedJob,
-  type HandlerPayloadOf,
-  type JobContext,
-  type JobDefinition,
-  type PayloadOf,
-} from "../src/index.js";
+import type { Broker } from "../src/broker.js";
+import { createClient, type EnqueuedJob } from "../src/client.js";
+import { defineJob, type HandlerPayloadOf, type JobDefinition, type PayloadOf } from "../src/define-job.js";
 import { recordEnqueued } from "../src/testing/index.js";
+import { createWorker, type JobContext } from "../src/worker.js";
 
 declare const broker: Broker;
 

@@ -2,17 +2,10 @@ import { type } from "arktype";
 import * as v from "valibot";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
-import {
-  assertJobId,
-  assertJobName,
-  assertQueueName,
-  defineJob,
-  InvalidOptionsError,
-  JOB_DEFAULTS,
-  type JobOptions,
-  PRIORITIES,
-  priorityLevel,
-} from "../src/index.js";
+import { defineJob, JOB_DEFAULTS, type JobOptions } from "../src/define-job.js";
+import { InvalidOptionsError } from "../src/errors.js";
+import { assertJobId, assertJobName, assertQueueName } from "../src/names.js";
+import { PRIORITIES, priorityLevel } from "../src/priority.js";
 
 afterEach(() => {
   vi.restoreAllMocks();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { InvalidOptionsError, parseDuration } from "../src/index.js";
+import { parseDuration } from "../src/duration.js";
+import { InvalidOptionsError } from "../src/errors.js";
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;

@@ -1,14 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  decodeEnvelope,
-  ENVELOPE_VERSION,
-  type Envelope,
-  EnvelopeDecodeError,
-  encodeEnvelope,
-  encodeLocalEnvelope,
-  JobsError,
-  PayloadTooLargeError,
-} from "../src/index.js";
+import { decodeEnvelope, ENVELOPE_VERSION, type Envelope, encodeEnvelope, encodeLocalEnvelope } from "../src/envelope.js";
+import { EnvelopeDecodeError, JobsError, PayloadTooLargeError } from "../src/errors.js";
 
 const LIMIT = 1_048_576;
 

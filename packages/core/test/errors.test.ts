@@ -17,7 +17,7 @@ import {
   UnknownJobError,
   UnknownQueueError,
   UnsupportedError,
-} from "../src/index.js";
+} from "../src/errors.js";
 
 const BRAND = Symbol.for("@jobs/core/JobsError");
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Emitter } from "../src/index.js";
+import { Emitter } from "../src/events.js";
 
 interface Map1 {
   a: { n: number };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isLoopbackHost } from "../src/index.js";
+import { isLoopbackHost } from "../src/adapter/host.js";
 
 describe("isLoopbackHost", () => {
   it.each(["localhost", "LOCALHOST", "127.0.0.1", "127.1.2.3", "::1", "[::1]"])("%s is loopback", (host) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { JobValidationError, type ValidationIssue } from "../src/index.js";
+import { JobValidationError, type ValidationIssue } from "../src/errors.js";
 import { assertJsonValue, MAX_DEPTH, parseUntrustedJson, utf8Length } from "../src/internal/json.js";
 
 function issuesOf(value: unknown): readonly ValidationIssue[] {

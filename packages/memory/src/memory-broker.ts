@@ -1,25 +1,20 @@
+import { type Broker, BrokerClosedError, type Duration, InvalidOptionsError, PayloadTooLargeError, type QueueCounts } from "@jobs/core";
 import {
-  type Broker,
   type BrokerCapabilities,
-  BrokerClosedError,
   type BrokerEventMap,
   type ConsumeOptions,
   type DeadLetter,
   type DeadLetterRecord,
   type Delivery,
-  type Duration,
   Emitter,
-  InvalidOptionsError,
   LeaseLostError,
   type LocalEnvelope,
   MAX_TIMER_MS,
   type OutgoingMessage,
-  PayloadTooLargeError,
   type PublishOutcome,
   parseDuration,
-  type QueueCounts,
   type Subscription,
-} from "@jobs/core";
+} from "@jobs/core/adapter";
 import { Deque, MinHeap } from "./internal/deque.js";
 
 // queueMicrotask wraps each callback in an AsyncResource; a resolved promise's then() does not.

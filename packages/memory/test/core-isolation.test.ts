@@ -2,7 +2,8 @@
 // pin down that this shortcut keeps the semantics of a networked broker: the handler and test
 // recorders get their own copy of the payload and metadata, never the caller's objects.
 
-import { defineJob, type Envelope, encodeEnvelope } from "@jobs/core";
+import { defineJob } from "@jobs/core";
+import { type Envelope, encodeEnvelope } from "@jobs/core/adapter";
 import { recordEnqueued, waitFor } from "@jobs/core/testing";
 import { createMemoryServer } from "@jobs/memory";
 import { describe, expect, it } from "vitest";

@@ -2,7 +2,8 @@
  * Shared set-up of the core tests that run on the real in-memory broker: unique queue names and
  * brokers/workers that are closed when the test ends (workers first, then brokers).
  */
-import { createClient, createWorker, decodeEnvelope, type Envelope, WORKER_EVENTS, type Worker, type WorkerOptions } from "@jobs/core";
+import { createClient, createWorker, WORKER_EVENTS, type Worker, type WorkerOptions } from "@jobs/core";
+import { decodeEnvelope, type Envelope } from "@jobs/core/adapter";
 import { onTestFinished } from "vitest";
 import { createMemoryBroker, type MemoryBroker, type MemoryBrokerOptions } from "../src/index.js";
 

@@ -1,19 +1,15 @@
 import {
   BrokerClosedError,
-  type ConsumeOptions,
   createAdmin,
   createWorker,
-  type DeadLetter,
-  decodeEnvelope,
   defineJob,
-  type Envelope,
-  encodeEnvelope,
   InvalidOptionsError,
   JobTimeoutError,
   NonRetryableError,
   type WorkerEventMap,
   type WorkerOptions,
 } from "@jobs/core";
+import { type ConsumeOptions, type DeadLetter, decodeEnvelope, type Envelope, encodeEnvelope } from "@jobs/core/adapter";
 import { waitFor, waitForEvent } from "@jobs/core/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { createMemoryBroker, type MemoryBroker } from "../src/index.js";

@@ -1,13 +1,5 @@
-import {
-  BrokerClosedError,
-  type Delivery,
-  defineJob,
-  encodeEnvelope,
-  InvalidOptionsError,
-  LeaseLostError,
-  type OutgoingMessage,
-  PayloadTooLargeError,
-} from "@jobs/core";
+import { BrokerClosedError, defineJob, InvalidOptionsError, PayloadTooLargeError } from "@jobs/core";
+import { type Delivery, encodeEnvelope, LeaseLostError, type OutgoingMessage } from "@jobs/core/adapter";
 import { waitFor } from "@jobs/core/testing";
 import { describe, expect, it } from "vitest";
 import { createMemoryBroker, createMemoryServer, type MemoryBrokerOptions, memoryCapabilities } from "../src/index.js";

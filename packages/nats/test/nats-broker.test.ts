@@ -3,7 +3,8 @@
 import { type AddressInfo, createServer, type Socket } from "node:net";
 import { inspect } from "node:util";
 import { brokerUrlFromEnv, createFaultProxy, type PrivateServer } from "@jobs/conformance";
-import { type Broker, createClient, createWorker, type Delivery, defineJob, JobsError, type OutgoingMessage } from "@jobs/core";
+import { type Broker, createClient, createWorker, defineJob, JobsError } from "@jobs/core";
+import type { Delivery, OutgoingMessage } from "@jobs/core/adapter";
 import { waitFor } from "@jobs/core/testing";
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";

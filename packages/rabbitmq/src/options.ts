@@ -1,5 +1,6 @@
 /** The options of `createRabbitMQBroker`, their defaults and their validation. */
-import { type BrokerCapabilities, type Duration, InvalidOptionsError, isLoopbackHost, parseDuration, redact } from "@jobs/core";
+import { type Duration, InvalidOptionsError } from "@jobs/core";
+import { type BrokerCapabilities, isLoopbackHost, parseDuration, redact } from "@jobs/core/adapter";
 import type { ChannelModel, Options } from "amqplib";
 import { assertPrefix, type WorkQueueKind } from "./internal/topology.js";
 

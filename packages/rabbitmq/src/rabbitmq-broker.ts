@@ -1,9 +1,17 @@
 import { randomUUID } from "node:crypto";
 import {
   type Broker,
-  type BrokerCapabilities,
   BrokerClosedError,
   BrokerConnectionError,
+  EnqueueOutcomeUnknownError,
+  InvalidOptionsError,
+  type JobsError,
+  PayloadTooLargeError,
+  type QueueCounts,
+  UnknownQueueError,
+} from "@jobs/core";
+import {
+  type BrokerCapabilities,
   type BrokerEventMap,
   type ConsumeOptions,
   coalesceWrites,
@@ -11,17 +19,11 @@ import {
   type DeadLetterRecord,
   type Delivery,
   Emitter,
-  EnqueueOutcomeUnknownError,
-  InvalidOptionsError,
-  type JobsError,
   type OutgoingMessage,
-  PayloadTooLargeError,
   type PublishOutcome,
-  type QueueCounts,
   redact,
   type Subscription,
-  UnknownQueueError,
-} from "@jobs/core";
+} from "@jobs/core/adapter";
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from "amqplib";
 import { Consumers } from "./internal/consumer.js";
 import { COUNT_HEADER, DEAD_HEADER, toDeadLetter } from "./internal/messages.js";

@@ -7,7 +7,8 @@
  * redelivered. Run on a private node whose timeout is 4 s (the machine's node keeps its 30 min).
  */
 import { brokerUrlFromEnv } from "@jobs/conformance";
-import { createClient, createWorker, type Delivery, defineJob } from "@jobs/core";
+import { createClient, createWorker, defineJob } from "@jobs/core";
+import type { Delivery } from "@jobs/core/adapter";
 import { waitFor } from "@jobs/core/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { closeAll, startPrivateRabbit, Tracker, uniquePrefix } from "./support.js";

@@ -4,7 +4,8 @@
  * and `options.connection`.
  */
 import { brokerUrlFromEnv, createFaultProxy } from "@jobs/conformance";
-import { type Delivery, JobsError, type OutgoingMessage } from "@jobs/core";
+import { JobsError } from "@jobs/core";
+import type { Delivery, OutgoingMessage } from "@jobs/core/adapter";
 import { waitFor } from "@jobs/core/testing";
 import amqp from "amqplib";
 import { afterAll, describe, expect, it } from "vitest";

@@ -1,7 +1,8 @@
 /** RabbitMQ-specific checks: topology, names, unroutable publishes, the delay ladder, delivery counts, credentials. */
 import { inspect } from "node:util";
 import { brokerUrlFromEnv, createFaultProxy } from "@jobs/conformance";
-import { createWorker, type Delivery, defineJob, JobsError, type OutgoingMessage, type PublishOutcome } from "@jobs/core";
+import { createWorker, defineJob, JobsError } from "@jobs/core";
+import type { Delivery, OutgoingMessage, PublishOutcome } from "@jobs/core/adapter";
 import { waitFor } from "@jobs/core/testing";
 import amqp from "amqplib";
 import { afterAll, describe, expect, it } from "vitest";

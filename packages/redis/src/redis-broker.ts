@@ -1,27 +1,29 @@
 import {
   type Broker,
-  type BrokerCapabilities,
   BrokerClosedError,
   BrokerConnectionError,
+  type Duration,
+  EnqueueOutcomeUnknownError,
+  InvalidOptionsError,
+  JobsError,
+  PayloadTooLargeError,
+  type QueueCounts,
+} from "@jobs/core";
+import {
+  type BrokerCapabilities,
   type BrokerEventMap,
   type ConsumeOptions,
   type DeadLetter,
   type DeadLetterRecord,
   type Delivery,
-  type Duration,
   Emitter,
-  EnqueueOutcomeUnknownError,
-  InvalidOptionsError,
   isLoopbackHost,
-  JobsError,
   type OutgoingMessage,
-  PayloadTooLargeError,
   type PublishOutcome,
   parseDuration,
-  type QueueCounts,
   type Subscription,
   serializeError,
-} from "@jobs/core";
+} from "@jobs/core/adapter";
 import { Redis, type RedisOptions } from "ioredis";
 import { type QueueState, RedisConsumer, type Waiter } from "./internal/consumer.js";
 import { cleanCause, describe, isReplyError } from "./internal/errors.js";

@@ -4,16 +4,8 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { brokerUrlFromEnv, createFaultProxy, type PrivateServer, startPrivateServer } from "@jobs/conformance";
-import {
-  type Broker,
-  type BrokerEventMap,
-  createClient,
-  createWorker,
-  type Delivery,
-  defineJob,
-  type OutgoingMessage,
-  type PublishOutcome,
-} from "@jobs/core";
+import { type Broker, createClient, createWorker, defineJob } from "@jobs/core";
+import type { BrokerEventMap, Delivery, OutgoingMessage, PublishOutcome } from "@jobs/core/adapter";
 import { waitFor, waitForEvent } from "@jobs/core/testing";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";

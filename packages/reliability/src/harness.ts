@@ -9,7 +9,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, statSync, writeSync } from
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Broker } from "@jobs/core";
-import { physicalQueues } from "@jobs/core";
+import { physicalQueues } from "@jobs/core/adapter";
 import type { Fault } from "./checker.js";
 import { type LedgerRead, readLedgers } from "./ledger.js";
 import type { ChildMessage, ParentMessage, ProducerParams, WorkerParams } from "./processes/params.js";

@@ -3,8 +3,9 @@
  * client and workers run in the test process against a private broker, and a `Recorder` keeps what
  * they did (handler starts and ends, worker and broker events) so a test waits on events, not sleeps.
  */
-import type { Broker, BrokerCapabilities, BrokerEventMap, CloseOptions, Delivery, Worker, WorkerEventMap } from "@jobs/core";
+import type { Broker, CloseOptions, Worker, WorkerEventMap } from "@jobs/core";
 import { WORKER_EVENTS } from "@jobs/core";
+import type { BrokerCapabilities, BrokerEventMap, Delivery } from "@jobs/core/adapter";
 import { it } from "vitest";
 import { type BrokerSpec, createBroker } from "./adapters.js";
 import { writeReport } from "./report.js";

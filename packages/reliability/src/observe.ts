@@ -8,8 +8,9 @@
 
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import type { Broker, Client, DeadLetterRecord, Delivery, Worker } from "@jobs/core";
+import type { Broker, Client, Worker } from "@jobs/core";
 import { WORKER_EVENTS } from "@jobs/core";
+import type { DeadLetterRecord, Delivery } from "@jobs/core/adapter";
 import { delegating } from "./processes/wrappers.js";
 
 /** How a delivery was settled. */

@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { GetQueueUrlCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { Broker } from "@jobs/core";
-import { physicalQueue } from "@jobs/core";
+import { physicalQueue } from "@jobs/core/adapter";
 import { redisQueueKeys } from "@jobs/redis";
 import { sqsQueueNames } from "@jobs/sqs";
 import { jetstream } from "@nats-io/jetstream";

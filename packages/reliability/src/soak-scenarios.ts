@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { physicalQueues } from "@jobs/core";
+import { physicalQueues } from "@jobs/core/adapter";
 import { type AdapterName, createBroker, startTarget } from "./adapters.js";
 import { quantile } from "./checker.js";
 import { config, TIMINGS } from "./config.js";

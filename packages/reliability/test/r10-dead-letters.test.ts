@@ -5,18 +5,8 @@
  * delivery limit), D5 (SQS maxReceiveCount backstop, only in its own crash-loop run).
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import {
-  type Broker,
-  createAdmin,
-  createClient,
-  createWorker,
-  type DeadLetter,
-  decodeEnvelope,
-  defineJob,
-  NonRetryableError,
-  physicalQueue,
-  priorityLevel,
-} from "@jobs/core";
+import { type Broker, createAdmin, createClient, createWorker, defineJob, NonRetryableError } from "@jobs/core";
+import { type DeadLetter, decodeEnvelope, physicalQueue, priorityLevel } from "@jobs/core/adapter";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

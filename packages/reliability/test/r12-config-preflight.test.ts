@@ -5,7 +5,8 @@
  */
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { type PrivateServer, startPrivateRedis } from "@jobs/conformance";
-import { createClient, createWorker, defineJob, physicalQueue, priorityLevel } from "@jobs/core";
+import { createClient, createWorker, defineJob } from "@jobs/core";
+import { physicalQueue, priorityLevel } from "@jobs/core/adapter";
 import { rabbitmqCapabilities } from "@jobs/rabbitmq";
 import { jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";

@@ -18,9 +18,8 @@ import {
   JobsError,
   JobValidationError,
   PayloadTooLargeError,
-  physicalQueue,
-  priorityLevel,
 } from "@jobs/core";
+import { physicalQueue, priorityLevel } from "@jobs/core/adapter";
 import type { RabbitMQBroker } from "@jobs/rabbitmq";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";

@@ -18,29 +18,31 @@ import {
 } from "@aws-sdk/client-sqs";
 import {
   type Broker,
-  type BrokerCapabilities,
   BrokerClosedError,
+  type Duration,
+  EnqueueOutcomeUnknownError,
+  InvalidOptionsError,
+  type JobsError,
+  PayloadTooLargeError,
+  type QueueCounts,
+  UnknownQueueError,
+  UnsupportedError,
+} from "@jobs/core";
+import {
+  type BrokerCapabilities,
   type BrokerEventMap,
   type ConsumeOptions,
   type DeadLetter,
   type DeadLetterRecord,
   type Delivery,
-  type Duration,
   Emitter,
-  EnqueueOutcomeUnknownError,
-  InvalidOptionsError,
   isLoopbackHost,
-  type JobsError,
   LeaseLostError,
   type OutgoingMessage,
-  PayloadTooLargeError,
   type PublishOutcome,
   parseDuration,
-  type QueueCounts,
   type Subscription,
-  UnknownQueueError,
-  UnsupportedError,
-} from "@jobs/core";
+} from "@jobs/core/adapter";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { Batcher, type Pending } from "./internal/batcher.js";
 import { Consumer, type Leased } from "./internal/consumer.js";

@@ -4,19 +4,8 @@
  * unique queue names and broker instances and cleans them up when the case ends.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import {
-  type Broker,
-  type BrokerCapabilities,
-  createAdmin,
-  type Delivery,
-  InvalidOptionsError,
-  JobsError,
-  type JobsErrorCode,
-  type OutgoingMessage,
-  type PriorityLevel,
-  physicalQueue,
-  type QueueCounts,
-} from "@jobs/core";
+import { type Broker, createAdmin, InvalidOptionsError, JobsError, type JobsErrorCode, type QueueCounts } from "@jobs/core";
+import { type BrokerCapabilities, type Delivery, type OutgoingMessage, type PriorityLevel, physicalQueue } from "@jobs/core/adapter";
 import { waitFor } from "@jobs/core/testing";
 import { describe, expect, onTestFinished } from "vitest";
 import type { BrokerFactoryContext, ConformanceOptions } from "../options.js";

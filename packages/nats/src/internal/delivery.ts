@@ -1,12 +1,5 @@
-import {
-  BrokerClosedError,
-  clock,
-  type DeadLetterRecord,
-  type Delivery,
-  type JobsError,
-  LeaseLostError,
-  type OutgoingMessage,
-} from "@jobs/core";
+import { BrokerClosedError, type JobsError } from "@jobs/core";
+import { clock, type DeadLetterRecord, type Delivery, LeaseLostError, type OutgoingMessage } from "@jobs/core/adapter";
 import type { Msg } from "@nats-io/transport-node";
 import type { Puller } from "./puller.js";
 

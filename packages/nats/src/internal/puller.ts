@@ -1,4 +1,4 @@
-import { clock } from "@jobs/core";
+import { clock } from "@jobs/core/adapter";
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 
 /** How long one pull request waits on the server by default before it expires (and is renewed). */

@@ -2,8 +2,8 @@
  * Consumers: channels with prefetch, deliveries under the adapter's own leases, settlements, the
  * ack proof, channel rotation against `consumer_timeout`, and re-opening after a reconnect.
  */
+import { BrokerClosedError } from "@jobs/core";
 import {
-  BrokerClosedError,
   type ConsumeOptions,
   type DeadLetterRecord,
   type Delivery,
@@ -11,7 +11,7 @@ import {
   type OutgoingMessage,
   redact,
   type Subscription,
-} from "@jobs/core";
+} from "@jobs/core/adapter";
 import type { Channel, ConsumeMessage } from "amqplib";
 import { classicDeliveryCount, quorumDeliveryCount } from "./messages.js";
 import type { QueueNames } from "./topology.js";

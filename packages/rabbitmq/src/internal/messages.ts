@@ -2,7 +2,7 @@
  * What the adapter reads from and writes into message headers: delivery counts (its own header on
  * classic queues, RabbitMQ's on quorum queues) and dead-letter records.
  */
-import type { DeadLetter, DeadLetterRecord } from "@jobs/core";
+import type { DeadLetter, DeadLetterRecord } from "@jobs/core/adapter";
 import type { ConsumeMessage } from "amqplib";
 
 /** Header carrying the delivery count across redeliveries (classic queues only flag `redelivered`). */

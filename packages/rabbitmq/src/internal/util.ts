@@ -1,5 +1,6 @@
 /** Small helpers shared by the broker and its consumers: time bounds and error wrapping. */
-import { BrokerConnectionError, JobsError, redact, type SerializedError } from "@jobs/core";
+import { BrokerConnectionError, JobsError, type SerializedError } from "@jobs/core";
+import { redact } from "@jobs/core/adapter";
 
 /** Rejects with a `BrokerConnectionError` if `promise` takes longer than `ms`. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

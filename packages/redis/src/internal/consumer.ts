@@ -3,9 +3,8 @@
  * fetches in flight), blocks on the queue's wake-up list when idle, and hands settlements to its
  * broker, which batches them per queue.
  */
+import { BrokerClosedError, BrokerConnectionError } from "@jobs/core";
 import {
-  BrokerClosedError,
-  BrokerConnectionError,
   type BrokerEventMap,
   type DeadLetterRecord,
   type Delivery,
@@ -14,7 +13,7 @@ import {
   type OutgoingMessage,
   type PublishOutcome,
   serializeError,
-} from "@jobs/core";
+} from "@jobs/core/adapter";
 import type { Redis } from "ioredis";
 import type { RedisQueueKeys } from "../keys.js";
 import { describe } from "./errors.js";

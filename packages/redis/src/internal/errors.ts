@@ -1,5 +1,5 @@
 /** Turning ioredis errors into safe text: no credentials, no command arguments. */
-import { redact } from "@jobs/core";
+import { redact } from "@jobs/core/adapter";
 
 /** A copy of a native error that keeps name and (redacted) message only: ioredis errors carry command arguments, AUTH's included. */
 export function cleanCause(error: unknown): Error {

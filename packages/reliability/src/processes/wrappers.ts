@@ -3,7 +3,8 @@
  * control R11-C2, to prove that the suite detects the bug it introduces); `recordReceives` only
  * observes (R1's slow orphans: where an orphan was between its kill and its next start).
  */
-import type { Broker, Delivery } from "@jobs/core";
+import type { Broker } from "@jobs/core";
+import type { Delivery } from "@jobs/core/adapter";
 
 /**
  * R11-C2: acknowledges every delivery the moment it arrives, before the handler runs (the Sidekiq

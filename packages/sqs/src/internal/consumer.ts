@@ -1,4 +1,4 @@
-import type { Delivery } from "@jobs/core";
+import type { Delivery } from "@jobs/core/adapter";
 
 /** A delivery as its consumer tracks it: its lease deadline (ms since the epoch). */
 export interface Leased {

@@ -1,12 +1,5 @@
-import {
-  BrokerConnectionError,
-  EnqueueOutcomeUnknownError,
-  type JobsError,
-  LeaseLostError,
-  redact,
-  type SerializedError,
-  UnknownQueueError,
-} from "@jobs/core";
+import { BrokerConnectionError, EnqueueOutcomeUnknownError, type JobsError, type SerializedError, UnknownQueueError } from "@jobs/core";
+import { LeaseLostError, redact } from "@jobs/core/adapter";
 
 /** The fields of an AWS SDK error we read (never its request, which carries signed headers). */
 interface AwsError {

@@ -1,5 +1,5 @@
-import type { BrokerCapabilities } from "../broker.js";
-import type { PriorityLevel } from "../priority.js";
+import type { BrokerCapabilities } from "./broker.js";
+import type { PriorityLevel } from "./priority.js";
 
 const LEVELS_HIGH_FIRST: readonly PriorityLevel[] = [4, 3, 2, 1, 0];
 

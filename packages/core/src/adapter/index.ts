@@ -1,0 +1,60 @@
+/**
+ * `@jobs/core/adapter`: what an adapter author needs. The Broker contract's types, the envelope
+ * codec, the errors adapters throw, and the plumbing every adapter would otherwise write again
+ * (redacted causes, request timeouts, reconnect backoff, the consume-options and payload-size
+ * checks, the insecure-connection warning, write coalescing, the loopback test).
+ */
+export type {
+  Broker,
+  BrokerCapabilities,
+  BrokerEventMap,
+  ConsumeOptions,
+  DeadLetter,
+  DeadLetterReason,
+  DeadLetterRecord,
+  Delivery,
+  On,
+  OutgoingMessage,
+  PublishOutcome,
+  QueueCounts,
+  Subscription,
+} from "../broker.js";
+export { clock } from "../clock.js";
+export { type Duration, parseDuration } from "../duration.js";
+export {
+  decodeEnvelope,
+  ENVELOPE_VERSION,
+  type Envelope,
+  type EnvelopeError,
+  type EnvelopeMeta,
+  encodeEnvelope,
+  type LocalEnvelope,
+  MAX_TIMER_MS,
+} from "../envelope.js";
+export {
+  BrokerClosedError,
+  BrokerConnectionError,
+  EnqueueOutcomeUnknownError,
+  EnvelopeDecodeError,
+  InvalidOptionsError,
+  JobsError,
+  type JobsErrorCode,
+  type JobsErrorOptions,
+  LeaseLostError,
+  PayloadTooLargeError,
+  redact,
+  type SerializedError,
+  serializeError,
+  UnknownQueueError,
+  UnsupportedError,
+} from "../errors.js";
+export { Emitter } from "../events.js";
+export { PRIORITIES, type Priority, type PriorityLevel, priorityLevel } from "../priority.js";
+export { physicalQueue, physicalQueues } from "../routing.js";
+export { redactedCause, redactedMessage } from "./cause.js";
+export { assertConsumeOptions, payloadTooLarge } from "./checks.js";
+export { coalesceWrites } from "./coalesce.js";
+export { isLoopbackHost } from "./host.js";
+export { warnInsecureConnection } from "./insecure.js";
+export { type ReconnectDelayOptions, reconnectDelay } from "./reconnect.js";
+export { RequestTimeoutError, withTimeout } from "./request-timeout.js";
