@@ -27,6 +27,8 @@ export default defineConfig({
       { extends: true, test: { name: "sqs", root: "packages/sqs", include: ["test/**/*.test.ts"] } },
       { extends: true, test: { name: "nats", root: "packages/nats", include: ["test/**/*.test.ts"] } },
       { extends: true, test: { name: "examples", root: "examples", include: ["*/test/**/*.test.ts"] } },
+      // Checks of the repository itself (the import-cycle guard).
+      { extends: true, test: { name: "repo", root: "scripts", include: ["test/**/*.test.ts"] } },
     ],
   },
 });
