@@ -1,6 +1,5 @@
 import type { Message, MessageAttributeValue } from "@aws-sdk/client-sqs";
-import type { DeadLetterReason } from "@jobs/core";
-import type { DeadLetter, DeadLetterRecord } from "@jobs/core/adapter";
+import type { DeadLetter, DeadLetterReason, DeadLetterRecord } from "@jobs/core/adapter";
 
 // The failure travels as message attributes beside the body, so the body stays byte for byte.
 const A_REASON = "jobs-reason";

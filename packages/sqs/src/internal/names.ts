@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { InvalidOptionsError } from "@jobs/core";
+import { InvalidOptionsError } from "@jobs/core/adapter";
 
 /** SQS queue names: 1-80 letters, digits, `_` and `-`, plus `.fifo` for FIFO queues (counted in the 80). */
 const SQS_NAME = /^[A-Za-z0-9_-]{1,80}$/;

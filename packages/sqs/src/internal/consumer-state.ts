@@ -6,7 +6,7 @@ export interface Leased {
 }
 
 /** The bookkeeping of one consumer: its prefetch slots, the deliveries it holds, and waking its receive loops. */
-export class Consumer<D extends Leased> {
+export class ConsumerState<D extends Leased> {
   /** Deliveries handed out and not settled. */
   unsettled = 0;
   /** Slots promised to receives in flight. */
