@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 // Packages are tested from their TypeScript sources through the "@jobs/source" export condition:
@@ -13,6 +14,9 @@ export default defineConfig({
     projects: [
       {
         extends: true,
+        // Core's behaviour tests run on the in-process broker, read from memory's sources: a package
+        // dependency would be a cycle (memory depends on core). See docs/architecture.md, "Where core's tests live".
+        resolve: { alias: { "@jobs/memory": fileURLToPath(new URL("packages/memory/src/index.ts", import.meta.url)) } },
         test: {
           name: "core",
           root: "packages/core",

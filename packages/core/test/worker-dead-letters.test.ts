@@ -1,0 +1,131 @@
+import { describe, expect, it } from "vitest";
+import { defineJob } from "../src/index.js";
+import { waitForEvent } from "../src/testing/index.js";
+import { deadLetters, deliverAndDie, fixture, publishRaw } from "./support.js";
+
+describe("worker: messages it cannot run", () => {
+  it("dead-letters a job nobody handles as unknown-job and keeps running", async () => {
+    const f = fixture("unknown");
+    const known = f.job<null>("known");
+    const stranger = f.job<null>("stranger");
+    let ran = 0;
+    const worker = f.worker().handle(known, () => {
+      ran++;
+    });
+    await worker.start();
+    const dead = waitForEvent(worker, "job.dead-lettered");
+    await f.client.enqueue(stranger, null);
+    const event = await dead;
+    expect(event).toMatchObject({ reason: "unknown-job", job: { name: "stranger" }, error: { code: "unknown-job" } });
+    const ok = waitForEvent(worker, "job.succeeded");
+    await f.client.enqueue(known, null);
+    await ok;
+    expect(ran).toBe(1);
+  });
+
+  it("dead-letters undecodable bytes as undecodable, keeping them verbatim", async () => {
+    const f = fixture("undecodable");
+    const worker = f.worker({ queues: [f.queue] });
+    await worker.start();
+    const bodies = ["not json", '{"v":1}', `{"v":1,"payload":${"[".repeat(100)}`, '{"__proto__":{}}'];
+    for (const body of bodies) {
+      const dead = waitForEvent(worker, "job.dead-lettered");
+      await publishRaw(f.broker, f.queue, body);
+      const event = await dead;
+      expect(event.reason).toBe("undecodable");
+      expect(event.job).toBeUndefined();
+      expect(event.error.code).toBe("envelope-decode");
+    }
+    const letters = await deadLetters(f.broker, f.queue, 4);
+    expect(letters.map((l) => l.body)).toEqual(bodies);
+  });
+
+  it("dead-letters a message over the worker's size limit as undecodable", async () => {
+    const f = fixture("too-big");
+    const job = f.job<string>("big");
+    let ran = 0;
+    const worker = f.worker({ maxPayloadBytes: 500 }).handle(job, () => {
+      ran++;
+    });
+    await worker.start();
+    const dead = waitForEvent(worker, "job.dead-lettered");
+    await f.client.enqueue(job, "x".repeat(1_000));
+    const event = await dead;
+    expect(event.reason).toBe("undecodable");
+    expect(event.error.message).toContain("over the limit of 500");
+    expect(ran).toBe(0);
+  });
+
+  it("keeps only the first maxPayloadBytes bytes of an oversized undecodable message in its dead letter", async () => {
+    const f = fixture("too-big-raw");
+    const worker = f.worker({ queues: [f.queue], maxPayloadBytes: 500 });
+    await worker.start();
+    // 2,000 characters of 2 UTF-8 bytes each: the cut at 500 bytes falls between two characters;
+    // with one more byte in front it would fall inside one, so it moves back a byte.
+    for (const body of ["é".repeat(2_000), `x${"é".repeat(2_000)}`]) {
+      const dead = waitForEvent(worker, "job.dead-lettered");
+      await publishRaw(f.broker, f.queue, body);
+      expect((await dead).reason).toBe("undecodable");
+    }
+    const letters = await deadLetters(f.broker, f.queue, 2);
+    expect(letters.map((l) => l.body)).toEqual(["é".repeat(250), `x${"é".repeat(249)}`]);
+  });
+
+  it("dead-letters a received payload that fails the handler's schema as validation", async () => {
+    const f = fixture("validation");
+    const producerSide = f.job<unknown>("strict");
+    const schema = {
+      "~standard": {
+        version: 1 as const,
+        vendor: "test",
+        validate: (value: unknown) => (typeof value === "number" ? { value } : { issues: [{ message: "expected a number", path: ["n"] }] }),
+      },
+    };
+    const consumerSide = defineJob({ name: "strict", queue: f.queue, schema });
+    let ran = 0;
+    const worker = f.worker().handle(consumerSide, () => {
+      ran++;
+    });
+    await worker.start();
+    const dead = waitForEvent(worker, "job.dead-lettered");
+    await f.client.enqueue(producerSide, "not a number");
+    const event = await dead;
+    expect(event.reason).toBe("validation");
+    expect(event.error).toMatchObject({ code: "job-validation" });
+    expect(event.error.message).toContain("n: expected a number");
+    expect(ran).toBe(0);
+  });
+
+  it("dead-letters a message delivered more than maxDeliveries times as crash-loop", async () => {
+    const f = fixture("crash-loop");
+    const job = f.job<null>("crashy");
+    await f.client.enqueue(job, null);
+    // Consumers that die holding the delivery: each takes it and closes its own connection.
+    const counts: number[] = [];
+    for (let i = 0; i < 3; i++) counts.push(...(await deliverAndDie(f.broker, f.queue)));
+    expect(counts).toEqual([1, 2, 3]);
+    let ran = 0;
+    const worker = f.worker({ broker: f.scope.broker({ server: f.broker.server }), maxDeliveries: 3 }).handle(job, () => {
+      ran++;
+    });
+    const dead = waitForEvent(worker, "job.dead-lettered");
+    await worker.start();
+    const event = await dead;
+    expect(event.reason).toBe("crash-loop");
+    expect(event.job?.name).toBe("crashy");
+    expect(event.error.message).toContain("delivered 4 times");
+    expect(ran).toBe(0);
+    expect((await deadLetters(f.broker, f.queue, 1))[0]?.reason).toBe("crash-loop");
+  });
+
+  it("runs a message delivered exactly maxDeliveries times", async () => {
+    const f = fixture("crash-edge");
+    const job = f.job<null>("edge");
+    await f.client.enqueue(job, null);
+    for (let i = 0; i < 2; i++) await deliverAndDie(f.broker, f.queue);
+    const worker = f.worker({ broker: f.scope.broker({ server: f.broker.server }), maxDeliveries: 3 }).handle(job, () => {});
+    const succeeded = waitForEvent(worker, "job.succeeded");
+    await worker.start();
+    expect((await succeeded).job.attempt).toBe(1);
+  });
+});
