@@ -11,6 +11,7 @@ import {
   createClient,
   createWorker,
   defineJob,
+  InvalidOptionsError,
   type JobDefinition,
   type JobOptions,
   WORKER_EVENTS,
@@ -18,6 +19,24 @@ import {
   type WorkerOptions,
 } from "../src/index.js";
 import { waitFor } from "../src/testing/index.js";
+
+/** The error `promise` rejects with; fails the test if it resolves or rejects with something else than an Error. */
+export async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(Error);
+    return error as Error;
+  }
+  throw new Error("expected the promise to reject");
+}
+
+/** The field named by the InvalidOptionsError `promise` rejects with. */
+export async function invalidField(promise: Promise<unknown>): Promise<string> {
+  const error = await rejection(promise);
+  expect(error).toBeInstanceOf(InvalidOptionsError);
+  return (error as InvalidOptionsError).field;
+}
 
 /** Retries at once: the tests of retries need no wait between attempts. */
 export const noDelay = { type: "fixed", delay: 0 } as const;

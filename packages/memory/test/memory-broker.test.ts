@@ -3,7 +3,7 @@ import { type Delivery, encodeEnvelope, LeaseLostError, type OutgoingMessage } f
 import { waitFor } from "@jobs/core/testing";
 import { describe, expect, it } from "vitest";
 import { createMemoryBroker, createMemoryServer, type MemoryBrokerOptions, memoryCapabilities } from "../src/index.js";
-import { scope, uniqueQueue } from "./core-support.js";
+import { scope, uniqueQueue } from "./support.js";
 
 function message(id: string, overrides: Partial<OutgoingMessage> = {}): OutgoingMessage {
   return { id, body: JSON.stringify({ id }), priority: 2, delayMs: 0, dedupe: true, ...overrides };

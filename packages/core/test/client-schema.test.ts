@@ -1,19 +1,15 @@
-import { defineJob, JobValidationError } from "@jobs/core";
-import { waitFor } from "@jobs/core/testing";
 import { type } from "arktype";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { scope, uniqueQueue } from "./core-support.js";
+import { defineJob, JobValidationError } from "../src/index.js";
+import { waitFor } from "../src/testing/index.js";
+import { fixture, rejection } from "./support.js";
 
 async function validationError(promise: Promise<unknown>): Promise<JobValidationError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(JobValidationError);
-    return error as JobValidationError;
-  }
-  throw new Error("expected a JobValidationError");
+  const error = await rejection(promise);
+  expect(error).toBeInstanceOf(JobValidationError);
+  return error as JobValidationError;
 }
 
 const schemas = {
@@ -24,26 +20,22 @@ const schemas = {
 
 describe.each(Object.entries(schemas))("enqueue with a %s schema", (lib, schema) => {
   it("accepts a valid payload and the worker receives it", async () => {
-    const t = scope();
-    const broker = t.broker();
-    const queue = uniqueQueue(`schema-${lib}`);
+    const { queue, client, worker: newWorker } = fixture(`schema-${lib}`);
     const job = defineJob({ name: `email.${lib}`, queue, schema });
     const received: unknown[] = [];
-    const worker = t.worker({ broker }).handle(job, (payload) => {
+    const worker = newWorker().handle(job, (payload) => {
       received.push(payload);
     });
     await worker.start();
-    await t.client(broker).enqueue(job, { to: "ada@example.com", count: 2 });
+    await client.enqueue(job, { to: "ada@example.com", count: 2 });
     await waitFor(() => received.length === 1);
     expect(received).toEqual([{ to: "ada@example.com", count: 2 }]);
   });
 
   it("rejects an invalid payload with JobValidationError listing the issues, sending nothing", async () => {
-    const t = scope();
-    const broker = t.broker();
-    const queue = uniqueQueue(`schema-bad-${lib}`);
+    const { broker, queue, client } = fixture(`schema-bad-${lib}`);
     const job = defineJob({ name: `email.${lib}`, queue, schema });
-    const error = await validationError(t.client(broker).enqueue(job, { to: "not-an-email", count: 0 }));
+    const error = await validationError(client.enqueue(job, { to: "not-an-email", count: 0 }));
     expect(error.code).toBe("job-validation");
     expect(error.message).toContain(`payload of "email.${lib}" is invalid`);
     expect(error.issues.map((i) => i.path)).toEqual(expect.arrayContaining([["to"], ["count"]]));
@@ -58,29 +50,25 @@ describe.each(Object.entries(schemas))("enqueue with a %s schema", (lib, schema)
 
 describe("schemas with transforms and async checks", () => {
   it("sends the producer's input and hands the handler the transformed output", async () => {
-    const t = scope();
-    const broker = t.broker();
-    const queue = uniqueQueue("schema-transform");
+    const { queue, client, worker: newWorker } = fixture("schema-transform");
     const job = defineJob({
       name: "report",
       queue,
       schema: z.object({ day: z.iso.date().transform((s) => new Date(`${s}T00:00:00Z`)) }),
     });
     const received: unknown[] = [];
-    const worker = t.worker({ broker }).handle(job, (payload) => {
+    const worker = newWorker().handle(job, (payload) => {
       received.push(payload.day);
     });
     await worker.start();
-    await t.client(broker).enqueue(job, { day: "2024-02-29" });
+    await client.enqueue(job, { day: "2024-02-29" });
     await waitFor(() => received.length === 1);
     expect(received[0]).toBeInstanceOf(Date);
     expect((received[0] as Date).toISOString()).toBe("2024-02-29T00:00:00.000Z");
   });
 
   it("runs an async zod refinement on enqueue and on receipt", async () => {
-    const t = scope();
-    const broker = t.broker();
-    const queue = uniqueQueue("schema-async");
+    const { queue, client, worker: newWorker } = fixture("schema-async");
     const checked: string[] = [];
     const job = defineJob({
       name: "signup",
@@ -93,7 +81,6 @@ describe("schemas with transforms and async checks", () => {
         }, "user name is taken"),
       }),
     });
-    const client = t.client(broker);
     const error = await validationError(client.enqueue(job, { user: "taken" }));
     expect(error.issues).toEqual([{ message: "user name is taken", path: ["user"] }]);
     expect(checked).toContain("taken");
@@ -102,7 +89,7 @@ describe("schemas with transforms and async checks", () => {
     const checksOnEnqueue = checked.filter((name) => name === "free").length;
     expect(checksOnEnqueue).toBeGreaterThan(0);
     const received: string[] = [];
-    const worker = t.worker({ broker }).handle(job, (payload) => {
+    const worker = newWorker().handle(job, (payload) => {
       received.push(payload.user);
     });
     await worker.start();
@@ -113,15 +100,13 @@ describe("schemas with transforms and async checks", () => {
   });
 
   it("enqueueMany validates async schemas per item", async () => {
-    const t = scope();
-    const broker = t.broker();
-    const queue = uniqueQueue("schema-many");
+    const { broker, queue, client } = fixture("schema-many");
     const job = defineJob({
       name: "signup",
       queue,
       schema: z.object({ user: z.string().refine(async (name) => name !== "taken", "taken") }),
     });
-    const results = await t.client(broker).enqueueMany([
+    const results = await client.enqueueMany([
       { job, payload: { user: "a" } },
       { job, payload: { user: "b" } },
     ]);

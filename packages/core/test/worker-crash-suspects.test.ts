@@ -1,46 +1,25 @@
 /**
- * Crash suspects (core internal/suspects.ts, RELIABILITY.md R4-H8): a job that kills its worker
+ * Crash suspects (src/internal/suspects.ts, RELIABILITY.md R4-H8): a job that kills its worker
  * process must not take the delivery counts of the jobs beside it up with its own. A "process" here
  * is a worker with its own connection to the shared memory server; its crash closes that connection
  * without settling anything, so the server hands every delivery it held out again with its count
  * raised, as a broker does when a worker process dies.
  */
-import { defineJob, type Worker } from "@jobs/core";
-import { waitFor } from "@jobs/core/testing";
+import { createMemoryBroker } from "@jobs/memory";
 import { describe, expect, it } from "vitest";
-import { createMemoryBroker } from "../src/index.js";
-import { gate, scope, uniqueQueue } from "./core-support.js";
-
-/** Hands every message of the queue out once to a consumer that then dies (its connection closes unsettled). */
-async function deliverOnceAndDie(server: ReturnType<ReturnType<typeof scope>["broker"]>, queue: string, messages: number): Promise<void> {
-  const doomed = createMemoryBroker({ server: server.server });
-  let seen = 0;
-  await new Promise<void>((resolve) => {
-    void doomed.consume(queue, { prefetch: messages, leaseMs: 60_000 }, () => {
-      if (++seen === messages) void doomed.close().then(resolve);
-    });
-  });
-}
+import { defineJob, type Worker } from "../src/index.js";
+import { waitFor } from "../src/testing/index.js";
+import { deliverAndDie, fixture, gate } from "./support.js";
 
 describe("worker: crash suspects", () => {
   it("a redelivered job runs alone, so a job crashing its worker does not take it along; the poison is dead-lettered", async () => {
-    const t = scope();
-    const server = t.broker();
-    const queue = uniqueQueue("crash-suspects");
+    const { broker: server, queue, client, scope: t } = fixture("crash-suspects");
     const job = defineJob<string>({ name: "maybe-crashy", queue, maxAttempts: 5 });
-    const client = t.client(server);
     // The innocent was already held by two consumers that died (delivered 3 times with
     // maxDeliveries 3: one more crash while it is in flight and it is dead-lettered), then the poison
     // arrives behind it. Run together, the poison's first crash would take the innocent's count to 4.
     await client.enqueue(job, "innocent", { id: "innocent" });
-    for (let i = 0; i < 2; i++) {
-      const doomed = createMemoryBroker({ server: server.server });
-      await new Promise<void>((resolve) => {
-        void doomed.consume(queue, { prefetch: 1, leaseMs: 60_000 }, () => {
-          void doomed.close().then(resolve);
-        });
-      });
-    }
+    for (let i = 0; i < 2; i++) await deliverAndDie(server, queue);
     await client.enqueue(job, "poison", { id: "poison" });
     const outcomes: string[] = [];
     const poisonRuns: number[] = [];
@@ -89,18 +68,15 @@ describe("worker: crash suspects", () => {
   });
 
   it("suspects buffered beside the one that runs go back first, their counts neither raised nor reset", async () => {
-    const t = scope();
-    const server = t.broker();
-    const queue = uniqueQueue("crash-suspects-buffered");
+    const { broker: server, queue, client, scope: t } = fixture("crash-suspects-buffered");
     const job = defineJob<string>({ name: "maybe-crashy", queue, maxAttempts: 5 });
-    const client = t.client(server);
     // Three jobs a dead consumer held: each is delivered a second time, at maxDeliveries 2, so one
     // more crash while it is held gets it dead-lettered. The poison (critical) is the suspect that
     // runs first; the two innocents would be buffered beside it when it crashes.
     await client.enqueue(job, "innocent", { id: "innocent-a" });
     await client.enqueue(job, "innocent", { id: "innocent-b" });
     await client.enqueue(job, "poison", { id: "poison", priority: "critical" });
-    await deliverOnceAndDie(server, queue, 3);
+    await deliverAndDie(server, queue, 3);
     const outcomes: string[] = [];
     const runs: string[] = [];
     for (let generation = 1; generation <= 6 && outcomes.length < 3; generation++) {
@@ -167,13 +143,10 @@ describe("worker: crash suspects", () => {
  * when the fresh job has succeeded. `order` records each start and end.
  */
 async function redeliveredThenFresh(name: string, maxDeliveries: number | undefined) {
-  const t = scope();
-  const server = t.broker();
-  const queue = uniqueQueue(name);
+  const { broker: server, queue, client, scope: t } = fixture(name);
   const job = defineJob<string>({ name: "redelivered-or-not", queue });
-  const client = t.client(server);
   await client.enqueue(job, "redelivered", { id: "redelivered" });
-  await deliverOnceAndDie(server, queue, 1);
+  await deliverAndDie(server, queue);
   const broker = createMemoryBroker({ server: server.server });
   const options = { broker, concurrency: 4, prefetch: 4 };
   const worker = t.worker(maxDeliveries === undefined ? options : { ...options, maxDeliveries });

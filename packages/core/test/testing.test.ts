@@ -1,17 +1,8 @@
 import { AssertionError } from "node:assert";
-import { defineJob } from "@jobs/core";
-import { recordEnqueued, waitFor, waitForEvent } from "@jobs/core/testing";
 import { describe, expect, it } from "vitest";
-import { scope, uniqueQueue } from "./core-support.js";
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the promise to reject");
-}
+import { defineJob } from "../src/index.js";
+import { recordEnqueued, waitFor, waitForEvent } from "../src/testing/index.js";
+import { fixture, rejection, uniqueQueue } from "./support.js";
 
 function assertionError(fn: () => unknown): AssertionError {
   try {
@@ -71,20 +62,16 @@ describe("waitFor", () => {
 
 describe("waitForEvent", () => {
   it("resolves with the first matching event and unsubscribes", async () => {
-    const t = scope();
-    const broker = t.broker();
-    const client = t.client(broker);
-    const job = defineJob<number>({ name: "e", queue: uniqueQueue("wait-event") });
+    const { queue, client } = fixture("wait-event");
+    const job = defineJob<number>({ name: "e", queue });
     const third = waitForEvent(client, "job.enqueued", (e) => e.job.name === "e" && e.duplicate === false);
     const r = await client.enqueue(job, 1);
     expect((await third).job.id).toBe(r.id);
   });
 
   it("applies the predicate", async () => {
-    const t = scope();
-    const broker = t.broker();
-    const client = t.client(broker);
-    const job = defineJob<number>({ name: "e", queue: uniqueQueue("wait-predicate") });
+    const { queue, client } = fixture("wait-predicate");
+    const job = defineJob<number>({ name: "e", queue });
     const dup = waitForEvent(client, "job.enqueued", (e) => e.duplicate);
     await client.enqueue(job, 1, { id: "same" });
     await client.enqueue(job, 2, { id: "other" });
@@ -95,17 +82,14 @@ describe("waitForEvent", () => {
   });
 
   it("rejects after its timeout naming the event", async () => {
-    const t = scope();
-    const client = t.client(t.broker());
+    const { client } = fixture("wait-timeout");
     const error = await rejection(waitForEvent(client, "job.enqueued", () => true, { timeout: 30 }));
     expect(error.message).toBe('waitForEvent("job.enqueued") timed out after 30 ms');
   });
 
   it("stops listening once settled", async () => {
-    const t = scope();
-    const broker = t.broker();
-    const client = t.client(broker);
-    const job = defineJob<number>({ name: "e", queue: uniqueQueue("wait-off") });
+    const { queue, client } = fixture("wait-off");
+    const job = defineJob<number>({ name: "e", queue });
     let seen = 0;
     const first = waitForEvent(client, "job.enqueued", () => {
       seen++;
@@ -120,10 +104,7 @@ describe("waitForEvent", () => {
 
 describe("recordEnqueued", () => {
   it("records accepted jobs and finds them by payload, predicate, queue, window and count", async () => {
-    const t = scope();
-    const broker = t.broker();
-    const client = t.client(broker);
-    const queue = uniqueQueue("record");
+    const { queue, client } = fixture("record");
     const other = uniqueQueue("record-other");
     const email = defineJob<{ to: string; n?: number }>({ name: "email.send", queue });
     const report = defineJob<{ day: string }>({ name: "report", queue: other });
@@ -152,9 +133,8 @@ describe("recordEnqueued", () => {
   });
 
   it("compares payloads deeply and strictly", async () => {
-    const t = scope();
-    const client = t.client(t.broker());
-    const job = defineJob<{ to: string; n?: number }>({ name: "strict", queue: uniqueQueue("record-strict") });
+    const { queue, client } = fixture("record-strict");
+    const job = defineJob<{ to: string; n?: number }>({ name: "strict", queue });
     const recorder = recordEnqueued(client);
     await client.enqueue(job, { to: "a", n: 1 });
     assertionError(() => recorder.assertEnqueued(job, { payload: { to: "a" } }));
@@ -163,9 +143,7 @@ describe("recordEnqueued", () => {
   });
 
   it("throws an AssertionError that shows what was enqueued", async () => {
-    const t = scope();
-    const client = t.client(t.broker());
-    const queue = uniqueQueue("record-fail");
+    const { queue, client } = fixture("record-fail");
     const job = defineJob<{ to: string }>({ name: "email.send", queue });
     const recorder = recordEnqueued(client);
     const none = assertionError(() => recorder.assertEnqueued(job));
@@ -183,9 +161,8 @@ describe("recordEnqueued", () => {
   });
 
   it("records duplicates as such", async () => {
-    const t = scope();
-    const client = t.client(t.broker());
-    const job = defineJob<number>({ name: "d", queue: uniqueQueue("record-dup") });
+    const { queue, client } = fixture("record-dup");
+    const job = defineJob<number>({ name: "d", queue });
     const recorder = recordEnqueued(client);
     await client.enqueue(job, 1, { id: "x1" });
     await client.enqueue(job, 1, { id: "x1" });
@@ -193,9 +170,8 @@ describe("recordEnqueued", () => {
   });
 
   it("records nothing that was rejected, and stops on clear() and stop()", async () => {
-    const t = scope();
-    const client = t.client(t.broker());
-    const job = defineJob<unknown>({ name: "r", queue: uniqueQueue("record-stop") });
+    const { queue, client } = fixture("record-stop");
+    const job = defineJob<unknown>({ name: "r", queue });
     const recorder = recordEnqueued(client);
     await expect(client.enqueue(job, { bad: new Date() })).rejects.toThrow();
     expect(recorder.jobs()).toEqual([]);
@@ -209,11 +185,9 @@ describe("recordEnqueued", () => {
   });
 
   it("keeps recorders of two clients apart", async () => {
-    const t = scope();
-    const broker = t.broker();
-    const a = t.client(broker);
-    const b = t.client(broker);
-    const job = defineJob<string>({ name: "two", queue: uniqueQueue("record-two") });
+    const { broker, queue, client: a, scope } = fixture("record-two");
+    const b = scope.client(broker);
+    const job = defineJob<string>({ name: "two", queue });
     const ra = recordEnqueued(a);
     const rb = recordEnqueued(b);
     await a.enqueue(job, "from a");

@@ -2,21 +2,22 @@
 // pin down that this shortcut keeps the semantics of a networked broker: the handler and test
 // recorders get their own copy of the payload and metadata, never the caller's objects.
 
-import { defineJob } from "@jobs/core";
-import { type Envelope, encodeEnvelope } from "@jobs/core/adapter";
-import { recordEnqueued, waitFor } from "@jobs/core/testing";
-import { createMemoryServer } from "@jobs/memory";
 import { describe, expect, it } from "vitest";
-import { scope, uniqueQueue } from "./core-support.js";
+import { encodeEnvelope } from "../src/adapter/index.js";
+import { defineJob } from "../src/index.js";
+import { recordEnqueued, waitFor } from "../src/testing/index.js";
+import { fixture, publishRaw, rawEnvelope } from "./support.js";
+
+/** A producer broker (the fixture's, with its client) and a consumer broker of the same server. */
+function producerAndConsumer() {
+  const f = fixture("iso");
+  return { ...f, consumer: f.scope.broker({ server: f.broker.server }) };
+}
 
 describe("payload isolation on the memory broker", () => {
   it("runs the job with the payload and metadata as enqueued, even if the caller mutates them afterwards", async () => {
-    const s = scope();
-    const server = createMemoryServer();
-    const producer = s.broker({ server });
-    const consumer = s.broker({ server });
-    const job = defineJob<{ user: { name: string }; tags: string[] }>({ name: "iso.copy", queue: uniqueQueue("iso") });
-    const client = s.client(producer);
+    const { client, consumer, queue, worker } = producerAndConsumer();
+    const job = defineJob<{ user: { name: string }; tags: string[] }>({ name: "iso.copy", queue });
     const recorder = recordEnqueued(client);
     const payload = { user: { name: "Ada" }, tags: ["a"] };
     const metadata = { tenant: "t1" };
@@ -26,7 +27,7 @@ describe("payload isolation on the memory broker", () => {
     metadata.tenant = "t2";
 
     const seen: { payload: unknown; same: boolean; tenant: unknown }[] = [];
-    s.worker({ broker: consumer })
+    worker({ broker: consumer })
       .handle(job, (p, { job: info }) => {
         seen.push({ payload: structuredClone(p), same: p === (payload as unknown), tenant: info.metadata?.tenant });
       })
@@ -39,19 +40,11 @@ describe("payload isolation on the memory broker", () => {
   });
 
   it("gives each delivery of the same message a fresh payload object", async () => {
-    const s = scope();
-    const server = createMemoryServer();
-    const producer = s.broker({ server });
-    const consumer = s.broker({ server });
-    const job = defineJob<{ n: number[] }>({
-      name: "iso.retry",
-      queue: uniqueQueue("iso"),
-      backoff: { type: "fixed", delay: 1 },
-      maxAttempts: 2,
-    });
-    await s.client(producer).enqueue(job, { n: [1] });
+    const { client, consumer, queue, worker } = producerAndConsumer();
+    const job = defineJob<{ n: number[] }>({ name: "iso.retry", queue, backoff: { type: "fixed", delay: 1 }, maxAttempts: 2 });
+    await client.enqueue(job, { n: [1] });
     const payloads: { n: number[] }[] = [];
-    s.worker({ broker: consumer })
+    worker({ broker: consumer })
       .handle(job, (p) => {
         payloads.push(p);
         p.n.push(99); // a handler mutating its payload must not leak into the next attempt
@@ -68,30 +61,12 @@ describe("payload isolation on the memory broker", () => {
 
 describe("retries carry the payload as sent, not as the handler left it", () => {
   it("re-encodes from the received body when the broker keeps no pre-split envelope", async () => {
-    const s = scope();
-    const server = createMemoryServer();
-    const producer = s.broker({ server });
-    const consumer = s.broker({ server });
-    const queue = uniqueQueue("iso");
+    const { broker: producer, consumer, queue, worker } = producerAndConsumer();
     const job = defineJob<{ n: number[] }>({ name: "iso.raw", queue, backoff: { type: "fixed", delay: 1 }, maxAttempts: 2 });
-    const now = Date.now();
-    const envelope: Envelope = {
-      v: 1,
-      id: `raw-${process.pid}`,
-      name: job.name,
-      queue,
-      payload: { n: [1] },
-      attempt: 1,
-      maxAttempts: 2,
-      priority: "normal",
-      enqueuedAt: now,
-      runAt: now,
-      timeout: 10_000,
-    };
     // A raw publish, as from another process or language: no `local`, so core decodes the body.
-    await producer.publish(queue, [{ id: envelope.id, body: encodeEnvelope(envelope), priority: 2, delayMs: 0, dedupe: false }]);
+    await publishRaw(producer, queue, encodeEnvelope(rawEnvelope(queue, { name: job.name, payload: { n: [1] }, maxAttempts: 2 })));
     const seen: number[][] = [];
-    s.worker({ broker: consumer })
+    worker({ broker: consumer })
       .handle(job, (p) => {
         seen.push([...p.n]);
         p.n.push(99);
