@@ -1,4 +1,4 @@
-import { BrokerClosedError, defineJob, InvalidOptionsError, PayloadTooLargeError } from "@jobs/core";
+import { BrokerClosedError, createClient, createWorker, defineJob, InvalidOptionsError, PayloadTooLargeError } from "@jobs/core";
 import { type Delivery, encodeEnvelope, LeaseLostError, type OutgoingMessage } from "@jobs/core/adapter";
 import { waitFor } from "@jobs/core/testing";
 import { describe, expect, it } from "vitest";
@@ -93,14 +93,18 @@ describe("memory broker: drain", () => {
     const broker = t.broker();
     const job = defineJob<number>({ name: "d", queue: uniqueQueue("drain") });
     let done = 0;
-    const worker = t.worker({ broker }).handle(job, async () => {
+    const worker = createWorker({ broker }).handle(job, async () => {
       await new Promise((resolve) => setTimeout(resolve, 5));
       done++;
     });
-    await worker.start();
-    await t.client(broker).enqueueMany(Array.from({ length: 20 }, (_, i) => ({ job, payload: i })));
-    await broker.drain({ timeout: "5s" });
-    expect(done).toBe(20);
+    try {
+      await worker.start();
+      await createClient({ broker }).enqueueMany(Array.from({ length: 20 }, (_, i) => ({ job, payload: i })));
+      await broker.drain({ timeout: "5s" });
+      expect(done).toBe(20);
+    } finally {
+      await worker.close({ timeout: 0 });
+    }
   });
 
   it("rejects after its timeout when nothing consumes", async () => {
