@@ -8,15 +8,19 @@
  */
 
 export { capabilityTable, docsCapabilityTable } from "./capability-table.js";
+export { jobSemanticsEnqueueValidation } from "./cases/jobs-enqueue.js";
+export { jobSemanticsExecution, jobSemanticsShutdown } from "./cases/jobs-execution.js";
+export { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
+export { jobSemanticsRetries } from "./cases/jobs-retries.js";
+export { jobSemanticsScheduling } from "./cases/jobs-scheduling.js";
+export { transportClose } from "./cases/transport-close.js";
+export { transportCompetingConsumers, transportIsolation, transportPrefetch, transportRoundTrip } from "./cases/transport-delivery.js";
+export { transportReconnect, transportRestart } from "./cases/transport-faults.js";
+export { transportInspection } from "./cases/transport-inspection.js";
+export { transportLeases, transportRedelivery } from "./cases/transport-leases.js";
+export { transportDedupe, transportDelays, transportPayloadLimit, transportPriority } from "./cases/transport-publish-options.js";
+export { transportSettlement } from "./cases/transport-settlement.js";
 export { createFaultProxy, type FaultProxy, type FaultProxyMode, type FaultProxyOptions } from "./fault-proxy.js";
-export {
-  jobSemanticsEnqueueValidation,
-  jobSemanticsExecution,
-  jobSemanticsPoisonMessages,
-  jobSemanticsRetries,
-  jobSemanticsScheduling,
-  jobSemanticsShutdown,
-} from "./job-semantics.js";
 export type { BrokerFactory, BrokerFactoryContext, ConformanceEndpoint, ConformanceOptions } from "./options.js";
 export {
   type PrivateRabbitMQ,
@@ -35,19 +39,3 @@ export {
   startPrivateServer,
   waitForPort,
 } from "./servers.js";
-export {
-  transportClose,
-  transportCompetingConsumers,
-  transportDedupe,
-  transportDelays,
-  transportInspection,
-  transportIsolation,
-  transportLeases,
-  transportPayloadLimit,
-  transportPrefetch,
-  transportPriority,
-  transportRedelivery,
-  transportRoundTrip,
-  transportSettlement,
-} from "./transport.js";
-export { transportReconnect, transportRestart } from "./transport-faults.js";

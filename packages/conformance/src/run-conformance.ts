@@ -1,30 +1,18 @@
 import { describe } from "vitest";
+import { jobSemanticsEnqueueValidation } from "./cases/jobs-enqueue.js";
+import { jobSemanticsExecution, jobSemanticsShutdown } from "./cases/jobs-execution.js";
+import { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
+import { jobSemanticsRetries } from "./cases/jobs-retries.js";
+import { jobSemanticsScheduling } from "./cases/jobs-scheduling.js";
+import { transportClose } from "./cases/transport-close.js";
+import { transportCompetingConsumers, transportIsolation, transportPrefetch, transportRoundTrip } from "./cases/transport-delivery.js";
+import { transportReconnect, transportRestart } from "./cases/transport-faults.js";
+import { transportInspection } from "./cases/transport-inspection.js";
+import { transportLeases, transportRedelivery } from "./cases/transport-leases.js";
+import { transportDedupe, transportDelays, transportPayloadLimit, transportPriority } from "./cases/transport-publish-options.js";
+import { transportSettlement } from "./cases/transport-settlement.js";
 import { assertConformanceOptions } from "./internal/harness.js";
-import {
-  jobSemanticsEnqueueValidation,
-  jobSemanticsExecution,
-  jobSemanticsPoisonMessages,
-  jobSemanticsRetries,
-  jobSemanticsScheduling,
-  jobSemanticsShutdown,
-} from "./job-semantics.js";
 import type { ConformanceOptions } from "./options.js";
-import {
-  transportClose,
-  transportCompetingConsumers,
-  transportDedupe,
-  transportDelays,
-  transportInspection,
-  transportIsolation,
-  transportLeases,
-  transportPayloadLimit,
-  transportPrefetch,
-  transportPriority,
-  transportRedelivery,
-  transportRoundTrip,
-  transportSettlement,
-} from "./transport.js";
-import { transportReconnect, transportRestart } from "./transport-faults.js";
 
 /** One group of the suite: registers its cases with vitest for a broker. */
 export type ConformanceGroup = (options: ConformanceOptions) => void;

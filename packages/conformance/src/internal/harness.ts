@@ -1,14 +1,22 @@
 /**
  * What every case shares: the broker's capabilities (probed once per options object), time limits
- * scaled by `timeScale` and the broker's timer resolution, and a per-case scope that hands out
- * unique queue names and broker instances and cleans them up when the case ends.
+ * scaled by `timeScale` and the broker's timer resolution, and the helpers cases assert with
+ * (inboxes of deliveries, counts, errors). The per-case fixture is in `fixture.ts`.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { type Broker, createAdmin, InvalidOptionsError, JobsError, type JobsErrorCode, type QueueCounts } from "@jobs/core";
-import { type BrokerCapabilities, type Delivery, type OutgoingMessage, type PriorityLevel, physicalQueue } from "@jobs/core/adapter";
+import { type Broker, InvalidOptionsError, JobsError, type JobsErrorCode, type QueueCounts } from "@jobs/core";
+import {
+  type BrokerCapabilities,
+  type ConsumeOptions,
+  type Delivery,
+  type OutgoingMessage,
+  type PriorityLevel,
+  physicalQueue,
+  type Subscription,
+} from "@jobs/core/adapter";
 import { waitFor } from "@jobs/core/testing";
-import { describe, expect, onTestFinished } from "vitest";
-import type { BrokerFactoryContext, ConformanceOptions } from "../options.js";
+import { expect } from "vitest";
+import type { ConformanceOptions } from "../options.js";
 
 /** Time limits of one suite run, in ms. */
 export interface Timing {
@@ -87,107 +95,6 @@ export function capabilitiesOf(options: ConformanceOptions): Promise<BrokerCapab
   return probe;
 }
 
-/** What a group's body gets. */
-export interface GroupEnv {
-  /** The broker's capabilities. */
-  readonly caps: BrokerCapabilities;
-  /** Scaled time limits. */
-  readonly t: Timing;
-}
-
-/**
- * Registers one group: a describe block whose cases are collected once the broker's capabilities
- * are known (vitest awaits async describe factories), so gates can use `describe.skipIf`.
- */
-export function group(options: ConformanceOptions, title: string, body: (env: GroupEnv) => void): void {
-  assertConformanceOptions(options);
-  describe(title, async () => {
-    const caps = await capabilitiesOf(options);
-    body({ caps, t: timingOf(options, caps) });
-  });
-}
-
-/** Resources of one case, released when it finishes (pass or fail). */
-export class Scope {
-  readonly #options: ConformanceOptions;
-  readonly #context: BrokerFactoryContext;
-  readonly #brokers: Broker[] = [];
-  readonly #closers: (() => Promise<void>)[] = [];
-  readonly #queues: { readonly name: string; readonly logical: boolean }[] = [];
-
-  constructor(options: ConformanceOptions, context: BrokerFactoryContext) {
-    this.#options = options;
-    this.#context = context;
-  }
-
-  /** A new broker instance (its own connection), closed at the end of the case. */
-  async broker(): Promise<Broker> {
-    const broker = await this.#options.createBroker(this.#context);
-    this.#brokers.push(broker);
-    return broker;
-  }
-
-  /** `count` new broker instances. */
-  async brokers(count: number): Promise<Broker[]> {
-    const out: Broker[] = [];
-    for (let i = 0; i < count; i++) out.push(await this.broker());
-    return out;
-  }
-
-  /** A unique physical queue name for transport cases, purged at the end. */
-  queue(tag: string): string {
-    const name = uniqueQueueName(tag);
-    this.#queues.push({ name, logical: false });
-    return name;
-  }
-
-  /** Purges `name` too at the end of the case (a queue derived from one of `queue`'s names). */
-  adopt(name: string): string {
-    this.#queues.push({ name, logical: false });
-    return name;
-  }
-
-  /** A unique logical queue name for job cases (purged with every physical queue core derives from it). */
-  jobQueue(tag: string): string {
-    const name = uniqueQueueName(tag);
-    this.#queues.push({ name, logical: true });
-    return name;
-  }
-
-  /** Closes something (a worker) before the brokers at the end of the case. */
-  defer(close: () => Promise<void>): void {
-    this.#closers.push(close);
-  }
-
-  /** Closes workers, then brokers, then purges every queue the case used through a fresh instance. */
-  async dispose(): Promise<void> {
-    const errors: unknown[] = [];
-    const collect = (results: PromiseSettledResult<unknown>[]): void => {
-      for (const r of results) if (r.status === "rejected") errors.push(r.reason);
-    };
-    collect(await Promise.allSettled(this.#closers.map((close) => close())));
-    collect(await Promise.allSettled(this.#brokers.map((b) => b.close())));
-    if (this.#queues.length > 0) {
-      // Straight to the broker, never through a fault proxy the case may have left paused.
-      const cleaner = await this.#options.createBroker({});
-      try {
-        const admin = createAdmin({ broker: cleaner });
-        for (const q of this.#queues) await (q.logical ? admin.purge(q.name) : cleaner.purge(q.name));
-      } finally {
-        await cleaner.close();
-      }
-    }
-    if (errors.length > 0) throw errors[0];
-  }
-}
-
-/** A scope for the running case, disposed when the case finishes. */
-export function useScope(options: ConformanceOptions, context: BrokerFactoryContext = {}): Scope {
-  const scope = new Scope(options, context);
-  onTestFinished(() => scope.dispose());
-  return scope;
-}
-
 /** `cf-<tag>-<random>`: letters, digits and "-", well under 63 characters. */
 export function uniqueQueueName(tag: string): string {
   return `cf-${tag}-${randomBytes(5).toString("hex")}`;
@@ -221,23 +128,45 @@ export interface Received {
   readonly at: number;
 }
 
+/**
+ * How an inbox settles what it receives: not at all (the case settles), `true` acks each delivery
+ * at once, `"next-turn"` acks it on a later turn (as an asynchronous handler would).
+ */
+export type AutoAck = boolean | "next-turn";
+
 /** Collects deliveries of a consumer; with `autoAck` it acks each one and keeps any settle error. */
 export class Inbox {
   /** Everything delivered so far, in arrival order. */
   readonly received: Received[] = [];
   /** Errors of automatic acks. */
   readonly settleErrors: unknown[] = [];
-  readonly #autoAck: boolean;
+  readonly #autoAck: AutoAck;
+  #subscription: Subscription | undefined;
 
-  constructor(options: { readonly autoAck?: boolean } = {}) {
+  constructor(options: { readonly autoAck?: AutoAck } = {}) {
     this.#autoAck = options.autoAck ?? false;
   }
 
   /** Pass this to `broker.consume`. */
   readonly onDelivery = (delivery: Delivery): void => {
     this.received.push({ delivery, body: delivery.body, deliveryCount: delivery.deliveryCount, at: performance.now() });
-    if (this.#autoAck) delivery.ack().catch((error: unknown) => this.settleErrors.push(error));
+    const ack = (): void => {
+      delivery.ack().catch((error: unknown) => this.settleErrors.push(error));
+    };
+    if (this.#autoAck === "next-turn") setImmediate(ack);
+    else if (this.#autoAck) ack();
   };
+
+  /** Consumes `queue` on `broker` into this inbox. */
+  async listen(broker: Broker, queue: string, options: ConsumeOptions): Promise<this> {
+    this.#subscription = await broker.consume(queue, options, this.onDelivery);
+    return this;
+  }
+
+  /** Stops the consumer `listen` started (deliveries already held stay settleable). */
+  async stop(): Promise<void> {
+    await this.#subscription?.stop();
+  }
 
   /** Resolves with the deliveries once at least `count` arrived. */
   async waitForCount(count: number, timeout: number): Promise<Received[]> {

@@ -5,9 +5,10 @@
 import { type Broker, JobsError } from "@jobs/core";
 import { waitFor } from "@jobs/core/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createFaultProxy, type FaultProxy } from "./fault-proxy.js";
-import { EMPTY, expectCounts, expectJobsError, group, Inbox, message, publishAll, quietWindow, useScope } from "./internal/harness.js";
-import type { ConformanceOptions } from "./options.js";
+import { createFaultProxy, type FaultProxy } from "../fault-proxy.js";
+import { group } from "../internal/fixture.js";
+import { EMPTY, expectJobsError, message, quietWindow } from "../internal/harness.js";
+import type { ConformanceOptions } from "../options.js";
 
 /**
  * Publishes until the broker accepts the message, as an application would after a connection
@@ -38,10 +39,12 @@ async function publishEventually(broker: Broker, queue: string, body: string, ti
 
 /** Reconnect: with the fault proxy in front of the broker, cut or stalled connections recover by themselves. */
 export function transportReconnect(options: ConformanceOptions): void {
-  group(options, "transport: reconnect", ({ t }) => {
+  group(options, "transport: reconnect", ({ t, transportCase }) => {
     describe.skipIf(options.endpoint === undefined)("reconnect [needs option: endpoint]", () => {
       let proxy: FaultProxy | undefined;
-      const through = (): { readonly endpoint: FaultProxy["address"] } => ({ endpoint: (proxy as FaultProxy).address });
+      const through = (): { readonly context: { readonly endpoint: FaultProxy["address"] } } => ({
+        context: { endpoint: (proxy as FaultProxy).address },
+      });
       const recovery = t.ms(30_000);
 
       beforeAll(async () => {
@@ -57,12 +60,10 @@ export function transportReconnect(options: ConformanceOptions): void {
       it(
         "resumes publishing and consuming by itself after every connection is reset, losing no accepted publish",
         async () => {
-          const s = useScope(options, through());
-          const q = s.queue("reconnect");
-          const [producer, consumer] = await s.brokers(2);
-          const inbox = new Inbox({ autoAck: true });
-          await consumer!.consume(q, { prefetch: 10, leaseMs: t.lease }, inbox.onDelivery);
-          await publishAll(producer!, q, [message("before")]);
+          const f = await transportCase("reconnect", through());
+          const { producer, q } = f;
+          const inbox = await f.inbox({ prefetch: 10, leaseMs: t.lease, autoAck: true });
+          await f.publish("before");
           await inbox.waitForCount(1, t.wait);
           expect(proxy!.connections).toBeGreaterThan(0);
           proxy!.setMode("reset");
@@ -70,13 +71,13 @@ export function transportReconnect(options: ConformanceOptions): void {
           await quietWindow(t.ms(300));
           proxy!.setMode("pass");
           const bodies = ["after-1", "after-2", "after-3"];
-          for (const body of bodies) await publishEventually(producer!, q, body, recovery, t.ms(50));
+          for (const body of bodies) await publishEventually(producer, q, body, recovery, t.ms(50));
           await waitFor(() => bodies.every((b) => inbox.bodies().includes(b)), {
             timeout: recovery,
             message: "messages accepted after the reset were not all delivered",
           });
           expect(inbox.bodies()).toContain("before");
-          await expectCounts(producer!, q, EMPTY, recovery);
+          await f.expectCounts(EMPTY, { timeout: recovery });
         },
         3 * t.ms(30_000),
       );
@@ -84,12 +85,9 @@ export function transportReconnect(options: ConformanceOptions): void {
       it(
         "a delivery held across a reset is either still settleable or redelivered",
         async () => {
-          const s = useScope(options, through());
-          const q = s.queue("heldreset");
-          const [producer, consumer] = await s.brokers(2);
-          const held = new Inbox();
-          await consumer!.consume(q, { prefetch: 1, leaseMs: t.lease }, held.onDelivery);
-          await publishAll(producer!, q, [message("held-across")]);
+          const f = await transportCase("heldreset", through());
+          const held = await f.inbox({ prefetch: 1, leaseMs: t.lease });
+          await f.publish("held-across");
           const [first] = await held.waitForCount(1, t.wait);
           proxy!.resetConnections();
           let ackError: unknown;
@@ -108,7 +106,7 @@ export function transportReconnect(options: ConformanceOptions): void {
             expect(again!.body).toBe("held-across");
             await again!.delivery.ack();
           }
-          await expectCounts(producer!, q, EMPTY, recovery);
+          await f.expectCounts(EMPTY, { timeout: recovery });
         },
         3 * t.ms(30_000),
       );
@@ -116,13 +114,11 @@ export function transportReconnect(options: ConformanceOptions): void {
       it(
         "a publish issued while the connection stalls settles once bytes flow again",
         async () => {
-          const s = useScope(options, through());
-          const q = s.queue("stall");
-          const [producer, consumer] = await s.brokers(2);
-          const inbox = new Inbox({ autoAck: true });
-          await consumer!.consume(q, { prefetch: 10, leaseMs: t.lease }, inbox.onDelivery);
+          const f = await transportCase("stall", through());
+          const { producer, q } = f;
+          const inbox = await f.inbox({ prefetch: 10, leaseMs: t.lease, autoAck: true });
           proxy!.pause();
-          const pending = producer!.publish(q, [message("stalled")]).then(
+          const pending = producer.publish(q, [message("stalled")]).then(
             (outcomes) => ({ outcomes, error: undefined as unknown }),
             (error: unknown) => ({ outcomes: undefined, error }),
           );
@@ -135,7 +131,7 @@ export function transportReconnect(options: ConformanceOptions): void {
             const error = result.outcomes?.[0]?.ok === false ? result.outcomes[0].error : result.error;
             expect(JobsError.isInstance(error) && error.retryable, `expected a retryable JobsError, got ${String(error)}`).toBe(true);
           }
-          await publishEventually(producer!, q, "after-stall", recovery, t.ms(50));
+          await publishEventually(producer, q, "after-stall", recovery, t.ms(50));
           await waitFor(() => inbox.bodies().includes("after-stall"), { timeout: recovery, message: "publish after the stall was lost" });
         },
         3 * t.ms(30_000),
@@ -146,22 +142,20 @@ export function transportReconnect(options: ConformanceOptions): void {
 
 /** Restart: after the broker server restarts, instances reconnect by themselves; durable brokers keep accepted messages. */
 export function transportRestart(options: ConformanceOptions): void {
-  group(options, "transport: broker restart", ({ caps, t }) => {
+  group(options, "transport: broker restart", ({ caps, t, transportCase }) => {
     describe.skipIf(options.restart === undefined)("restart [needs option: restart]", () => {
       const recovery = t.ms(30_000);
 
       it(
         "publishes and consumes again after a restart, through the same instances",
         async () => {
-          const s = useScope(options);
-          const q = s.queue("restart");
-          const [producer, consumer] = await s.brokers(2);
-          const inbox = new Inbox({ autoAck: true });
-          await consumer!.consume(q, { prefetch: 10, leaseMs: t.lease }, inbox.onDelivery);
-          await publishAll(producer!, q, [message("before-restart")]);
+          const f = await transportCase("restart");
+          const { producer, q } = f;
+          const inbox = await f.inbox({ prefetch: 10, leaseMs: t.lease, autoAck: true });
+          await f.publish("before-restart");
           await inbox.waitForCount(1, t.wait);
           await options.restart!();
-          await publishEventually(producer!, q, "after-restart", recovery, t.ms(100));
+          await publishEventually(producer, q, "after-restart", recovery, t.ms(100));
           await waitFor(() => inbox.bodies().includes("after-restart"), { timeout: recovery, message: "consumer did not resume" });
         },
         4 * t.ms(30_000),
@@ -171,19 +165,11 @@ export function transportRestart(options: ConformanceOptions): void {
         it(
           "delivers after a restart every message accepted before it",
           async () => {
-            const s = useScope(options);
-            const q = s.queue("durable");
-            const producer = await s.broker();
+            const f = await transportCase("durable", { brokers: 1 });
             const bodies = Array.from({ length: 5 }, (_, i) => `durable-${i}`);
-            await publishAll(
-              producer,
-              q,
-              bodies.map((b) => message(b)),
-            );
+            await f.publish(...bodies);
             await options.restart!();
-            const consumer = await s.broker();
-            const inbox = new Inbox({ autoAck: true });
-            await consumer.consume(q, { prefetch: 10, leaseMs: t.lease }, inbox.onDelivery);
+            const inbox = await f.inbox({ broker: await f.broker(), prefetch: 10, leaseMs: t.lease, autoAck: true });
             await inbox.waitForCount(bodies.length, recovery);
             expect([...new Set(inbox.bodies())].sort()).toEqual(bodies);
           },
