@@ -6,10 +6,34 @@
 import { PRIORITIES, type Priority } from "@jobs/core";
 import { waitFor } from "@jobs/core/testing";
 import { describe, expect, it } from "vitest";
-import { group } from "../internal/fixture.js";
-import { EMPTY } from "../internal/harness.js";
+import { group, type JobFixture, type RecordedWorker } from "../internal/fixture.js";
+import { EMPTY, type Timing } from "../internal/harness.js";
 import type { Counted } from "../internal/jobs.js";
 import type { ConformanceOptions } from "../options.js";
+
+/**
+ * Runs a worker, enqueues one job delayed by `delay` and waits for it to succeed; asserts that it
+ * started once, as attempt 1, not before its runAt.
+ */
+async function runDelayedOnce(
+  f: JobFixture,
+  name: string,
+  delay: number,
+  t: Timing,
+): Promise<{ readonly worker: RecordedWorker<undefined>; readonly startedAt: number; readonly runAt: number }> {
+  const job = f.job<Counted>(name);
+  const starts: { at: number; attempt: number }[] = [];
+  const worker = await f.run(job, (_p, { job }) => {
+    starts.push({ at: Date.now(), attempt: job.attempt });
+  });
+  const done = worker.next("job.succeeded", delay + t.wait);
+  const enqueued = await f.client.enqueue(job, { n: 1 }, { delay });
+  await done;
+  expect(starts).toHaveLength(1);
+  expect(starts[0]!.attempt).toBe(1);
+  expect(starts[0]!.at).toBeGreaterThanOrEqual(enqueued.runAt);
+  return { worker, startedAt: starts[0]!.at, runAt: enqueued.runAt };
+}
 
 /** Scheduling: delayed jobs never start early (even beyond the broker's native delay), priority under a backlog. */
 export function jobSemanticsScheduling(options: ConformanceOptions): void {
@@ -17,20 +41,8 @@ export function jobSemanticsScheduling(options: ConformanceOptions): void {
     it(
       "never starts a delayed job before its runAt, and starts it soon after",
       async () => {
-        const f = await jobCase("delayed");
-        const job = f.job<Counted>("conformance.delayed");
-        const starts: { at: number; attempt: number }[] = [];
-        const worker = await f.run(job, (_p, { job }) => {
-          starts.push({ at: Date.now(), attempt: job.attempt });
-        });
-        const delay = t.ms(400);
-        const done = worker.next("job.succeeded", delay + t.wait);
-        const enqueued = await f.client.enqueue(job, { n: 1 }, { delay });
-        await done;
-        expect(starts).toHaveLength(1);
-        expect(starts[0]!.attempt).toBe(1);
-        expect(starts[0]!.at).toBeGreaterThanOrEqual(enqueued.runAt);
-        expect(starts[0]!.at - enqueued.runAt).toBeLessThan(t.ms(1_000) + 2 * t.resolution);
+        const { startedAt, runAt } = await runDelayedOnce(await jobCase("delayed"), "conformance.delayed", t.ms(400), t);
+        expect(startedAt - runAt).toBeLessThan(t.ms(1_000) + 2 * t.resolution);
       },
       t.testTimeout,
     );
@@ -41,19 +53,8 @@ export function jobSemanticsScheduling(options: ConformanceOptions): void {
         "runs a job delayed past maxDelayMs once, at or after runAt, as attempt 1 (re-delays are not attempts)",
         async () => {
           const f = await jobCase("longdelay");
-          const job = f.job<Counted>("conformance.longdelay");
-          const starts: { at: number; attempt: number }[] = [];
-          const worker = await f.run(job, (_p, { job }) => {
-            starts.push({ at: Date.now(), attempt: job.attempt });
-          });
+          const { worker } = await runDelayedOnce(f, "conformance.longdelay", Math.ceil(2.5 * caps.maxDelayMs), t);
           const events = worker.events;
-          const delay = Math.ceil(2.5 * caps.maxDelayMs);
-          const done = worker.next("job.succeeded", delay + t.wait);
-          const enqueued = await f.client.enqueue(job, { n: 1 }, { delay });
-          await done;
-          expect(starts).toHaveLength(1);
-          expect(starts[0]!.attempt).toBe(1);
-          expect(starts[0]!.at).toBeGreaterThanOrEqual(enqueued.runAt);
           expect(events.filter((e) => e.type === "job.deferred").length).toBeGreaterThanOrEqual(1);
           expect(events.filter((e) => e.type === "job.failed" || e.type === "job.retrying" || e.type === "error")).toEqual([]);
           await f.expectCounts(EMPTY);
