@@ -1,37 +1,29 @@
-import type { Broker, ConsumeOptions, DeadLetterReason, Delivery, Subscription } from "./broker.js";
-import { infoOf } from "./client.js";
-import { clock } from "./clock.js";
+/**
+ * The worker: public types and `createWorker`, which wires its parts (internal/worker/): receipt,
+ * the priority buffer, the suspect gate, running handlers, deadlines, heartbeats, settlement and
+ * shutdown. What each part needs from the others goes through its host interface.
+ */
+import type { Broker, ConsumeOptions, Delivery, Subscription } from "./broker.js";
 import type { JobDefinition } from "./define-job.js";
 import { type Duration, parseDuration } from "./duration.js";
-import { decodeEnvelope, type Envelope, encodeEnvelope, fromLocalEnvelope } from "./envelope.js";
-import {
-  BrokerClosedError,
-  InvalidOptionsError,
-  JobsError,
-  JobTimeoutError,
-  JobValidationError,
-  LeaseLostError,
-  type SerializedError,
-  serializeError,
-  UnknownJobError,
-} from "./errors.js";
-import { Emitter, type JobInfo, type WorkerEventMap } from "./events.js";
-import { abortItem, asReceived, boundedRaw, HandlerContext, type Held, jobOf, type Registered } from "./internal/held.js";
+import { BrokerClosedError, InvalidOptionsError } from "./errors.js";
+import { Emitter, type WorkerEventMap } from "./events.js";
 import { IntrusiveList } from "./internal/list.js";
-import { describeIssues, runSchema, type SchemaResult } from "./internal/schema.js";
-import {
-  HAND_BACK_DELAY_MS,
-  handedBack,
-  isSuspect,
-  nextLevel,
-  pickSuspect,
-  SuspectTurn,
-  suspectThreshold,
-  uncarried,
-} from "./internal/suspects.js";
+import { Deadlines } from "./internal/worker/deadlines.js";
+import type { HeldDelivery, Registered } from "./internal/worker/held-delivery.js";
+import { Heartbeat, leaseExpired } from "./internal/worker/leases.js";
+import { PriorityBuffer } from "./internal/worker/priority-buffer.js";
+import { type ReceiveHost, receive } from "./internal/worker/receive.js";
+import { JobRunner } from "./internal/worker/run.js";
+import { Settlement } from "./internal/worker/settlement.js";
+import { Shutdown } from "./internal/worker/shutdown.js";
+import { SuspectGate } from "./internal/worker/suspect-gate.js";
+import { isSuspect, suspectThreshold } from "./internal/worker/suspects.js";
+import type { JobHandler } from "./job-context.js";
 import { assertQueueName } from "./names.js";
-import { PRIORITIES, type PriorityLevel } from "./priority.js";
 import { physicalQueues } from "./routing.js";
+
+export type { JobContext, JobHandler } from "./job-context.js";
 
 /** Options of `createWorker`. */
 export interface WorkerOptions<Ctx> {
@@ -64,19 +56,6 @@ export interface WorkerOptions<Ctx> {
   readonly maxPayloadBytes?: number;
 }
 
-/** What a handler receives beside its payload. */
-export interface JobContext<Ctx> {
-  /** Id, name, attempt, … of this job. */
-  readonly job: JobInfo;
-  /** Aborts when the job times out or the worker shuts down; pass it to fetch, database drivers, … */
-  readonly signal: AbortSignal;
-  /** The worker's injected context. */
-  readonly context: Ctx;
-}
-
-/** A job handler. Resolving acks the job; throwing retries it (or dead-letters a `NonRetryableError`). */
-export type JobHandler<P, Ctx> = (payload: P, ctx: JobContext<Ctx>) => unknown;
-
 /** Options of `Worker.close`. */
 export interface CloseOptions {
   /** Overrides the worker's `shutdownTimeout`. */
@@ -102,8 +81,6 @@ export interface Worker<Ctx> {
   readonly running: number;
 }
 
-const SHUTDOWN_GRACE_MS = 1_000;
-
 /** Creates a worker. Register handlers with `handle`, then `start`. */
 export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Worker<Ctx> {
   if (typeof options !== "object" || options === null || typeof options.broker?.consume !== "function") {
@@ -127,502 +104,132 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
     throw new InvalidOptionsError("maxDeliveries", `expected a positive integer, got ${String(maxDeliveries)}`);
   }
-  const suspectFrom = suspectThreshold(maxDeliveries);
   const maxBytes = Math.min(options.maxPayloadBytes ?? caps.maxPayloadBytes, caps.maxPayloadBytes);
   if (options.queues !== undefined) {
     if (!Array.isArray(options.queues)) throw new InvalidOptionsError("queues", "expected an array of queue names");
     for (const [i, q] of options.queues.entries()) assertQueueName(q, `queues[${i}]`);
   }
-  const context = options.context as Ctx;
+
+  const threshold = suspectThreshold(maxDeliveries);
   const events = new Emitter<WorkerEventMap>();
   const handlers = new Map<string, Registered>();
-  const buffers: Held[][] = [[], [], [], [], []];
-  let buffered = 0;
-  /** Jobs holding a delivery: buffered or running (no third set to update on every job). */
-  function* heldItems(): Generator<Held> {
-    for (const buffer of buffers) yield* buffer;
-    yield* runningSet;
-    // A suspect waiting for its consumers to pause is in neither.
-    if (alone !== undefined && aloneWaiting) yield alone;
-  }
-  const runningSet = new IntrusiveList<Held>();
   const subscriptions: Subscription[] = [];
   let state: "new" | "starting" | "running" | "closing" | "closed" = "new";
-  let heartbeat: NodeJS.Timeout | undefined;
-  let closing: Promise<void> | undefined;
   let starting: Promise<void> | undefined;
-  let onIdle: (() => void) | undefined;
-  /** When close() aborts running jobs (Date.now() ms); a later close() with a shorter timeout moves it earlier. */
-  let abortAt = Number.POSITIVE_INFINITY;
-  /** While close() waits for running jobs: re-arms its timer for an earlier `abortAt`. */
-  let shortenShutdown: (() => void) | undefined;
-  let pendingSettles = 0;
+  let pumping = false;
 
-  function reportSettleError(error: unknown, envelope: Envelope | undefined): void {
-    const job = envelope === undefined ? undefined : infoOf(envelope);
-    const serialized = serializeError(error);
-    if (JobsError.isInstance(error) && (error.code === "lease-lost" || error.code === "broker-closed")) {
-      events.emit("job.lease-lost", job === undefined ? { error: serialized } : { job, error: serialized });
-    } else {
-      events.emit("error", job === undefined ? { error: serialized } : { error: serialized, job });
-    }
-  }
+  const running = new IntrusiveList<HeldDelivery>();
+  const buffer = new PriorityBuffer(agingMs);
+  const settlement = new Settlement({ events, maxDelayMs: caps.maxDelayMs, maxBytes, settled: checkIdle });
+  const deadlines = new Deadlines({ running: () => running, timedOut: (item, error) => runner.failed(item, error) });
+  const runner = new JobRunner<Ctx>({ context: options.context as Ctx, events, deadlines, settlement, finished });
+  const gate = new SuspectGate({
+    buffer,
+    threshold,
+    subscriptions: () => subscriptions,
+    canStart: () => settlement.pending === 0 && state === "running",
+    leaseExpired: (item) => leaseExpired(item, Date.now(), leaseMs),
+    releaseExpired: (item) => settlement.releaseExpired(item),
+    releaseKeepingCount: (item, delayMs) => settlement.releaseKeepingCount(item, delayMs),
+    run: start,
+    pump,
+  });
+  const receipt: ReceiveHost = { maxBytes, maxDeliveries, handlers, settlement };
+  const heartbeat = new Heartbeat({
+    leaseMs,
+    canExtend: caps.leaseExtension,
+    held,
+    lost: (item, e) => settlement.report(e, item.envelope),
+  });
+  const shutdown = new Shutdown({
+    timeoutMs: shutdownTimeoutMs,
+    closing: () => {
+      state = "closing";
+    },
+    stopConsumers: () => Promise.allSettled(subscriptions.map((s) => s.stop())),
+    releaseUnstarted,
+    running: () => running,
+    isIdle: () => running.size === 0 && settlement.pending === 0,
+    closed: () => {
+      heartbeat.stop();
+      deadlines.stop();
+      state = "closed";
+    },
+  });
 
-  function deadLetter(delivery: Delivery, envelope: Envelope | undefined, reason: DeadLetterReason, error: unknown): Promise<void> {
-    const failedAt = Date.now();
-    const serialized = serializeError(error);
-    const body =
-      envelope === undefined
-        ? boundedRaw(delivery.body, maxBytes)
-        : encodeEnvelope({ ...uncarried(envelope), lastError: { ...serialized, at: failedAt, attempt: envelope.attempt } });
-    return delivery.deadLetter({ body, reason, error: serialized, failedAt }).then(
-      () => {
-        if (events.has("job.dead-lettered")) {
-          events.emit(
-            "job.dead-lettered",
-            envelope === undefined ? { reason, error: serialized } : { job: infoOf(envelope), reason, error: serialized },
-          );
-        }
-      },
-      (e: unknown) => reportSettleError(e, envelope),
-    );
-  }
-
-  function release(delivery: Delivery, envelope: Envelope | undefined): void {
-    delivery.defer(0).catch((e: unknown) => reportSettleError(e, envelope));
+  /** Jobs holding a delivery: buffered, running, or the suspect waiting to start (no third set to update on every job). */
+  function* held(): Generator<HeldDelivery> {
+    yield* buffer;
+    yield* running;
+    const waiting = gate.waiting;
+    if (waiting !== undefined) yield waiting;
   }
 
   function onDelivery(delivery: Delivery): void {
     if (state === "closing" || state === "closed") {
-      release(delivery, undefined);
+      settlement.release(delivery, undefined);
       return;
     }
-    let envelope: Envelope;
-    try {
-      // The pre-split form skips parsing the body, but not the size limit: near it, decode.
-      const local = delivery.local;
-      envelope =
-        local === undefined || delivery.body.length * 3 > maxBytes ? decodeEnvelope(delivery.body, maxBytes) : fromLocalEnvelope(local);
-    } catch (error) {
-      settling(deadLetter(delivery, undefined, "undecodable", error));
-      return;
-    }
-    const prior = envelope.priorDeliveries;
-    const count = prior === undefined ? delivery.deliveryCount : delivery.deliveryCount + prior;
-    if (count > maxDeliveries) {
-      const error = new JobsError(
-        "non-retryable",
-        `[jobs] delivered ${count} times without being settled (its worker keeps dying or losing the lease)`,
-      );
-      settling(deadLetter(delivery, envelope, "crash-loop", error));
-      return;
-    }
-    const now = Date.now();
-    if (envelope.runAt > now) {
-      const delayMs = Math.min(envelope.runAt - now, caps.maxDelayMs);
-      delivery.defer(delayMs).then(
-        () => {
-          if (events.has("job.deferred")) events.emit("job.deferred", { job: infoOf(envelope), delayMs });
-        },
-        (e: unknown) => reportSettleError(e, envelope),
-      );
-      return;
-    }
-    const reg = handlers.get(envelope.name);
-    if (reg === undefined) {
-      settling(deadLetter(delivery, envelope, "unknown-job", new UnknownJobError(envelope.name)));
-      return;
-    }
-    const level = PRIORITIES.indexOf(envelope.priority) as PriorityLevel;
-    const item: Held = {
-      delivery,
-      envelope,
-      reg,
-      level,
-      count,
-      leaseAt: now,
-      leaseConfirmedAt: now,
-      leaseLost: false,
-      controller: undefined,
-      shutdownAborted: false,
-      done: false,
-      job: undefined,
-      startedAt: 0,
-      bufferedAt: now,
-      deadline: Number.POSITIVE_INFINITY,
-      prev: undefined,
-      next: undefined,
-    };
-    if (count >= suspectFrom) {
-      // One suspect at a time (internal/suspects.ts): while one waits to start, others go back,
-      // uncounted. Once it runs, a hand-back cut short by its crash would leave the job twice in the
-      // queue: later suspects wait in the buffer for it instead (consumers that pause send none).
-      if (aloneWaiting) {
-        handBack(item, HAND_BACK_DELAY_MS);
-        return;
-      }
-      suspects++;
-    }
-    (buffers[level] as Held[]).push(item);
-    buffered++;
+    const item = receive(delivery, receipt);
+    if (item === undefined || !gate.admit(item)) return;
+    buffer.push(item);
     pump();
   }
 
-  /** Hands a suspect back to the broker unrun, its count carried in the envelope (neither raised nor reset). */
-  function handBack(item: Held, delayMs: number): void {
-    const { delivery, envelope } = item;
-    settling(
-      delivery
-        .retry({
-          id: envelope.id,
-          body: encodeEnvelope(handedBack(item, asReceived(delivery, envelope))),
-          priority: item.level,
-          delayMs: Math.min(delayMs, caps.maxDelayMs),
-          dedupe: false,
-        })
-        .catch((e: unknown) => reportSettleError(e, envelope)),
-    );
-  }
-
-  /**
-   * The suspect to start now (removed from the buffer), or undefined after handing back every other
-   * suspect buffered: it starts once those hand-backs have reached the broker, so a crash while it
-   * runs finds no other suspect held here. The highest priority level first, then `pickSuspect`.
-   */
-  function takeSuspect(): Held | undefined {
-    let chosen: Held | undefined;
-    let from: Held[] | undefined;
-    for (let level = 4; level >= 0 && chosen === undefined; level--) {
-      const buffer = buffers[level] as Held[];
-      const i = pickSuspect(buffer, suspectFrom);
-      if (i >= 0) {
-        chosen = buffer[i];
-        from = buffer;
-      }
-    }
-    if (chosen === undefined || from === undefined) {
-      suspects = 0;
-      return undefined;
-    }
-    if (suspects > 1) {
-      for (const buffer of buffers) {
-        for (let i = buffer.length - 1; i >= 0; i--) {
-          const item = buffer[i] as Held;
-          if (item === chosen || !isSuspect(item, suspectFrom)) continue;
-          buffer.splice(i, 1);
-          buffered--;
-          suspects--;
-          handBack(item, HAND_BACK_DELAY_MS);
-        }
-      }
-      return undefined;
-    }
-    from.splice(from.indexOf(chosen), 1);
-    buffered--;
-    suspects--;
-    return chosen;
-  }
-
-  // One timer for all running jobs, armed for the earliest deadline, instead of a setTimeout and
-  // clearTimeout per job: most jobs end long before their timeout, so it rarely fires.
-  let timeoutTimer: NodeJS.Timeout | undefined;
-  let timeoutAt = Number.POSITIVE_INFINITY;
-  function armTimeouts(at: number): void {
-    if (timeoutTimer !== undefined) clearTimeout(timeoutTimer);
-    timeoutAt = at;
-    timeoutTimer = setTimeout(checkTimeouts, Math.max(0, at - clock.now()));
-  }
-  function checkTimeouts(): void {
-    timeoutTimer = undefined;
-    timeoutAt = Number.POSITIVE_INFINITY;
-    const now = clock.now();
-    let next = Number.POSITIVE_INFINITY;
-    for (const item of runningSet) {
-      if (item.done) continue;
-      if (item.deadline <= now) {
-        const error = new JobTimeoutError(item.envelope.timeout);
-        abortItem(item, error);
-        completed(item, true, error);
-      } else if (item.deadline < next) next = item.deadline;
-    }
-    if (next !== Number.POSITIVE_INFINITY) armTimeouts(next);
-  }
-
-  let pumping = false;
-  let alone: Held | undefined; // the crash suspect running alone, or waiting to (aloneWaiting)
-  let aloneWaiting = false;
-  let suspects = 0; // crash suspects buffered
-  let paused = false; // consumers paused for the suspect
-  let pausing = 0; // pauses not yet resolved
-  const suspectTurn = new SuspectTurn(() => pump());
   function pump(): void {
     // Re-entrant calls (a synchronous handler completing inside the loop) only flag more work,
     // so a long buffer of synchronous jobs never deepens the stack.
     if (pumping) return;
     pumping = true;
     try {
-      const agedBefore = Date.now() - agingMs;
-      // A crash suspect runs alone (internal/suspects.ts): while one is buffered, nothing else starts;
-      // it starts once nothing runs or settles and no other suspect is held, and nothing beside it.
-      while (runningSet.size < concurrency && buffered > 0 && state === "running" && alone === undefined) {
-        if (suspects > 0) {
-          if (runningSet.size > 0 || pendingSettles > 0 || !suspectTurn.ready()) return;
-          const suspect = takeSuspect();
-          if (suspect === undefined) return;
-          holdFor(suspect);
+      const agedBefore = buffer.agedBefore(Date.now());
+      // A crash suspect runs alone (internal/worker/suspect-gate.ts): while one is buffered, nothing
+      // else starts; it starts once nothing runs or settles and no other suspect is held, and nothing beside it.
+      while (running.size < concurrency && buffer.size > 0 && state === "running" && !gate.reserved) {
+        if (gate.buffered > 0) {
+          if (running.size > 0 || settlement.pending > 0 || !gate.reserveNext()) return;
           continue;
         }
-        const item = buffers[nextLevel(buffers, agedBefore)]?.shift();
+        const item = buffer.shift(agedBefore);
         if (item === undefined) return;
-        buffered--;
-        if (item.leaseLost || Date.now() - item.leaseConfirmedAt >= leaseMs) {
-          expired(item);
+        if (leaseExpired(item, Date.now(), leaseMs)) {
+          settlement.releaseExpired(item);
           continue;
         }
-        runningSet.add(item);
-        execute(item);
+        start(item);
       }
     } finally {
       pumping = false;
     }
   }
 
-  /**
-   * Reserves the worker for a suspect: nothing else starts, suspects delivered meanwhile go back,
-   * and the consumers that can pause stop asking for deliveries. The suspect starts once they have
-   * (no request left that could take messages this process has not seen) and nothing settles.
-   */
-  function holdFor(suspect: Held): void {
-    alone = suspect;
-    aloneWaiting = true;
-    const pauses: Promise<void>[] = [];
-    for (const s of subscriptions) {
-      if (s.pause !== undefined) pauses.push(s.pause().catch(() => {}));
-    }
-    if (pauses.length === 0) {
-      startAlone();
-      return;
-    }
-    paused = true;
-    pausing++;
-    void Promise.all(pauses).then(() => {
-      pausing--;
-      startAlone();
-    });
+  function start(item: HeldDelivery): void {
+    running.add(item);
+    runner.run(item);
   }
 
-  function startAlone(): void {
-    const item = alone;
-    if (item === undefined || !aloneWaiting || pausing > 0 || pendingSettles > 0 || state !== "running") return;
-    aloneWaiting = false;
-    if (item.leaseLost || Date.now() - item.leaseConfirmedAt >= leaseMs) {
-      alone = undefined;
-      resumeConsumers();
-      expired(item);
-      return;
-    }
-    runningSet.add(item);
-    execute(item);
-  }
-
-  function resumeConsumers(): void {
-    if (!paused) return;
-    paused = false;
-    for (const s of subscriptions) s.resume?.();
-  }
-
-  /**
-   * A buffered delivery whose lease ran out before a slot freed (an event-loop stall, heartbeats
-   * the broker never confirmed during a partition): the broker may already have handed the message
-   * to someone else, or back to this worker, so it must not start here. It is handed back with
-   * `defer(0)`, which a broker refuses once the lease is gone (nothing is acked, no attempt counted)
-   * and which frees its prefetch slot; should the broker still hold the lease, the message just goes
-   * back to its queue.
-   */
-  function expired(item: Held): void {
-    const { delivery, envelope } = item;
-    if (!item.leaseLost) {
-      item.leaseLost = true;
-      const error = new LeaseLostError("[jobs] the lease of a buffered job ran out before it could start; it was not run");
-      events.emit("job.lease-lost", { job: jobOf(item), error: serializeError(error) });
-    }
-    settling(
-      delivery.defer(0).catch((e: unknown) => {
-        if (!(JobsError.isInstance(e) && (e.code === "lease-lost" || e.code === "broker-closed"))) reportSettleError(e, envelope);
-      }),
-    );
-  }
-
-  /** Tracks a settle operation so close() waits for it. */
-  function settling(operation: Promise<void>): void {
-    pendingSettles++;
-    const done = (): void => {
-      pendingSettles--;
-      checkIdle();
-    };
-    operation.then(done, done);
-  }
-
-  function checkIdle(): void {
-    if (runningSet.size > 0 || pendingSettles > 0) return;
-    onIdle?.();
-    if (aloneWaiting) startAlone();
-    else if (buffered > 0) pump();
-  }
-
-  function execute(item: Held): void {
-    const { envelope, reg } = item;
-    if (reg.job.schema === undefined) {
-      invoke(item, envelope.payload);
-      return;
-    }
-    const result = runSchema(reg.job.schema, envelope.payload);
-    if (result instanceof Promise)
-      result.then(
-        (r) => validated(item, r),
-        (e: unknown) => completed(item, true, e),
-      );
-    else validated(item, result);
-  }
-
-  function validated(item: Held, result: SchemaResult): void {
-    if (result.ok) {
-      invoke(item, result.value);
-      return;
-    }
-    const { envelope } = item;
-    const error = new JobValidationError(
-      `[jobs] received payload of "${envelope.name}" is invalid: ${describeIssues(result.issues)}`,
-      result.issues,
-    );
-    item.done = true;
-    settling(deadLetter(item.delivery, envelope, "validation", error));
-    finished(item);
-  }
-
-  function invoke(item: Held, payload: unknown): void {
-    const { envelope } = item;
-    item.startedAt = clock.now();
-    if (events.has("job.started")) events.emit("job.started", { job: jobOf(item), waitMs: Math.max(0, Date.now() - envelope.runAt) });
-    let result: unknown;
-    try {
-      result = item.reg.handler(payload, new HandlerContext(context, item));
-    } catch (error) {
-      completed(item, true, error);
-      return;
-    }
-    if (result === null || typeof (result as { then?: unknown } | undefined)?.then !== "function") {
-      completed(item, false, undefined);
-      return;
-    }
-    item.deadline = item.startedAt + envelope.timeout;
-    if (item.deadline < timeoutAt) armTimeouts(item.deadline);
-    (result as PromiseLike<unknown>).then(
-      () => completed(item, false, undefined),
-      (error: unknown) => completed(item, true, error),
-    );
-  }
-
-  /** The handler is over (or timed out): free the slot and settle the delivery. */
-  function completed(item: Held, failed: boolean, failure: unknown): void {
-    if (item.done) return;
-    item.done = true;
-    if (failed) {
-      settling(settle(item, true, failure));
-    } else {
-      // The hot path: one promise reaction per job, no intermediate promises.
-      const durationMs = clock.now() - item.startedAt;
-      pendingSettles++;
-      item.delivery.ack().then(
-        () => {
-          pendingSettles--;
-          if (events.has("job.succeeded")) events.emit("job.succeeded", { job: jobOf(item), durationMs });
-          checkIdle();
-        },
-        (e: unknown) => {
-          pendingSettles--;
-          reportSettleError(e, item.envelope);
-          checkIdle();
-        },
-      );
-    }
-    finished(item);
-  }
-
-  function finished(item: Held): void {
-    runningSet.delete(item);
-    if (alone === item) {
-      alone = undefined;
-      resumeConsumers();
-    }
+  function finished(item: HeldDelivery): void {
+    running.delete(item);
+    gate.finished(item);
     checkIdle();
     pump();
   }
 
-  function settle(item: Held, failed: boolean, failure: unknown): Promise<void> {
-    const { delivery, envelope } = item;
-    const job = jobOf(item);
-    const durationMs = clock.now() - item.startedAt;
-    if (!failed) {
-      return delivery.ack().then(
-        () => {
-          if (events.has("job.succeeded")) events.emit("job.succeeded", { job, durationMs });
-        },
-        (e: unknown) => reportSettleError(e, envelope),
-      );
-    }
-    if (item.shutdownAborted) {
-      // Aborted by shutdown, not by its own fault: hand it back without counting an attempt.
-      return delivery.defer(0).catch((e: unknown) => reportSettleError(e, envelope));
-    }
-    const error: SerializedError = serializeError(failure);
-    // Only NonRetryableError skips the remaining attempts: other library errors a handler lets
-    // escape (a closed producer during shutdown, say) are as transient as any other failure.
-    const nonRetryable = JobsError.isInstance(failure) && failure.code === "non-retryable";
-    const willRetry = !nonRetryable && envelope.attempt < envelope.maxAttempts;
-    if (events.has("job.failed")) events.emit("job.failed", { job, durationMs, error, willRetry });
-    if (!willRetry) {
-      return deadLetter(delivery, asReceived(delivery, envelope), nonRetryable ? "non-retryable" : "max-attempts", failure);
-    }
-    const now = Date.now();
-    const delay = Math.max(0, Math.ceil(item.reg.job.backoff(envelope.attempt, failure)));
-    const next: Envelope = {
-      ...uncarried(asReceived(delivery, envelope)),
-      attempt: envelope.attempt + 1,
-      runAt: now + delay,
-      lastError: { ...error, at: now, attempt: envelope.attempt },
-    };
-    // Emitted before the broker call: once the broker has the next attempt it may deliver it
-    // (even to this worker) before this promise's reactions run, and events must stay in order.
-    // Should the retry fail, `job.lease-lost` or `error` follows and the broker redelivers.
-    if (events.has("job.retrying")) events.emit("job.retrying", { job, delayMs: delay, error });
-    return delivery
-      .retry({
-        id: envelope.id,
-        body: encodeEnvelope(next),
-        priority: item.level,
-        delayMs: Math.min(delay, caps.maxDelayMs),
-        dedupe: false,
-      })
-      .catch((e: unknown) => reportSettleError(e, envelope));
+  function checkIdle(): void {
+    if (running.size > 0 || settlement.pending > 0) return;
+    shutdown.idle();
+    if (gate.waiting !== undefined) gate.startReserved();
+    else if (buffer.size > 0) pump();
   }
 
-  function tick(): void {
-    if (!caps.leaseExtension) return;
-    const now = Date.now();
-    for (const item of heldItems()) {
-      if (item.leaseLost || now - item.leaseAt < leaseMs / 3) continue;
-      item.leaseAt = now;
-      item.delivery.extendLease(leaseMs).then(
-        () => {
-          if (now > item.leaseConfirmedAt) item.leaseConfirmedAt = now;
-        },
-        (error: unknown) => {
-          item.leaseLost = true;
-          reportSettleError(error, item.envelope);
-        },
-      );
+  function releaseUnstarted(): void {
+    for (const item of buffer.drain()) {
+      // A suspect keeps its count (a release would reset it): shutdowns must not wash a crash loop away.
+      if (isSuspect(item, threshold)) settlement.releaseKeepingCount(item, 0);
+      else settlement.release(item.delivery, item.envelope);
     }
+    const waiting = gate.abandon();
+    if (waiting !== undefined) settlement.releaseKeepingCount(waiting, 0);
   }
 
   function consumeOptions(queue: string): ConsumeOptions {
@@ -637,7 +244,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     const queues = options.queues ?? [...new Set([...handlers.values()].map((r) => r.job.queue))];
     if (queues.length === 0) throw new InvalidOptionsError("queues", "no queues to consume: register a handler or pass queues");
     state = "starting";
-    heartbeat = setInterval(tick, Math.max(50, leaseMs / 6));
+    heartbeat.start();
     try {
       for (const queue of queues) {
         for (const physical of physicalQueues(queue, caps)) {
@@ -656,7 +263,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   const worker: Worker<Ctx> = {
     on: events.on,
     get running() {
-      return runningSet.size;
+      return running.size;
     },
     handle(job, handler) {
       if (state !== "new") throw new InvalidOptionsError("handle", "register handlers before start()");
@@ -681,74 +288,8 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       }
       return starting;
     },
-    close(closeOptions) {
-      if (closing !== undefined) {
-        // A later call with a shorter timeout (a second SIGTERM, say) brings the abort forward.
-        if (closeOptions?.timeout !== undefined) {
-          abortAt = Math.min(abortAt, Date.now() + parseDuration(closeOptions.timeout, "timeout"));
-          shortenShutdown?.();
-        }
-        return closing;
-      }
-      const timeoutMs = closeOptions?.timeout === undefined ? shutdownTimeoutMs : parseDuration(closeOptions.timeout, "timeout");
-      state = "closing";
-      abortAt = Date.now() + timeoutMs;
-      closing = (async () => {
-        await Promise.allSettled(subscriptions.map((s) => s.stop()));
-        for (const buffer of buffers) {
-          for (const item of buffer.splice(0)) {
-            // A suspect keeps its count (a release would reset it): shutdowns must not wash a crash loop away.
-            if (isSuspect(item, suspectFrom)) handBack(item, 0);
-            else release(item.delivery, item.envelope);
-          }
-        }
-        buffered = 0;
-        suspects = 0;
-        if (alone !== undefined && aloneWaiting) {
-          handBack(alone, 0);
-          alone = undefined;
-          aloneWaiting = false;
-        }
-        if (!(await idleWithin(Math.max(0, abortAt - Date.now()), true))) {
-          const reason = new BrokerClosedError("[jobs] worker is shutting down");
-          for (const item of runningSet) {
-            item.shutdownAborted = true;
-            abortItem(item, reason);
-          }
-          await idleWithin(Math.min(SHUTDOWN_GRACE_MS, Math.max(timeoutMs, 100)));
-        }
-        if (heartbeat !== undefined) clearInterval(heartbeat);
-        if (timeoutTimer !== undefined) clearTimeout(timeoutTimer);
-        state = "closed";
-      })();
-      return closing;
-    },
+    close: (closeOptions) => shutdown.close(closeOptions?.timeout),
   };
-
-  /** Resolves true once nothing runs or settles, false after `ms`; `shortenable`: ends at `abortAt` if a later close() moves it earlier. */
-  function idleWithin(ms: number, shortenable = false): Promise<boolean> {
-    if (runningSet.size === 0 && pendingSettles === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const expire = (): void => {
-        onIdle = undefined;
-        shortenShutdown = undefined;
-        resolve(false);
-      };
-      let timer = setTimeout(expire, ms);
-      if (shortenable) {
-        shortenShutdown = () => {
-          clearTimeout(timer);
-          timer = setTimeout(expire, Math.max(0, abortAt - Date.now()));
-        };
-      }
-      onIdle = () => {
-        clearTimeout(timer);
-        onIdle = undefined;
-        shortenShutdown = undefined;
-        resolve(true);
-      };
-    });
-  }
 
   return worker;
 }

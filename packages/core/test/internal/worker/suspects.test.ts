@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { decodeEnvelope, type Envelope, encodeEnvelope } from "../src/envelope.js";
-import type { Held } from "../src/internal/held.js";
-import { handedBack, isSuspect, pickSuspect, suspectThreshold, uncarried } from "../src/internal/suspects.js";
+import { decodeEnvelope, type Envelope, encodeEnvelope } from "../../../src/envelope.js";
+import type { HeldDelivery } from "../../../src/internal/worker/held-delivery.js";
+import { isSuspect, pickSuspect, suspectThreshold, withCarriedCount, withoutCarriedCount } from "../../../src/internal/worker/suspects.js";
 
 /** Only the fields the suspect rules read. */
-function held(id: string, count: number): Held {
-  return { envelope: { id }, count } as unknown as Held;
+function held(id: string, count: number): HeldDelivery {
+  return { envelope: { id }, count } as unknown as HeldDelivery;
 }
 
 const received: Envelope = {
@@ -66,17 +66,17 @@ describe("crash suspects", () => {
     expect(winners.size).toBeGreaterThan(1);
   });
 
-  it("a suspect handed back carries its count but this delivery, and nothing else changes", () => {
-    const back = decodeEnvelope(encodeEnvelope(handedBack(held("job-1", 3), received)), 1_000_000);
+  it("a suspect released keeping its count carries its count but this delivery, and nothing else changes", () => {
+    const back = decodeEnvelope(encodeEnvelope(withCarriedCount(held("job-1", 3), received)), 1_000_000);
     expect(back).toEqual({ ...received, priorDeliveries: 2 });
-    // Handed back again on its next delivery (broker count 1, carried 2): the count stays 3.
-    expect(handedBack(held("job-1", 1 + (back.priorDeliveries ?? 0)), back).priorDeliveries).toBe(2);
+    // Released again on its next delivery (broker count 1, carried 2): the count stays 3.
+    expect(withCarriedCount(held("job-1", 1 + (back.priorDeliveries ?? 0)), back).priorDeliveries).toBe(2);
   });
 
   it("a retry or a dead letter starts counting afresh", () => {
-    const carried = handedBack(held("job-1", 4), received);
-    expect(uncarried(carried)).toEqual(received);
-    expect("priorDeliveries" in uncarried(carried)).toBe(false);
-    expect(uncarried(received)).toBe(received);
+    const carried = withCarriedCount(held("job-1", 4), received);
+    expect(withoutCarriedCount(carried)).toEqual(received);
+    expect("priorDeliveries" in withoutCarriedCount(carried)).toBe(false);
+    expect(withoutCarriedCount(received)).toBe(received);
   });
 });

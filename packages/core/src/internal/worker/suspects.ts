@@ -1,5 +1,5 @@
 /**
- * Crash suspects (RELIABILITY.md R4-H8, d.5 Q2). A broker counts deliveries, not who crashed: when
+ * Crash suspects: the rules (docs/reliability.md, R4-H8; the gate that applies them is suspect-gate.ts). A broker counts deliveries, not who crashed: when
  * a worker process dies, every delivery it held comes back with its count raised, the job that
  * killed it and the innocent jobs that merely ran or waited beside it alike. Counted naively, the
  * innocents reach `maxDeliveries` together with the poison and are dead-lettered as `crash-loop`.
@@ -11,12 +11,12 @@
  * 1. A suspect runs alone: the worker starts no other job while a suspect waits (the ones running
  *    finish), starts the suspect once nothing else runs or settles, and starts nothing else until it
  *    has settled.
- * 2. A worker holds one suspect at a time. Before it starts one, it hands the other suspects it has
- *    buffered (and any delivered until it starts) back to the broker, each for `HAND_BACK_DELAY_MS`,
- *    with its count carried in the envelope (`priorDeliveries`), so the hand-back neither raises nor
- *    resets it; and it pauses its consumers (`Subscription.pause`, where the adapter has it). It
- *    starts the suspect once the hand-backs have reached the broker and no request for deliveries
- *    is on its way.
+ * 2. A worker holds one suspect at a time. Before it starts one, it releases the other suspects it
+ *    has buffered (and any delivered until it starts) keeping their counts, each for
+ *    `KEPT_COUNT_RELEASE_DELAY_MS`: the count is carried in the envelope (`priorDeliveries`), so the
+ *    release neither raises nor resets it; and it pauses its consumers (`Subscription.pause`, where
+ *    the adapter has it). It starts the suspect once those releases have reached the broker and no
+ *    request for deliveries is on its way.
  *
  * A crash while a suspect runs then raises the count of that suspect and of first deliveries
  * buffered beside it (count 1, which can afford one), never of another suspect: an innocent job is
@@ -25,15 +25,15 @@
  * after at most `maxDeliveries` runs. What is left: a suspect that arrives while jobs already run
  * waits in the buffer for them, and is counted if one of them is a job crashing on its first run;
  * and on brokers whose consumers cannot pause, a suspect delivered while another runs waits in the
- * buffer (handing it back then could be cut short by a crash, leaving the job twice in the queue)
+ * buffer (releasing it then could be cut short by a crash, leaving the job twice in the queue)
  * and is counted if that one crashes.
  *
  * The cost: redeliveries that are not crashes (a lease lost in a stall or a partition) are
  * serialised as well, one at a time per worker, and a suspect that meets another waits a second per
  * meeting; first deliveries never pay anything.
  */
-import type { Envelope } from "../envelope.js";
-import type { Held } from "./held.js";
+import type { Envelope } from "../../envelope.js";
+import type { HeldDelivery } from "./held-delivery.js";
 
 /**
  * The delivery count from which a delivery is a suspect: above half of `maxDeliveries`, and never
@@ -48,24 +48,24 @@ export function suspectThreshold(maxDeliveries: number): number {
 }
 
 /** Delivered at least `from` times without being settled: consumers died (or lost the lease) while holding it. */
-export function isSuspect(item: Held, from: number): boolean {
+export function isSuspect(item: HeldDelivery, from: number): boolean {
   return item.count >= from;
 }
 
-/** The envelope a suspect is handed back with: as received, carrying its count but this delivery's. */
-export function handedBack(item: Held, received: Envelope): Envelope {
+/** The envelope a suspect is released with (keeping its count): as received, carrying its count but this delivery's. */
+export function withCarriedCount(item: HeldDelivery, received: Envelope): Envelope {
   return { ...received, priorDeliveries: item.count - 1 };
 }
 
 /** The envelope without a carried count: a retry or a dead letter starts counting afresh. */
-export function uncarried(envelope: Envelope): Envelope {
+export function withoutCarriedCount(envelope: Envelope): Envelope {
   if (envelope.priorDeliveries === undefined) return envelope;
   const { priorDeliveries: _, ...rest } = envelope;
   return rest;
 }
 
-/** How long a suspect handed back by a worker that holds another stays away (at most a hop a second per suspect, whatever the job's length). */
-export const HAND_BACK_DELAY_MS = 1_000;
+/** How long a suspect released by a worker that holds another stays away (at most a hop a second per suspect, whatever the job's length). */
+export const KEPT_COUNT_RELEASE_DELAY_MS = 1_000;
 
 /**
  * Which suspect of a level's buffer runs next (alone): the highest count first. Jobs
@@ -78,12 +78,12 @@ export const HAND_BACK_DELAY_MS = 1_000;
  * of the job id and the count instead: stable for one delivery, drawn afresh at each redelivery,
  * whatever order the broker chose.
  */
-export function pickSuspect(buffer: readonly Held[], from: number): number {
+export function pickSuspect(buffer: readonly HeldDelivery[], from: number): number {
   let best = -1;
   let count = from - 1;
   let rank = 0;
   for (let i = 0; i < buffer.length; i++) {
-    const item = buffer[i] as Held;
+    const item = buffer[i] as HeldDelivery;
     const n = item.count;
     if (n < from || n < count) continue;
     const r = tieRank(item.envelope.id, n);
@@ -101,25 +101,6 @@ function tieRank(id: string, count: number): number {
   let h = 0x811c9dc5 ^ count;
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
   return h >>> 0;
-}
-
-/**
- * The level whose head starts next, or -1 when nothing is buffered: the highest level first,
- * unless the head of a level (its oldest job) was buffered at or before `agedBefore`; then the
- * oldest such head goes first.
- */
-export function nextLevel(buffers: readonly (readonly Held[])[], agedBefore: number): number {
-  let from = -1;
-  let oldest = agedBefore;
-  for (let level = 0; level <= 4; level++) {
-    const head = buffers[level]?.[0];
-    if (head !== undefined && head.bufferedAt <= oldest) {
-      from = level;
-      oldest = head.bufferedAt;
-    }
-  }
-  for (let level = 4; from < 0 && level >= 0; level--) if ((buffers[level]?.length ?? 0) > 0) from = level;
-  return from;
 }
 
 /**

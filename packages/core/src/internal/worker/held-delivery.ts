@@ -1,14 +1,14 @@
 /**
- * What the worker keeps per delivery it holds (buffered or running), the handler's context object,
- * and the helpers that read them: split from worker.ts, which keeps the scheduling.
+ * What the worker keeps per delivery it holds (buffered, running or settling), the handler's
+ * context object, and the helpers that read them. Every part of the worker reads these records.
  */
-import type { Delivery } from "../broker.js";
-import { infoOf } from "../client.js";
-import type { JobDefinition } from "../define-job.js";
-import { decodeEnvelope, type Envelope, fromLocalEnvelope } from "../envelope.js";
-import type { JobInfo } from "../events.js";
-import type { PriorityLevel } from "../priority.js";
-import type { JobContext, JobHandler } from "../worker.js";
+import type { Delivery } from "../../broker.js";
+import { infoOf } from "../../client.js";
+import type { JobDefinition } from "../../define-job.js";
+import { decodeEnvelope, type Envelope, fromLocalEnvelope } from "../../envelope.js";
+import type { JobInfo } from "../../events.js";
+import type { JobContext, JobHandler } from "../../job-context.js";
+import type { PriorityLevel } from "../../priority.js";
 
 /** A job's definition with its handler. */
 export interface Registered {
@@ -17,33 +17,40 @@ export interface Registered {
 }
 
 /** A delivery the worker holds: buffered, running, or settling. */
-export interface Held {
+export interface HeldDelivery {
   readonly delivery: Delivery;
   readonly envelope: Envelope;
-  readonly reg: Registered;
+  readonly registered: Registered;
   readonly level: PriorityLevel;
   /**
    * Deliveries of the message not settled by a handler, this one included: the broker's
-   * `deliveryCount` plus the envelope's `priorDeliveries` (carried over when a worker handed it back unrun).
+   * `deliveryCount` plus the envelope's `priorDeliveries` (carried over when a worker released it
+   * unrun with its count kept).
    */
   readonly count: number;
   /** Date.now() when the last heartbeat was sent (or the delivery arrived). */
-  leaseAt: number;
+  heartbeatSentAt: number;
   /** Date.now() when the lease last confirmed began: the delivery, or the sending of the last heartbeat the broker confirmed. */
   leaseConfirmedAt: number;
+  /** A heartbeat failed or the lease ran out in the buffer: the broker may hand the message to someone else. */
   leaseLost: boolean;
+  /** Created only when the handler reads `signal` or the job is aborted. */
   controller: AbortController | undefined;
-  shutdownAborted: boolean;
-  done: boolean;
+  /** Aborted by close(), not by its own fault: released without counting an attempt. */
+  abortedByShutdown: boolean;
+  /** The handler is over (returned, threw, timed out or its payload was invalid): settle once. */
+  completed: boolean;
+  /** The event view, built on first use (`jobOf`). */
   job: JobInfo | undefined;
+  /** clock.now() when the handler was called. */
   startedAt: number;
   /** Date.now() when it entered the buffer (priority aging). */
   readonly bufferedAt: number;
   /** clock.now() after which the pending handler times out (Infinity while not awaiting one). */
   deadline: number;
   /** Links in the running list. */
-  prev: Held | undefined;
-  next: Held | undefined;
+  prev: HeldDelivery | undefined;
+  next: HeldDelivery | undefined;
 }
 
 /**
@@ -52,8 +59,8 @@ export interface Held {
  */
 export class HandlerContext<Ctx> implements JobContext<Ctx> {
   readonly context: Ctx;
-  readonly #item: Held;
-  constructor(context: Ctx, item: Held) {
+  readonly #item: HeldDelivery;
+  constructor(context: Ctx, item: HeldDelivery) {
     this.context = context;
     this.#item = item;
   }
@@ -79,29 +86,14 @@ export function asReceived(delivery: Delivery, envelope: Envelope): Envelope {
   }
 }
 
-/** Most bytes of an oversized undecodable message its dead letter keeps: enough to tell what it was. */
-const OVERSIZE_KEPT_BYTES = 65_536;
-
-/**
- * The raw body of an undecodable message as its dead letter keeps it: whole when within the
- * worker's `maxBytes`, else only its first bytes (at most 64 KiB, cut on a character boundary), so a
- * 10 MB message written by someone else never becomes a 10 MB dead letter, nor costs a copy of itself.
- */
-export function boundedRaw(body: string, maxBytes: number): string {
-  if (body.length * 3 <= maxBytes || Buffer.byteLength(body, "utf8") <= maxBytes) return body;
-  // encodeInto writes whole characters only and never more than the buffer: no copy of the whole body.
-  const head = new Uint8Array(Math.min(maxBytes, OVERSIZE_KEPT_BYTES));
-  const { written } = new TextEncoder().encodeInto(body, head);
-  return Buffer.from(head.buffer, 0, written).toString("utf8");
-}
-
 /** The event view of a held job, built once and only when someone needs it. */
-export function jobOf(item: Held): JobInfo {
+export function jobOf(item: HeldDelivery): JobInfo {
   item.job ??= infoOf(item.envelope);
   return item.job;
 }
 
-export function abortItem(item: Held, reason: unknown): void {
+/** Aborts the handler's signal (creating the controller if the handler never read it). */
+export function abortHandler(item: HeldDelivery, reason: unknown): void {
   item.controller ??= new AbortController();
   item.controller.abort(reason);
 }

@@ -1,0 +1,76 @@
+/**
+ * Receipt: what the worker checks on a delivery before it holds it. An undecodable body, a crash
+ * loop and an unknown job are dead-lettered, a job not due yet is deferred; any other delivery
+ * becomes a `HeldDelivery`.
+ */
+import type { Delivery } from "../../broker.js";
+import { decodeEnvelope, type Envelope, fromLocalEnvelope } from "../../envelope.js";
+import { JobsError, UnknownJobError } from "../../errors.js";
+import { PRIORITIES, type PriorityLevel } from "../../priority.js";
+import type { HeldDelivery, Registered } from "./held-delivery.js";
+import type { Settlement } from "./settlement.js";
+
+/** What receipt needs from the worker. */
+export interface ReceiveHost {
+  /** The worker's payload limit, in bytes. */
+  readonly maxBytes: number;
+  /** `maxDeliveries`: a delivery counted above it is a crash loop. */
+  readonly maxDeliveries: number;
+  /** The handlers, by job name. */
+  readonly handlers: ReadonlyMap<string, Registered>;
+  readonly settlement: Pick<Settlement, "deadLetter" | "defer">;
+}
+
+/** The delivery as the worker holds it, or undefined when it was settled here. */
+export function receive(delivery: Delivery, host: ReceiveHost): HeldDelivery | undefined {
+  const { settlement, maxBytes } = host;
+  let envelope: Envelope;
+  try {
+    // The pre-split form skips parsing the body, but not the size limit: near it, decode.
+    const local = delivery.local;
+    envelope =
+      local === undefined || delivery.body.length * 3 > maxBytes ? decodeEnvelope(delivery.body, maxBytes) : fromLocalEnvelope(local);
+  } catch (error) {
+    settlement.deadLetter(delivery, undefined, "undecodable", error);
+    return undefined;
+  }
+  const prior = envelope.priorDeliveries;
+  const count = prior === undefined ? delivery.deliveryCount : delivery.deliveryCount + prior;
+  if (count > host.maxDeliveries) {
+    const error = new JobsError(
+      "non-retryable",
+      `[jobs] delivered ${count} times without being settled (its worker keeps dying or losing the lease)`,
+    );
+    settlement.deadLetter(delivery, envelope, "crash-loop", error);
+    return undefined;
+  }
+  const now = Date.now();
+  if (envelope.runAt > now) {
+    settlement.defer(delivery, envelope, envelope.runAt - now);
+    return undefined;
+  }
+  const registered = host.handlers.get(envelope.name);
+  if (registered === undefined) {
+    settlement.deadLetter(delivery, envelope, "unknown-job", new UnknownJobError(envelope.name));
+    return undefined;
+  }
+  return {
+    delivery,
+    envelope,
+    registered,
+    level: PRIORITIES.indexOf(envelope.priority) as PriorityLevel,
+    count,
+    heartbeatSentAt: now,
+    leaseConfirmedAt: now,
+    leaseLost: false,
+    controller: undefined,
+    abortedByShutdown: false,
+    completed: false,
+    job: undefined,
+    startedAt: 0,
+    bufferedAt: now,
+    deadline: Number.POSITIVE_INFINITY,
+    prev: undefined,
+    next: undefined,
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * Running a held job: validate its payload (when the job has a schema), call the handler, and
+ * settle by its outcome once (success, failure, timeout: whichever comes first).
+ */
+import { clock } from "../../clock.js";
+import { JobValidationError } from "../../errors.js";
+import type { Emitter, WorkerEventMap } from "../../events.js";
+import { describeIssues, runSchema, type SchemaResult } from "../schema.js";
+import type { Deadlines } from "./deadlines.js";
+import { HandlerContext, type HeldDelivery, jobOf } from "./held-delivery.js";
+import type { Settlement } from "./settlement.js";
+
+/** What running a job needs from the worker. */
+export interface RunHost<Ctx> {
+  /** The worker's injected context. */
+  readonly context: Ctx;
+  readonly events: Emitter<WorkerEventMap>;
+  readonly deadlines: Pick<Deadlines, "watch">;
+  readonly settlement: Pick<Settlement, "ack" | "fail" | "deadLetter">;
+  /** The job is over and its settlement sent: free its slot. */
+  finished(item: HeldDelivery): void;
+}
+
+export class JobRunner<Ctx> {
+  readonly #host: RunHost<Ctx>;
+
+  constructor(host: RunHost<Ctx>) {
+    this.#host = host;
+  }
+
+  /** Runs a job already in the running list. */
+  run(item: HeldDelivery): void {
+    const { envelope, registered } = item;
+    if (registered.job.schema === undefined) {
+      this.#invoke(item, envelope.payload);
+      return;
+    }
+    const result = runSchema(registered.job.schema, envelope.payload);
+    if (result instanceof Promise)
+      result.then(
+        (r) => this.#validated(item, r),
+        (e: unknown) => this.failed(item, e),
+      );
+    else this.#validated(item, result);
+  }
+
+  /** The handler succeeded (ignored once the job is over). */
+  succeeded(item: HeldDelivery): void {
+    if (item.completed) return;
+    item.completed = true;
+    this.#host.settlement.ack(item);
+    this.#host.finished(item);
+  }
+
+  /** The handler failed, or timed out (ignored once the job is over). */
+  failed(item: HeldDelivery, failure: unknown): void {
+    if (item.completed) return;
+    item.completed = true;
+    this.#host.settlement.fail(item, failure);
+    this.#host.finished(item);
+  }
+
+  #validated(item: HeldDelivery, result: SchemaResult): void {
+    if (result.ok) {
+      this.#invoke(item, result.value);
+      return;
+    }
+    const { envelope } = item;
+    const error = new JobValidationError(
+      `[jobs] received payload of "${envelope.name}" is invalid: ${describeIssues(result.issues)}`,
+      result.issues,
+    );
+    item.completed = true;
+    this.#host.settlement.deadLetter(item.delivery, envelope, "validation", error);
+    this.#host.finished(item);
+  }
+
+  #invoke(item: HeldDelivery, payload: unknown): void {
+    const host = this.#host;
+    const { envelope } = item;
+    item.startedAt = clock.now();
+    if (host.events.has("job.started"))
+      host.events.emit("job.started", { job: jobOf(item), waitMs: Math.max(0, Date.now() - envelope.runAt) });
+    let result: unknown;
+    try {
+      result = item.registered.handler(payload, new HandlerContext(host.context, item));
+    } catch (error) {
+      this.failed(item, error);
+      return;
+    }
+    if (result === null || typeof (result as { then?: unknown } | undefined)?.then !== "function") {
+      this.succeeded(item);
+      return;
+    }
+    host.deadlines.watch(item, envelope.timeout);
+    (result as PromiseLike<unknown>).then(
+      () => this.succeeded(item),
+      (error: unknown) => this.failed(item, error),
+    );
+  }
+}

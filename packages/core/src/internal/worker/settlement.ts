@@ -1,0 +1,239 @@
+/**
+ * Settlement: how the worker tells the broker what became of a delivery, with the events that
+ * report it. One vocabulary, used throughout the worker:
+ *
+ * - **ack**: the handler succeeded; the message is removed.
+ * - **retry**: the handler failed and attempts remain; the message is replaced by its next attempt
+ *   (attempt + 1), due after the job's backoff.
+ * - **dead-letter**: given up (no attempt left, `NonRetryableError`, invalid payload, undecodable
+ *   body, unknown job, crash loop); the message moves to the queue's dead letters.
+ * - **defer**: not due yet (its `runAt` is ahead); the same message comes back then.
+ * - **release**: given back unrun, or aborted by shutdown, with `defer(0)`: no attempt is counted
+ *   and the broker's delivery count starts afresh. `releaseExpired` is a release after the lease
+ *   ran out, which the broker may refuse (nothing is lost then: it already took the message back).
+ * - **release keeping count**: a crash suspect given back unrun (internal/worker/suspects.ts),
+ *   through `retry` with the same attempt and its delivery count carried in the envelope
+ *   (`priorDeliveries`), so the release neither raises nor resets the count.
+ *
+ * Settlements the worker waits for on close are tracked (`pending`); `defer` and `release` of jobs
+ * that never reached the buffer are not.
+ */
+import type { DeadLetterReason, Delivery } from "../../broker.js";
+import { infoOf } from "../../client.js";
+import { clock } from "../../clock.js";
+import { type Envelope, encodeEnvelope } from "../../envelope.js";
+import { JobsError, LeaseLostError, serializeError } from "../../errors.js";
+import type { Emitter, WorkerEventMap } from "../../events.js";
+import { asReceived, type HeldDelivery, jobOf } from "./held-delivery.js";
+import { withCarriedCount, withoutCarriedCount } from "./suspects.js";
+
+/** What settlement needs from the worker. */
+export interface SettlementHost {
+  readonly events: Emitter<WorkerEventMap>;
+  /** The broker's `maxDelayMs`: longer delays are cut to it (the job's `runAt` brings it back again). */
+  readonly maxDelayMs: number;
+  /** The worker's payload limit: the raw body an undecodable message's dead letter keeps. */
+  readonly maxBytes: number;
+  /** A tracked settlement is over, whichever way: the worker may be idle now. */
+  settled(): void;
+}
+
+/** Most bytes of an oversized undecodable message its dead letter keeps: enough to tell what it was. */
+const OVERSIZE_KEPT_BYTES = 65_536;
+
+/**
+ * The raw body of an undecodable message as its dead letter keeps it: whole when within the
+ * worker's `maxBytes`, else only its first bytes (at most 64 KiB, cut on a character boundary), so a
+ * 10 MB message written by someone else never becomes a 10 MB dead letter, nor costs a copy of itself.
+ */
+export function undecodableBody(body: string, maxBytes: number): string {
+  if (body.length * 3 <= maxBytes || Buffer.byteLength(body, "utf8") <= maxBytes) return body;
+  // encodeInto writes whole characters only and never more than the buffer: no copy of the whole body.
+  const head = new Uint8Array(Math.min(maxBytes, OVERSIZE_KEPT_BYTES));
+  const { written } = new TextEncoder().encodeInto(body, head);
+  return Buffer.from(head.buffer, 0, written).toString("utf8");
+}
+
+/** The broker refused because the lease is gone (or the broker closed): the message is back in its queue either way. */
+function isLeaseLoss(error: unknown): boolean {
+  return JobsError.isInstance(error) && (error.code === "lease-lost" || error.code === "broker-closed");
+}
+
+export class Settlement {
+  readonly #host: SettlementHost;
+  readonly #events: Emitter<WorkerEventMap>;
+  #pending = 0;
+
+  constructor(host: SettlementHost) {
+    this.#host = host;
+    this.#events = host.events;
+  }
+
+  /** Tracked settlements not yet answered by the broker. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** A settlement the broker refused: `job.lease-lost` when the lease is gone, else `error`. */
+  report(error: unknown, envelope: Envelope | undefined): void {
+    const job = envelope === undefined ? undefined : infoOf(envelope);
+    const serialized = serializeError(error);
+    if (isLeaseLoss(error)) {
+      this.#events.emit("job.lease-lost", job === undefined ? { error: serialized } : { job, error: serialized });
+    } else {
+      this.#events.emit("error", job === undefined ? { error: serialized } : { error: serialized, job });
+    }
+  }
+
+  /** The handler succeeded. The hot path: one promise reaction per job, no intermediate promises. */
+  ack(item: HeldDelivery): void {
+    const durationMs = clock.now() - item.startedAt;
+    this.#pending++;
+    item.delivery.ack().then(
+      () => {
+        this.#pending--;
+        if (this.#events.has("job.succeeded")) this.#events.emit("job.succeeded", { job: jobOf(item), durationMs });
+        this.#host.settled();
+      },
+      (e: unknown) => {
+        this.#pending--;
+        this.report(e, item.envelope);
+        this.#host.settled();
+      },
+    );
+  }
+
+  /** The handler failed (threw, rejected or timed out): retry, dead-letter, or release if shutdown aborted it. */
+  fail(item: HeldDelivery, failure: unknown): void {
+    this.#track(this.#fail(item, failure));
+  }
+
+  #fail(item: HeldDelivery, failure: unknown): Promise<void> {
+    const { delivery, envelope } = item;
+    // Aborted by shutdown, not by its own fault: no attempt is counted.
+    if (item.abortedByShutdown) return this.#release(delivery, envelope);
+    const events = this.#events;
+    const job = jobOf(item);
+    const durationMs = clock.now() - item.startedAt;
+    const error = serializeError(failure);
+    // Only NonRetryableError skips the remaining attempts: other library errors a handler lets
+    // escape (a closed producer during shutdown, say) are as transient as any other failure.
+    const nonRetryable = JobsError.isInstance(failure) && failure.code === "non-retryable";
+    const willRetry = !nonRetryable && envelope.attempt < envelope.maxAttempts;
+    if (events.has("job.failed")) events.emit("job.failed", { job, durationMs, error, willRetry });
+    if (!willRetry) {
+      return this.#deadLetter(delivery, asReceived(delivery, envelope), nonRetryable ? "non-retryable" : "max-attempts", failure);
+    }
+    const now = Date.now();
+    const delay = Math.max(0, Math.ceil(item.registered.job.backoff(envelope.attempt, failure)));
+    const next: Envelope = {
+      ...withoutCarriedCount(asReceived(delivery, envelope)),
+      attempt: envelope.attempt + 1,
+      runAt: now + delay,
+      lastError: { ...error, at: now, attempt: envelope.attempt },
+    };
+    // Emitted before the broker call: once the broker has the next attempt it may deliver it
+    // (even to this worker) before this promise's reactions run, and events must stay in order.
+    // Should the retry fail, `job.lease-lost` or `error` follows and the broker redelivers.
+    if (events.has("job.retrying")) events.emit("job.retrying", { job, delayMs: delay, error });
+    return delivery
+      .retry({
+        id: envelope.id,
+        body: encodeEnvelope(next),
+        priority: item.level,
+        delayMs: Math.min(delay, this.#host.maxDelayMs),
+        dedupe: false,
+      })
+      .catch((e: unknown) => this.report(e, envelope));
+  }
+
+  /** Dead-letters a delivery (`envelope` undefined: its body could not be decoded). */
+  deadLetter(delivery: Delivery, envelope: Envelope | undefined, reason: DeadLetterReason, error: unknown): void {
+    this.#track(this.#deadLetter(delivery, envelope, reason, error));
+  }
+
+  #deadLetter(delivery: Delivery, envelope: Envelope | undefined, reason: DeadLetterReason, error: unknown): Promise<void> {
+    const failedAt = Date.now();
+    const serialized = serializeError(error);
+    const body =
+      envelope === undefined
+        ? undecodableBody(delivery.body, this.#host.maxBytes)
+        : encodeEnvelope({ ...withoutCarriedCount(envelope), lastError: { ...serialized, at: failedAt, attempt: envelope.attempt } });
+    return delivery.deadLetter({ body, reason, error: serialized, failedAt }).then(
+      () => {
+        if (this.#events.has("job.dead-lettered")) {
+          this.#events.emit(
+            "job.dead-lettered",
+            envelope === undefined ? { reason, error: serialized } : { job: infoOf(envelope), reason, error: serialized },
+          );
+        }
+      },
+      (e: unknown) => this.report(e, envelope),
+    );
+  }
+
+  /** Not due yet: the broker hands it out again after `delayMs` (cut to its `maxDelayMs`). Not tracked. */
+  defer(delivery: Delivery, envelope: Envelope, delayMs: number): void {
+    const cut = Math.min(delayMs, this.#host.maxDelayMs);
+    delivery.defer(cut).then(
+      () => {
+        if (this.#events.has("job.deferred")) this.#events.emit("job.deferred", { job: infoOf(envelope), delayMs: cut });
+      },
+      (e: unknown) => this.report(e, envelope),
+    );
+  }
+
+  /** Gives a delivery back unrun (`envelope` undefined: not decoded). Not tracked. */
+  release(delivery: Delivery, envelope: Envelope | undefined): void {
+    void this.#release(delivery, envelope);
+  }
+
+  #release(delivery: Delivery, envelope: Envelope | undefined): Promise<void> {
+    return delivery.defer(0).catch((e: unknown) => this.report(e, envelope));
+  }
+
+  /**
+   * Releases a buffered delivery whose lease ran out before a slot freed: the broker may already
+   * have handed the message to someone else, or back to this worker, so it must not start here.
+   * `defer(0)` is refused once the lease is gone (nothing is acked, no attempt counted) and frees
+   * its prefetch slot; should the broker still hold the lease, the message just goes back to its queue.
+   */
+  releaseExpired(item: HeldDelivery): void {
+    const { delivery, envelope } = item;
+    if (!item.leaseLost) {
+      item.leaseLost = true;
+      const error = new LeaseLostError("[jobs] the lease of a buffered job ran out before it could start; it was not run");
+      this.#events.emit("job.lease-lost", { job: jobOf(item), error: serializeError(error) });
+    }
+    this.#track(
+      delivery.defer(0).catch((e: unknown) => {
+        if (!isLeaseLoss(e)) this.report(e, envelope);
+      }),
+    );
+  }
+
+  /** Releases a crash suspect unrun with its count kept, back after `delayMs`. */
+  releaseKeepingCount(item: HeldDelivery, delayMs: number): void {
+    const { delivery, envelope } = item;
+    this.#track(
+      delivery
+        .retry({
+          id: envelope.id,
+          body: encodeEnvelope(withCarriedCount(item, asReceived(delivery, envelope))),
+          priority: item.level,
+          delayMs: Math.min(delayMs, this.#host.maxDelayMs),
+          dedupe: false,
+        })
+        .catch((e: unknown) => this.report(e, envelope)),
+    );
+  }
+
+  #track(operation: Promise<void>): void {
+    this.#pending++;
+    const done = (): void => {
+      this.#pending--;
+      this.#host.settled();
+    };
+    operation.then(done, done);
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * The types a handler is written against, apart from the worker that calls it, so that the worker's
+ * parts (internal/worker/) and worker.ts can both import them without importing each other.
+ */
+import type { JobInfo } from "./events.js";
+
+/** What a handler receives beside its payload. */
+export interface JobContext<Ctx> {
+  /** Id, name, attempt, … of this job. */
+  readonly job: JobInfo;
+  /** Aborts when the job times out or the worker shuts down; pass it to fetch, database drivers, … */
+  readonly signal: AbortSignal;
+  /** The worker's injected context. */
+  readonly context: Ctx;
+}
+
+/** A job handler. Resolving acks the job; throwing retries it (or dead-letters a `NonRetryableError`). */
+export type JobHandler<P, Ctx> = (payload: P, ctx: JobContext<Ctx>) => unknown;
