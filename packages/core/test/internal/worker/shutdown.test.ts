@@ -37,6 +37,15 @@ function setup(timeoutMs = 30_000) {
   return { shutdown, log, job, end, setSettling };
 }
 
+/** The job is aborted by shutdown exactly `ms` from now, not a millisecond earlier. */
+async function expectAbortIn(item: HeldDelivery, ms: number): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms - 1);
+  expect(item.abortedByShutdown).toBe(false);
+  await vi.advanceTimersByTimeAsync(1);
+  expect(item.abortedByShutdown).toBe(true);
+  expect(item.controller?.signal.reason).toBeInstanceOf(BrokerClosedError);
+}
+
 describe("shutdown", () => {
   beforeEach(() => {
     vi.useFakeTimers();
@@ -85,11 +94,7 @@ describe("shutdown", () => {
     const { shutdown, log, job } = setup(2_000);
     const stuck = job();
     const closing = shutdown.close(undefined);
-    await vi.advanceTimersByTimeAsync(1_999);
-    expect(stuck.abortedByShutdown).toBe(false);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(stuck.abortedByShutdown).toBe(true);
-    expect(stuck.controller?.signal.reason).toBeInstanceOf(BrokerClosedError);
+    await expectAbortIn(stuck, 2_000);
     expect(log).not.toContain("closed");
     // A job that ignores its signal: close() resolves after the grace (1 s) anyway.
     await vi.advanceTimersByTimeAsync(1_000);
@@ -104,10 +109,7 @@ describe("shutdown", () => {
     await vi.advanceTimersByTimeAsync(1_000);
     expect(shutdown.close("60s")).toBe(closing);
     expect(shutdown.close(500)).toBe(closing);
-    await vi.advanceTimersByTimeAsync(499);
-    expect(item.abortedByShutdown).toBe(false);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(item.abortedByShutdown).toBe(true);
+    await expectAbortIn(item, 500);
     end(item);
     await closing;
   });
