@@ -15,8 +15,9 @@
  *   through `retry` with the same attempt and its delivery count carried in the envelope
  *   (`priorDeliveries`), so the release neither raises nor resets the count.
  *
- * Settlements the worker waits for on close are tracked (`pending`); `defer` and `release` of jobs
- * that never reached the buffer are not.
+ * Every settlement but `defer` and `release` is tracked (`pending`): close() waits for them, and a
+ * suspect starts only once none is pending. A job aborted by shutdown is released through `fail`,
+ * tracked like any failure.
  */
 import type { DeadLetterReason, Delivery } from "../../broker.js";
 import { infoOf } from "../../client.js";
