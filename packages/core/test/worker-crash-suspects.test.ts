@@ -1,5 +1,5 @@
 /**
- * Crash suspects (src/internal/suspects.ts, RELIABILITY.md R4-H8): a job that kills its worker
+ * Crash suspects (src/internal/worker/suspects.ts, docs/reliability.md R4-H8): a job that kills its worker
  * process must not take the delivery counts of the jobs beside it up with its own. A "process" here
  * is a worker with its own connection to the shared memory server; its crash closes that connection
  * without settling anything, so the server hands every delivery it held out again with its count
