@@ -16,8 +16,23 @@ import { type MemoryBrokerOptions, resolveMemoryOptions } from "./options.js";
 import { MemoryPublisher } from "./publisher.js";
 import type { MemoryServer } from "./server.js";
 
-/** The memory broker: the parts wired to one connection to a server, plus the server's test controls. */
-export class MemoryAdapter implements Broker {
+/** The memory broker: the Broker contract plus test controls. */
+export interface MemoryBroker extends Broker {
+  /** The shared state. */
+  readonly server: MemoryServer;
+  /** Stop deliveries (on the whole server). */
+  pause(): void;
+  /** Resume deliveries. */
+  resume(): void;
+  /**
+   * Resolves once nothing is ready or in flight and no delayed job is due within `delayedWithin`
+   * (so a worker has run everything enqueued). Rejects after `timeout`.
+   */
+  drain(options?: DrainOptions): Promise<void>;
+}
+
+/** The parts wired to one connection to a server, plus the server's test controls. */
+export class MemoryAdapter implements MemoryBroker {
   readonly name: string = "memory";
   readonly capabilities: BrokerCapabilities;
   readonly server: MemoryServer;
