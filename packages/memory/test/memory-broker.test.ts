@@ -234,12 +234,21 @@ describe("memory broker: publish", () => {
     await expect(broker.purge(queue)).rejects.toBeInstanceOf(BrokerClosedError);
   });
 
-  it("rejects bad consume options", async () => {
+  it.each([
+    [{ prefetch: 0, leaseMs: 1_000 }, "prefetch"],
+    [{ prefetch: 1.5, leaseMs: 1_000 }, "prefetch"],
+    [{ prefetch: 1, leaseMs: 0 }, "leaseMs"],
+    [{ prefetch: 1, leaseMs: Number.POSITIVE_INFINITY }, "leaseMs"],
+  ])("rejects consume options %o naming %s (a rejection, not a throw)", async (options, field) => {
     const t = scope();
     const broker = t.broker();
-    const queue = uniqueQueue("consume-opts");
-    await expect(broker.consume(queue, { prefetch: 0, leaseMs: 1_000 }, () => {})).rejects.toBeInstanceOf(InvalidOptionsError);
-    await expect(broker.consume(queue, { prefetch: 1, leaseMs: 0 }, () => {})).rejects.toBeInstanceOf(InvalidOptionsError);
+    let consuming: Promise<unknown> | undefined;
+    expect(() => {
+      consuming = broker.consume(uniqueQueue("consume-opts"), options, () => {});
+    }).not.toThrow();
+    const error = await consuming?.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    expect((error as InvalidOptionsError).field).toBe(field);
   });
 });
 
