@@ -10,7 +10,7 @@ import {
   type Subscription,
 } from "@jobs/core/adapter";
 import type { MemoryConnection } from "./connection.js";
-import type { Lease, MemoryQueue, Message, QueueConsumer } from "./internal/queue.js";
+import type { Lease, LeaseClass, MemoryQueue, Message, QueueConsumer } from "./internal/queue.js";
 
 /** consume(): subscribes `onDelivery` to a queue of the connection's server. Rejects (never throws) on bad options. */
 export function consume(
@@ -36,6 +36,7 @@ export function consume(
 class MemoryConsumer implements QueueConsumer, Subscription {
   readonly prefetch: number;
   readonly leaseMs: number;
+  readonly Delivery: LeaseClass = MemoryDelivery;
   unsettled: number = 0;
   paused: boolean = false;
   #stopped = false;
@@ -48,10 +49,6 @@ class MemoryConsumer implements QueueConsumer, Subscription {
   ) {
     this.prefetch = options.prefetch;
     this.leaseMs = options.leaseMs;
-  }
-
-  lease(message: Message, deadline: number): Lease {
-    return new MemoryDelivery(this.queue, message, this, deadline);
   }
 
   deliveryFailed(error: unknown): void {
@@ -87,7 +84,7 @@ class MemoryDelivery implements Lease {
   constructor(
     private readonly queue: MemoryQueue,
     readonly message: Message,
-    readonly consumer: MemoryConsumer,
+    readonly consumer: QueueConsumer,
     public deadline: number,
   ) {
     this.body = message.body;
