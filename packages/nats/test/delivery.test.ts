@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { HeldDeliveries, type Holdable, sequenceOf } from "../src/internal/delivery.js";
+import { sequenceOf } from "../src/internal/ack-subject.js";
+import { HeldDeliveries, type Holdable } from "../src/internal/held-deliveries.js";
 
 describe("ack subject parsing", () => {
   it("reads the stream sequence from the v1 form and from the newer form with domain, account hash and a random token", () => {

@@ -1,4 +1,4 @@
-import { clock } from "@jobs/core/adapter";
+import { clock, reconnectDelay } from "@jobs/core/adapter";
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 
 /** How long one pull request waits on the server by default before it expires (and is renewed). */
@@ -6,6 +6,11 @@ export const EXPIRES_MS = 30_000;
 /** A pull that has seen neither a message nor a status this long after its expiry is presumed lost. */
 const STALL_AFTER_MS = 5_000;
 const NAK = "-NAK";
+/**
+ * The pause before starting over after a pull request ended without saying what it delivered:
+ * core's reconnectDelay, 1 s less up to 20 %, so that the consumers of a fleet do not start over in step.
+ */
+const RESTART = { initialMs: 1_000, maxMs: 1_000 } as const;
 
 /**
  * A pull consumer loop over one durable consumer: keeps `unsettled + requested ≤ prefetch` by
@@ -115,7 +120,7 @@ export class Puller {
           // An ended request that does not say how much it delivered (consumer deleted, too many
           // waiting requests): start over a moment later, on a fresh inbox, rather than spin.
           this.#requested = this.prefetch;
-          setTimeout(() => this.reset(), 1_000).unref();
+          setTimeout(() => this.reset(), reconnectDelay(0, RESTART)).unref();
         }
       }
       return;
