@@ -38,7 +38,7 @@ export class NatsAdapter implements NatsBroker {
     this.capabilities = settings.capabilities;
     const subjects = new Subjects(settings.prefix);
     const events = this.#events;
-    const connection: Connection = new Connection(settings, events, {
+    const connection = new Connection(settings, events, {
       attach: (nc) => this.#publisher.attach(nc),
       ensureStream: () => ensureStream(this.#connection.jsm, settings, events),
       lost: () => this.#publisher.lost(),
@@ -80,6 +80,11 @@ export class NatsAdapter implements NatsBroker {
     return this.#closing;
   }
 
+  /**
+   * No more first-connect attempts, sweeps or pull requests; then (if a connection was made)
+   * unsettled deliveries go back to their queues, sent publishes get their PubAck (bounded), and
+   * the server confirms all that before a connection of our own closes.
+   */
   async #close(): Promise<void> {
     this.#connection.shut();
     this.#publisher.stop();
