@@ -259,7 +259,7 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
     const withPassword = createRedisBroker({ url: "redis://:secret@192.0.2.1:6379" });
     const local = open();
     const [a, b, c] = [seen(exposed), seen(withPassword), seen(local)];
-    // The event is emitted right after the factory returns (a microtask), before any I/O.
+    // The event is emitted on the turn after the factory returns (core's warnInsecureConnection), before any I/O.
     await new Promise<void>((resolve) => setImmediate(resolve));
     await Promise.all([exposed.close(), withPassword.close()]);
     expect(a).toHaveLength(1);

@@ -23,6 +23,12 @@ function load(): Record<ScriptName, string> {
   return sources;
 }
 
+/** What runs the scripts: the broker's command connection. */
+export interface Scripts {
+  /** Runs a script; `timed` bounds the wait by the request timeout (the command itself may still run later). */
+  run(name: ScriptName, keys: readonly string[], args: readonly (string | number)[], timed?: boolean): Promise<unknown>;
+}
+
 /** The scripts as commands of a connection (`jobs_<name>(...keys, ...args)`). */
 export type ScriptRunner = (name: ScriptName, keys: readonly string[], args: readonly (string | number)[]) => Promise<unknown>;
 

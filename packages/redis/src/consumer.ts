@@ -1,23 +1,29 @@
 /**
- * The consuming side: deliveries and consumers. A consumer fetches for its free slots (up to two
- * fetches in flight), blocks on the queue's wake-up list when idle, and hands settlements to its
- * broker, which batches them per queue.
+ * consume() and the consuming side: deliveries and consumers. A consumer fetches for its free
+ * slots (up to two fetches in flight), blocks on the queue's wake-up list when idle, and hands
+ * settlements to the per-queue batches, sent as one settle.lua call per queue.
  */
-import { BrokerClosedError, BrokerConnectionError } from "@jobs/core";
 import {
+  assertConsumeOptions,
+  BrokerClosedError,
+  BrokerConnectionError,
   type BrokerEventMap,
+  type ConsumeOptions,
   type DeadLetterRecord,
   type Delivery,
   type Emitter,
+  InvalidOptionsError,
   LeaseLostError,
   type OutgoingMessage,
-  type PublishOutcome,
+  reconnectDelay,
+  redactedMessage,
+  type Subscription,
   serializeError,
 } from "@jobs/core/adapter";
 import type { Redis } from "ioredis";
-import type { RedisQueueKeys } from "../keys.js";
-import { describe } from "./errors.js";
-import type { ScriptName } from "./scripts.js";
+import { connectionError } from "./connection.js";
+import type { QueueState, Waiter } from "./internal/queues.js";
+import type { Scripts } from "./internal/scripts.js";
 
 const LEASE_LOST = "[jobs] [redis] the delivery's lease was lost (it expired or its consumer closed); it will be redelivered";
 
@@ -29,43 +35,84 @@ export interface ConsumerHost {
   readonly maxBlockSeconds: number;
   /** The broker's events. */
   readonly events: Emitter<BrokerEventMap>;
-  /** Runs a script on the command connection. */
-  run(name: ScriptName, keys: readonly string[], args: readonly (string | number)[], timed?: boolean): Promise<unknown>;
+  /** Runs fetch.lua on the command connection. */
+  readonly scripts: Scripts;
+  /** The per-queue batches settlements join. */
+  readonly batches: SettleBatches;
+  /** Opens a connection of its own for blocking on the wake-up list. */
+  connect(role: "blocking"): Redis;
+}
+
+/** The per-queue batches: queues by name, settlements, and fetches that wait for them. */
+export interface SettleBatches {
+  queue(name: string): QueueState;
   /** Adds a settlement to the queue's next batch. */
   enqueueSettle(q: QueueState, op: (string | number)[], waiter: Waiter | undefined): void;
   /** Fetch for this consumer after the next batch of settlements. */
   wantFetch(consumer: RedisConsumer): void;
-  /** Opens a connection with the adapter's settings. */
-  connect(role: "command" | "blocking"): Redis;
 }
 
-/** A settlement waiting for its batch: 1 done, 0 lease lost. */
-export interface Waiter {
-  readonly resolve: (value: number) => void;
-  readonly reject: (error: unknown) => void;
+/** Sends the queue's pending settlements as one settle.lua call; each waiter gets 1 (done) or 0 (lease lost). */
+export function sendSettlements(scripts: Scripts, q: QueueState): Promise<void> {
+  const args = q.settleArgs;
+  const waiters = q.settleWaiters;
+  q.settleArgs = [];
+  q.settleWaiters = [];
+  return scripts.run("settle", q.settleKeys, args, true).then(
+    (reply) => {
+      const results = reply as number[];
+      for (let i = 0; i < waiters.length; i++) (waiters[i] as Waiter).resolve(results[i] as number);
+    },
+    (error: unknown) => {
+      const failure = connectionError("settlement failed", error);
+      for (const w of waiters) w.reject(failure);
+    },
+  );
 }
 
-/** A publish call waiting for its batch. */
-export interface PublishWaiter {
-  readonly outcomes: PublishOutcome[];
-  readonly indexes: number[];
-  readonly resolve: (outcomes: PublishOutcome[]) => void;
-}
+/** The consumers of a broker. */
+export class Consumers {
+  readonly #host: ConsumerHost;
+  readonly #all = new Set<RedisConsumer>();
 
-/** Per physical queue: its keys and the batches waiting for the next flush. */
-export interface QueueState {
-  readonly name: string;
-  readonly keys: RedisQueueKeys;
-  readonly publishKeys: string[];
-  readonly fetchKeys: string[];
-  readonly settleKeys: string[];
-  readonly inspectKeys: string[];
-  readonly purgeKeys: string[];
-  publishMessages: OutgoingMessage[];
-  publishWaiters: PublishWaiter[];
-  settleArgs: (string | number)[];
-  settleWaiters: Waiter[];
-  readonly consumers: Set<RedisConsumer>;
+  constructor(host: ConsumerHost) {
+    this.#host = host;
+  }
+
+  /** Starts a consumer of `queue` (it fetches at once); InvalidOptionsError for bad options. */
+  consume(queue: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Subscription {
+    assertConsumeOptions(options);
+    if (typeof onDelivery !== "function") throw new InvalidOptionsError("onDelivery", "expected a function");
+    const q = this.#host.batches.queue(queue);
+    const consumer = new RedisConsumer(this.#host, q, options.prefetch, Math.ceil(options.leaseMs), onDelivery);
+    this.#all.add(consumer);
+    consumer.kick();
+    return {
+      stop: async () => consumer.stop(),
+      pause: () => consumer.pause(),
+      resume: () => consumer.resume(),
+    };
+  }
+
+  /** The connection is back: every consumer looks for work. */
+  kickAll(): void {
+    for (const consumer of this.#all) consumer.kick();
+  }
+
+  /** Stops every consumer; returns the fetches still on their way. */
+  stopAll(): Promise<void>[] {
+    for (const consumer of this.#all) consumer.stop();
+    return [...this.#all].flatMap((c) => [...c.fetching]);
+  }
+
+  /** Hands every held delivery back to its queue (in the next settle batch) and forgets the consumers. */
+  releaseAll(): void {
+    for (const consumer of this.#all) {
+      for (const delivery of consumer.held) this.#host.batches.enqueueSettle(consumer.queue, ["l", delivery.member], undefined);
+      consumer.held.clear();
+    }
+    this.#all.clear();
+  }
 }
 
 /** One delivery: its token is the member "<key>#<deliveries>" of the active set. */
@@ -146,7 +193,7 @@ export class RedisConsumer {
     const ask = Math.min(free, Math.ceil(this.prefetch / 2));
     this.#again = false;
     this.#reserved += ask;
-    const fetch: Promise<void> = this.broker.run("fetch", this.queue.fetchKeys, [ask, this.leaseMs]).then(
+    const fetch: Promise<void> = this.broker.scripts.run("fetch", this.queue.fetchKeys, [ask, this.leaseMs]).then(
       (reply) => {
         this.fetching.delete(fetch);
         this.#reserved -= ask;
@@ -167,7 +214,7 @@ export class RedisConsumer {
     const count = (reply.length - 1) / 2;
     if (this.stopped) {
       // Taken after stop() and never handed out: straight back to the front, delivery count restored.
-      for (let i = 1; i < reply.length; i += 2) this.broker.enqueueSettle(this.queue, ["u", String(reply[i])], undefined);
+      for (let i = 1; i < reply.length; i += 2) this.broker.batches.enqueueSettle(this.queue, ["u", String(reply[i])], undefined);
       return;
     }
     for (let i = 1; i < reply.length; i += 2) {
@@ -193,10 +240,10 @@ export class RedisConsumer {
     if (this.stopped) return;
     if (this.#failures++ === 0) {
       this.broker.events.emit("error", {
-        error: serializeError(new BrokerConnectionError(`[jobs] [redis] fetch failed: ${describe(error)}`)),
+        error: serializeError(new BrokerConnectionError(`[jobs] [redis] fetch failed: ${redactedMessage(error)}`)),
       });
     }
-    this.#arm(Math.min(5_000, 50 * 2 ** Math.min(this.#failures, 7)));
+    this.#arm(reconnectDelay(this.#failures - 1, { initialMs: 100, maxMs: 5_000 }));
   }
 
   #arm(ms: number): void {
@@ -235,11 +282,11 @@ export class RedisConsumer {
     if (!this.held.delete(delivery)) return Promise.reject(new LeaseLostError("[jobs] [redis] the delivery was already settled"));
     this.unsettled--;
     return new Promise((resolve, reject) => {
-      this.broker.enqueueSettle(this.queue, op, {
+      this.broker.batches.enqueueSettle(this.queue, op, {
         resolve: (ok) => (ok === 1 ? resolve() : reject(new LeaseLostError(LEASE_LOST))),
         reject,
       });
-      this.broker.wantFetch(this);
+      this.broker.batches.wantFetch(this);
     });
   }
 
@@ -247,7 +294,7 @@ export class RedisConsumer {
     if (this.broker.closed) return Promise.reject(new BrokerClosedError("[jobs] [redis] broker is closed"));
     if (!this.held.has(delivery)) return Promise.reject(new LeaseLostError("[jobs] [redis] the delivery was already settled"));
     return new Promise((resolve, reject) => {
-      this.broker.enqueueSettle(this.queue, ["e", delivery.member, Math.max(1, Math.ceil(ms))], {
+      this.broker.batches.enqueueSettle(this.queue, ["e", delivery.member, Math.max(1, Math.ceil(ms))], {
         resolve: (ok) => (ok === 1 ? resolve() : reject(new LeaseLostError(LEASE_LOST))),
         reject,
       });

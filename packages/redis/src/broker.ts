@@ -1,0 +1,120 @@
+/** `RedisAdapter`: the parts of the adapter wired together, and close(). */
+import {
+  type Broker,
+  type BrokerCapabilities,
+  type BrokerEventMap,
+  type ConsumeOptions,
+  type DeadLetter,
+  type Delivery,
+  Emitter,
+  type OutgoingMessage,
+  type PublishOutcome,
+  type QueueCounts,
+  type Subscription,
+} from "@jobs/core/adapter";
+import { closedError, RedisConnection } from "./connection.js";
+import { type ConsumerHost, Consumers, sendSettlements } from "./consumer.js";
+import { Inspection } from "./inspection.js";
+import { Batcher } from "./internal/batcher.js";
+import { type RedisBrokerOptions, resolveOptions } from "./options.js";
+import { Publisher } from "./publisher.js";
+
+/** The Redis broker: the Broker contract, nothing more (no members of its own). */
+export interface RedisBroker extends Broker {}
+
+export class RedisAdapter implements RedisBroker {
+  readonly name: string = "redis";
+  readonly capabilities: BrokerCapabilities;
+  readonly #events = new Emitter<BrokerEventMap>();
+  readonly on: Broker["on"] = this.#events.on;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  readonly #connection: RedisConnection;
+  readonly #batcher: Batcher;
+  readonly #publisher: Publisher;
+  readonly #consumers: Consumers;
+  readonly #inspection: Inspection;
+
+  constructor(options: RedisBrokerOptions) {
+    const settings = resolveOptions(options);
+    this.capabilities = settings.capabilities;
+    const adapter = this;
+    this.#connection = new RedisConnection(settings, this.#events, {
+      get closed() {
+        return adapter.#closed;
+      },
+      reconnected: () => this.#consumers.kickAll(),
+    });
+    const connection = this.#connection;
+    this.#batcher = new Batcher(settings.prefix, {
+      publishes: (q) => this.#publisher.send(q),
+      settlements: (q) => sendSettlements(connection, q),
+    });
+    this.#publisher = new Publisher(this.#batcher, connection, settings.capabilities.maxPayloadBytes, settings.dedupeWindowMs);
+    const consumerHost: ConsumerHost = {
+      get closed() {
+        return adapter.#closed;
+      },
+      maxBlockSeconds: settings.maxBlockMs / 1000,
+      events: this.#events,
+      scripts: connection,
+      batches: this.#batcher,
+      connect: (role) => connection.connect(role),
+    };
+    this.#consumers = new Consumers(consumerHost);
+    this.#inspection = new Inspection({
+      ensureOpen: () => this.#ensureOpen(),
+      queue: (name) => this.#batcher.queue(name),
+      scripts: connection,
+    });
+  }
+
+  #ensureOpen(): void {
+    if (this.#closed) throw closedError();
+  }
+
+  publish(queue: string, messages: readonly OutgoingMessage[]): Promise<PublishOutcome[]> {
+    if (this.#closed) return Promise.reject(closedError());
+    return this.#publisher.publish(queue, messages);
+  }
+
+  async consume(queue: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription> {
+    this.#ensureOpen();
+    return this.#consumers.consume(queue, options, onDelivery);
+  }
+
+  counts(queue: string): Promise<QueueCounts> {
+    return this.#inspection.counts(queue);
+  }
+
+  listDeadLetters(queue: string, options: { readonly limit: number; readonly offset?: number }): Promise<DeadLetter[]> {
+    return this.#inspection.listDeadLetters(queue, options);
+  }
+
+  removeDeadLetters(queue: string, keys: readonly string[]): Promise<number> {
+    return this.#inspection.removeDeadLetters(queue, keys);
+  }
+
+  purge(queue: string): Promise<void> {
+    return this.#inspection.purge(queue);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    const fetching = this.#consumers.stopAll();
+    // With Redis unreachable there is nothing to wait for: leases expire and the messages come back by themselves.
+    const live = this.#connection.live;
+    // Fetches on their way come back and are released (consumer stopped); then every held delivery goes back too.
+    if (live) await this.#connection.bounded(Promise.allSettled(fetching));
+    this.#consumers.releaseAll();
+    this.#batcher.forgetFetches();
+    const flushed = this.#batcher.flush();
+    if (live) await this.#connection.bounded(flushed);
+    await this.#connection.close();
+  }
+}

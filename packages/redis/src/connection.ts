@@ -1,0 +1,180 @@
+/**
+ * The connections of a broker: one for commands (scripts, pings, INFO) and one per consumer for
+ * blocking, all opened with safe settings (reconnect forever with core's reconnectDelay, detect
+ * dead links, resend unanswered commands); the disconnected and reconnected events, the
+ * insecure-connection and server-configuration warnings, request timeouts, and the errors made of
+ * ioredis's (redacted: they carry command arguments, AUTH's included).
+ */
+import {
+  BrokerClosedError,
+  BrokerConnectionError,
+  type BrokerEventMap,
+  type Emitter,
+  isLoopbackHost,
+  reconnectDelay,
+  redactedCause,
+  redactedMessage,
+  serializeError,
+  warnInsecureConnection,
+  withTimeout,
+} from "@jobs/core/adapter";
+import { Redis, type RedisOptions } from "ioredis";
+import { registerScripts, type ScriptName, type ScriptRunner, type Scripts } from "./internal/scripts.js";
+import type { RedisSettings } from "./options.js";
+
+/** A `BrokerConnectionError` saying what failed, with the native error's redacted copy as its cause. */
+export function connectionError(what: string, error: unknown): BrokerConnectionError {
+  return new BrokerConnectionError(`[jobs] [redis] ${what}: ${redactedMessage(error)}`, { cause: redactedCause(error) });
+}
+
+/** The error of anything asked of a closed broker. */
+export function closedError(): BrokerClosedError {
+  return new BrokerClosedError("[jobs] [redis] broker is closed");
+}
+
+/** True for an error reply of the server (nothing ran), as opposed to a lost connection or a timeout. */
+export function isReplyError(error: unknown): boolean {
+  return (error as Error)?.name === "ReplyError";
+}
+
+/** What the connection needs from its broker. */
+export interface ConnectionHost {
+  /** The broker was closed (a connection dropping then is no news). */
+  readonly closed: boolean;
+  /** The command connection is back after `disconnected`: consumers look for work again. */
+  reconnected(): void;
+}
+
+export class RedisConnection implements Scripts {
+  readonly #settings: RedisSettings;
+  readonly #events: Emitter<BrokerEventMap>;
+  readonly #host: ConnectionHost;
+  readonly #redis: Redis;
+  readonly #run: ScriptRunner;
+  readonly #heartbeat: NodeJS.Timeout;
+  readonly #blockers = new Set<Redis>();
+  #wasReady = false;
+  #down = false;
+  #lastError: unknown;
+
+  constructor(settings: RedisSettings, events: Emitter<BrokerEventMap>, host: ConnectionHost) {
+    this.#settings = settings;
+    this.#events = events;
+    this.#host = host;
+    this.#redis = this.connect("command");
+    this.#run = registerScripts(this.#redis);
+    this.#redis.on("error", (error: unknown) => {
+      this.#lastError = error;
+    });
+    this.#redis.on("close", () => {
+      if (!this.#wasReady || this.#down || this.#host.closed) return;
+      this.#down = true;
+      const error = this.#lastError === undefined ? undefined : serializeError(redactedCause(this.#lastError));
+      this.#events.emit("disconnected", error === undefined ? {} : { error });
+    });
+    this.#redis.on("ready", () => this.#ready());
+    const o = this.#redis.options;
+    if (!isLoopbackHost(String(o.host ?? "localhost")) && !o.password && !o.tls && !o.path) {
+      warnInsecureConnection(
+        this.#events,
+        "redis",
+        `${String(o.host)} is not on loopback and the connection has neither TLS nor a password: anyone on the network can read and forge jobs`,
+      );
+    }
+    this.#heartbeat = setInterval(() => {
+      this.#redis.ping().catch(() => {});
+    }, settings.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  /** The command connection is up (false while connecting, down or closed). */
+  get live(): boolean {
+    return this.#redis.status === "ready";
+  }
+
+  #ready(): void {
+    const first = !this.#wasReady;
+    this.#wasReady = true;
+    this.#lastError = undefined;
+    if (this.#down) {
+      this.#down = false;
+      this.#events.emit("reconnected", {});
+      this.#host.reconnected();
+    }
+    if (!first) return;
+    if (this.#settings.options.checkServerConfig !== false) void this.#checkServerConfig();
+  }
+
+  async #checkServerConfig(): Promise<void> {
+    let info: string;
+    try {
+      info = await this.#redis.info();
+    } catch {
+      return; // INFO may be denied by an ACL: nothing to check then.
+    }
+    const field = (name: string): string | undefined => new RegExp(`^${name}:(.*)$`, "m").exec(info)?.[1]?.trim();
+    const policy = field("maxmemory_policy");
+    if (policy !== undefined && policy !== "noeviction") {
+      this.#events.emit("config-warning", {
+        message: `[jobs] [redis] maxmemory-policy is "${policy}": Redis may evict job keys under memory pressure, losing jobs; set it to "noeviction"`,
+      });
+    }
+    if (field("aof_enabled") === "0") {
+      this.#events.emit("config-warning", {
+        message:
+          "[jobs] [redis] AOF is off (appendonly no): jobs accepted since the last snapshot are lost if Redis crashes; set appendonly yes (appendfsync everysec or always)",
+      });
+    }
+  }
+
+  /** Opens a connection with the adapter's safe settings: reconnect forever, detect dead links, resend unanswered commands. */
+  connect(role: "command" | "blocking"): Redis {
+    const s = this.#settings;
+    const safe: RedisOptions = {
+      maxRetriesPerRequest: null,
+      enableOfflineQueue: true,
+      autoResendUnfulfilledCommands: true,
+      // Any reply outstanding without a byte for this long: destroy the socket and reconnect.
+      socketTimeout: role === "command" ? s.heartbeatTimeoutMs : s.maxBlockMs + s.heartbeatTimeoutMs,
+      connectTimeout: s.heartbeatTimeoutMs,
+      // ioredis counts attempts from 1: the first wait is 50 ms.
+      retryStrategy: (times: number) => reconnectDelay(times - 1, { initialMs: 50, maxMs: s.maxReconnectDelayMs }),
+      disableClientInfo: true,
+      // close() ends a connection after QUIT when it is live; one that is down has nothing left to
+      // say, so it is destroyed soon instead of holding the process for ioredis's 2-s default.
+      disconnectTimeout: 100,
+      connectionName: `jobs-${role}`,
+    };
+    // Replies as arrays (RESP2 shapes), whatever protocol is negotiated.
+    const shapes = { replyMapping: "legacy" } as const;
+    const o = s.options;
+    let redis: Redis;
+    if (o.client !== undefined) redis = o.client.duplicate({ ...o.connection, ...safe, ...shapes });
+    else redis = new Redis(o.url ?? "redis://127.0.0.1:6379", { ...o.connection, ...safe, ...shapes });
+    if (role === "blocking") {
+      this.#blockers.add(redis);
+      redis.on("error", () => {}); // reported through the command connection's events
+      redis.on("end", () => this.#blockers.delete(redis));
+    }
+    return redis;
+  }
+
+  run(name: ScriptName, keys: readonly string[], args: readonly (string | number)[], timed = false): Promise<unknown> {
+    const call = this.#run(name, keys, args);
+    return timed ? withTimeout(call, this.#settings.requestTimeoutMs) : call;
+  }
+
+  /** Waits for `work` at most the request timeout, and never fails. */
+  bounded(work: Promise<unknown>): Promise<unknown> {
+    return withTimeout(work, this.#settings.requestTimeoutMs).catch(() => {});
+  }
+
+  /** Stops the heartbeat and closes every connection (QUIT first when the command connection is live). */
+  async close(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    for (const blocker of this.#blockers) blocker.disconnect();
+    // QUIT only on a live connection: one still connecting (or down) would wait for the timeout.
+    if (this.live) await this.bounded(this.#redis.quit());
+    this.#redis.disconnect();
+  }
+}

@@ -1,0 +1,86 @@
+/** `RedisBrokerOptions` and their validation. */
+import { type BrokerCapabilities, type Duration, InvalidOptionsError, parseDuration } from "@jobs/core/adapter";
+import { Redis, type RedisOptions } from "ioredis";
+import { instanceCapabilities, redisCapabilities } from "./capabilities.js";
+
+/** Options of `createRedisBroker`. Connection: `url`, `connection` or `client` (a template). */
+export interface RedisBrokerOptions {
+  /** Redis URL, e.g. "redis://user:pass@host:6379/0" or "rediss://…" for TLS. @default "redis://127.0.0.1:6379" */
+  readonly url?: string;
+  /** ioredis connection options (host, port, username, password, tls, db, …); what `url` says wins. @default {} */
+  readonly connection?: RedisOptions;
+  /** An ioredis client used as a template: the broker opens its own connections with its options and never closes it. @default undefined */
+  readonly client?: Redis;
+  /** Prefix of every key (no "{" or "}"). @default "jobs" */
+  readonly prefix?: string;
+  /** Largest message body accepted, in UTF-8 bytes. @default 1048576 (1 MiB) */
+  readonly maxPayloadBytes?: number;
+  /** How long, at least, a published job id is remembered for dedupe (at most twice as long; 0 turns dedupe off). @default "5m" */
+  readonly dedupeWindow?: Duration;
+  /** Give up on a publish, settlement or inspection call after this long; a publish is then ambiguous. @default "10s" */
+  readonly requestTimeout?: Duration;
+  /** How often each connection is pinged, so that a dead or paused link is noticed while idle. @default "5s" */
+  readonly heartbeatInterval?: Duration;
+  /** A connection waiting this long for any byte of a reply is dead: it is destroyed and reconnected. @default "10s" */
+  readonly heartbeatTimeout?: Duration;
+  /** Longest a consumer with nothing to do blocks on its wake-up key before looking again. @default "5s" */
+  readonly maxBlock?: Duration;
+  /** Cap of the reconnect backoff (reconnects never give up). @default "2s" */
+  readonly maxReconnectDelay?: Duration;
+  /** At connect, read `maxmemory-policy` and AOF from INFO and emit `config-warning` when they void "at least once". @default true */
+  readonly checkServerConfig?: boolean;
+}
+
+/** The options, checked, with their defaults filled in. */
+export interface RedisSettings {
+  readonly options: RedisBrokerOptions;
+  readonly prefix: string;
+  readonly dedupeWindowMs: number;
+  readonly requestTimeoutMs: number;
+  readonly heartbeatMs: number;
+  readonly heartbeatTimeoutMs: number;
+  readonly maxBlockMs: number;
+  readonly maxReconnectDelayMs: number;
+  readonly capabilities: BrokerCapabilities;
+}
+
+/** Checks `options` (InvalidOptionsError naming the first bad field) and fills in the defaults. */
+export function resolveOptions(options: RedisBrokerOptions): RedisSettings {
+  if (typeof options !== "object" || options === null) throw new InvalidOptionsError("options", "expected an options object");
+  if (options.url !== undefined && typeof options.url !== "string")
+    throw new InvalidOptionsError("url", "expected a redis:// or rediss:// URL");
+  if (options.client !== undefined && !(options.client instanceof Redis)) {
+    throw new InvalidOptionsError("client", "expected an ioredis Redis instance (Cluster clients are not supported yet)");
+  }
+  const prefix = options.prefix ?? "jobs";
+  if (typeof prefix !== "string" || prefix === "" || /[{}\s]/.test(prefix)) {
+    throw new InvalidOptionsError("prefix", 'expected a non-empty string without "{", "}" or spaces');
+  }
+  const maxPayloadBytes = options.maxPayloadBytes ?? redisCapabilities.maxPayloadBytes;
+  if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1 || maxPayloadBytes > 512 * 1024 * 1024) {
+    throw new InvalidOptionsError("maxPayloadBytes", `expected an integer from 1 to 536870912, got ${String(maxPayloadBytes)}`);
+  }
+  const dedupeWindowMs = parseDuration(options.dedupeWindow ?? redisCapabilities.dedupeWindowMs, "dedupeWindow");
+  const requestTimeoutMs = positive(options.requestTimeout ?? "10s", "requestTimeout");
+  const heartbeatMs = positive(options.heartbeatInterval ?? "5s", "heartbeatInterval");
+  const heartbeatTimeoutMs = positive(options.heartbeatTimeout ?? "10s", "heartbeatTimeout");
+  const maxBlockMs = positive(options.maxBlock ?? "5s", "maxBlock");
+  const maxReconnectDelayMs = positive(options.maxReconnectDelay ?? "2s", "maxReconnectDelay");
+  return {
+    options,
+    prefix,
+    dedupeWindowMs,
+    requestTimeoutMs,
+    heartbeatMs,
+    heartbeatTimeoutMs,
+    maxBlockMs,
+    maxReconnectDelayMs,
+    capabilities: instanceCapabilities(maxPayloadBytes, dedupeWindowMs),
+  };
+}
+
+function positive(value: Duration, field: string): number {
+  const ms = parseDuration(value, field);
+  if (!(ms > 0)) throw new InvalidOptionsError(field, "expected a positive duration");
+  return ms;
+}
