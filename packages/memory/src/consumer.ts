@@ -1,6 +1,7 @@
 import {
   assertConsumeOptions,
   BrokerClosedError,
+  brokerClosedError,
   type ConsumeOptions,
   type DeadLetterRecord,
   type Delivery,
@@ -19,7 +20,7 @@ export function consume(
   options: ConsumeOptions,
   onDelivery: (delivery: Delivery) => void,
 ): Promise<Subscription> {
-  if (connection.closed) return Promise.reject(new BrokerClosedError("[jobs] [memory] broker is closed"));
+  if (connection.closed) return Promise.reject(brokerClosedError("memory"));
   try {
     assertConsumeOptions(options);
   } catch (error) {
@@ -102,7 +103,7 @@ class MemoryDelivery implements Lease {
 
   #settle(): Error | undefined {
     if (this.consumer.connection.closed) {
-      return new BrokerClosedError("[jobs] [memory] broker is closed; the delivery went back to its queue");
+      return brokerClosedError("memory", "the delivery went back to its queue");
     }
     if (!this.#held()) return new LeaseLostError();
     this.queue.release(this, false);

@@ -1,4 +1,4 @@
-import { BrokerClosedError, type OutgoingMessage, type PublishOutcome, payloadTooLarge } from "@jobs/core/adapter";
+import { brokerClosedError, type OutgoingMessage, type PublishOutcome, payloadTooLarge } from "@jobs/core/adapter";
 import type { MemoryConnection } from "./connection.js";
 
 /** publish(): each message is checked, deduplicated by id, then queued ready or delayed. */
@@ -15,7 +15,7 @@ export class MemoryPublisher {
   }
 
   publish(queueName: string, messages: readonly OutgoingMessage[]): Promise<PublishOutcome[]> {
-    if (this.#connection.closed) return Promise.reject(new BrokerClosedError("[jobs] [memory] broker is closed"));
+    if (this.#connection.closed) return Promise.reject(brokerClosedError("memory"));
     const server = this.#connection.server;
     const queue = server.queue(queueName);
     const now = Date.now();

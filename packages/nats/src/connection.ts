@@ -7,6 +7,8 @@ import {
   BrokerClosedError,
   BrokerConnectionError,
   type BrokerEventMap,
+  brokerClosedError,
+  brokerConnectionError,
   coalesceWrites,
   type Emitter,
   InvalidOptionsError,
@@ -14,8 +16,6 @@ import {
   RequestTimeoutError,
   reconnectDelay,
   redact,
-  redactedCause,
-  redactedMessage,
   serializeError,
   warnInsecureConnection,
   withTimeout,
@@ -26,12 +26,12 @@ import type { NatsSettings } from "./options.js";
 
 /** A `BrokerConnectionError` saying what failed, with the native error's redacted copy as its cause. */
 export function connectionError(what: string, error: unknown): BrokerConnectionError {
-  return new BrokerConnectionError(`[jobs] [nats] ${what}: ${redactedMessage(error)}`, { cause: redactedCause(error) });
+  return brokerConnectionError("nats", what, error);
 }
 
 /** The error of anything asked of a closed broker. */
 export function closedError(): BrokerClosedError {
-  return new BrokerClosedError("[jobs] [nats] broker is closed");
+  return brokerClosedError("nats");
 }
 
 /** What the rest of the adapter does when the connection comes and goes. */

@@ -7,6 +7,7 @@ import {
   assertConsumeOptions,
   BrokerClosedError,
   type BrokerEventMap,
+  brokerClosedError,
   type ConsumeOptions,
   clock,
   type DeadLetterRecord,
@@ -290,7 +291,7 @@ class NatsDelivery implements Delivery {
   }
 
   #begin(): JobsError | undefined {
-    if (this.host.closed) return new BrokerClosedError("[jobs] [nats] broker is closed; the delivery went back to its queue");
+    if (this.host.closed) return brokerClosedError("nats", "the delivery went back to its queue");
     if (this.#settled) return new LeaseLostError("[jobs] [nats] the delivery was already settled");
     const lost = clock.now() >= this.#expiresAt - LEASE_MARGIN_MS;
     this.release();

@@ -6,14 +6,15 @@
  * ioredis's (redacted: they carry command arguments, AUTH's included).
  */
 import {
-  BrokerClosedError,
-  BrokerConnectionError,
+  type BrokerClosedError,
+  type BrokerConnectionError,
   type BrokerEventMap,
+  brokerClosedError,
+  brokerConnectionError,
   type Emitter,
   isLoopbackHost,
   reconnectDelay,
   redactedCause,
-  redactedMessage,
   serializeError,
   warnInsecureConnection,
   withTimeout,
@@ -24,12 +25,12 @@ import type { RedisSettings } from "./options.js";
 
 /** A `BrokerConnectionError` saying what failed, with the native error's redacted copy as its cause. */
 export function connectionError(what: string, error: unknown): BrokerConnectionError {
-  return new BrokerConnectionError(`[jobs] [redis] ${what}: ${redactedMessage(error)}`, { cause: redactedCause(error) });
+  return brokerConnectionError("redis", what, error);
 }
 
 /** The error of anything asked of a closed broker. */
 export function closedError(): BrokerClosedError {
-  return new BrokerClosedError("[jobs] [redis] broker is closed");
+  return brokerClosedError("redis");
 }
 
 /** True for an error reply of the server (nothing ran), as opposed to a lost connection or a timeout. */

@@ -5,9 +5,9 @@
  */
 import {
   assertConsumeOptions,
-  BrokerClosedError,
   BrokerConnectionError,
   type BrokerEventMap,
+  brokerClosedError,
   type ConsumeOptions,
   type DeadLetterRecord,
   type Delivery,
@@ -277,8 +277,7 @@ export class RedisConsumer {
   }
 
   settle(delivery: RedisDelivery, op: (string | number)[]): Promise<void> {
-    if (this.broker.closed)
-      return Promise.reject(new BrokerClosedError("[jobs] [redis] broker is closed; the delivery went back to its queue"));
+    if (this.broker.closed) return Promise.reject(brokerClosedError("redis", "the delivery went back to its queue"));
     if (!this.held.delete(delivery)) return Promise.reject(new LeaseLostError("[jobs] [redis] the delivery was already settled"));
     this.unsettled--;
     return new Promise((resolve, reject) => {
@@ -291,7 +290,7 @@ export class RedisConsumer {
   }
 
   extend(delivery: RedisDelivery, ms: number): Promise<void> {
-    if (this.broker.closed) return Promise.reject(new BrokerClosedError("[jobs] [redis] broker is closed"));
+    if (this.broker.closed) return Promise.reject(brokerClosedError("redis"));
     if (!this.held.has(delivery)) return Promise.reject(new LeaseLostError("[jobs] [redis] the delivery was already settled"));
     return new Promise((resolve, reject) => {
       this.broker.batches.enqueueSettle(this.queue, ["e", delivery.member, Math.max(1, Math.ceil(ms))], {

@@ -5,9 +5,9 @@
 import { Agent } from "node:http";
 import { type QueueAttributeName, SQSClient } from "@aws-sdk/client-sqs";
 import {
-  BrokerClosedError,
   BrokerConnectionError,
   type BrokerEventMap,
+  brokerClosedError,
   type Emitter,
   EnqueueOutcomeUnknownError,
   isLoopbackHost,
@@ -84,7 +84,7 @@ export class SqsConnection {
 
   /** Throws `BrokerClosedError` once the broker is closed. */
   ensureOpen(): void {
-    if (this.closed) throw new BrokerClosedError("[jobs] [sqs] broker is closed");
+    if (this.closed) throw brokerClosedError("sqs");
   }
 
   /**

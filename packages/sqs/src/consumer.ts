@@ -5,6 +5,7 @@ import {
   assertConsumeOptions,
   BrokerClosedError,
   type BrokerEventMap,
+  brokerClosedError,
   type ConsumeOptions,
   type DeadLetterRecord,
   type Delivery,
@@ -74,7 +75,7 @@ class SqsDelivery implements Delivery, Leased {
 
   /** Takes the delivery out of its consumer's hands (or says why it cannot be settled), then runs the settle. */
   async #settle(operation: () => Promise<void>): Promise<void> {
-    if (this.host.closed) throw new BrokerClosedError("[jobs] [sqs] broker is closed; the delivery went back to its queue");
+    if (this.host.closed) throw brokerClosedError("sqs", "the delivery went back to its queue");
     if (this.settled || Date.now() >= this.deadline) {
       this.consumer.release(this);
       throw new LeaseLostError();

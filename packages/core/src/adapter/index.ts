@@ -54,6 +54,7 @@ export { physicalQueue, physicalQueues } from "../routing.js";
 export { redactedCause, redactedMessage } from "./cause.js";
 export { assertConsumeOptions, payloadTooLarge } from "./checks.js";
 export { coalesceWrites } from "./coalesce.js";
+export { brokerClosedError, brokerConnectionError } from "./errors.js";
 export { isLoopbackHost } from "./host.js";
 export { warnInsecureConnection } from "./insecure.js";
 export { type ReconnectDelayOptions, reconnectDelay } from "./reconnect.js";
