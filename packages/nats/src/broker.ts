@@ -12,12 +12,12 @@ import {
   type QueueCounts,
   type Subscription,
 } from "@jobs/core/adapter";
-import { Connection } from "./connection.js";
-import { Consumers } from "./consumer.js";
-import { Inspection } from "./inspection.js";
+import { NatsBrokerConnection } from "./connection.js";
+import { NatsConsumers } from "./consumer.js";
+import { NatsInspection } from "./inspection.js";
 import { ensureStream, Subjects } from "./internal/topology.js";
-import { type NatsBrokerOptions, resolveOptions } from "./options.js";
-import { Publisher } from "./publisher.js";
+import { type NatsBrokerOptions, resolveNatsOptions } from "./options.js";
+import { NatsPublisher } from "./publisher.js";
 
 /** The NATS JetStream broker: the Broker contract, nothing more (no members of its own). */
 export interface NatsBroker extends Broker {}
@@ -27,27 +27,27 @@ export class NatsAdapter implements NatsBroker {
   readonly capabilities: BrokerCapabilities;
   readonly #events = new Emitter<BrokerEventMap>();
   readonly on: Broker["on"] = this.#events.on;
-  readonly #connection: Connection;
-  readonly #publisher: Publisher;
-  readonly #consumers: Consumers;
-  readonly #inspection: Inspection;
+  readonly #connection: NatsBrokerConnection;
+  readonly #publisher: NatsPublisher;
+  readonly #consumers: NatsConsumers;
+  readonly #inspection: NatsInspection;
   #closing: Promise<void> | undefined;
 
   constructor(options: NatsBrokerOptions) {
-    const settings = resolveOptions(options);
+    const settings = resolveNatsOptions(options);
     this.capabilities = settings.capabilities;
     const subjects = new Subjects(settings.prefix);
     const events = this.#events;
-    const connection = new Connection(settings, events, {
+    const connection = new NatsBrokerConnection(settings, events, {
       attach: (nc) => this.#publisher.attach(nc),
       ensureStream: () => ensureStream(this.#connection.jsm, settings, events),
       lost: () => this.#publisher.lost(),
       restart: () => this.#consumers.restart(),
     });
     this.#connection = connection;
-    this.#publisher = new Publisher(connection, subjects, settings);
-    this.#consumers = new Consumers(connection, this.#publisher, subjects, events, settings);
-    this.#inspection = new Inspection(connection, subjects, settings.stream);
+    this.#publisher = new NatsPublisher(connection, subjects, settings);
+    this.#consumers = new NatsConsumers(connection, this.#publisher, subjects, events, settings);
+    this.#inspection = new NatsInspection(connection, subjects, settings.stream);
     connection.start();
   }
 

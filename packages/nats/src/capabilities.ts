@@ -14,6 +14,6 @@ export const natsCapabilities: BrokerCapabilities = {
 };
 
 /** The capabilities of one instance: its payload limit, duplicate window and longest declared delay. */
-export function instanceCapabilities(maxPayloadBytes: number, dedupeWindowMs: number, maxDelayMs: number): BrokerCapabilities {
+export function natsInstanceCapabilities(maxPayloadBytes: number, dedupeWindowMs: number, maxDelayMs: number): BrokerCapabilities {
   return { ...natsCapabilities, maxPayloadBytes, dedupeWindowMs, maxDelayMs };
 }

@@ -65,7 +65,7 @@ function deferred(): Deferred {
 /** The longest close() waits for the server to confirm what it sent last. */
 const CLOSE_FLUSH_MS = 2_000;
 
-export class Connection {
+export class NatsBrokerConnection {
   /** close() was called. */
   closed = false;
   /** The link is up (false while reconnecting). */

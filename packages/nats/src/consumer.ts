@@ -69,7 +69,7 @@ interface Entry {
 }
 
 /** The consumers of one broker, and the deliveries it holds (the host of every `NatsDelivery`). */
-export class Consumers {
+export class NatsConsumers {
   readonly #link: ConsumerLink;
   readonly #sender: ConsumerSender;
   readonly #subjects: Subjects;
@@ -249,7 +249,7 @@ class NatsDelivery implements Delivery {
   #generation = 0;
 
   constructor(
-    private readonly host: Consumers,
+    private readonly host: NatsConsumers,
     private readonly puller: Puller,
     private readonly queue: string,
     msg: Msg,

@@ -11,7 +11,7 @@ export interface InspectionLink {
   open(): Promise<NatsConnection>;
 }
 
-export class Inspection {
+export class NatsInspection {
   readonly #link: InspectionLink;
   readonly #subjects: Subjects;
   readonly #stream: string;

@@ -1,7 +1,7 @@
 /** `NatsBrokerOptions` and their validation. */
 import { type BrokerCapabilities, type Duration, InvalidOptionsError, parseDuration } from "@jobs/core/adapter";
 import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
-import { instanceCapabilities, natsCapabilities } from "./capabilities.js";
+import { natsCapabilities, natsInstanceCapabilities } from "./capabilities.js";
 
 /** Options of `createNatsBroker`. */
 export interface NatsBrokerOptions {
@@ -46,7 +46,7 @@ const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const DAY_MS = 86_400_000;
 
 /** Checks `options` (InvalidOptionsError naming the first bad field) and fills in the defaults. */
-export function resolveOptions(options: NatsBrokerOptions): NatsSettings {
+export function resolveNatsOptions(options: NatsBrokerOptions): NatsSettings {
   if (typeof options !== "object" || options === null) throw new InvalidOptionsError("options", "expected an options object");
   const stream = options.stream ?? "JOBS";
   if (!STREAM_NAME.test(stream)) throw new InvalidOptionsError("stream", "expected 1-64 letters, digits, _ or -");
@@ -71,6 +71,6 @@ export function resolveOptions(options: NatsBrokerOptions): NatsSettings {
     dedupeWindowMs,
     holdMs: Math.min(maxDelayMs, DAY_MS),
     requestTimeoutMs,
-    capabilities: instanceCapabilities(maxPayloadBytes, dedupeWindowMs, maxDelayMs),
+    capabilities: natsInstanceCapabilities(maxPayloadBytes, dedupeWindowMs, maxDelayMs),
   };
 }

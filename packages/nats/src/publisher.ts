@@ -40,7 +40,7 @@ interface Pending {
 /** The longest close() waits for the PubAcks of publishes already sent. */
 const CLOSE_WAIT_MS = 2_000;
 
-export class Publisher {
+export class NatsPublisher {
   readonly #link: PublisherLink;
   readonly #subjects: Subjects;
   readonly #settings: NatsSettings;

@@ -13,11 +13,11 @@ import {
   type Subscription,
 } from "@jobs/core/adapter";
 import { closedError, RedisConnection } from "./connection.js";
-import { type ConsumerHost, Consumers, sendSettlements } from "./consumer.js";
-import { Inspection } from "./inspection.js";
+import { type ConsumerHost, RedisConsumers, sendSettlements } from "./consumer.js";
+import { RedisInspection } from "./inspection.js";
 import { Batcher } from "./internal/batcher.js";
-import { type RedisBrokerOptions, resolveOptions } from "./options.js";
-import { Publisher } from "./publisher.js";
+import { type RedisBrokerOptions, resolveRedisOptions } from "./options.js";
+import { RedisPublisher } from "./publisher.js";
 
 /** The Redis broker: the Broker contract, nothing more (no members of its own). */
 export interface RedisBroker extends Broker {}
@@ -31,12 +31,12 @@ export class RedisAdapter implements RedisBroker {
   #closing: Promise<void> | undefined;
   readonly #connection: RedisConnection;
   readonly #batcher: Batcher;
-  readonly #publisher: Publisher;
-  readonly #consumers: Consumers;
-  readonly #inspection: Inspection;
+  readonly #publisher: RedisPublisher;
+  readonly #consumers: RedisConsumers;
+  readonly #inspection: RedisInspection;
 
   constructor(options: RedisBrokerOptions) {
-    const settings = resolveOptions(options);
+    const settings = resolveRedisOptions(options);
     this.capabilities = settings.capabilities;
     const adapter = this;
     this.#connection = new RedisConnection(settings, this.#events, {
@@ -50,7 +50,7 @@ export class RedisAdapter implements RedisBroker {
       publishes: (q) => this.#publisher.send(q),
       settlements: (q) => sendSettlements(connection, q),
     });
-    this.#publisher = new Publisher(this.#batcher, connection, settings.capabilities.maxPayloadBytes, settings.dedupeWindowMs);
+    this.#publisher = new RedisPublisher(this.#batcher, connection, settings.capabilities.maxPayloadBytes, settings.dedupeWindowMs);
     const consumerHost: ConsumerHost = {
       get closed() {
         return adapter.#closed;
@@ -61,8 +61,8 @@ export class RedisAdapter implements RedisBroker {
       batches: this.#batcher,
       connect: (role) => connection.connect(role),
     };
-    this.#consumers = new Consumers(consumerHost);
-    this.#inspection = new Inspection({
+    this.#consumers = new RedisConsumers(consumerHost);
+    this.#inspection = new RedisInspection({
       ensureOpen: () => this.#ensureOpen(),
       queue: (name) => this.#batcher.queue(name),
       scripts: connection,

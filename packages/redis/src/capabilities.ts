@@ -14,6 +14,6 @@ export const redisCapabilities: BrokerCapabilities = {
 };
 
 /** The capabilities of one instance: its payload limit and dedupe window. */
-export function instanceCapabilities(maxPayloadBytes: number, dedupeWindowMs: number): BrokerCapabilities {
+export function redisInstanceCapabilities(maxPayloadBytes: number, dedupeWindowMs: number): BrokerCapabilities {
   return { ...redisCapabilities, maxPayloadBytes, dedupeWindowMs };
 }

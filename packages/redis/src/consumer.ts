@@ -71,7 +71,7 @@ export function sendSettlements(scripts: Scripts, q: QueueState): Promise<void> 
 }
 
 /** The consumers of a broker. */
-export class Consumers {
+export class RedisConsumers {
   readonly #host: ConsumerHost;
   readonly #all = new Set<RedisConsumer>();
 

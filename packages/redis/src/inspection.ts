@@ -16,7 +16,7 @@ export interface InspectionHost {
   readonly scripts: Scripts;
 }
 
-export class Inspection {
+export class RedisInspection {
   readonly #host: InspectionHost;
 
   constructor(host: InspectionHost) {

@@ -1,7 +1,7 @@
 /** `RedisBrokerOptions` and their validation. */
 import { type BrokerCapabilities, type Duration, InvalidOptionsError, parseDuration } from "@jobs/core/adapter";
 import { Redis, type RedisOptions } from "ioredis";
-import { instanceCapabilities, redisCapabilities } from "./capabilities.js";
+import { redisCapabilities, redisInstanceCapabilities } from "./capabilities.js";
 
 /** Options of `createRedisBroker`. Connection: `url`, `connection` or `client` (a template). */
 export interface RedisBrokerOptions {
@@ -45,7 +45,7 @@ export interface RedisSettings {
 }
 
 /** Checks `options` (InvalidOptionsError naming the first bad field) and fills in the defaults. */
-export function resolveOptions(options: RedisBrokerOptions): RedisSettings {
+export function resolveRedisOptions(options: RedisBrokerOptions): RedisSettings {
   if (typeof options !== "object" || options === null) throw new InvalidOptionsError("options", "expected an options object");
   if (options.url !== undefined && typeof options.url !== "string")
     throw new InvalidOptionsError("url", "expected a redis:// or rediss:// URL");
@@ -75,7 +75,7 @@ export function resolveOptions(options: RedisBrokerOptions): RedisSettings {
     heartbeatTimeoutMs,
     maxBlockMs,
     maxReconnectDelayMs,
-    capabilities: instanceCapabilities(maxPayloadBytes, dedupeWindowMs),
+    capabilities: redisInstanceCapabilities(maxPayloadBytes, dedupeWindowMs),
   };
 }
 

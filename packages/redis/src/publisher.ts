@@ -22,7 +22,7 @@ export interface PublishBatches {
   schedule(q: QueueState, soon: boolean): void;
 }
 
-export class Publisher {
+export class RedisPublisher {
   readonly #batches: PublishBatches;
   readonly #scripts: Scripts;
   readonly #maxPayloadBytes: number;
