@@ -1,28 +1,8 @@
 /** The options of `createRabbitMQBroker`, their defaults and their validation. */
-import { type Duration, InvalidOptionsError } from "@jobs/core";
-import { type BrokerCapabilities, isLoopbackHost, parseDuration, redact } from "@jobs/core/adapter";
+import { type BrokerCapabilities, type Duration, InvalidOptionsError, isLoopbackHost, parseDuration, redact } from "@jobs/core/adapter";
 import type { ChannelModel, Options } from "amqplib";
+import { instanceCapabilities, rabbitmqCapabilities } from "./capabilities.js";
 import { assertPrefix, type WorkQueueKind } from "./internal/topology.js";
-
-/** The ladder holds up to `unit × (2^levels − 1)` ms; declared rounded down to whole minutes (or seconds), which core never exceeds. */
-function ladderMaxDelay(unitMs: number, levels: number): number {
-  const ms = unitMs * (2 ** levels - 1);
-  const step = ms >= 60_000 ? 60_000 : ms >= 1_000 ? 1_000 : 1;
-  return Math.floor(ms / step) * step;
-}
-
-/** What RabbitMQ does natively with the default options (an instance narrows it from its options). */
-export const rabbitmqCapabilities: BrokerCapabilities = {
-  priority: "native",
-  maxDelayMs: ladderMaxDelay(100, 16),
-  maxPayloadBytes: 8_388_608,
-  dedupeWindowMs: 0,
-  leaseExtension: true,
-  durable: true,
-  redeliverOnClose: true,
-  timerResolutionMs: 100,
-  exactActiveCount: false,
-};
 
 /** Options of `createRabbitMQBroker`. */
 export interface RabbitMQBrokerOptions {
@@ -157,13 +137,7 @@ export function resolveOptions(options: RabbitMQBrokerOptions): ResolvedOptions 
     unitMs,
     declare: options.declare ?? true,
     workQueue: queueType === "quorum" ? { type: "quorum", deliveryLimit } : { type: "classic", priority: priority === "native" },
-    capabilities: {
-      ...rabbitmqCapabilities,
-      priority,
-      maxPayloadBytes,
-      maxDelayMs: ladderMaxDelay(unitMs, levels),
-      timerResolutionMs: Math.max(1, unitMs),
-    },
+    capabilities: instanceCapabilities(priority, maxPayloadBytes, unitMs, levels),
     insecure: given === undefined && !secure && !isLoopbackHost(host),
   };
 }

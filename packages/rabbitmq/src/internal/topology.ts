@@ -12,7 +12,7 @@
  * down, then the queue: "0.1.1.q" waits 2 + 1 units and lands in `jobs.q`. Exchange i routes a key
  * whose bit i is 1 to `jobs.q.delay.i` and one whose bit i is 0 straight on to exchange i-1.
  */
-import { InvalidOptionsError } from "@jobs/core";
+import { InvalidOptionsError } from "@jobs/core/adapter";
 import type { Channel } from "amqplib";
 
 /** RabbitMQ refuses longer queue and exchange names (shortstr). */
@@ -58,6 +58,19 @@ export function queueNames(prefix: string, queue: string, levels: number): Queue
     throw new InvalidOptionsError("queue", `too long for RabbitMQ: "${longest.slice(0, 40)}…" exceeds ${MAX_NAME_BYTES} bytes`);
   }
   return { queue, work, dead: `${work}.dead`, delays: Array.from({ length: levels }, (_, i) => `${work}.delay.${i}`) };
+}
+
+/** `queueNames`, remembered per queue. */
+export function namesCache(prefix: string, levels: number): (queue: string) => QueueNames {
+  const cache = new Map<string, QueueNames>();
+  return (queue) => {
+    let names = cache.get(queue);
+    if (names === undefined) {
+      names = queueNames(prefix, queue, levels);
+      cache.set(queue, names);
+    }
+    return names;
+  };
 }
 
 /** Exchange of ladder level i; level -1 is the exchange that routes due messages to their work queue. */
