@@ -6,7 +6,7 @@ import { assertPrefix, type WorkQueueKind } from "./internal/topology.js";
 
 /** Options of `createRabbitMQBroker`. */
 export interface RabbitMQBrokerOptions {
-  /** Connection URL ("amqp://user:pass@host:5672/vhost", amqps for TLS) or amqplib connect options. Required unless `connection` is given. */
+  /** Connection URL ("amqp://user:pass@host:5672/vhost", amqps for TLS) or amqplib connect options. @default undefined (required unless `connection` is given) */
   readonly url?: string | Options.Connect;
   /** An open amqplib connection to use instead of `url`; it is not closed by `close()` and not re-opened if it drops. @default undefined */
   readonly connection?: ChannelModel;
@@ -20,36 +20,17 @@ export interface RabbitMQBrokerOptions {
   readonly requestTimeout?: Duration;
   /** Longest wait between reconnect attempts (attempts back off from 100 ms up to this, forever). @default "5s" */
   readonly maxReconnectDelay?: Duration;
-  /**
-   * The server's `consumer_timeout` (30 min by default in RabbitMQ 3.10+). A consumer moves new
-   * deliveries to a fresh channel once its oldest unsettled one is older than a tenth of it, so a
-   * long job that runs into the timeout takes no other job down with its channel; a worker whose
-   * job timeout exceeds it gets a `config-warning`. AMQP does not tell a client the server's
-   * value: the adapter learns it only when RabbitMQ closes a channel for it (then warns if it
-   * differs, and uses it). 0: the server has none. @default "30m"
-   */
+  /** The server's `consumer_timeout` (AMQP does not tell it): channels rotate at a tenth of it, a longer job timeout gets a `config-warning`; 0: none. @default "30m" */
   readonly consumerTimeout?: Duration;
   /** Number of delay-ladder levels; the longest native delay is `delayUnit × (2^levels − 1)`. @default 16 */
   readonly delayLevels?: number;
   /** Step of the delay ladder (delays are rounded up to it). @default "100ms" */
   readonly delayUnit?: Duration;
-  /**
-   * `"classic"`: single-node classic queues. `"quorum"`: replicated quorum queues (Raft), which count
-   * deliveries themselves and dead-letter a message past `deliveryLimit`; they have no five-level
-   * priority, so `priority` is `"none"`. Delay-ladder and dead-letter queues stay classic. @default "classic"
-   */
+  /** `"classic"` queues, or replicated `"quorum"` queues (their own delivery count and `deliveryLimit`, priority `"none"`); ladder and dead queues stay classic. @default "classic" */
   readonly queueType?: "classic" | "quorum";
-  /**
-   * `"native"`: one classic queue per queue with `x-max-priority`. `"none"`: plain queues, and core
-   * routes each priority level to its own physical queue (cheaper per message for the broker).
-   * @default "native" for classic queues, "none" (the only choice) for quorum queues
-   */
+  /** `"native"`: one queue with `x-max-priority`; `"none"`: one plain queue per priority level (quorum queues allow only this). @default "native" (classic), "none" (quorum) */
   readonly priority?: "native" | "none";
-  /**
-   * Quorum queues only: `x-delivery-limit`, RabbitMQ's backstop against crash loops. A message
-   * returned more often goes to `<queue>.dead` without a recorded failure. Keep it above the
-   * worker's `maxDeliveries` (default 10), which dead-letters with the reason first. @default 20
-   */
+  /** Quorum queues only: `x-delivery-limit`, a crash-loop backstop; keep it above the worker's `maxDeliveries` (default 10). @default 20 */
   readonly deliveryLimit?: number;
   /** Declare queues, exchanges and bindings on first use; false for a user without configure permission (an admin declares them). @default true */
   readonly declare?: boolean;
