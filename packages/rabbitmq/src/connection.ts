@@ -106,6 +106,7 @@ type ConnectionOptions = Pick<
   | "insecure"
 >;
 
+/** The adapter's one connection at a time: the current `Link`, reconnects forever with backoff, and `ready()` for callers during an outage. */
 export class Connection {
   closed = false;
   /** The open connection, if any. */

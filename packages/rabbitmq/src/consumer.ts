@@ -68,6 +68,7 @@ export class Consumers {
     this.#host = host;
   }
 
+  /** `Broker.consume`: checks the options, then starts a consumer once connected (its first channel must open). */
   async consume(queue: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription> {
     const host = this.#host;
     if (host.closed) throw new BrokerClosedError("[jobs] [rabbitmq] broker is closed");

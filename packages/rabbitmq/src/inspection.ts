@@ -5,6 +5,7 @@ import { type Connection, timed, wrap } from "./connection.js";
 import { toDeadLetter } from "./internal/messages.js";
 import type { QueueNames } from "./internal/topology.js";
 
+/** Inspection and removal through the admin channel, with the queue's objects declared first (except for removal). */
 export class Inspection {
   readonly #connection: Connection;
   readonly #names: (queue: string) => QueueNames;

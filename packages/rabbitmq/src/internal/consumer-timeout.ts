@@ -4,6 +4,7 @@
  */
 import type { BrokerEventMap, Emitter } from "@jobs/core/adapter";
 
+/** The `consumer_timeout` one broker instance works with, and the warnings about it. */
 export class ConsumerTimeout {
   readonly #events: Emitter<BrokerEventMap>;
   /** Priority "none": core routes each level to `<queue>__p<level>`, one logical queue. */
