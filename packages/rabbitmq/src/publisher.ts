@@ -29,7 +29,7 @@ export interface PublisherOptions {
   readonly capabilities: BrokerCapabilities;
 }
 
-/** Publishes with `mandatory` and a confirm per message: an unroutable message (queue deleted) is `UnknownQueueError`. */
+/** Publishes on the confirm channel with `mandatory`: a job or replacement returned as unroutable (its queue deleted) is `UnknownQueueError`. */
 export class Publisher {
   readonly #connection: Connection;
   readonly #names: (queue: string) => QueueNames;
