@@ -12,13 +12,13 @@ import {
   type QueueCounts,
   type Subscription,
 } from "@jobs/core/adapter";
-import { Connection, serialize } from "./connection.js";
-import { Consumers } from "./consumer.js";
-import { Inspection } from "./inspection.js";
+import { RabbitMQConnection, serialize } from "./connection.js";
+import { RabbitMQConsumers } from "./consumer.js";
+import { RabbitMQInspection } from "./inspection.js";
 import { ConsumerTimeout } from "./internal/consumer-timeout.js";
 import { namesCache } from "./internal/topology.js";
-import { type RabbitMQBrokerOptions, resolveOptions } from "./options.js";
-import { Publisher } from "./publisher.js";
+import { type RabbitMQBrokerOptions, resolveRabbitMQOptions } from "./options.js";
+import { RabbitMQPublisher } from "./publisher.js";
 
 /** The RabbitMQ broker: the Broker contract plus queue removal. */
 export interface RabbitMQBroker extends Broker {
@@ -31,22 +31,22 @@ export class RabbitMQAdapter implements RabbitMQBroker {
   readonly capabilities: BrokerCapabilities;
   readonly events: Emitter<BrokerEventMap> = new Emitter<BrokerEventMap>();
   readonly on: Broker["on"] = this.events.on;
-  readonly #connection: Connection;
-  readonly #publisher: Publisher;
-  readonly #consumers: Consumers;
-  readonly #inspection: Inspection;
+  readonly #connection: RabbitMQConnection;
+  readonly #publisher: RabbitMQPublisher;
+  readonly #consumers: RabbitMQConsumers;
+  readonly #inspection: RabbitMQInspection;
   #closing: Promise<void> | undefined;
 
   constructor(options: RabbitMQBrokerOptions) {
-    const o = resolveOptions(options);
+    const o = resolveRabbitMQOptions(options);
     this.capabilities = o.capabilities;
     const names = namesCache(o.prefix, o.levels);
     const timeout = new ConsumerTimeout(this.events, o.consumerTimeoutMs, o.capabilities.priority === "none");
-    const connection = new Connection(o, this.events, {
+    const connection = new RabbitMQConnection(o, this.events, {
       connected: () => this.#consumers.resume(),
       lost: () => this.#consumers.lost(),
     });
-    const publisher = new Publisher(connection, {
+    const publisher = new RabbitMQPublisher(connection, {
       names,
       prefix: o.prefix,
       levels: o.levels,
@@ -55,7 +55,7 @@ export class RabbitMQAdapter implements RabbitMQBroker {
     });
     this.#connection = connection;
     this.#publisher = publisher;
-    this.#consumers = new Consumers({
+    this.#consumers = new RabbitMQConsumers({
       get closed() {
         return connection.closed;
       },
@@ -72,7 +72,7 @@ export class RabbitMQAdapter implements RabbitMQBroker {
       sendDead: (queueNames, record) => publisher.sendDead(queueNames, record),
       reportError: (error) => this.events.emit("error", { error: serialize(error) }),
     });
-    this.#inspection = new Inspection(connection, names, (queueNames) => this.#consumers.active(queueNames));
+    this.#inspection = new RabbitMQInspection(connection, names, (queueNames) => this.#consumers.active(queueNames));
     connection.start();
   }
 

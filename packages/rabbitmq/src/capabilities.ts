@@ -22,7 +22,7 @@ export const rabbitmqCapabilities: BrokerCapabilities = {
 };
 
 /** The capabilities of one instance: its priority mode, payload limit and delay ladder. */
-export function instanceCapabilities(
+export function rabbitmqInstanceCapabilities(
   priority: BrokerCapabilities["priority"],
   maxPayloadBytes: number,
   unitMs: number,

@@ -4,9 +4,9 @@
  * the adapter's.
  */
 import {
-  BrokerClosedError,
   BrokerConnectionError,
   type BrokerEventMap,
+  brokerClosedError,
   coalesceWrites,
   type Emitter,
   InvalidOptionsError,
@@ -22,7 +22,7 @@ import {
 } from "@jobs/core/adapter";
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from "amqplib";
 import { declareDelays, declareLadder, declareWork, type QueueNames } from "./internal/topology.js";
-import type { ResolvedOptions } from "./options.js";
+import type { RabbitMQSettings } from "./options.js";
 
 /** The first reconnect waits this long; later ones double up to `maxReconnectDelay`. */
 const INITIAL_RECONNECT_MS = 100;
@@ -92,7 +92,7 @@ export interface ConnectionHooks {
 }
 
 type ConnectionOptions = Pick<
-  ResolvedOptions,
+  RabbitMQSettings,
   | "given"
   | "url"
   | "socketOptions"
@@ -107,7 +107,7 @@ type ConnectionOptions = Pick<
 >;
 
 /** The adapter's one connection at a time: the current `Link`, reconnects forever with backoff, and `ready()` for callers during an outage. */
-export class Connection {
+export class RabbitMQConnection {
   closed = false;
   /** The open connection, if any. */
   link: Link | undefined;
@@ -214,7 +214,7 @@ export class Connection {
 
   /** The open connection, waiting for a reconnect up to the request timeout. */
   ready(): Promise<Link> {
-    if (this.closed) return Promise.reject(new BrokerClosedError("[jobs] [rabbitmq] broker is closed"));
+    if (this.closed) return Promise.reject(brokerClosedError("rabbitmq"));
     const link = this.link;
     if (link !== undefined) return Promise.resolve(link);
     return new Promise<Link>((resolve, reject) => {
@@ -333,7 +333,7 @@ export class Connection {
   stop(): void {
     this.closed = true;
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
-    for (const w of this.#waiters.splice(0)) w.reject(new BrokerClosedError("[jobs] [rabbitmq] broker is closed"));
+    for (const w of this.#waiters.splice(0)) w.reject(brokerClosedError("rabbitmq"));
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 import {
   assertConsumeOptions,
-  BrokerClosedError,
+  brokerClosedError,
   type ConsumeOptions,
   type Delivery,
   type Subscription,
@@ -15,7 +15,7 @@ import {
 } from "@jobs/core/adapter";
 import type { Channel, ConsumeMessage } from "amqplib";
 import { wrap } from "./connection.js";
-import { type DeliveryOwner, RabbitDelivery, type SettlementHost, type Slot } from "./delivery.js";
+import { type DeliveryOwner, RabbitMQDelivery, type SettlementHost, type Slot } from "./delivery.js";
 import { ack, closeProofs, delivered, failProofs, flushAcks, proof, requeue } from "./internal/ack-proof.js";
 import { classicDeliveryCount, quorumDeliveryCount } from "./internal/messages.js";
 import type { QueueNames } from "./internal/topology.js";
@@ -57,7 +57,7 @@ interface Consumer extends DeliveryOwner {
 }
 
 /** Every consumer of one broker instance. */
-export class Consumers {
+export class RabbitMQConsumers {
   readonly #host: ConsumerHost;
   readonly #active = new Set<Consumer>();
   /** Stopped consumers whose retired channels still drain. */
@@ -71,7 +71,7 @@ export class Consumers {
   /** `Broker.consume`: checks the options, then starts a consumer once connected (its first channel must open). */
   async consume(queue: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription> {
     const host = this.#host;
-    if (host.closed) throw new BrokerClosedError("[jobs] [rabbitmq] broker is closed");
+    if (host.closed) throw brokerClosedError("rabbitmq");
     assertConsumeOptions(options, MAX_PREFETCH);
     const names = host.names(queue);
     host.checkJobTimeout(queue, options.jobTimeoutMs);
@@ -304,7 +304,7 @@ export class Consumers {
         return;
       }
     }
-    const delivery = new RabbitDelivery(this.#host, consumer, slot, msg, count);
+    const delivery = new RabbitMQDelivery(this.#host, consumer, slot, msg, count);
     slot.held.add(delivery);
     try {
       consumer.onDelivery(delivery);
@@ -370,7 +370,7 @@ export class Consumers {
         if (!slot.dead) requeue(slot, d.msg, true);
       }
       if (slot === consumer.current && this.#host.rotateAfterMs > 0) {
-        const oldest = slot.held.values().next().value as RabbitDelivery | undefined;
+        const oldest = slot.held.values().next().value as RabbitMQDelivery | undefined;
         if (oldest !== undefined && now - oldest.receivedAt > this.#host.rotateAfterMs) {
           consumer.current = undefined;
           void this.#retire(slot);

@@ -1,5 +1,13 @@
 /** A delivery from a consumer's channel and its settlements (ack, retry, defer, dead letter, lease). */
-import { BrokerClosedError, type DeadLetterRecord, type Delivery, LeaseLostError, type OutgoingMessage, redact } from "@jobs/core/adapter";
+import {
+  BrokerClosedError,
+  brokerClosedError,
+  type DeadLetterRecord,
+  type Delivery,
+  LeaseLostError,
+  type OutgoingMessage,
+  redact,
+} from "@jobs/core/adapter";
 import type { ConsumeMessage } from "amqplib";
 import { type AckChannel, ack, proof } from "./internal/ack-proof.js";
 import type { QueueNames } from "./internal/topology.js";
@@ -21,7 +29,7 @@ export interface DeliveryOwner {
 
 /** One channel a consumer receives on; retired channels only drain. */
 export interface Slot extends AckChannel {
-  readonly held: Set<RabbitDelivery>;
+  readonly held: Set<RabbitMQDelivery>;
   tag: string | undefined;
   retired: boolean;
   /** The `basic.cancel` of a retired channel: settled once RabbitMQ answered it (or it failed). */
@@ -30,7 +38,7 @@ export interface Slot extends AckChannel {
   cancelling: boolean;
 }
 
-export class RabbitDelivery implements Delivery {
+export class RabbitMQDelivery implements Delivery {
   readonly body: string;
   deadline: number;
   readonly receivedAt: number;
@@ -50,7 +58,7 @@ export class RabbitDelivery implements Delivery {
   }
 
   #check(): Error | undefined {
-    if (this.host.closed) return new BrokerClosedError("[jobs] [rabbitmq] broker is closed; the delivery went back to its queue");
+    if (this.host.closed) return brokerClosedError("rabbitmq", "the delivery went back to its queue");
     if (this.state !== "open" || this.slot.dead) return new LeaseLostError();
     return undefined;
   }

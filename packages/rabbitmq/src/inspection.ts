@@ -1,18 +1,18 @@
 /** Counts, dead letters, purge and queue removal, on the admin channel. */
-import { BrokerClosedError, type DeadLetter, type QueueCounts, UnknownQueueError } from "@jobs/core/adapter";
+import { brokerClosedError, type DeadLetter, type QueueCounts, UnknownQueueError } from "@jobs/core/adapter";
 import type { Channel, ConsumeMessage } from "amqplib";
-import { type Connection, timed, wrap } from "./connection.js";
+import { type RabbitMQConnection, timed, wrap } from "./connection.js";
 import { toDeadLetter } from "./internal/messages.js";
 import type { QueueNames } from "./internal/topology.js";
 
 /** Inspection and removal through the admin channel, with the queue's objects declared first (except for removal). */
-export class Inspection {
-  readonly #connection: Connection;
+export class RabbitMQInspection {
+  readonly #connection: RabbitMQConnection;
   readonly #names: (queue: string) => QueueNames;
   /** Unsettled deliveries this instance holds from the queue (AMQP counts ready messages only). */
   readonly #active: (names: QueueNames) => number;
 
-  constructor(connection: Connection, names: (queue: string) => QueueNames, active: (names: QueueNames) => number) {
+  constructor(connection: RabbitMQConnection, names: (queue: string) => QueueNames, active: (names: QueueNames) => number) {
     this.#connection = connection;
     this.#names = names;
     this.#active = active;
@@ -20,7 +20,7 @@ export class Inspection {
 
   async #admin<T>(queue: string, fn: (ch: Channel, names: QueueNames) => Promise<T>, declare = true): Promise<T> {
     const connection = this.#connection;
-    if (connection.closed) throw new BrokerClosedError("[jobs] [rabbitmq] broker is closed");
+    if (connection.closed) throw brokerClosedError("rabbitmq");
     const names = this.#names(queue);
     try {
       const link = await connection.ready();

@@ -1,7 +1,7 @@
 /** The options of `createRabbitMQBroker`, their defaults and their validation. */
 import { type BrokerCapabilities, type Duration, InvalidOptionsError, isLoopbackHost, parseDuration, redact } from "@jobs/core/adapter";
 import type { ChannelModel, Options } from "amqplib";
-import { instanceCapabilities, rabbitmqCapabilities } from "./capabilities.js";
+import { rabbitmqCapabilities, rabbitmqInstanceCapabilities } from "./capabilities.js";
 import { assertPrefix, type WorkQueueKind } from "./internal/topology.js";
 
 /** Options of `createRabbitMQBroker`. */
@@ -39,7 +39,7 @@ export interface RabbitMQBrokerOptions {
 }
 
 /** Options checked, with their defaults applied. */
-export interface ResolvedOptions {
+export interface RabbitMQSettings {
   readonly given: ChannelModel | undefined;
   readonly url: string | Options.Connect | undefined;
   readonly socketOptions: Record<string, unknown>;
@@ -58,7 +58,7 @@ export interface ResolvedOptions {
 }
 
 /** Checks the options (`InvalidOptionsError` naming the field) and applies the defaults. */
-export function resolveOptions(options: RabbitMQBrokerOptions): ResolvedOptions {
+export function resolveRabbitMQOptions(options: RabbitMQBrokerOptions): RabbitMQSettings {
   if (typeof options !== "object" || options === null) throw new InvalidOptionsError("options", "expected an options object");
   const given = options.connection;
   if (given === undefined && typeof options.url !== "string" && typeof options.url !== "object") {
@@ -118,7 +118,7 @@ export function resolveOptions(options: RabbitMQBrokerOptions): ResolvedOptions 
     unitMs,
     declare: options.declare ?? true,
     workQueue: queueType === "quorum" ? { type: "quorum", deliveryLimit } : { type: "classic", priority: priority === "native" },
-    capabilities: instanceCapabilities(priority, maxPayloadBytes, unitMs, levels),
+    capabilities: rabbitmqInstanceCapabilities(priority, maxPayloadBytes, unitMs, levels),
     insecure: given === undefined && !secure && !isLoopbackHost(host),
   };
 }

@@ -2,8 +2,8 @@
 import { randomUUID } from "node:crypto";
 import {
   type BrokerCapabilities,
-  BrokerClosedError,
-  BrokerConnectionError,
+  brokerClosedError,
+  brokerConnectionError,
   type DeadLetterRecord,
   EnqueueOutcomeUnknownError,
   type JobsError,
@@ -11,17 +11,18 @@ import {
   type PublishOutcome,
   payloadTooLarge,
   redact,
+  redactedMessage,
   UnknownQueueError,
 } from "@jobs/core/adapter";
 import type { ConfirmChannel, Options } from "amqplib";
-import { type Connection, declaredKey, type Link, timed, wrap } from "./connection.js";
+import { declaredKey, type Link, type RabbitMQConnection, timed, wrap } from "./connection.js";
 import { COUNT_HEADER, DEAD_HEADER } from "./internal/messages.js";
 import { delayRoutingKey, ladderExchange, type QueueNames } from "./internal/topology.js";
 
 const ACCEPTED: PublishOutcome = Object.freeze({ ok: true, duplicate: false });
 
 /** The delay ladder's shape, what the instance accepts, and the objects of each queue. */
-export interface PublisherOptions {
+export interface RabbitMQPublisherOptions {
   readonly names: (queue: string) => QueueNames;
   readonly prefix: string;
   readonly levels: number;
@@ -30,8 +31,8 @@ export interface PublisherOptions {
 }
 
 /** Publishes on the confirm channel with `mandatory`: a job or replacement returned as unroutable (its queue deleted) is `UnknownQueueError`. */
-export class Publisher {
-  readonly #connection: Connection;
+export class RabbitMQPublisher {
+  readonly #connection: RabbitMQConnection;
   readonly #names: (queue: string) => QueueNames;
   readonly #prefix: string;
   readonly #levels: number;
@@ -39,7 +40,7 @@ export class Publisher {
   readonly #nativePriority: boolean;
   readonly #maxPayloadBytes: number;
 
-  constructor(connection: Connection, options: PublisherOptions) {
+  constructor(connection: RabbitMQConnection, options: RabbitMQPublisherOptions) {
     this.#connection = connection;
     this.#names = options.names;
     this.#prefix = options.prefix;
@@ -51,7 +52,7 @@ export class Publisher {
 
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<PublishOutcome[]> {
     const connection = this.#connection;
-    if (connection.closed) throw new BrokerClosedError("[jobs] [rabbitmq] broker is closed");
+    if (connection.closed) throw brokerClosedError("rabbitmq");
     const names = this.#names(queue);
     let link: Link;
     let ch: ConfirmChannel;
@@ -116,8 +117,7 @@ export class Publisher {
         this.#connection.forget(link, names);
         done(new UnknownQueueError(names.queue, `[jobs] [rabbitmq] queue "${names.work}" does not exist (message returned as unroutable)`));
       } else if (err === null || err === undefined) done(undefined);
-      else
-        done(new EnqueueOutcomeUnknownError(`[jobs] [rabbitmq] publish not confirmed: ${redact(String((err as Error)?.message ?? err))}`));
+      else done(new EnqueueOutcomeUnknownError(`[jobs] [rabbitmq] publish not confirmed: ${redactedMessage(err)}`));
     };
     try {
       if (units === 0) ch.publish("", names.work, Buffer.from(body, "utf8"), options, callback);
@@ -131,7 +131,7 @@ export class Publisher {
         );
     } catch (error) {
       // Nothing left the process: amqplib refuses to write on a closed channel.
-      done(new BrokerConnectionError(`[jobs] [rabbitmq] cannot publish: ${redact(String((error as Error)?.message ?? error))}`));
+      done(brokerConnectionError("rabbitmq", "cannot publish", error));
     }
   }
 
