@@ -4,7 +4,7 @@ import type { SqsBrokerOptions } from "./options.js";
 
 export type { SqsBroker } from "./broker.js";
 export { sqsCapabilities } from "./capabilities.js";
-export { type SqsQueueNames, sqsQueueNames } from "./internal/names.js";
+export { type SqsQueueNames, sqsQueueNames } from "./names.js";
 export type { SqsBrokerOptions } from "./options.js";
 
 /** Creates a broker on Amazon SQS (or a compatible endpoint). Queues are created on first use unless `queues: "verify"`. */

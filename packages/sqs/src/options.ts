@@ -2,7 +2,7 @@
 import { SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
 import { type Duration, InvalidOptionsError, type OutgoingMessage, parseDuration } from "@jobs/core/adapter";
 import { sqsCapabilities } from "./capabilities.js";
-import { assertPrefix } from "./internal/names.js";
+import { assertPrefix } from "./names.js";
 
 /** Options of `createSqsBroker`. */
 export interface SqsBrokerOptions {
