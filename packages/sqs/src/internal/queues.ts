@@ -2,8 +2,8 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, type QueueAttributeName } from "@aws-sdk/client-sqs";
 import { type BrokerEventMap, type Emitter, UnknownQueueError } from "@jobs/core/adapter";
 import { brokerError, isMissingQueue, type SqsConnection } from "../connection.js";
-import type { SqsSettings } from "../options.js";
 import { type SqsQueueNames, sqsQueueNames } from "../names.js";
+import type { SqsSettings } from "../options.js";
 
 /** The URLs of a work queue and of its dead letters (undefined when that queue is missing). */
 export interface QueueUrls {
