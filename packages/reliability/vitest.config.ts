@@ -1,6 +1,6 @@
 import { defineConfig } from "vitest/config";
 
-// The reliability suite runs apart from the unit and conformance tests (`pnpm test` runs both, one
+// The reliability suite runs apart from the unit and conformance tests (`pnpm test:all` runs both, one
 // after the other): its tests fork processes, kill them and restart brokers, so they run one file
 // at a time and never compete with other tests for the machine's two cores.
 const conditions = ["@jobs/source", "node", "import", "default"];
