@@ -83,7 +83,7 @@ export class RabbitMQPublisher {
       }, timeoutMs);
       for (let i = 0; i < messages.length; i++) {
         const m = messages[i] as OutgoingMessage;
-        const tooLarge = payloadTooLarge(m.body, this.#maxPayloadBytes, "[jobs] [rabbitmq] message");
+        const tooLarge = payloadTooLarge(m.body, this.#maxPayloadBytes);
         if (tooLarge !== undefined) {
           settle(i, { ok: false, error: tooLarge });
           continue;

@@ -147,6 +147,9 @@ export function transportPayloadLimit(options: ConformanceOptions): void {
             error = thrown;
           }
           expectJobsError(error, ["payload-too-large"]);
+          // One message a user can read: the limit named, the library's prefix once.
+          expect((error as Error).message).toContain(String(limit));
+          expect((error as Error).message.match(/\[jobs\]/g)?.length ?? 0).toBeLessThanOrEqual(1);
           await f.expectCounts(EMPTY, { source: observer });
           // The instance stays usable after refusing a message.
           await f.publish("small");
