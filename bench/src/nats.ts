@@ -16,9 +16,9 @@ function url(): string {
 }
 
 /** A stream and subject prefix no other session of this process uses. */
-function topology(what: string): { readonly stream: string; readonly subjectPrefix: string } {
+function topology(what: string): { readonly stream: string; readonly prefix: string } {
   streams++;
-  return { stream: `BENCH_${what}_${process.pid}_${streams}`, subjectPrefix: `bench${what}${process.pid}n${streams}` };
+  return { stream: `BENCH_${what}_${process.pid}_${streams}`, prefix: `bench${what}${process.pid}n${streams}` };
 }
 
 async function connection(): Promise<{ nc: NatsConnection; jsm: JetStreamManager }> {
@@ -38,10 +38,10 @@ async function connection(): Promise<{ nc: NatsConnection; jsm: JetStreamManager
  * the bench's naming (measured: about 6 % of the adapter's client instructions per message).
  */
 async function rawTopology(): Promise<{ nc: NatsConnection; subject: string; stream: string; durable: string; dispose(): Promise<void> }> {
-  const { stream, subjectPrefix } = topology("raw");
+  const { stream, prefix } = topology("raw");
   const { nc, jsm } = await connection();
   const durable = uniqueQueue("proc");
-  const subject = `${subjectPrefix}.${durable}`;
+  const subject = `${prefix}.${durable}`;
   await jsm.streams.add({ name: stream, subjects: [subject], retention: RetentionPolicy.Workqueue, storage: StorageType.File });
   await jsm.consumers.add(stream, { durable_name: durable, ack_policy: AckPolicy.Explicit, filter_subject: subject });
   return {

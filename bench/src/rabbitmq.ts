@@ -12,7 +12,7 @@
  * `--baselines`.
  */
 import { physicalQueues } from "@jobs/core/adapter";
-import { createRabbitMQBroker, type RabbitMQBroker, type RabbitMQBrokerOptions } from "@jobs/rabbitmq";
+import { createRabbitmqBroker, type RabbitmqBroker, type RabbitmqBrokerOptions } from "@jobs/rabbitmq";
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import type { Baseline, BenchAdapter } from "./adapters.js";
 import { deferred, type Trial, within } from "./measure.js";
@@ -28,7 +28,7 @@ function rabbitUrl(): string {
 }
 
 /** The adapter's modes. */
-type Mode = Pick<RabbitMQBrokerOptions, "queueType" | "priority">;
+type Mode = Pick<RabbitmqBrokerOptions, "queueType" | "priority">;
 
 const MODES = {
   classic: { queueType: "classic", priority: "native" },
@@ -57,8 +57,8 @@ function rabbitmqAdapter(name: string, mode: Mode, baselines: () => readonly Bas
     requiresEnv: "JOBS_RABBITMQ_URL",
     async open() {
       const url = rabbitUrl();
-      const producer: RabbitMQBroker = createRabbitMQBroker({ url, prefix: PREFIX, ...mode });
-      const consumer: RabbitMQBroker = createRabbitMQBroker({ url, prefix: PREFIX, ...mode });
+      const producer: RabbitmqBroker = createRabbitmqBroker({ url, prefix: PREFIX, ...mode });
+      const consumer: RabbitmqBroker = createRabbitmqBroker({ url, prefix: PREFIX, ...mode });
       return {
         producer,
         consumer,

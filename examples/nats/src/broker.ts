@@ -13,11 +13,11 @@ const url = process.env.JOBS_NATS_URL ?? "nats://127.0.0.1:4222";
  * stream with all of them, so a run leaves nothing behind on a shared server.
  */
 export const stream = `JOBS_EXAMPLE_${process.pid}`;
-const subjectPrefix = `example${process.pid}`;
+const prefix = `example${process.pid}`;
 
 /** A new connection to the NATS server; the broker creates the stream if missing. */
 export function connect(): Broker {
-  return createNatsBroker({ url, stream, subjectPrefix });
+  return createNatsBroker({ url, stream, prefix });
 }
 
 /** Deletes this run's stream and its consumers (nothing to do if it does not exist). */

@@ -3,12 +3,12 @@
 // JOBS_RABBITMQ_QUEUE_TYPE=quorum runs it on quorum queues (under their own prefix: RabbitMQ
 // refuses to redeclare an existing queue with another type).
 import type { Broker } from "@jobs/core";
-import { createRabbitMQBroker } from "@jobs/rabbitmq";
+import { createRabbitmqBroker } from "@jobs/rabbitmq";
 
 const url = process.env.JOBS_RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const quorum = process.env.JOBS_RABBITMQ_QUEUE_TYPE === "quorum";
 
 /** A new connection to RabbitMQ. */
 export function connect(): Broker {
-  return quorum ? createRabbitMQBroker({ url, queueType: "quorum", prefix: "jobs.quorum." }) : createRabbitMQBroker({ url });
+  return quorum ? createRabbitmqBroker({ url, queueType: "quorum", prefix: "jobs.quorum." }) : createRabbitmqBroker({ url });
 }

@@ -5,15 +5,15 @@ import type { Broker } from "@jobs/core";
 import { createSqsBroker } from "@jobs/sqs";
 
 const configured = process.env.JOBS_SQS_ENDPOINT;
-const endpoint = configured !== undefined && configured !== "" ? configured : await startEmulator();
+const url = configured !== undefined && configured !== "" ? configured : await startEmulator();
 
 /** A new connection (its own SQS client) to the queues. */
 export function connect(): Broker {
-  if (configured !== undefined && configured !== "") return createSqsBroker({ endpoint });
+  if (configured !== undefined && configured !== "") return createSqsBroker({ url });
   // The emulator checks no credentials, and answers a long poll only when the batch is full or
   // the wait is over: short waits keep the example quick.
   return createSqsBroker({
-    endpoint,
+    url,
     clientConfig: { credentials: { accessKeyId: "local", secretAccessKey: "local" } },
     waitTimeSeconds: 1,
     countsIncludeInFlight: true,

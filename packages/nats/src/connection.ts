@@ -86,7 +86,7 @@ export class NatsBrokerConnection {
     this.#settings = settings;
     this.#events = events;
     this.#hooks = hooks;
-    this.#ownsConnection = settings.options.connection === undefined;
+    this.#ownsConnection = settings.client === undefined;
   }
 
   /** Starts connecting (the insecure-connection check runs now). */
@@ -117,7 +117,7 @@ export class NatsBrokerConnection {
 
   async #init(): Promise<void> {
     const { options } = this.#settings;
-    let nc = options.connection;
+    let nc = this.#settings.client;
     if (nc === undefined) {
       const raw = options.url ?? "nats://127.0.0.1:4222";
       const auth: { user?: string; pass?: string; token?: string } = {};
@@ -140,7 +140,7 @@ export class NatsBrokerConnection {
         name: "@jobs/nats",
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
-        pingInterval: 2_000,
+        pingInterval: this.#settings.heartbeatMs,
         maxPingOut: 2,
         ...auth,
         ...options.connectionOptions,

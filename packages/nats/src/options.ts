@@ -1,5 +1,12 @@
 /** `NatsBrokerOptions` and their validation. */
-import { type BrokerCapabilities, type Duration, InvalidOptionsError, parseDuration } from "@jobs/core/adapter";
+import {
+  assertClientShape,
+  type BrokerCapabilities,
+  type Duration,
+  InvalidOptionsError,
+  parseDuration,
+  renamedOption,
+} from "@jobs/core/adapter";
 import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
 import { natsCapabilities, natsInstanceCapabilities } from "./capabilities.js";
 
@@ -7,14 +14,20 @@ import { natsCapabilities, natsInstanceCapabilities } from "./capabilities.js";
 export interface NatsBrokerOptions {
   /** Server URL (or several, comma-separated); credentials in it are used and never shown. @default "nats://127.0.0.1:4222" */
   readonly url?: string;
-  /** Extra `connect()` options of @nats-io/transport-node; they override ours (reconnect forever, ping every 2 s). @default {} */
+  /** Extra `connect()` options of @nats-io/transport-node; they override ours (reconnect forever, ping every `heartbeat`). @default {} */
   readonly connectionOptions?: NodeConnectionOptions;
-  /** Use this connection instead of opening one; `close()` leaves it open. @default undefined (the broker connects) */
+  /** An open connection to use instead of opening one; `close()` leaves it open. Checked by shape. @default undefined (the broker connects) */
+  readonly client?: NatsConnection;
+  /** @deprecated Renamed `client` (same meaning); removed in the next major release. */
   readonly connection?: NatsConnection;
   /** Work-queue stream that holds every queue of this broker; created if missing. @default "JOBS" */
   readonly stream?: string;
   /** First token of the stream's subjects: `<prefix>.<queue>.ready|delayed|dead`. @default "jobs" */
+  readonly prefix?: string;
+  /** @deprecated Renamed `prefix` (same meaning); removed in the next major release. */
   readonly subjectPrefix?: string;
+  /** How often the connection pings the server; a dead link is noticed after two unanswered pings. Ignored with `client`. @default "2s" */
+  readonly heartbeat?: Duration;
   /** Replicas of the stream when the broker creates it. @default 1 */
   readonly replicas?: number;
   /** Duplicate window of the stream when the broker creates it: dedupe of enqueues by job id. @default "2m" */
@@ -30,6 +43,10 @@ export interface NatsBrokerOptions {
 /** The options, checked, with their defaults filled in. */
 export interface NatsSettings {
   readonly options: NatsBrokerOptions;
+  /** The caller's connection (`client`, or its deprecated name `connection`), if given. */
+  readonly client: NatsConnection | undefined;
+  /** The ping interval of a connection the broker opens (`heartbeat`). */
+  readonly heartbeatMs: number;
   readonly stream: string;
   readonly prefix: string;
   readonly replicas: number;
@@ -50,8 +67,18 @@ export function resolveNatsOptions(options: NatsBrokerOptions): NatsSettings {
   if (typeof options !== "object" || options === null) throw new InvalidOptionsError("options", "expected an options object");
   const stream = options.stream ?? "JOBS";
   if (!STREAM_NAME.test(stream)) throw new InvalidOptionsError("stream", "expected 1-64 letters, digits, _ or -");
-  const prefix = options.subjectPrefix ?? "jobs";
-  if (!TOKEN.test(prefix)) throw new InvalidOptionsError("subjectPrefix", "expected one subject token: letters, digits, _ or -");
+  const prefix = renamedOption<string>("nats", options, "subjectPrefix", "prefix") ?? "jobs";
+  if (typeof prefix !== "string" || !TOKEN.test(prefix)) {
+    const field = options.subjectPrefix === undefined ? "prefix" : "subjectPrefix";
+    throw new InvalidOptionsError(field, "expected one subject token: letters, digits, _ or -");
+  }
+  const client = renamedOption<NatsConnection>("nats", options, "connection", "client");
+  if (client !== undefined) {
+    const field = options.client === undefined ? "connection" : "client";
+    assertClientShape(field, client, ["publish", "subscribe", "flush", "close", "isClosed", "status"], "an open NATS connection");
+  }
+  const heartbeatMs = parseDuration(options.heartbeat ?? "2s", "heartbeat");
+  if (heartbeatMs < 100) throw new InvalidOptionsError("heartbeat", "expected at least 100 ms");
   const replicas = options.replicas ?? 1;
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new InvalidOptionsError("replicas", "expected 1 to 5");
   const maxPayloadBytes = options.maxPayloadBytes ?? natsCapabilities.maxPayloadBytes;
@@ -65,6 +92,8 @@ export function resolveNatsOptions(options: NatsBrokerOptions): NatsSettings {
   if (requestTimeoutMs < 1) throw new InvalidOptionsError("requestTimeout", "expected a positive duration");
   return {
     options,
+    client,
+    heartbeatMs,
     stream,
     prefix,
     replicas,

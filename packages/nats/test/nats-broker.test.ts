@@ -78,13 +78,13 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     expect(stream.config).toMatchObject({
       retention: "workqueue",
       storage: "file",
-      subjects: [`${topology.subjectPrefix}.>`],
+      subjects: [`${topology.prefix}.>`],
       duplicate_window: natsCapabilities.dedupeWindowMs * 1e6,
     });
     const ready = await jsm.consumers.info(topology.stream, "ready_topo");
     expect(ready.config).toMatchObject({
       durable_name: "ready_topo",
-      filter_subject: `${topology.subjectPrefix}.topo.ready`,
+      filter_subject: `${topology.prefix}.topo.ready`,
       ack_policy: "explicit",
       ack_wait: 2_000 * 1e6,
       max_deliver: -1,
@@ -92,7 +92,7 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     });
     const delayed = await jsm.consumers.info(topology.stream, "delayed_topo");
     expect(delayed.config).toMatchObject({
-      filter_subject: `${topology.subjectPrefix}.topo.delayed`,
+      filter_subject: `${topology.prefix}.topo.delayed`,
       max_deliver: -1,
       max_ack_pending: -1,
     });
@@ -102,14 +102,14 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     expect((await jsm.consumers.info(topology.stream, "ready_topo")).config.ack_wait).toBe(1_000 * 1e6);
     // Ready and delayed messages go to their own subjects.
     await broker.publish("topo2", [msg("now"), msg("later", { delayMs: 60_000 })]);
-    expect(await subjectCount(`${topology.subjectPrefix}.topo2.ready`)).toBe(1);
-    expect(await subjectCount(`${topology.subjectPrefix}.topo2.delayed`)).toBe(1);
+    expect(await subjectCount(`${topology.prefix}.topo2.ready`)).toBe(1);
+    expect(await subjectCount(`${topology.prefix}.topo2.delayed`)).toBe(1);
     await broker.purge("topo2");
   });
 
   it("dedupes enqueues by job id within the duplicate window, per queue, and never dedupes dedupe: false publishes", async () => {
     const broker = open();
-    const ready = `${topology.subjectPrefix}.dup.ready`;
+    const ready = `${topology.prefix}.dup.ready`;
     expect(await broker.publish("dup", [msg("a", { id: "same" })])).toEqual([{ ok: true, duplicate: false }]);
     expect(await broker.publish("dup", [msg("b", { id: "same" })])).toEqual([{ ok: true, duplicate: true }]);
     expect(await subjectCount(ready)).toBe(1);
@@ -124,14 +124,14 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
 
   it("sends Nats-Msg-Id only for caller-chosen ids: an enqueue whose id core generated leaves no duplicate-window entry", async () => {
     const broker = open();
-    const ready = `${topology.subjectPrefix}.hdr.ready`;
+    const ready = `${topology.prefix}.hdr.ready`;
     const client = createClient({ broker });
     const job = defineJob<{ n: number }>({ name: "hdr", queue: "hdr", priority: "normal" });
     // Through core's client, as applications enqueue: without an id and with one.
     await client.enqueue(job, { n: 1 });
     await client.enqueue(job, { n: 2 }, { id: "chosen-1" });
     expect((await client.enqueue(job, { n: 3 }, { id: "chosen-1" })).duplicate).toBe(true);
-    const physical = `${topology.subjectPrefix}.hdr__p2.ready`;
+    const physical = `${topology.prefix}.hdr__p2.ready`;
     const first = await jsm.streams.getMessage(topology.stream, { last_by_subj: physical });
     expect(first).not.toBeNull();
     const msgIdOf = async (seq: number): Promise<string | undefined> =>
@@ -217,8 +217,8 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     await waitFor(() => got.length === 1, { timeout: 5_000 });
     await got[0]!.deadLetter({ body: "doomed+error", reason: "max-attempts", error: { name: "Error", message: "boom ✝" }, failedAt: 123 });
     await waitFor(async () => (await jsm.consumers.info(topology.stream, "ready_dl")).num_ack_pending === 0, { timeout: 5_000 });
-    expect(await subjectCount(`${topology.subjectPrefix}.dl.ready`)).toBe(0);
-    expect(await subjectCount(`${topology.subjectPrefix}.dl.dead`)).toBe(1);
+    expect(await subjectCount(`${topology.prefix}.dl.ready`)).toBe(0);
+    expect(await subjectCount(`${topology.prefix}.dl.dead`)).toBe(1);
     const [dead] = await producer.listDeadLetters("dl", { limit: 5 });
     expect(dead).toMatchObject({
       body: "doomed+error",
@@ -244,7 +244,7 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     }
     expect((await jsm.streams.info(topology.stream)).state.messages).toBe(before);
     expect(() => createNatsBroker({ stream: "A.B" })).toThrow(/stream/);
-    expect(() => createNatsBroker({ subjectPrefix: "jobs.>" })).toThrow(/subjectPrefix/);
+    expect(() => createNatsBroker({ prefix: "jobs.>" })).toThrow(/"prefix"/);
   });
 
   it("says which subject no stream captures, with a typed error, when the stream is gone", async () => {
@@ -391,8 +391,8 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
   it("works on an existing connection and leaves it open on close", async () => {
     const shared = await connect({ servers: `${endpointOf(url as string).host}:${endpointOf(url as string).port}` });
     try {
-      const producer = createNatsBroker({ connection: shared, ...topology });
-      const consumer = createNatsBroker({ connection: shared, ...topology });
+      const producer = createNatsBroker({ client: shared, ...topology });
+      const consumer = createNatsBroker({ client: shared, ...topology });
       const got: Delivery[] = [];
       await consumer.consume("shared", { prefetch: 2, leaseMs: 10_000 }, (d) => {
         got.push(d);

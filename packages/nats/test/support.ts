@@ -4,9 +4,9 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 
 /** A stream name and subject prefix no other run uses (the machine's server keeps what runs leave). */
-export function uniqueTopology(tag: string): { readonly stream: string; readonly subjectPrefix: string } {
+export function uniqueTopology(tag: string): { readonly stream: string; readonly prefix: string } {
   const id = `${tag}${process.pid}${randomBytes(3).toString("hex")}`;
-  return { stream: `JOBS_TEST_${id}`, subjectPrefix: `jobstest${id}` };
+  return { stream: `JOBS_TEST_${id}`, prefix: `jobstest${id}` };
 }
 
 /** Host and port of a nats:// URL. */

@@ -17,16 +17,16 @@ import { RabbitMQConsumers } from "./consumer.js";
 import { RabbitMQInspection } from "./inspection.js";
 import { ConsumerTimeout } from "./internal/consumer-timeout.js";
 import { namesCache } from "./internal/topology.js";
-import { type RabbitMQBrokerOptions, resolveRabbitMQOptions } from "./options.js";
+import { type RabbitmqBrokerOptions, resolveRabbitMQOptions } from "./options.js";
 import { RabbitMQPublisher } from "./publisher.js";
 
 /** The RabbitMQ broker: the Broker contract plus queue removal. */
-export interface RabbitMQBroker extends Broker {
+export interface RabbitmqBroker extends Broker {
   /** Deletes a physical queue with its dead letters and delay queues, messages included. */
   deleteQueue(queue: string): Promise<void>;
 }
 
-export class RabbitMQAdapter implements RabbitMQBroker {
+export class RabbitMQAdapter implements RabbitmqBroker {
   readonly name: string = "rabbitmq";
   readonly capabilities: BrokerCapabilities;
   readonly events: Emitter<BrokerEventMap> = new Emitter<BrokerEventMap>();
@@ -37,7 +37,7 @@ export class RabbitMQAdapter implements RabbitMQBroker {
   readonly #inspection: RabbitMQInspection;
   #closing: Promise<void> | undefined;
 
-  constructor(options: RabbitMQBrokerOptions) {
+  constructor(options: RabbitmqBrokerOptions) {
     const o = resolveRabbitMQOptions(options);
     this.capabilities = o.capabilities;
     const names = namesCache(o.prefix, o.levels);

@@ -153,7 +153,7 @@ export class RabbitMQConnection {
     let model: ChannelModel;
     try {
       if (given !== undefined) {
-        if (this.#everConnected) throw new Error("the connection given in options.connection closed");
+        if (this.#everConnected) throw new Error("the connection given in options.client closed");
         model = given;
       } else {
         model = await timed(amqp.connect(this.#options.url as string, this.#options.socketOptions), this.requestTimeoutMs, "connect");

@@ -1,14 +1,25 @@
-/** The options of `createRabbitMQBroker`, their defaults and their validation. */
-import { type BrokerCapabilities, type Duration, InvalidOptionsError, isLoopbackHost, parseDuration, redact } from "@jobs/core/adapter";
+/** The options of `createRabbitmqBroker`, their defaults and their validation. */
+import {
+  assertClientShape,
+  type BrokerCapabilities,
+  type Duration,
+  InvalidOptionsError,
+  isLoopbackHost,
+  parseDuration,
+  redact,
+  renamedOption,
+} from "@jobs/core/adapter";
 import type { ChannelModel, Options } from "amqplib";
 import { rabbitmqCapabilities, rabbitmqInstanceCapabilities } from "./capabilities.js";
 import { assertPrefix, type WorkQueueKind } from "./internal/topology.js";
 
-/** Options of `createRabbitMQBroker`. */
-export interface RabbitMQBrokerOptions {
-  /** Connection URL ("amqp://user:pass@host:5672/vhost", amqps for TLS) or amqplib connect options. @default undefined (required unless `connection` is given) */
+/** Options of `createRabbitmqBroker`. */
+export interface RabbitmqBrokerOptions {
+  /** Connection URL ("amqp://user:pass@host:5672/vhost", amqps for TLS) or amqplib connect options. @default undefined (required unless `client` is given) */
   readonly url?: string | Options.Connect;
-  /** An open amqplib connection to use instead of `url`; it is not closed by `close()` and not re-opened if it drops. @default undefined */
+  /** An open amqplib connection (`ChannelModel`) to use instead of `url`; `close()` leaves it open and a drop is not repaired. Checked by shape. @default undefined */
+  readonly client?: ChannelModel;
+  /** @deprecated Renamed `client` (same meaning); removed in the next major release. */
   readonly connection?: ChannelModel;
   /** Socket options for amqplib (TLS `ca`, `cert`, …); never disables certificate checks itself. @default {} */
   readonly socketOptions?: Readonly<Record<string, unknown>>;
@@ -58,11 +69,14 @@ export interface RabbitMQSettings {
 }
 
 /** Checks the options (`InvalidOptionsError` naming the field) and applies the defaults. */
-export function resolveRabbitMQOptions(options: RabbitMQBrokerOptions): RabbitMQSettings {
+export function resolveRabbitMQOptions(options: RabbitmqBrokerOptions): RabbitMQSettings {
   if (typeof options !== "object" || options === null) throw new InvalidOptionsError("options", "expected an options object");
-  const given = options.connection;
-  if (given === undefined && typeof options.url !== "string" && typeof options.url !== "object") {
-    throw new InvalidOptionsError("url", "expected a connection URL (or options.connection)");
+  const given = renamedOption<ChannelModel>("rabbitmq", options, "connection", "client");
+  if (given !== undefined) {
+    const field = options.client === undefined ? "connection" : "client";
+    assertClientShape(field, given, ["createConfirmChannel", "createChannel", "on", "close"], "an open amqplib connection (ChannelModel)");
+  } else if (typeof options.url !== "string" && typeof options.url !== "object") {
+    throw new InvalidOptionsError("url", "expected a connection URL (or options.client)");
   }
   const prefix = options.prefix ?? "jobs.";
   assertPrefix(prefix);

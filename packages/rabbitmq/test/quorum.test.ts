@@ -1,7 +1,7 @@
 /**
  * Quorum mode, the ack proof and a borrowed connection: quorum topology and options, RabbitMQ's own
  * delivery count, the `x-delivery-limit` backstop, acks that resolve only once RabbitMQ has them,
- * and `options.connection`.
+ * and `options.client`.
  */
 import { brokerUrlFromEnv, createFaultProxy } from "@jobs/conformance";
 import { JobsError } from "@jobs/core";
@@ -9,7 +9,7 @@ import type { Delivery, OutgoingMessage } from "@jobs/core/adapter";
 import { waitFor } from "@jobs/core/testing";
 import amqp from "amqplib";
 import { afterAll, describe, expect, it } from "vitest";
-import { createRabbitMQBroker } from "../src/index.js";
+import { createRabbitmqBroker } from "../src/index.js";
 import { closeAll, Tracker, uniquePrefix } from "./support.js";
 
 const url = brokerUrlFromEnv("JOBS_RABBITMQ_URL");
@@ -17,7 +17,7 @@ let n = 0;
 const msg = (body: string): OutgoingMessage => ({ id: `q-${++n}`, body, priority: 2, delayMs: 0, dedupe: true });
 
 it("quorum mode: priority is none (core routes each level to its own queue); bad combinations are InvalidOptionsError", async () => {
-  const broker = createRabbitMQBroker({ url: "amqp://127.0.0.1:1", queueType: "quorum" });
+  const broker = createRabbitmqBroker({ url: "amqp://127.0.0.1:1", queueType: "quorum" });
   try {
     expect(broker.capabilities.priority).toBe("none");
   } finally {
@@ -30,7 +30,7 @@ it("quorum mode: priority is none (core routes each level to its own queue); bad
     { queueType: "quorum", deliveryLimit: 2.5 },
   ];
   for (const options of bad) {
-    expect(() => createRabbitMQBroker({ url: "amqp://127.0.0.1:1", ...(options as object) })).toThrow(
+    expect(() => createRabbitmqBroker({ url: "amqp://127.0.0.1:1", ...(options as object) })).toThrow(
       expect.objectContaining({ code: "invalid-options" }),
     );
   }
@@ -243,13 +243,13 @@ describe.skipIf(url === undefined)("rabbitmq quorum mode and acks [needs JOBS_RA
   });
 });
 
-describe.skipIf(url === undefined)("options.connection [needs JOBS_RABBITMQ_URL]", () => {
+describe.skipIf(url === undefined)("options.client [needs JOBS_RABBITMQ_URL]", () => {
   const tracker = new Tracker(url ?? "", uniquePrefix("conn"));
   afterAll(() => tracker.cleanUp());
 
   it("works on a connection it was given, leaves it open on close(), and fails (without reconnecting) once it closes", async () => {
     const conn = await amqp.connect(url as string);
-    const broker = createRabbitMQBroker({ connection: conn, prefix: tracker.prefix, requestTimeout: "2s" });
+    const broker = createRabbitmqBroker({ client: conn, prefix: tracker.prefix, requestTimeout: "2s" });
     tracker.queues.add("given");
     const events: string[] = [];
     broker.on("reconnected", () => events.push("reconnected"));
@@ -274,7 +274,7 @@ describe.skipIf(url === undefined)("options.connection [needs JOBS_RABBITMQ_URL]
       expect((await ch.checkQueue(`${tracker.prefix}given`)).messageCount).toBe(1);
       await ch.close();
 
-      const second = createRabbitMQBroker({ connection: conn, prefix: tracker.prefix, requestTimeout: "1s" });
+      const second = createRabbitmqBroker({ client: conn, prefix: tracker.prefix, requestTimeout: "1s" });
       try {
         await second.counts("given");
         await conn.close();

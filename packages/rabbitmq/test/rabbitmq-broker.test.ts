@@ -6,7 +6,7 @@ import type { Delivery, OutgoingMessage, PublishOutcome } from "@jobs/core/adapt
 import { waitFor } from "@jobs/core/testing";
 import amqp from "amqplib";
 import { afterAll, describe, expect, it } from "vitest";
-import { createRabbitMQBroker, rabbitmqCapabilities } from "../src/index.js";
+import { createRabbitmqBroker, rabbitmqCapabilities } from "../src/index.js";
 import { delayRoutingKey } from "../src/internal/topology.js";
 import { closeAll, Tracker, uniquePrefix } from "./support.js";
 
@@ -30,11 +30,11 @@ it("spells a delay in binary over the ladder levels, highest level first", () =>
 });
 
 it("rejects bad names and options with InvalidOptionsError before any broker call", async () => {
-  expect(() => createRabbitMQBroker({ url: "amqp://127.0.0.1:1", prefix: "amq.jobs." })).toThrow(/reserved/);
-  expect(() => createRabbitMQBroker({ url: "amqp://127.0.0.1:1", delayLevels: 0 })).toThrow(/delayLevels/);
-  expect(() => createRabbitMQBroker({} as never)).toThrow(/url/);
+  expect(() => createRabbitmqBroker({ url: "amqp://127.0.0.1:1", prefix: "amq.jobs." })).toThrow(/reserved/);
+  expect(() => createRabbitmqBroker({ url: "amqp://127.0.0.1:1", delayLevels: 0 })).toThrow(/delayLevels/);
+  expect(() => createRabbitmqBroker({} as never)).toThrow(/url/);
   // Nothing listens on port 1: a name error must come first, without waiting for a connection.
-  const broker = createRabbitMQBroker({ url: "amqp://127.0.0.1:1", requestTimeout: "20s" });
+  const broker = createRabbitmqBroker({ url: "amqp://127.0.0.1:1", requestTimeout: "20s" });
   try {
     const started = performance.now();
     for (const bad of ["bad name", "a.b", "q#", "x".repeat(250), ""]) {
@@ -49,8 +49,8 @@ it("rejects bad names and options with InvalidOptionsError before any broker cal
 });
 
 it("warns (insecure-connection) about a non-loopback host without TLS, and not about loopback", async () => {
-  const remote = createRabbitMQBroker({ url: "amqp://u:p@192.0.2.1:5672", requestTimeout: "1s" });
-  const local = createRabbitMQBroker({ url: "amqp://127.0.0.1:1", requestTimeout: "1s" });
+  const remote = createRabbitmqBroker({ url: "amqp://u:p@192.0.2.1:5672", requestTimeout: "1s" });
+  const local = createRabbitmqBroker({ url: "amqp://127.0.0.1:1", requestTimeout: "1s" });
   const warnings: string[] = [];
   remote.on("insecure-connection", (e) => warnings.push(`remote: ${e.message}`));
   local.on("insecure-connection", (e) => warnings.push(`local: ${e.message}`));
@@ -69,7 +69,7 @@ it("never puts the password of a URL into errors or events when the login is ref
   const u = new URL(url ?? "amqp://127.0.0.1:5672");
   u.username = "guest";
   u.password = secret;
-  const broker = createRabbitMQBroker({ url: u.toString(), requestTimeout: "1500ms", maxReconnectDelay: "200ms" });
+  const broker = createRabbitmqBroker({ url: u.toString(), requestTimeout: "1500ms", maxReconnectDelay: "200ms" });
   const seen: unknown[] = [];
   broker.on("disconnected", (e) => seen.push(e));
   broker.on("error", (e) => seen.push(e));

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { Broker } from "@jobs/core";
 import amqp from "amqplib";
-import { createRabbitMQBroker, type RabbitMQBroker, type RabbitMQBrokerOptions } from "../src/index.js";
+import { createRabbitmqBroker, type RabbitmqBroker, type RabbitmqBrokerOptions } from "../src/index.js";
 
 /** A prefix no other run uses. */
 export function uniquePrefix(tag: string): string {
@@ -21,13 +21,13 @@ export class Tracker {
   constructor(
     readonly url: string,
     readonly prefix: string,
-    readonly options: Partial<RabbitMQBrokerOptions> = {},
+    readonly options: Partial<RabbitmqBrokerOptions> = {},
   ) {
     this.levels = options.delayLevels ?? 16;
   }
 
   /** A new broker on `url` (or another endpoint) whose queue names are recorded. */
-  broker(options: Partial<RabbitMQBrokerOptions> = {}, endpoint?: { readonly host: string; readonly port: number }): RabbitMQBroker {
+  broker(options: Partial<RabbitmqBrokerOptions> = {}, endpoint?: { readonly host: string; readonly port: number }): RabbitmqBroker {
     let url = this.url;
     if (endpoint !== undefined) {
       const u = new URL(this.url);
@@ -35,7 +35,7 @@ export class Tracker {
       u.port = String(endpoint.port);
       url = u.toString();
     }
-    const broker = createRabbitMQBroker({
+    const broker = createRabbitmqBroker({
       url,
       prefix: this.prefix,
       heartbeat: "2s",
@@ -47,7 +47,7 @@ export class Tracker {
     const seen = (queue: string): void => {
       this.queues.add(queue);
     };
-    const wrapped: RabbitMQBroker = {
+    const wrapped: RabbitmqBroker = {
       name: broker.name,
       capabilities: broker.capabilities,
       on: broker.on,

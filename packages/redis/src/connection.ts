@@ -20,6 +20,7 @@ import {
   withTimeout,
 } from "@jobs/core/adapter";
 import { Redis, type RedisOptions } from "ioredis";
+import { duplicateCluster, isCluster } from "./internal/cluster.js";
 import { registerScripts, type ScriptName, type ScriptRunner, type Scripts } from "./internal/scripts.js";
 import type { RedisSettings } from "./options.js";
 
@@ -75,7 +76,8 @@ export class RedisConnection implements Scripts {
     });
     this.#redis.on("ready", () => this.#ready());
     const o = this.#redis.options;
-    if (!isLoopbackHost(String(o.host ?? "localhost")) && !o.password && !o.tls && !o.path) {
+    // A cluster's nodes are learned at run time: only a single server's host is checked.
+    if (!this.#redis.isCluster && !isLoopbackHost(String(o.host ?? "localhost")) && !o.password && !o.tls && !o.path) {
       warnInsecureConnection(
         this.#events,
         "redis",
@@ -148,10 +150,13 @@ export class RedisConnection implements Scripts {
     };
     // Replies as arrays (RESP2 shapes), whatever protocol is negotiated.
     const shapes = { replyMapping: "legacy" } as const;
-    const o = s.options;
+    const template = s.client;
     let redis: Redis;
-    if (o.client !== undefined) redis = o.client.duplicate({ ...o.connection, ...safe, ...shapes });
-    else redis = new Redis(o.url ?? "redis://127.0.0.1:6379", { ...o.connection, ...safe, ...shapes });
+    if (template === undefined)
+      redis = new Redis(s.options.url ?? "redis://127.0.0.1:6379", { ...s.connectionOptions, ...safe, ...shapes });
+    // A Cluster has every method and event the broker uses on a Redis (commands, defineCommand, status).
+    else if (isCluster(template)) redis = duplicateCluster(template, { ...s.connectionOptions, ...safe, ...shapes }) as unknown as Redis;
+    else redis = template.duplicate({ ...s.connectionOptions, ...safe, ...shapes });
     if (role === "blocking") {
       this.#blockers.add(redis);
       redis.on("error", () => {}); // reported through the command connection's events

@@ -1,16 +1,28 @@
 /** `RedisBrokerOptions` and their validation. */
-import { type BrokerCapabilities, type Duration, InvalidOptionsError, parseDuration } from "@jobs/core/adapter";
-import { Redis, type RedisOptions } from "ioredis";
+import {
+  assertClientShape,
+  type BrokerCapabilities,
+  type Duration,
+  InvalidOptionsError,
+  parseDuration,
+  renamedOption,
+} from "@jobs/core/adapter";
+import type { Cluster, Redis, RedisOptions } from "ioredis";
 import { redisCapabilities, redisInstanceCapabilities } from "./capabilities.js";
 
-/** Options of `createRedisBroker`. Connection: `url`, `connection` or `client` (a template). */
+/** Options of `createRedisBroker`. Connection: `url` and `connectionOptions`, or `client` (a template). */
 export interface RedisBrokerOptions {
   /** Redis URL, e.g. "redis://user:pass@host:6379/0" or "rediss://…" for TLS. @default "redis://127.0.0.1:6379" */
   readonly url?: string;
   /** ioredis connection options (host, port, username, password, tls, db, …); what `url` says wins. @default {} */
+  readonly connectionOptions?: RedisOptions;
+  /** @deprecated Renamed `connectionOptions` (same meaning); removed in the next major release. */
   readonly connection?: RedisOptions;
-  /** An ioredis client used as a template: the broker opens its own connections with its options and never closes it. @default undefined */
-  readonly client?: Redis;
+  /**
+   * An ioredis `Redis` or `Cluster` client used as a template: the broker opens its own connections
+   * with its options (`duplicate()`) and never closes it. Checked by shape, not by class. @default undefined
+   */
+  readonly client?: Redis | Cluster;
   /** Prefix of every key (no "{" or "}"). @default "jobs" */
   readonly prefix?: string;
   /** Largest message body accepted, in UTF-8 bytes. @default 1048576 (1 MiB) */
@@ -20,6 +32,8 @@ export interface RedisBrokerOptions {
   /** Give up on a publish, settlement or inspection call after this long; a publish is then ambiguous. @default "10s" */
   readonly requestTimeout?: Duration;
   /** How often each connection is pinged, so that a dead or paused link is noticed while idle. @default "5s" */
+  readonly heartbeat?: Duration;
+  /** @deprecated Renamed `heartbeat` (same meaning); removed in the next major release. */
   readonly heartbeatInterval?: Duration;
   /** A connection waiting this long for any byte of a reply is dead: it is destroyed and reconnected. @default "10s" */
   readonly heartbeatTimeout?: Duration;
@@ -34,6 +48,10 @@ export interface RedisBrokerOptions {
 /** The options, checked, with their defaults filled in. */
 export interface RedisSettings {
   readonly options: RedisBrokerOptions;
+  /** `connectionOptions` (or its deprecated name `connection`). */
+  readonly connectionOptions: RedisOptions;
+  /** The template client, if given. */
+  readonly client: Redis | Cluster | undefined;
   readonly prefix: string;
   readonly dedupeWindowMs: number;
   readonly requestTimeoutMs: number;
@@ -49,9 +67,8 @@ export function resolveRedisOptions(options: RedisBrokerOptions): RedisSettings 
   if (typeof options !== "object" || options === null) throw new InvalidOptionsError("options", "expected an options object");
   if (options.url !== undefined && typeof options.url !== "string")
     throw new InvalidOptionsError("url", "expected a redis:// or rediss:// URL");
-  if (options.client !== undefined && !(options.client instanceof Redis)) {
-    throw new InvalidOptionsError("client", "expected an ioredis Redis instance (Cluster clients are not supported yet)");
-  }
+  if (options.client !== undefined) assertClientShape("client", options.client, CLIENT_METHODS, "an ioredis Redis or Cluster client");
+  const connectionOptions = renamedOption<RedisOptions>("redis", options, "connection", "connectionOptions") ?? {};
   const prefix = options.prefix ?? "jobs";
   if (typeof prefix !== "string" || prefix === "" || /[{}\s]/.test(prefix)) {
     throw new InvalidOptionsError("prefix", 'expected a non-empty string without "{", "}" or spaces');
@@ -62,12 +79,18 @@ export function resolveRedisOptions(options: RedisBrokerOptions): RedisSettings 
   }
   const dedupeWindowMs = parseDuration(options.dedupeWindow ?? redisCapabilities.dedupeWindowMs, "dedupeWindow");
   const requestTimeoutMs = positive(options.requestTimeout ?? "10s", "requestTimeout");
-  const heartbeatMs = positive(options.heartbeatInterval ?? "5s", "heartbeatInterval");
+  const heartbeat = renamedOption<Duration>("redis", options, "heartbeatInterval", "heartbeat");
+  const heartbeatMs = positive(
+    heartbeat ?? "5s",
+    options.heartbeat === undefined && heartbeat !== undefined ? "heartbeatInterval" : "heartbeat",
+  );
   const heartbeatTimeoutMs = positive(options.heartbeatTimeout ?? "10s", "heartbeatTimeout");
   const maxBlockMs = positive(options.maxBlock ?? "5s", "maxBlock");
   const maxReconnectDelayMs = positive(options.maxReconnectDelay ?? "2s", "maxReconnectDelay");
   return {
     options,
+    connectionOptions,
+    client: options.client,
     prefix,
     dedupeWindowMs,
     requestTimeoutMs,
@@ -78,6 +101,9 @@ export function resolveRedisOptions(options: RedisBrokerOptions): RedisSettings 
     capabilities: redisInstanceCapabilities(maxPayloadBytes, dedupeWindowMs),
   };
 }
+
+/** What the broker calls on a template client (on the client itself, `duplicate` only; the rest on its copies). */
+const CLIENT_METHODS = ["duplicate", "defineCommand", "blpop", "ping", "info", "quit", "disconnect", "on"] as const;
 
 function positive(value: Duration, field: string): number {
   const ms = parseDuration(value, field);

@@ -9,7 +9,7 @@ const url = brokerUrlFromEnv("JOBS_REDIS_URL");
 // Every run writes under its own prefix, so runs (and other users of the Redis) never meet.
 const prefix = `jobs-test-${process.pid}-${Date.now().toString(36)}`;
 // Short heartbeats and reconnect backoff, so stalled links are recycled and restarts noticed quickly.
-const fast: RedisBrokerOptions = { prefix, heartbeatInterval: "1s", heartbeatTimeout: "2s", maxReconnectDelay: "500ms" };
+const fast: RedisBrokerOptions = { prefix, heartbeat: "1s", heartbeatTimeout: "2s", maxReconnectDelay: "500ms" };
 
 if (url === undefined) {
   describe.skip("redis [needs JOBS_REDIS_URL]", () => {

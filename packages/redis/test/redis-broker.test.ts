@@ -313,7 +313,7 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
       try {
         const broker = createRedisBroker({
           url: `redis://${proxy.address.host}:${proxy.address.port}`,
-          heartbeatInterval: 100,
+          heartbeat: 100,
           heartbeatTimeout: 400,
           maxReconnectDelay: 100,
         });

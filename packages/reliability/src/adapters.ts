@@ -11,7 +11,7 @@ import { type PrivateServer, startPrivateNats, startPrivateRabbitMQ, startPrivat
 import type { Broker } from "@jobs/core";
 import { createMemoryBroker, createMemoryServer, type MemoryServer } from "@jobs/memory";
 import { createNatsBroker } from "@jobs/nats";
-import { createRabbitMQBroker } from "@jobs/rabbitmq";
+import { createRabbitmqBroker } from "@jobs/rabbitmq";
 import { createRedisBroker } from "@jobs/redis";
 import { createSqsBroker } from "@jobs/sqs";
 import { TIMINGS } from "./config.js";
@@ -62,14 +62,14 @@ export function createBroker(spec: BrokerSpec, overrides: Readonly<Record<string
       return createRedisBroker({
         url: spec.url,
         prefix: spec.namespace,
-        heartbeatInterval: pingIntervalMs,
+        heartbeat: pingIntervalMs,
         heartbeatTimeout: pingTimeoutMs,
         maxReconnectDelay: maxReconnectDelayMs,
         requestTimeout: enqueueTimeoutMs,
         ...overrides,
       });
     case "rabbitmq":
-      return createRabbitMQBroker({
+      return createRabbitmqBroker({
         url: spec.url,
         prefix: `${spec.namespace}.`,
         heartbeat: "1s",
@@ -79,7 +79,7 @@ export function createBroker(spec: BrokerSpec, overrides: Readonly<Record<string
       });
     case "sqs":
       return createSqsBroker({
-        endpoint: spec.url,
+        url: spec.url,
         region: "us-east-1",
         clientConfig: { credentials: SQS_CREDENTIALS },
         prefix: `${spec.namespace}-`,
@@ -92,7 +92,7 @@ export function createBroker(spec: BrokerSpec, overrides: Readonly<Record<string
       return createNatsBroker({
         url: spec.url,
         stream: spec.namespace.toUpperCase().replace(/[^A-Z0-9_]/g, "_"),
-        subjectPrefix: spec.namespace.replace(/[^A-Za-z0-9_-]/g, "_"),
+        prefix: spec.namespace.replace(/[^A-Za-z0-9_-]/g, "_"),
         requestTimeout: enqueueTimeoutMs,
         ...overrides,
       });

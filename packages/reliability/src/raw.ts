@@ -92,7 +92,7 @@ export async function rawWriter(spec: BrokerSpec, capabilities: Broker["capabili
     case "nats": {
       const nc = await natsConnect({ servers: spec.url.replace(/^nats:\/\//, ""), maxReconnectAttempts: 0 });
       const js = jetstream(nc);
-      // createBroker's subject prefix: `<subjectPrefix>.<queue>.ready` is the ready subject.
+      // createBroker's subject prefix: `<prefix>.<queue>.ready` is the ready subject.
       const subjectPrefix = spec.namespace.replace(/[^A-Za-z0-9_-]/g, "_");
       return {
         async send(queue, body) {

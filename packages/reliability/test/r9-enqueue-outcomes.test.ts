@@ -20,7 +20,7 @@ import {
   PayloadTooLargeError,
 } from "@jobs/core";
 import { physicalQueue, priorityLevel } from "@jobs/core/adapter";
-import type { RabbitMQBroker } from "@jobs/rabbitmq";
+import type { RabbitmqBroker } from "@jobs/rabbitmq";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -281,7 +281,7 @@ describe.each(selectedAdapters())("R9 enqueue outcomes on %s", (adapter: Adapter
 /** Deletes a physical queue behind the producer's back, with the broker's own tools. */
 async function deleteQueue(adapter: AdapterName, target: Target, set: BrokerSet, physical: string): Promise<void> {
   if (adapter === "rabbitmq") {
-    await (set.open() as RabbitMQBroker).deleteQueue(physical);
+    await (set.open() as RabbitmqBroker).deleteQueue(physical);
   } else if (adapter === "sqs") {
     const sqs = new SQSClient({ endpoint: target.spec.url, region: "us-east-1", credentials: SQS_CREDENTIALS });
     try {

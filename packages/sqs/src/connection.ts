@@ -3,13 +3,14 @@
  * `insecure-connection` events, and AWS errors mapped to core's.
  */
 import { Agent } from "node:http";
-import { type QueueAttributeName, SQSClient } from "@aws-sdk/client-sqs";
+import { type QueueAttributeName, SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
 import {
   BrokerConnectionError,
   type BrokerEventMap,
   brokerClosedError,
   type Emitter,
   EnqueueOutcomeUnknownError,
+  hasMethods,
   isLoopbackHost,
   type JobsError,
   LeaseLostError,
@@ -45,6 +46,8 @@ export class SqsConnection {
   /** Set by the broker's close(): nothing new starts. */
   closed = false;
   readonly #ownsClient: boolean;
+  /** The request handler is the broker's (not one the caller put in `clientConfig.requestHandler`). */
+  readonly #ownsHandler: boolean = true;
   readonly #timeoutMs: number;
   readonly #events: Emitter<BrokerEventMap>;
   #down = false;
@@ -60,18 +63,26 @@ export class SqsConnection {
     }
     const { endpoint, clientConfig } = settings;
     const region = settings.region ?? clientConfig?.region ?? (endpoint === undefined ? undefined : "us-east-1");
+    // A handler of the caller's is kept as it is (and never destroyed): every call is still bounded
+    // by its abort signal. Handler options (a plain object) are laid over ours.
+    const given: unknown = clientConfig?.requestHandler;
+    this.#ownsHandler = !hasMethods(given, ["handle"]);
+    const requestHandler = this.#ownsHandler
+      ? new NodeHttpHandler({
+          connectionTimeout: settings.timeoutMs,
+          requestTimeout: settings.timeoutMs,
+          // @smithy/node-http-handler only warns when `requestTimeout` passes, unless told to throw.
+          throwOnRequestTimeout: true,
+          httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }),
+          ...(typeof given === "object" && given !== null ? given : {}),
+        })
+      : given;
     const config = {
       ...clientConfig,
       ...(endpoint === undefined ? {} : { endpoint }),
       ...(region === undefined ? {} : { region }),
-      // @smithy/node-http-handler only warns when `requestTimeout` passes, unless told to throw.
-      requestHandler: new NodeHttpHandler({
-        connectionTimeout: settings.timeoutMs,
-        requestTimeout: settings.timeoutMs,
-        throwOnRequestTimeout: true,
-        httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }),
-      }),
-    };
+      requestHandler,
+    } as SQSClientConfig;
     this.client = new SQSClient(config);
     this.publishClient = new SQSClient({ ...config, maxAttempts: 1 });
     this.#ownsClient = true;
@@ -113,9 +124,9 @@ export class SqsConnection {
     }
   }
 
-  /** Destroys the clients the broker built (never the caller's). */
+  /** Destroys the clients the broker built (never the caller's, nor a request handler of the caller's). */
   destroy(): void {
-    if (!this.#ownsClient) return;
+    if (!this.#ownsClient || !this.#ownsHandler) return;
     this.client.destroy();
     this.publishClient.destroy();
   }

@@ -1,6 +1,13 @@
 /** The options of `createSqsBroker`, and their validation. */
-import { SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
-import { type Duration, InvalidOptionsError, type OutgoingMessage, parseDuration } from "@jobs/core/adapter";
+import type { SQSClient, SQSClientConfig } from "@aws-sdk/client-sqs";
+import {
+  assertClientShape,
+  type Duration,
+  InvalidOptionsError,
+  type OutgoingMessage,
+  parseDuration,
+  renamedOption,
+} from "@jobs/core/adapter";
 import { sqsCapabilities } from "./capabilities.js";
 import { assertPrefix } from "./names.js";
 
@@ -9,14 +16,22 @@ export interface SqsBrokerOptions {
   /**
    * An existing client to use (never destroyed by the broker); request timeouts still apply per call.
    * Its SDK retries apply to publishes too: give it `maxAttempts: 1`, or a retried send whose first
-   * response was lost stores the job twice on a standard queue. @default a client built from the options below
+   * response was lost stores the job twice on a standard queue. Checked by shape (`send`, `destroy`), not by class.
+   * @default a client built from the options below
    */
   readonly client?: SQSClient;
   /** Endpoint URL of SQS or a compatible service (LocalStack, ElasticMQ, an emulator). @default the AWS endpoint of the region */
+  readonly url?: string;
+  /** @deprecated Renamed `url` (same meaning); removed in the next major release. */
   readonly endpoint?: string;
   /** AWS region. @default the SDK's (AWS_REGION, profile), or "us-east-1" when `endpoint` is given */
   readonly region?: string;
-  /** More configuration of the client the broker builds (credentials, retries, …); ignored with `client`. @default {} */
+  /**
+   * More configuration of the client the broker builds (credentials, retries, …); not allowed with `client`. A
+   * `requestHandler` of yours is kept: a handler is used as it is (calls are still bounded by `requestTimeout` through
+   * their abort signal, but its sockets and connect timeout are yours), handler options are laid over the broker's.
+   * @default {}
+   */
   readonly clientConfig?: SQSClientConfig;
   /** Prefix of every SQS queue name (up to 40 of `[A-Za-z0-9_-]`). @default "jobs-" */
   readonly prefix?: string;
@@ -44,7 +59,7 @@ export interface SqsBrokerOptions {
 
 /** The options, checked and with their defaults. */
 export interface SqsSettings {
-  /** The caller's client, or undefined to build one from `endpoint`, `region` and `clientConfig`. */
+  /** The caller's client, or undefined to build one from `url` (kept here as `endpoint`), `region` and `clientConfig`. */
   readonly client: SQSClient | undefined;
   readonly endpoint: string | undefined;
   readonly region: string | undefined;
@@ -93,18 +108,19 @@ export function resolveSqsOptions(options: SqsBrokerOptions): SqsSettings {
   }
   const groupId = options.messageGroupId ?? ((_queue: string, message: OutgoingMessage) => message.id);
   if (typeof groupId !== "function") throw new InvalidOptionsError("messageGroupId", "expected a function");
+  const endpoint = renamedOption<string>("sqs", options, "endpoint", "url");
   if (options.client !== undefined) {
-    if (!(options.client instanceof SQSClient)) throw new InvalidOptionsError("client", "expected an SQSClient");
-    for (const field of ["endpoint", "region", "clientConfig"] as const) {
+    assertClientShape("client", options.client, ["send", "destroy"], "an SQSClient");
+    for (const field of ["url", "endpoint", "region", "clientConfig"] as const) {
       if (options[field] !== undefined)
         throw new InvalidOptionsError(field, "configures the client the broker builds; with `client`, configure that client");
     }
-  } else if (options.endpoint !== undefined && typeof options.endpoint !== "string") {
-    throw new InvalidOptionsError("endpoint", "expected a URL string");
+  } else if (endpoint !== undefined && typeof endpoint !== "string") {
+    throw new InvalidOptionsError(options.url === undefined ? "endpoint" : "url", "expected a URL string");
   }
   return {
     client: options.client,
-    endpoint: options.endpoint,
+    endpoint,
     region: options.region,
     clientConfig: options.clientConfig,
     prefix,

@@ -19,7 +19,7 @@ afterEach(async () => {
 /** A broker on the test SQS with test settings; `client` counts requests when given. */
 function broker(options: SqsBrokerOptions = {}): Broker {
   const b = createSqsBroker({
-    ...(options.client === undefined ? { endpoint: endpointUrl, clientConfig: { credentials } } : {}),
+    ...(options.client === undefined ? { url: endpointUrl, clientConfig: { credentials } } : {}),
     waitTimeSeconds: 1,
     requestTimeout: "3s",
     countsIncludeInFlight: onEmulator,
@@ -84,14 +84,15 @@ describe("options", () => {
   it("rejects options it cannot honour at construction, naming the field", () => {
     const { client } = countingClient();
     const bad: [SqsBrokerOptions, string][] = [
+      [{ client, url: endpointUrl }, "url"],
       [{ client, endpoint: endpointUrl }, "endpoint"],
       [{ client, region: "eu-west-1" }, "region"],
-      [{ endpoint: endpointUrl, waitTimeSeconds: 0 }, "waitTimeSeconds"],
-      [{ endpoint: endpointUrl, waitTimeSeconds: 21 }, "waitTimeSeconds"],
-      [{ endpoint: endpointUrl, maxPayloadBytes: 2_000_000 }, "maxPayloadBytes"],
-      [{ endpoint: endpointUrl, queues: "maybe" as "create" }, "queues"],
-      [{ endpoint: endpointUrl, requestTimeout: "1ms" }, "requestTimeout"],
-      [{ endpoint: endpointUrl, maxReceiveCount: -1 }, "maxReceiveCount"],
+      [{ url: endpointUrl, waitTimeSeconds: 0 }, "waitTimeSeconds"],
+      [{ url: endpointUrl, waitTimeSeconds: 21 }, "waitTimeSeconds"],
+      [{ url: endpointUrl, maxPayloadBytes: 2_000_000 }, "maxPayloadBytes"],
+      [{ url: endpointUrl, queues: "maybe" as "create" }, "queues"],
+      [{ url: endpointUrl, requestTimeout: "1ms" }, "requestTimeout"],
+      [{ url: endpointUrl, maxReceiveCount: -1 }, "maxReceiveCount"],
     ];
     for (const [options, field] of bad) expect(() => createSqsBroker(options), field).toThrow(`invalid option "${field}"`);
     client.destroy();
@@ -102,7 +103,7 @@ describe("insecure endpoints", () => {
   it("emits insecure-connection for a plain-http endpoint off this machine, not for loopback or https", async () => {
     const seen = new Map<string, number>();
     for (const endpoint of ["http://10.0.0.7:9324", "http://127.0.0.1:9324", "https://sqs.eu-west-1.amazonaws.com"]) {
-      const b = createSqsBroker({ endpoint, clientConfig: { credentials } });
+      const b = createSqsBroker({ url: endpoint, clientConfig: { credentials } });
       seen.set(endpoint, 0);
       b.on("insecure-connection", () => seen.set(endpoint, (seen.get(endpoint) ?? 0) + 1));
       opened.push(b);
@@ -313,7 +314,7 @@ describe("failures", () => {
   it("a request to a stalled endpoint fails after requestTimeout: the publish outcome is unknown, and later calls work", async () => {
     const proxy = await createFaultProxy({ target: endpoint });
     try {
-      const b = broker({ endpoint: `http://${proxy.address.host}:${proxy.address.port}`, requestTimeout: "1s" });
+      const b = broker({ url: `http://${proxy.address.host}:${proxy.address.port}`, requestTimeout: "1s" });
       const q = queue("stall");
       await b.publish(q, [msg("before")]);
       proxy.pause();
@@ -334,7 +335,7 @@ describe("failures", () => {
   it("a consumer survives an endpoint outage: disconnected, then reconnected, and it receives again", async () => {
     const proxy = await createFaultProxy({ target: endpoint });
     try {
-      const consumer = broker({ endpoint: `http://${proxy.address.host}:${proxy.address.port}`, requestTimeout: "1s" });
+      const consumer = broker({ url: `http://${proxy.address.host}:${proxy.address.port}`, requestTimeout: "1s" });
       const producer = broker();
       const events: string[] = [];
       consumer.on("disconnected", () => events.push("disconnected"));
@@ -365,7 +366,7 @@ describe("failures", () => {
     const secret = credentials.secretAccessKey;
     const down = `http://127.0.0.1:${await freePort()}`;
     const seen: unknown[] = [];
-    for (const b of [broker({ endpoint: down, requestTimeout: "1s" }), broker({ queues: "verify" })]) {
+    for (const b of [broker({ url: down, requestTimeout: "1s" }), broker({ queues: "verify" })]) {
       b.on("disconnected", (e) => seen.push(e));
       b.on("error", (e) => seen.push(e));
       const [outcome] = await b.publish(queue("creds"), [msg("x")]);

@@ -2,7 +2,8 @@
  * `@jobs/core/adapter`: what an adapter author needs. The Broker contract's types, the envelope
  * codec, the errors adapters throw, and the plumbing every adapter would otherwise write again
  * (redacted causes, request timeouts, reconnect backoff, the consume-options and payload-size
- * checks, the insecure-connection warning, write coalescing, the loopback test).
+ * checks, the insecure-connection warning, write coalescing, the loopback test, deprecated option
+ * aliases and the shape check of a user's client).
  */
 export type {
   Broker,
@@ -59,3 +60,4 @@ export { isLoopbackHost } from "./host.js";
 export { warnInsecureConnection } from "./insecure.js";
 export { type ReconnectDelayOptions, reconnectDelay } from "./reconnect.js";
 export { RequestTimeoutError, withTimeout } from "./request-timeout.js";
+export { assertClientShape, hasMethods, renamedOption, warnDeprecated } from "./vocabulary.js";
