@@ -92,11 +92,11 @@ export async function rawWriter(spec: BrokerSpec, capabilities: Broker["capabili
     case "nats": {
       const nc = await natsConnect({ servers: spec.url.replace(/^nats:\/\//, ""), maxReconnectAttempts: 0 });
       const js = jetstream(nc);
-      // createBroker's subject prefix: `<prefix>.<queue>.ready` is the ready subject.
-      const subjectPrefix = spec.namespace.replace(/[^A-Za-z0-9_-]/g, "_");
+      // createBroker's subject prefix (its `prefix` option): `<prefix>.<queue>.ready` is the ready subject.
+      const natsPrefix = spec.namespace.replace(/[^A-Za-z0-9_-]/g, "_");
       return {
         async send(queue, body) {
-          await js.publish(`${subjectPrefix}.${physical(queue)}.ready`, typeof body === "string" ? new TextEncoder().encode(body) : body);
+          await js.publish(`${natsPrefix}.${physical(queue)}.ready`, typeof body === "string" ? new TextEncoder().encode(body) : body);
         },
         async close() {
           await nc.close();

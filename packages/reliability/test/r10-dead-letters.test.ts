@@ -124,12 +124,12 @@ describe.each(selectedAdapters())("R10 dead letters on %s", (adapter: AdapterNam
         const physical = physicalQueue(d1Queue, priorityLevel("normal"), broker.capabilities);
         const jsm = await jetstreamManager(nc);
         const stream = target.spec.namespace.toUpperCase().replace(/[^A-Z0-9_]/g, "_");
-        const subjectPrefix = target.spec.namespace.replace(/[^A-Za-z0-9_-]/g, "_");
+        const natsPrefix = target.spec.namespace.replace(/[^A-Za-z0-9_-]/g, "_");
         const consumer = await jsm.consumers.info(stream, `ready_${physical}`);
-        const info = await jsm.streams.info(stream, { subjects_filter: `${subjectPrefix}.${physical}.>` });
+        const info = await jsm.streams.info(stream, { subjects_filter: `${natsPrefix}.${physical}.>` });
         const subjects = info.state.subjects ?? {};
-        const ready = subjects[`${subjectPrefix}.${physical}.ready`] ?? 0;
-        const dead = subjects[`${subjectPrefix}.${physical}.dead`] ?? 0;
+        const ready = subjects[`${natsPrefix}.${physical}.ready`] ?? 0;
+        const dead = subjects[`${natsPrefix}.${physical}.dead`] ?? 0;
         const report = writeReport({
           test: "R10-D3",
           adapter,

@@ -24,7 +24,7 @@ export interface SqsBrokerOptions {
   readonly url?: string;
   /** @deprecated Renamed `url` (same meaning); removed in the next major release. */
   readonly endpoint?: string;
-  /** AWS region. @default the SDK's (AWS_REGION, profile), or "us-east-1" when `endpoint` is given */
+  /** AWS region. @default the SDK's (AWS_REGION, profile), or "us-east-1" when `url` is given */
   readonly region?: string;
   /**
    * More configuration of the client the broker builds (credentials, retries, …); not allowed with `client`. A
