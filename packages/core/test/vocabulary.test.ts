@@ -38,13 +38,12 @@ describe("renamedOption", () => {
   });
 
   it("refuses both names at once, naming the old one", () => {
-    const error = (() => {
-      try {
-        renamedOption("test", { stale: 1, fresh: 2 }, "stale", "fresh");
-      } catch (e) {
-        return e;
-      }
-    })();
+    let error: unknown;
+    try {
+      renamedOption("test", { stale: 1, fresh: 2 }, "stale", "fresh");
+    } catch (e) {
+      error = e;
+    }
     expect(error).toBeInstanceOf(InvalidOptionsError);
     expect(error).toMatchObject({ field: "stale", message: expect.stringContaining('give only "fresh"') });
   });

@@ -16,7 +16,7 @@ const url = brokerUrlFromEnv("JOBS_RABBITMQ_URL");
 const msg = (body: string): OutgoingMessage => ({ id: randomUUID(), body, priority: 2, delayMs: 0, dedupe: true });
 
 /** Runs `act`, then collects the jobs warnings it caused, up to a marker warning emitted after it. */
-async function warningsOf(act: () => void): Promise<{ name: string; code?: string; message: string }[]> {
+async function warningsOf(act: () => void): Promise<{ name: string; code: string | undefined; message: string }[]> {
   const seen: Error[] = [];
   const marker = `rabbitmq-vocabulary-marker-${Math.random()}`;
   const done = new Promise<void>((resolve) => {

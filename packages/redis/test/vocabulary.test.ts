@@ -15,7 +15,7 @@ const prefix = `jobs-vocab-${process.pid}-${Date.now().toString(36)}`;
 const msg = (body: string): OutgoingMessage => ({ id: randomUUID(), body, priority: 2, delayMs: 0, dedupe: true });
 
 /** Runs `act`, then collects the jobs warnings it caused, up to a marker warning emitted after it. */
-async function warningsOf(act: () => void): Promise<{ name: string; code?: string; message: string }[]> {
+async function warningsOf(act: () => void): Promise<{ name: string; code: string | undefined; message: string }[]> {
   const seen: Error[] = [];
   const marker = `redis-vocabulary-marker-${Math.random()}`;
   const done = new Promise<void>((resolve) => {

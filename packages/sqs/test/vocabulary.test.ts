@@ -39,7 +39,7 @@ async function roundTrip(broker: Broker): Promise<void> {
 }
 
 /** Runs `act`, then collects the jobs warnings it caused, up to a marker warning emitted after it. */
-async function warningsOf(act: () => void): Promise<{ name: string; code?: string; message: string }[]> {
+async function warningsOf(act: () => void): Promise<{ name: string; code: string | undefined; message: string }[]> {
   const seen: Error[] = [];
   const marker = `sqs-vocabulary-marker-${Math.random()}`;
   const done = new Promise<void>((resolve) => {
