@@ -1,6 +1,8 @@
 import type { Broker, DeadLetter, DeadLetterReason, QueueCounts } from "./broker.js";
 import { decodeEnvelope, type Envelope, encodeEnvelope } from "./envelope.js";
 import { InvalidOptionsError, type SerializedError } from "./errors.js";
+import { forwardBrokerEntries } from "./internal/entries.js";
+import { assertLogger, type LoggerOption } from "./logger.js";
 import { assertQueueName } from "./names.js";
 import { PRIORITIES, type PriorityLevel } from "./priority.js";
 import { physicalQueues } from "./routing.js";
@@ -9,6 +11,12 @@ import { physicalQueues } from "./routing.js";
 export interface AdminOptions {
   /** The broker to inspect. */
   readonly broker: Broker;
+  /**
+   * Where the broker's warnings and errors are logged (pino, console, …: `Logger`), when the
+   * broker was not given this logger itself. `false` adds nothing.
+   * @default none: the broker's own default applies
+   */
+  readonly logger?: LoggerOption;
 }
 
 /** A dead letter, decoded when possible. Payloads are shown as a bounded excerpt. */
@@ -52,6 +60,8 @@ export interface Admin {
 export function createAdmin(options: AdminOptions): Admin {
   const broker = options?.broker;
   if (typeof broker?.counts !== "function") throw new InvalidOptionsError("broker", "createAdmin needs a broker");
+  assertLogger(options?.logger);
+  forwardBrokerEntries(broker, options?.logger);
   const caps = broker.capabilities;
   const physical = (queue: string): readonly { name: string; level: PriorityLevel | undefined }[] => {
     assertQueueName(queue, "queue");

@@ -195,14 +195,14 @@ export interface QueueCounts {
 
 /** Events a broker reports about itself. */
 export interface BrokerEventMap {
-  /** A broker setting voids a guarantee (e.g. Redis eviction policy); the message says which. */
-  "config-warning": { readonly message: string };
+  /** A broker setting voids a guarantee (e.g. Redis eviction policy); the message says which, the code names it (docs/concepts/logging.md). */
+  "config-warning": { readonly code: string; readonly message: string };
   /** Connection lost; the adapter is reconnecting. */
   disconnected: { readonly error?: SerializedError };
   /** Connection re-established and consumers resumed. */
   reconnected: Record<string, never>;
   /** A non-loopback connection without TLS or credentials. */
-  "insecure-connection": { readonly message: string };
+  "insecure-connection": { readonly code: "JOBS_INSECURE_CONNECTION"; readonly message: string };
   /** An internal error the adapter recovered from (nothing was lost). */
   error: { readonly error: SerializedError };
 }

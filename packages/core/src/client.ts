@@ -23,8 +23,10 @@ import {
   UnsupportedError,
 } from "./errors.js";
 import { type ClientEventMap, Emitter, type JobInfo } from "./events.js";
+import { forwardBrokerEntries } from "./internal/entries.js";
 import { assertJsonValue, utf8Length } from "./internal/json.js";
 import { describeIssues, runSchema } from "./internal/schema.js";
+import { assertLogger, type LoggerOption } from "./logger.js";
 import { assertJobId } from "./names.js";
 import { type Priority, priorityLevel } from "./priority.js";
 import { physicalQueue } from "./routing.js";
@@ -35,6 +37,12 @@ export interface ClientOptions {
   readonly broker: Broker;
   /** Largest encoded job accepted, in bytes; never above the broker's own limit. @default the broker's `maxPayloadBytes` */
   readonly maxPayloadBytes?: number;
+  /**
+   * Where the broker's warnings and errors are logged (pino, console, …: `Logger`), when the
+   * broker was not given this logger itself. `false` adds nothing.
+   * @default none: the broker's own default applies
+   */
+  readonly logger?: LoggerOption;
 }
 
 /** Per-call options of `enqueue`. */
@@ -122,6 +130,8 @@ export function createClient(options: ClientOptions): Client {
   const caps = broker.capabilities;
   const limit = Math.min(options.maxPayloadBytes ?? caps.maxPayloadBytes, caps.maxPayloadBytes);
   if (!(limit > 0)) throw new InvalidOptionsError("maxPayloadBytes", "expected a positive number of bytes");
+  assertLogger(options.logger);
+  forwardBrokerEntries(broker, options.logger);
   const events = new Emitter<ClientEventMap>();
   const taps = new Set<EnqueueTap>();
 

@@ -1,6 +1,7 @@
 import type { DeadLetterReason, On } from "./broker.js";
 import type { Metadata } from "./envelope.js";
 import type { SerializedError } from "./errors.js";
+import type { EventEntries, Logger, Reporter } from "./logger.js";
 import type { Priority } from "./priority.js";
 
 /** What events say about a job. Never the payload. */
@@ -63,15 +64,44 @@ export const WORKER_EVENTS: readonly (keyof WorkerEventMap)[] = [
   "error",
 ];
 
-type Listener = (event: never) => void;
+type Listener = ((event: never) => void) & { readonly [kLogsTo]?: Logger };
 
-/** A minimal typed event emitter; a listener that throws is reported, never breaks the emitter. */
+/**
+ * Marks a listener that only passes events on to a logger (a worker forwarding its broker's
+ * warnings). An emitter keeps one such listener per logger and event, and none for its own logger,
+ * so a logger given to a broker and to the workers on it gets each entry once.
+ */
+export const kLogsTo: unique symbol = Symbol.for("@jobs/core/logs-to");
+
+/** How an emitter reports: its instance's reporter and which events become entries. */
+export interface EmitterReporting<M> {
+  /** The instance's reporter. */
+  readonly reporter: Reporter;
+  /** Builders of the entries, per reported event. */
+  readonly entries: EventEntries<M>;
+}
+
+/**
+ * A minimal typed event emitter; a listener that throws is reported, never breaks the emitter.
+ * With `reporting`, the reported events also go to the reporter (a logger, else the console when
+ * nobody listens): events nobody hears are no longer lost.
+ */
 export class Emitter<M> {
   readonly #listeners = new Map<string, Set<Listener>>();
+  readonly #reporting: EmitterReporting<M> | undefined;
+
+  constructor(reporting?: EmitterReporting<M>) {
+    this.#reporting = reporting;
+  }
 
   /** Subscribe; returns an unsubscribe function. */
   readonly on: On<M> = (event, listener) => {
     let set = this.#listeners.get(event);
+    const logsTo = (listener as Listener)[kLogsTo];
+    if (logsTo !== undefined) {
+      if (this.#reporting?.reporter.logger === logsTo) return () => {};
+      if (set !== undefined) for (const l of set) if (l[kLogsTo] === logsTo) return () => {};
+    }
     if (set === undefined) {
       set = new Set();
       this.#listeners.set(event, set);
@@ -91,6 +121,11 @@ export class Emitter<M> {
   /** Call every listener of `event` with `data`. */
   emit<E extends keyof M & string>(event: E, data: M[E]): void {
     const set = this.#listeners.get(event);
+    const entry = this.#reporting?.entries[event];
+    if (entry !== undefined) {
+      const reporter = (this.#reporting as EmitterReporting<M>).reporter;
+      reporter.report(entry(data, reporter.source), set !== undefined && set.size > 0);
+    }
     if (set === undefined) return;
     for (const listener of set) {
       try {

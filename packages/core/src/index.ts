@@ -31,5 +31,6 @@ export {
   type ValidationIssue,
 } from "./errors.js";
 export { type ClientEventMap, type JobInfo, WORKER_EVENTS, type WorkerEventMap } from "./events.js";
+export type { LogFields, LoggedJob, Logger, LoggerOption } from "./logger.js";
 export { PRIORITIES, type Priority } from "./priority.js";
 export { type CloseOptions, createWorker, type JobContext, type JobHandler, type Worker, type WorkerOptions } from "./worker.js";

@@ -8,6 +8,7 @@ import type { JobDefinition } from "./define-job.js";
 import { type Duration, parseDuration } from "./duration.js";
 import { BrokerClosedError, InvalidOptionsError } from "./errors.js";
 import { Emitter, type WorkerEventMap } from "./events.js";
+import { forwardBrokerEntries, workerReporting } from "./internal/entries.js";
 import { IntrusiveList } from "./internal/list.js";
 import { Deadlines } from "./internal/worker/deadlines.js";
 import type { HeldDelivery, Registered } from "./internal/worker/held-delivery.js";
@@ -20,6 +21,7 @@ import { Shutdown } from "./internal/worker/shutdown.js";
 import { SuspectGate } from "./internal/worker/suspect-gate.js";
 import { isSuspect, suspectThreshold } from "./internal/worker/suspects.js";
 import type { JobHandler } from "./job-context.js";
+import type { LoggerOption } from "./logger.js";
 import { assertQueueName } from "./names.js";
 import { physicalQueues } from "./routing.js";
 
@@ -54,6 +56,12 @@ export interface WorkerOptions<Ctx> {
   readonly maxDeliveries?: number;
   /** Largest message accepted on receipt, in bytes; checked before parsing. @default the broker's `maxPayloadBytes` */
   readonly maxPayloadBytes?: number;
+  /**
+   * Where the worker's `error` and `job.lease-lost` events, and its broker's warnings and errors,
+   * are logged (pino, console, …: `Logger`). `false` logs nothing.
+   * @default `console`, once per code, for what no listener hears
+   */
+  readonly logger?: LoggerOption;
 }
 
 /** Options of `Worker.close`. */
@@ -111,7 +119,8 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   }
 
   const threshold = suspectThreshold(maxDeliveries);
-  const events = new Emitter<WorkerEventMap>();
+  const events = new Emitter<WorkerEventMap>(workerReporting(options.logger));
+  const unforward = forwardBrokerEntries(broker, options.logger);
   const handlers = new Map<string, Registered>();
   const subscriptions: Subscription[] = [];
   let state: "new" | "starting" | "running" | "closing" | "closed" = "new";
@@ -151,6 +160,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     running: () => running,
     isIdle: () => running.size === 0 && settlement.pending === 0,
     closed: () => {
+      unforward();
       heartbeat.stop();
       deadlines.stop();
       state = "closed";

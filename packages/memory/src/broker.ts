@@ -44,7 +44,7 @@ export class MemoryAdapter implements MemoryBroker {
     const resolved = resolveMemoryOptions(options);
     this.server = resolved.server;
     this.capabilities = resolved.capabilities;
-    this.#connection = new MemoryConnection(this.server);
+    this.#connection = new MemoryConnection(this.server, options.logger);
     this.on = this.#connection.events.on;
     this.#publisher = new MemoryPublisher(this.#connection, this.capabilities);
     if (resolved.paused) this.server.pause();

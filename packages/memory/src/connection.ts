@@ -1,4 +1,4 @@
-import { type BrokerEventMap, Emitter } from "@jobs/core/adapter";
+import { type BrokerEventMap, brokerEvents, type Emitter, type LoggerOption } from "@jobs/core/adapter";
 import type { MemoryServer } from "./server.js";
 
 /**
@@ -7,10 +7,15 @@ import type { MemoryServer } from "./server.js";
  * deliveries they hold are its own; closing it gives those deliveries back.
  */
 export class MemoryConnection {
-  readonly events: Emitter<BrokerEventMap> = new Emitter<BrokerEventMap>();
+  readonly events: Emitter<BrokerEventMap>;
   closed: boolean = false;
 
-  constructor(readonly server: MemoryServer) {}
+  constructor(
+    readonly server: MemoryServer,
+    logger: LoggerOption,
+  ) {
+    this.events = brokerEvents("memory", logger);
+  }
 
   close(): void {
     if (this.closed) return;

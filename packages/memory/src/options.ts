@@ -1,4 +1,4 @@
-import { type BrokerCapabilities, type Duration, InvalidOptionsError, parseDuration } from "@jobs/core/adapter";
+import { type BrokerCapabilities, type Duration, InvalidOptionsError, type LoggerOption, parseDuration } from "@jobs/core/adapter";
 import { memoryCapabilities, memoryInstanceCapabilities } from "./capabilities.js";
 import { MemoryServer } from "./server.js";
 
@@ -16,6 +16,8 @@ export interface MemoryBrokerOptions {
   readonly maxDelay?: Duration;
   /** Start paused: nothing is delivered until `resume()`. @default false */
   readonly paused?: boolean;
+  /** Where this broker's warnings and errors are logged (pino, console, …). `false` logs nothing. @default `console`, once per code, for what no listener hears */
+  readonly logger?: LoggerOption;
 }
 
 /** `MemoryBrokerOptions` checked, with their defaults filled in. */

@@ -3,10 +3,11 @@ import {
   type Broker,
   type BrokerCapabilities,
   type BrokerEventMap,
+  brokerEvents,
   type ConsumeOptions,
   type DeadLetter,
   type Delivery,
-  Emitter,
+  type Emitter,
   type OutgoingMessage,
   type PublishOutcome,
   type QueueCounts,
@@ -25,8 +26,8 @@ export interface NatsBroker extends Broker {}
 export class NatsAdapter implements NatsBroker {
   readonly name: string = "nats";
   readonly capabilities: BrokerCapabilities;
-  readonly #events = new Emitter<BrokerEventMap>();
-  readonly on: Broker["on"] = this.#events.on;
+  readonly #events: Emitter<BrokerEventMap>;
+  readonly on: Broker["on"];
   readonly #connection: NatsBrokerConnection;
   readonly #publisher: NatsPublisher;
   readonly #consumers: NatsConsumers;
@@ -35,6 +36,8 @@ export class NatsAdapter implements NatsBroker {
 
   constructor(options: NatsBrokerOptions) {
     const settings = resolveNatsOptions(options);
+    this.#events = brokerEvents("nats", options.logger);
+    this.on = this.#events.on;
     this.capabilities = settings.capabilities;
     const subjects = new Subjects(settings.prefix);
     const events = this.#events;

@@ -161,6 +161,7 @@ export class NatsBrokerConnection {
     const version = /^(\d+)\.(\d+)/.exec(nc.info?.version ?? "");
     if (version !== null && (Number(version[1]) < 2 || (Number(version[1]) === 2 && Number(version[2]) < 10))) {
       this.#events.emit("config-warning", {
+        code: "JOBS_NATS_LAZY_FSYNC",
         message: `[jobs] [nats] nats-server ${nc.info?.version} fsyncs JetStream files lazily (about every 2 minutes) and has no sync_interval setting: a machine crash can lose acknowledged jobs. nats-server 2.10+ accepts "jetstream { sync_interval: always }"`,
       });
     }

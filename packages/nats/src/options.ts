@@ -4,6 +4,7 @@ import {
   type BrokerCapabilities,
   type Duration,
   InvalidOptionsError,
+  type LoggerOption,
   parseDuration,
   renamedOption,
 } from "@jobs/core/adapter";
@@ -38,6 +39,8 @@ export interface NatsBrokerOptions {
   readonly maxDelay?: Duration;
   /** Bound on every JetStream request and PubAck; a publish past it has an unknown outcome. @default "10s" */
   readonly requestTimeout?: Duration;
+  /** Where this broker's warnings and errors are logged (pino, console, …). `false` logs nothing. @default `console`, once per code, for what no listener hears */
+  readonly logger?: LoggerOption;
 }
 
 /** The options, checked, with their defaults filled in. */

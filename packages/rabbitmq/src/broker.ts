@@ -3,10 +3,11 @@ import {
   type Broker,
   type BrokerCapabilities,
   type BrokerEventMap,
+  brokerEvents,
   type ConsumeOptions,
   type DeadLetter,
   type Delivery,
-  Emitter,
+  type Emitter,
   type OutgoingMessage,
   type PublishOutcome,
   type QueueCounts,
@@ -29,8 +30,8 @@ export interface RabbitmqBroker extends Broker {
 export class RabbitMQAdapter implements RabbitmqBroker {
   readonly name: string = "rabbitmq";
   readonly capabilities: BrokerCapabilities;
-  readonly events: Emitter<BrokerEventMap> = new Emitter<BrokerEventMap>();
-  readonly on: Broker["on"] = this.events.on;
+  readonly events: Emitter<BrokerEventMap>;
+  readonly on: Broker["on"];
   readonly #connection: RabbitMQConnection;
   readonly #publisher: RabbitMQPublisher;
   readonly #consumers: RabbitMQConsumers;
@@ -39,6 +40,8 @@ export class RabbitMQAdapter implements RabbitmqBroker {
 
   constructor(options: RabbitmqBrokerOptions) {
     const o = resolveRabbitMQOptions(options);
+    this.events = brokerEvents("rabbitmq", options.logger);
+    this.on = this.events.on;
     this.capabilities = o.capabilities;
     const names = namesCache(o.prefix, o.levels);
     const timeout = new ConsumerTimeout(this.events, o.consumerTimeoutMs, o.capabilities.priority === "none");

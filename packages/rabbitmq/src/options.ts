@@ -5,6 +5,7 @@ import {
   type Duration,
   InvalidOptionsError,
   isLoopbackHost,
+  type LoggerOption,
   parseDuration,
   redact,
   renamedOption,
@@ -47,6 +48,8 @@ export interface RabbitmqBrokerOptions {
   readonly declare?: boolean;
   /** Largest message body accepted, in bytes. @default 8388608 (8 MiB; RabbitMQ's own limit is 128 MiB) */
   readonly maxPayloadBytes?: number;
+  /** Where this broker's warnings and errors are logged (pino, console, …). `false` logs nothing. @default `console`, once per code, for what no listener hears */
+  readonly logger?: LoggerOption;
 }
 
 /** Options checked, with their defaults applied. */

@@ -3,10 +3,11 @@ import {
   type Broker,
   type BrokerCapabilities,
   type BrokerEventMap,
+  brokerEvents,
   type ConsumeOptions,
   type DeadLetter,
   type Delivery,
-  Emitter,
+  type Emitter,
   type OutgoingMessage,
   type PublishOutcome,
   type QueueCounts,
@@ -25,8 +26,8 @@ export interface RedisBroker extends Broker {}
 export class RedisAdapter implements RedisBroker {
   readonly name: string = "redis";
   readonly capabilities: BrokerCapabilities;
-  readonly #events = new Emitter<BrokerEventMap>();
-  readonly on: Broker["on"] = this.#events.on;
+  readonly #events: Emitter<BrokerEventMap>;
+  readonly on: Broker["on"];
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #connection: RedisConnection;
@@ -37,6 +38,8 @@ export class RedisAdapter implements RedisBroker {
 
   constructor(options: RedisBrokerOptions) {
     const settings = resolveRedisOptions(options);
+    this.#events = brokerEvents("redis", options.logger);
+    this.on = this.#events.on;
     this.capabilities = settings.capabilities;
     const adapter = this;
     this.#connection = new RedisConnection(settings, this.#events, {

@@ -119,11 +119,13 @@ export class RedisConnection implements Scripts {
     const policy = field("maxmemory_policy");
     if (policy !== undefined && policy !== "noeviction") {
       this.#events.emit("config-warning", {
+        code: "JOBS_REDIS_EVICTION",
         message: `[jobs] [redis] maxmemory-policy is "${policy}": Redis may evict job keys under memory pressure, losing jobs; set it to "noeviction"`,
       });
     }
     if (field("aof_enabled") === "0") {
       this.#events.emit("config-warning", {
+        code: "JOBS_REDIS_NO_AOF",
         message:
           "[jobs] [redis] AOF is off (appendonly no): jobs accepted since the last snapshot are lost if Redis crashes; set appendonly yes (appendfsync everysec or always)",
       });

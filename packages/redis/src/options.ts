@@ -4,6 +4,7 @@ import {
   type BrokerCapabilities,
   type Duration,
   InvalidOptionsError,
+  type LoggerOption,
   parseDuration,
   renamedOption,
 } from "@jobs/core/adapter";
@@ -43,6 +44,8 @@ export interface RedisBrokerOptions {
   readonly maxReconnectDelay?: Duration;
   /** At connect, read `maxmemory-policy` and AOF from INFO and emit `config-warning` when they void "at least once". @default true */
   readonly checkServerConfig?: boolean;
+  /** Where this broker's warnings and errors are logged (pino, console, …). `false` logs nothing. @default `console`, once per code, for what no listener hears */
+  readonly logger?: LoggerOption;
 }
 
 /** The options, checked, with their defaults filled in. */

@@ -3,10 +3,11 @@ import {
   type Broker,
   type BrokerCapabilities,
   type BrokerEventMap,
+  brokerEvents,
   type ConsumeOptions,
   type DeadLetter,
   type Delivery,
-  Emitter,
+  type Emitter,
   type OutgoingMessage,
   type PublishOutcome,
   type QueueCounts,
@@ -32,8 +33,8 @@ export interface SqsBroker extends Broker {}
 export class SqsAdapter implements SqsBroker {
   readonly name: string = "sqs";
   readonly capabilities: BrokerCapabilities;
-  readonly events: Emitter<BrokerEventMap> = new Emitter<BrokerEventMap>();
-  readonly on: Broker["on"] = this.events.on;
+  readonly events: Emitter<BrokerEventMap>;
+  readonly on: Broker["on"];
   readonly #connection: SqsConnection;
   readonly #batches: Batches;
   readonly #publisher: SqsPublisher;
@@ -43,6 +44,8 @@ export class SqsAdapter implements SqsBroker {
 
   constructor(options: SqsBrokerOptions) {
     const settings = resolveSqsOptions(options);
+    this.events = brokerEvents("sqs", options.logger);
+    this.on = this.events.on;
     this.capabilities = sqsInstanceCapabilities(settings);
     const connection = new SqsConnection(settings, this.events);
     const queues = new Queues(connection, settings, this.events);

@@ -4,6 +4,7 @@ import {
   assertClientShape,
   type Duration,
   InvalidOptionsError,
+  type LoggerOption,
   type OutgoingMessage,
   parseDuration,
   renamedOption,
@@ -55,6 +56,8 @@ export interface SqsBrokerOptions {
   readonly maxReceiveCount?: number;
   /** Read `ApproximateNumberOfMessages` as including in-flight messages, as local-aws-sqs reports it (SQS does not). @default false */
   readonly countsIncludeInFlight?: boolean;
+  /** Where this broker's warnings and errors are logged (pino, console, …). `false` logs nothing. @default `console`, once per code, for what no listener hears */
+  readonly logger?: LoggerOption;
 }
 
 /** The options, checked and with their defaults. */

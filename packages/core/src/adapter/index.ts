@@ -2,8 +2,8 @@
  * `@jobs/core/adapter`: what an adapter author needs. The Broker contract's types, the envelope
  * codec, the errors adapters throw, and the plumbing every adapter would otherwise write again
  * (redacted causes, request timeouts, reconnect backoff, the consume-options and payload-size
- * checks, the insecure-connection warning, write coalescing, the loopback test, deprecated option
- * aliases and the shape check of a user's client).
+ * checks, the insecure-connection warning, the broker's event emitter with its logging, write
+ * coalescing, the loopback test, deprecated option aliases and the shape check of a user's client).
  */
 export type {
   Broker,
@@ -50,6 +50,17 @@ export {
   UnsupportedError,
 } from "../errors.js";
 export { Emitter } from "../events.js";
+export { BROKER_ENTRIES, brokerEvents } from "../internal/entries.js";
+export {
+  assertLogger,
+  type LogEntry,
+  type LogFields,
+  type LoggedJob,
+  type Logger,
+  type LoggerOption,
+  type LogLevel,
+  Reporter,
+} from "../logger.js";
 export { PRIORITIES, type Priority, type PriorityLevel, priorityLevel } from "../priority.js";
 export { physicalQueue, physicalQueues } from "../routing.js";
 export { redactedCause, redactedMessage } from "./cause.js";

@@ -10,5 +10,5 @@ import type { Emitter } from "../events.js";
  */
 export function warnInsecureConnection(events: Emitter<BrokerEventMap>, adapter: string, text: string): void {
   const message = `[jobs] [${adapter}] ${text}`;
-  setImmediate(() => events.emit("insecure-connection", { message })).unref();
+  setImmediate(() => events.emit("insecure-connection", { code: "JOBS_INSECURE_CONNECTION", message })).unref();
 }

@@ -79,10 +79,12 @@ export async function ensureStream(jsm: JetStreamManager, settings: StreamSettin
       }
       if (c.storage !== StorageType.File)
         events.emit("config-warning", {
+          code: "JOBS_NATS_MEMORY_STORAGE",
           message: `[jobs] [nats] stream "${stream}" keeps messages in memory: they do not survive a server restart`,
         });
       if (Math.round(c.duplicate_window / 1e6) !== dedupeWindowMs) {
         events.emit("config-warning", {
+          code: "JOBS_NATS_DEDUPE_WINDOW",
           message: `[jobs] [nats] stream "${stream}" has a duplicate window of ${c.duplicate_window / 1e6} ms, not ${dedupeWindowMs} ms`,
         });
       }

@@ -40,6 +40,7 @@ export class ConsumerTimeout {
     if (this.#warned.has(logical)) return;
     this.#warned.add(logical);
     this.#events.emit("config-warning", {
+      code: "JOBS_RABBITMQ_JOB_TIMEOUT",
       message: `[jobs] [rabbitmq] queue "${logical}": a job timeout of ${jobTimeoutMs} ms exceeds RabbitMQ's consumer_timeout (${limit} ms, the consumerTimeout option): a job still running by then is redelivered when RabbitMQ closes its channel, and runs twice. Lower the job's timeout, or raise consumer_timeout in rabbitmq.conf and set consumerTimeout to match`,
     });
   }
@@ -59,6 +60,7 @@ export class ConsumerTimeout {
     this.#learned = true;
     this.#warned.clear();
     this.#events.emit("config-warning", {
+      code: "JOBS_RABBITMQ_CONSUMER_TIMEOUT",
       message: `[jobs] [rabbitmq] RabbitMQ closed a consumer's channel after its consumer_timeout of ${serverMs} ms, but the consumerTimeout option says ${configured === 0 ? "it has none" : `${configured} ms`}: set consumerTimeout to ${serverMs} ms (the adapter uses the server's value from now on)`,
     });
   }

@@ -111,14 +111,14 @@ export class Queues {
     const size = Number(a.MaximumMessageSize ?? limit);
     if (size < limit) {
       const message = `[jobs] [sqs] queue "${name}" takes messages up to ${size} bytes, below maxPayloadBytes (${limit}): larger jobs will be refused`;
-      this.events.emit("config-warning", { message });
+      this.events.emit("config-warning", { code: "JOBS_SQS_MESSAGE_SIZE", message });
     }
     const receives = Number(
       (JSON.parse(a.RedrivePolicy ?? "{}") as { maxReceiveCount?: unknown }).maxReceiveCount ?? Number.POSITIVE_INFINITY,
     );
     if (receives <= 10) {
       const message = `[jobs] [sqs] queue "${name}" has a RedrivePolicy with maxReceiveCount ${receives}: SQS moves a message away, without its failure, before the worker's crash-loop bound (maxDeliveries, 10 by default) can`;
-      this.events.emit("config-warning", { message });
+      this.events.emit("config-warning", { code: "JOBS_SQS_REDRIVE_POLICY", message });
     }
   }
 }
