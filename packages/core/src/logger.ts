@@ -4,7 +4,7 @@
  * decides, per entry: the given logger, else `console` once per code when nobody listens, else
  * nothing (`logger: false`).
  */
-import { InvalidOptionsError, type SerializedError } from "./errors.js";
+import { InvalidOptionsError, redact, type SerializedError } from "./errors.js";
 
 /** The job an entry is about: identifiers only, never the payload or metadata. */
 export interface LoggedJob {
@@ -103,15 +103,17 @@ export class Reporter {
   report(entry: LogEntry, heard: boolean): void {
     const logger = this.logger;
     if (logger === false) return;
+    // Messages are written redacted; this is the second line of defence before anything leaves.
+    const message = redact(entry.message);
     if (logger !== undefined) {
       const fields: LogFields = {
         code: entry.code,
         source: this.source,
-        ...(entry.err && { err: entry.err }),
+        ...(entry.err && { err: redactedError(entry.err) }),
         ...(entry.job && { job: entry.job }),
       };
       try {
-        logger[entry.level]?.(fields, entry.message);
+        logger[entry.level]?.(fields, message);
       } catch {
         // A logger that throws must not break the broker or the worker that reported.
       }
@@ -122,10 +124,15 @@ export class Reporter {
     // Like Node's own warnings: the code in brackets, shown once. console rather than
     // process.emitWarning: errors are not warnings, `--no-warnings` must not hide them, and
     // console is what Bun, Deno and test runners capture the same way.
-    const text = `${entry.message} [${entry.code}] (shown once; pass a logger, listen to the event, or set logger: false)`;
+    const text = `${message} [${entry.code}] (shown once; pass a logger, listen to the event, or set logger: false)`;
     if (entry.level === "error") console.error(text);
     else console.warn(text);
   }
+}
+
+/** A serialized error redacted again (an adapter may have built one by hand). */
+function redactedError(err: SerializedError): SerializedError {
+  return { ...err, message: redact(err.message), ...(err.stack !== undefined && { stack: redact(err.stack) }) };
 }
 
 /** How an emitter turns some of its events into entries: one builder per reported event. */

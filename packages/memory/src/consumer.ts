@@ -8,6 +8,7 @@ import {
   LeaseLostError,
   type LocalEnvelope,
   type OutgoingMessage,
+  redactedMessage,
   type Subscription,
 } from "@jobs/core/adapter";
 import type { MemoryConnection } from "./connection.js";
@@ -53,7 +54,7 @@ class MemoryConsumer implements QueueConsumer, Subscription {
   }
 
   deliveryFailed(error: unknown): void {
-    this.connection.events.emit("error", { error: { name: "ConsumerError", message: String((error as Error)?.message ?? error) } });
+    this.connection.events.emit("error", { error: { name: "ConsumerError", message: redactedMessage(error) } });
   }
 
   stop(): Promise<void> {
