@@ -1,7 +1,7 @@
 import type { Broker, DeadLetter, DeadLetterReason, QueueCounts } from "./broker.js";
 import { decodeEnvelope, type Envelope, encodeEnvelope } from "./envelope.js";
 import { InvalidOptionsError, type SerializedError } from "./errors.js";
-import { forwardBrokerEntries } from "./internal/entries.js";
+import { forwardingBrokerEntries } from "./internal/entries.js";
 import { assertLogger, type LoggerOption } from "./logger.js";
 import { assertQueueName } from "./names.js";
 import { PRIORITIES, type PriorityLevel } from "./priority.js";
@@ -61,7 +61,6 @@ export function createAdmin(options: AdminOptions): Admin {
   const broker = options?.broker;
   if (typeof broker?.counts !== "function") throw new InvalidOptionsError("broker", "createAdmin needs a broker");
   assertLogger(options?.logger);
-  forwardBrokerEntries(broker, options?.logger);
   const caps = broker.capabilities;
   const physical = (queue: string): readonly { name: string; level: PriorityLevel | undefined }[] => {
     assertQueueName(queue, "queue");
@@ -75,7 +74,7 @@ export function createAdmin(options: AdminOptions): Admin {
     }
     return out.sort((a, b) => a.entry.failedAt - b.entry.failedAt);
   }
-  return {
+  return forwardingBrokerEntries(broker, options?.logger, {
     async counts(queue) {
       const all = await Promise.all(physical(queue).map((p) => broker.counts(p.name)));
       return all.reduce(
@@ -129,7 +128,7 @@ export function createAdmin(options: AdminOptions): Admin {
     async purge(queue) {
       await Promise.all(physical(queue).map((p) => broker.purge(p.name)));
     },
-  };
+  });
 }
 
 /**

@@ -23,7 +23,7 @@ import {
   UnsupportedError,
 } from "./errors.js";
 import { type ClientEventMap, Emitter, type JobInfo } from "./events.js";
-import { forwardBrokerEntries } from "./internal/entries.js";
+import { forwardingBrokerEntries } from "./internal/entries.js";
 import { assertJsonValue, utf8Length } from "./internal/json.js";
 import { describeIssues, runSchema } from "./internal/schema.js";
 import { assertLogger, type LoggerOption } from "./logger.js";
@@ -131,7 +131,6 @@ export function createClient(options: ClientOptions): Client {
   const limit = Math.min(options.maxPayloadBytes ?? caps.maxPayloadBytes, caps.maxPayloadBytes);
   if (!(limit > 0)) throw new InvalidOptionsError("maxPayloadBytes", "expected a positive number of bytes");
   assertLogger(options.logger);
-  forwardBrokerEntries(broker, options.logger);
   const events = new Emitter<ClientEventMap>();
   const taps = new Set<EnqueueTap>();
 
@@ -227,7 +226,7 @@ export function createClient(options: ClientOptions): Client {
     return { id: e.id, name: e.name, queue: e.queue, runAt: e.runAt, priority: e.priority, duplicate: outcome.duplicate };
   }
 
-  return {
+  return forwardingBrokerEntries(broker, options.logger, {
     on: events.on,
     [kTap](tap: EnqueueTap): () => void {
       taps.add(tap);
@@ -310,7 +309,7 @@ export function createClient(options: ClientOptions): Client {
       }
       return results;
     },
-  };
+  });
 }
 
 /**

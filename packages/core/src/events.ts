@@ -68,8 +68,8 @@ type Listener = ((event: never) => void) & { readonly [kLogsTo]?: Logger };
 
 /**
  * Marks a listener that only passes events on to a logger (a worker forwarding its broker's
- * warnings). An emitter keeps one such listener per logger and event, and none for its own logger,
- * so a logger given to a broker and to the workers on it gets each entry once.
+ * warnings). An emitter calls one such listener per logger, and none for its own logger, so a
+ * logger given to a broker and to the workers on it gets each entry once.
  */
 export const kLogsTo: unique symbol = Symbol.for("@jobs/core/logs-to");
 
@@ -97,11 +97,6 @@ export class Emitter<M> {
   /** Subscribe; returns an unsubscribe function. */
   readonly on: On<M> = (event, listener) => {
     let set = this.#listeners.get(event);
-    const logsTo = (listener as Listener)[kLogsTo];
-    if (logsTo !== undefined) {
-      if (this.#reporting?.reporter.logger === logsTo) return () => {};
-      if (set !== undefined) for (const l of set) if (l[kLogsTo] === logsTo) return () => {};
-    }
     if (set === undefined) {
       set = new Set();
       this.#listeners.set(event, set);
@@ -127,7 +122,14 @@ export class Emitter<M> {
       reporter.report(entry(data, reporter.source), set !== undefined && set.size > 0);
     }
     if (set === undefined) return;
+    let logged: Logger[] | undefined;
     for (const listener of set) {
+      const logsTo = listener[kLogsTo];
+      if (logsTo !== undefined) {
+        // One entry per logger: skip a forwarder of this emitter's own logger or of one already called.
+        if (logsTo === this.#reporting?.reporter.logger || logged?.includes(logsTo)) continue;
+        (logged ??= []).push(logsTo);
+      }
       try {
         (listener as (event: M[E]) => void)(data);
       } catch (error) {

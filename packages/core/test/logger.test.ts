@@ -256,6 +256,27 @@ describe("logger: a given logger", () => {
     }
   });
 
+  it("a client and a worker sharing a logger: one entry each time, and the client's still come after the worker closed", async () => {
+    const { logger, lines } = pinoLines();
+    const broker = createMemoryBroker({});
+    const worker = createWorker({ broker, logger, queues: ["unused"] });
+    const client = createClient({ broker, logger });
+    try {
+      await brokerError(broker);
+      await waitFor(() => lines.length > 0);
+      expect(lines).toHaveLength(1);
+      await worker.close();
+      await brokerError(broker);
+      await waitFor(() => lines.length > 1);
+      expect(lines.map((l) => l.code)).toEqual(["JOBS_BROKER_ERROR", "JOBS_BROKER_ERROR"]);
+      expect(errored).toEqual([]);
+      // The client is still in use here, so its forwarding is alive.
+      expect(client.on).toBeTypeOf("function");
+    } finally {
+      await broker.close();
+    }
+  });
+
   it("a worker with a logger stops forwarding its broker's entries once closed", async () => {
     const { logger, lines } = pinoLines();
     const broker = createMemoryBroker({});

@@ -67,3 +67,15 @@ export function forwardBrokerEntries(broker: Broker, logger: LoggerOption): () =
     for (const off of offs) off();
   };
 }
+
+// Clients and admins have no close(): their forwarding ends when they are collected. The listener
+// holds the logger, never its owner, so a client made per request (with a per-request child
+// logger) does not keep listeners on a long-lived broker.
+const forwarding = new FinalizationRegistry<() => void>((off) => off());
+
+/** `owner` (a client or admin), after passing its broker's entries to `logger` for as long as `owner` lives. */
+export function forwardingBrokerEntries<T extends object>(broker: Broker, logger: LoggerOption, owner: T): T {
+  const off = forwardBrokerEntries(broker, logger);
+  if (logger !== undefined && logger !== false) forwarding.register(owner, off);
+  return owner;
+}
