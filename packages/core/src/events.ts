@@ -128,7 +128,8 @@ export class Emitter<M> {
       if (logsTo !== undefined) {
         // One entry per logger: skip a forwarder of this emitter's own logger or of one already called.
         if (logsTo === this.#reporting?.reporter.logger || logged?.includes(logsTo)) continue;
-        (logged ??= []).push(logsTo);
+        if (logged === undefined) logged = [logsTo];
+        else logged.push(logsTo);
       }
       try {
         (listener as (event: M[E]) => void)(data);
