@@ -22,7 +22,7 @@ export interface LoggedJob {
 export interface LogFields {
   /** Stable code, e.g. `JOBS_REDIS_EVICTION` (listed in docs/concepts/logging.md). */
   readonly code: string;
-  /** Who reports it: `"worker"`, `"client"`, `"admin"` or the adapter's name (`"redis"`). */
+  /** Who reports it: `"worker"`, or the adapter's name (`"redis"`) for a broker's entries. */
   readonly source: string;
   /** The error, serialized and redacted (pino's conventional key, so its serializers leave it alone). */
   readonly err?: SerializedError;
@@ -31,8 +31,8 @@ export interface LogFields {
 }
 
 /**
- * What the library needs of a logger: the subset pino (and bunyan) and `console` share. Calls are `logger.warn(fields, message)`,
- * object first: pino reads a leading object as the entry's fields and the string as its `msg`,
+ * What the library needs of a logger: the subset pino (and bunyan) and `console` share. Calls are
+ * `logger.warn(fields, message)`, object first: pino reads a leading object as the entry's fields and the string as its `msg`,
  * whereas `logger.warn(message, fields)` would make pino treat `fields` as a printf argument and
  * drop it. `console.warn(fields, message)` prints both (the object inspected, then the text), so
  * `logger: console` works as it is. `info` and `debug` are optional: entries of those levels are
@@ -93,7 +93,7 @@ export class Reporter {
   constructor(
     /** The option as given. */
     readonly logger: LoggerOption,
-    /** `"worker"`, `"client"`, `"admin"` or the adapter's name. */
+    /** `"worker"` or the adapter's name. */
     readonly source: string,
   ) {
     assertLogger(logger);
@@ -103,6 +103,7 @@ export class Reporter {
   report(entry: LogEntry, heard: boolean): void {
     const logger = this.logger;
     if (logger === false) return;
+    if (logger === undefined && (heard || (entry.level !== "warn" && entry.level !== "error") || this.#printed.has(entry.code))) return;
     // Messages are written redacted; this is the second line of defence before anything leaves.
     const message = redact(entry.message);
     if (logger !== undefined) {
@@ -119,7 +120,6 @@ export class Reporter {
       }
       return;
     }
-    if (heard || (entry.level !== "warn" && entry.level !== "error") || this.#printed.has(entry.code)) return;
     this.#printed.add(entry.code);
     // Like Node's own warnings: the code in brackets, shown once. console rather than
     // process.emitWarning: errors are not warnings, `--no-warnings` must not hide them, and
