@@ -146,10 +146,13 @@ export class BrokerClosedError extends JobsError {
   }
 }
 
-/** The broker could not be reached or refused the connection. Retryable. */
+/**
+ * The broker could not be reached or refused the connection. Retryable, except when the broker
+ * refused the credentials or the authorization (`retryable: false`: the same call fails the same way).
+ */
 export class BrokerConnectionError extends JobsError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super("broker-connection", message, { ...options, retryable: true });
+  constructor(message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super("broker-connection", message, { ...options, retryable: options.retryable ?? true });
   }
 }
 

@@ -76,29 +76,47 @@ export class RedisAdapter implements RedisBroker {
     if (this.#closed) throw closedError();
   }
 
+  /**
+   * Before the first connection, a call waits for it (at most `connectTimeout`) and fails
+   * definitely if it does not come: nothing is queued in ioredis's offline queue meanwhile, so a
+   * failed call never runs later. After it, calls go out at once (queued while reconnecting).
+   */
+  async #connected(queue: string): Promise<void> {
+    this.#ensureOpen();
+    if (this.#connection.everConnected) return;
+    this.#batcher.queue(queue); // a bad queue name fails before the wait
+    await this.#connection.whenConnected();
+    this.#ensureOpen();
+  }
+
   publish(queue: string, messages: readonly OutgoingMessage[]): Promise<PublishOutcome[]> {
     if (this.#closed) return Promise.reject(closedError());
+    if (!this.#connection.everConnected) return this.#connected(queue).then(() => this.#publisher.publish(queue, messages));
     return this.#publisher.publish(queue, messages);
   }
 
   async consume(queue: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription> {
-    this.#ensureOpen();
+    await this.#connected(queue);
     return this.#consumers.consume(queue, options, onDelivery);
   }
 
-  counts(queue: string): Promise<QueueCounts> {
+  async counts(queue: string): Promise<QueueCounts> {
+    await this.#connected(queue);
     return this.#inspection.counts(queue);
   }
 
-  listDeadLetters(queue: string, options: { readonly limit: number; readonly offset?: number }): Promise<DeadLetter[]> {
+  async listDeadLetters(queue: string, options: { readonly limit: number; readonly offset?: number }): Promise<DeadLetter[]> {
+    await this.#connected(queue);
     return this.#inspection.listDeadLetters(queue, options);
   }
 
-  removeDeadLetters(queue: string, keys: readonly string[]): Promise<number> {
+  async removeDeadLetters(queue: string, keys: readonly string[]): Promise<number> {
+    await this.#connected(queue);
     return this.#inspection.removeDeadLetters(queue, keys);
   }
 
-  purge(queue: string): Promise<void> {
+  async purge(queue: string): Promise<void> {
+    await this.#connected(queue);
     return this.#inspection.purge(queue);
   }
 

@@ -12,6 +12,7 @@ import {
   brokerClosedError,
   brokerConnectionError,
   type Emitter,
+  FirstConnection,
   isLoopbackHost,
   reconnectDelay,
   redactedCause,
@@ -58,6 +59,7 @@ export class RedisConnection implements Scripts {
   #wasReady = false;
   #down = false;
   #lastError: unknown;
+  readonly #first: FirstConnection;
 
   constructor(settings: RedisSettings, events: Emitter<BrokerEventMap>, host: ConnectionHost) {
     this.#settings = settings;
@@ -65,8 +67,15 @@ export class RedisConnection implements Scripts {
     this.#host = host;
     this.#redis = this.connect("command");
     this.#run = registerScripts(this.#redis);
+    const o = this.#redis.options;
+    this.#first = new FirstConnection(
+      "redis",
+      o.path ? String(o.path) : `${String(o.host ?? "localhost")}:${String(o.port ?? 6379)}`,
+      settings.connectTimeoutMs,
+    );
     this.#redis.on("error", (error: unknown) => {
       this.#lastError = error;
+      this.#first.failed(error);
     });
     this.#redis.on("close", () => {
       if (!this.#wasReady || this.#down || this.#host.closed) return;
@@ -75,7 +84,6 @@ export class RedisConnection implements Scripts {
       this.#events.emit("disconnected", error === undefined ? {} : { error });
     });
     this.#redis.on("ready", () => this.#ready());
-    const o = this.#redis.options;
     // A cluster's nodes are learned at run time: only a single server's host is checked.
     if (!this.#redis.isCluster && !isLoopbackHost(String(o.host ?? "localhost")) && !o.password && !o.tls && !o.path) {
       warnInsecureConnection(
@@ -90,6 +98,20 @@ export class RedisConnection implements Scripts {
     this.#heartbeat.unref();
   }
 
+  /** The command connection was up at least once: calls go out (or wait in the offline queue) from then on. */
+  get everConnected(): boolean {
+    return this.#first.connected;
+  }
+
+  /**
+   * Resolves once the command connection was up at least once. Before that, waits at most the
+   * connect timeout, then rejects with a definite `BrokerConnectionError` (at once, non-retryable,
+   * when Redis refused the credentials). Nothing is queued meanwhile, so nothing is sent later.
+   */
+  whenConnected(): Promise<void> {
+    return this.#first.wait();
+  }
+
   /** The command connection is up (false while connecting, down or closed). */
   get live(): boolean {
     return this.#redis.status === "ready";
@@ -99,6 +121,7 @@ export class RedisConnection implements Scripts {
     const first = !this.#wasReady;
     this.#wasReady = true;
     this.#lastError = undefined;
+    this.#first.connectedNow();
     if (this.#down) {
       this.#down = false;
       this.#events.emit("reconnected", {});
@@ -141,7 +164,7 @@ export class RedisConnection implements Scripts {
       autoResendUnfulfilledCommands: true,
       // Any reply outstanding without a byte for this long: destroy the socket and reconnect.
       socketTimeout: role === "command" ? s.heartbeatTimeoutMs : s.maxBlockMs + s.heartbeatTimeoutMs,
-      connectTimeout: s.heartbeatTimeoutMs,
+      connectTimeout: s.connectTimeoutMs,
       // ioredis counts attempts from 1: the first wait is 50 ms.
       retryStrategy: (times: number) => reconnectDelay(times - 1, { initialMs: 50, maxMs: s.maxReconnectDelayMs }),
       disableClientInfo: true,
@@ -180,6 +203,7 @@ export class RedisConnection implements Scripts {
   /** Stops the heartbeat and closes every connection (QUIT first when the command connection is live). */
   async close(): Promise<void> {
     clearInterval(this.#heartbeat);
+    this.#first.abort(closedError());
     for (const blocker of this.#blockers) blocker.disconnect();
     // QUIT only on a live connection: one still connecting (or down) would wait for the timeout.
     if (this.live) await this.bounded(this.#redis.quit());

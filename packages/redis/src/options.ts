@@ -2,6 +2,7 @@
 import {
   assertClientShape,
   type BrokerCapabilities,
+  DEFAULT_CONNECT_TIMEOUT_MS,
   type Duration,
   InvalidOptionsError,
   type LoggerOption,
@@ -30,6 +31,8 @@ export interface RedisBrokerOptions {
   readonly maxPayloadBytes?: number;
   /** How long, at least, a published job id is remembered for dedupe (at most twice as long; 0 turns dedupe off). @default "5m" */
   readonly dedupeWindow?: Duration;
+  /** A call made before the first connection waits this long for it, then fails with a definite `BrokerConnectionError` (nothing was sent); each connect attempt is bounded by it too. @default "10s" */
+  readonly connectTimeout?: Duration;
   /** Give up on a publish, settlement or inspection call after this long; a publish is then ambiguous. @default "10s" */
   readonly requestTimeout?: Duration;
   /** How often each connection is pinged, so that a dead or paused link is noticed while idle. @default "5s" */
@@ -57,6 +60,7 @@ export interface RedisSettings {
   readonly client: Redis | Cluster | undefined;
   readonly prefix: string;
   readonly dedupeWindowMs: number;
+  readonly connectTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly heartbeatMs: number;
   readonly heartbeatTimeoutMs: number;
@@ -81,6 +85,7 @@ export function resolveRedisOptions(options: RedisBrokerOptions): RedisSettings 
     throw new InvalidOptionsError("maxPayloadBytes", `expected an integer from 1 to 536870912, got ${String(maxPayloadBytes)}`);
   }
   const dedupeWindowMs = parseDuration(options.dedupeWindow ?? redisCapabilities.dedupeWindowMs, "dedupeWindow");
+  const connectTimeoutMs = positive(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS, "connectTimeout");
   const requestTimeoutMs = positive(options.requestTimeout ?? "10s", "requestTimeout");
   const heartbeat = renamedOption<Duration>("redis", options, "heartbeatInterval", "heartbeat");
   const heartbeatMs = positive(
@@ -96,6 +101,7 @@ export function resolveRedisOptions(options: RedisBrokerOptions): RedisSettings 
     client: options.client,
     prefix,
     dedupeWindowMs,
+    connectTimeoutMs,
     requestTimeoutMs,
     heartbeatMs,
     heartbeatTimeoutMs,

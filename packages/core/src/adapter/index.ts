@@ -1,9 +1,10 @@
 /**
  * `@jobs/core/adapter`: what an adapter author needs. The Broker contract's types, the envelope
  * codec, the errors adapters throw, and the plumbing every adapter would otherwise write again
- * (redacted causes, request timeouts, reconnect backoff, the consume-options and payload-size
- * checks, the insecure-connection warning, the broker's event emitter with its logging, write
- * coalescing, the loopback test, deprecated option aliases and the shape check of a user's client).
+ * (redacted causes, request timeouts, the first connection's bound and auth-failure classification,
+ * reconnect backoff, the consume-options and payload-size checks, the insecure-connection warning,
+ * the broker's event emitter with its logging, write coalescing, the loopback test, deprecated
+ * option aliases and the shape check of a user's client).
  */
 export type {
   Broker,
@@ -66,6 +67,13 @@ export { physicalQueue, physicalQueues } from "../routing.js";
 export { redactedCause, redactedMessage } from "./cause.js";
 export { assertConsumeOptions, payloadTooLarge } from "./checks.js";
 export { coalesceWrites } from "./coalesce.js";
+export {
+  brokerAuthError,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  FirstConnection,
+  isAuthFailure,
+  notConnectedError,
+} from "./connect.js";
 export { brokerClosedError, brokerConnectionError } from "./errors.js";
 export { isLoopbackHost } from "./host.js";
 export { warnInsecureConnection } from "./insecure.js";
