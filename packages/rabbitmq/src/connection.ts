@@ -6,11 +6,14 @@
 import {
   BrokerConnectionError,
   type BrokerEventMap,
+  brokerAuthError,
   brokerClosedError,
   coalesceWrites,
   type Emitter,
   InvalidOptionsError,
+  isAuthFailure,
   JobsError,
+  notConnectedError,
   RequestTimeoutError,
   reconnectDelay,
   redact,
@@ -37,7 +40,10 @@ export function timed<T>(request: Promise<T>, ms: number, what: string): Promise
 /** A `JobsError` as it is; anything else (amqplib's channel and socket errors) as a redacted `BrokerConnectionError`. */
 export function wrap(error: unknown): Error {
   if (JobsError.isInstance(error)) return error;
-  return new BrokerConnectionError(`[jobs] [rabbitmq] ${redactedMessage(error)}`, { cause: redactedCause(error) });
+  return new BrokerConnectionError(`[jobs] [rabbitmq] ${redactedMessage(error)}`, {
+    cause: redactedCause(error),
+    retryable: !isAuthFailure(error),
+  });
 }
 
 /** An error as event data, redacted. */
@@ -97,6 +103,8 @@ type ConnectionOptions = Pick<
   | "url"
   | "socketOptions"
   | "prefix"
+  | "host"
+  | "connectTimeoutMs"
   | "requestTimeoutMs"
   | "maxReconnectMs"
   | "levels"
@@ -156,13 +164,20 @@ export class RabbitMQConnection {
         if (this.#everConnected) throw new Error("the connection given in options.client closed");
         model = given;
       } else {
-        model = await timed(amqp.connect(this.#options.url as string, this.#options.socketOptions), this.requestTimeoutMs, "connect");
+        model = await timed(
+          amqp.connect(this.#options.url as string, this.#options.socketOptions),
+          this.#options.connectTimeoutMs,
+          "connect",
+        );
         // amqplib writes every frame on its own; the socket is `connection.stream` (left alone if absent).
         coalesceWrites((model as unknown as { connection?: { stream?: unknown } }).connection?.stream);
       }
     } catch (error) {
       this.#lastError = error as Error;
       if (attempt === 0) this.#events.emit("disconnected", { error: serialize(error) });
+      // A refused login will be refused again: the calls waiting fail now, definitely and not
+      // retryable; connecting goes on in the background (a user or permission may be added).
+      if (!this.#everConnected && isAuthFailure(error)) for (const w of this.#waiters.splice(0)) w.reject(this.#connectionError());
       if (given !== undefined && this.#everConnected) {
         for (const w of this.#waiters.splice(0)) w.reject(this.#connectionError());
         this.#connecting = false;
@@ -194,6 +209,7 @@ export class RabbitMQConnection {
     });
     model.on("close", () => this.#lost(link));
     this.link = link;
+    this.#lastError = undefined;
     this.#connecting = false;
     const reconnected = this.#everConnected;
     this.#everConnected = true;
@@ -212,11 +228,16 @@ export class RabbitMQConnection {
     this.#connect();
   }
 
-  /** The open connection, waiting for a reconnect up to the request timeout. */
+  /**
+   * The open connection, waiting for a reconnect up to the request timeout, or for the first
+   * connection up to the connect timeout (at once a non-retryable error after a refused login).
+   */
   ready(): Promise<Link> {
     if (this.closed) return Promise.reject(brokerClosedError("rabbitmq"));
     const link = this.link;
     if (link !== undefined) return Promise.resolve(link);
+    if (!this.#everConnected && this.#lastError !== undefined && isAuthFailure(this.#lastError))
+      return Promise.reject(this.#connectionError());
     return new Promise<Link>((resolve, reject) => {
       const waiter = {
         resolve: (l: Link) => {
@@ -228,16 +249,23 @@ export class RabbitMQConnection {
           reject(e);
         },
       };
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
-        reject(this.#connectionError());
-      }, this.requestTimeoutMs);
+      const timer = setTimeout(
+        () => {
+          this.#waiters = this.#waiters.filter((w) => w !== waiter);
+          reject(this.#connectionError());
+        },
+        this.#everConnected ? this.requestTimeoutMs : this.#options.connectTimeoutMs,
+      );
       this.#waiters.push(waiter);
     });
   }
 
   #connectionError(): BrokerConnectionError {
     const last = this.#lastError;
+    if (!this.#everConnected) {
+      if (last !== undefined && isAuthFailure(last)) return brokerAuthError("rabbitmq", this.#options.host, "connect", last);
+      return notConnectedError("rabbitmq", this.#options.host, this.#options.connectTimeoutMs, last);
+    }
     const why = last === undefined ? "" : `: ${redact(last.message)}`;
     return new BrokerConnectionError(`[jobs] [rabbitmq] not connected to RabbitMQ${why}`, {
       cause: last === undefined ? undefined : redactedCause(last),

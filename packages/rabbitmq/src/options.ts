@@ -2,6 +2,7 @@
 import {
   assertClientShape,
   type BrokerCapabilities,
+  DEFAULT_CONNECT_TIMEOUT_MS,
   type Duration,
   InvalidOptionsError,
   isLoopbackHost,
@@ -28,7 +29,9 @@ export interface RabbitmqBrokerOptions {
   readonly prefix?: string;
   /** Heartbeat interval: a dead peer is noticed after about two of them. Whole seconds. @default "10s" */
   readonly heartbeat?: Duration;
-  /** Bound on every broker call (connect, declare, publish confirm); a publish without a verdict by then is ambiguous. @default "10s" */
+  /** A call made before the first connection waits this long for it, then fails with a definite `BrokerConnectionError` (nothing was sent); each connect attempt is bounded by it too. @default "10s" */
+  readonly connectTimeout?: Duration;
+  /** Bound on every broker call (declare, publish confirm, a wait for a reconnect); a publish without a verdict by then is ambiguous. @default "10s" */
   readonly requestTimeout?: Duration;
   /** Longest wait between reconnect attempts (attempts back off from 100 ms up to this, forever). @default "5s" */
   readonly maxReconnectDelay?: Duration;
@@ -58,6 +61,9 @@ export interface RabbitMQSettings {
   readonly url: string | Options.Connect | undefined;
   readonly socketOptions: Record<string, unknown>;
   readonly prefix: string;
+  /** `host:port` of the URL, for messages (never the credentials). */
+  readonly host: string;
+  readonly connectTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly maxReconnectMs: number;
   /** The server's `consumer_timeout` as configured (0: none). */
@@ -86,6 +92,8 @@ export function resolveRabbitMQOptions(options: RabbitmqBrokerOptions): RabbitMQ
   const heartbeatS = Math.ceil(parseDuration(options.heartbeat ?? "10s", "heartbeat") / 1000);
   const requestTimeoutMs = parseDuration(options.requestTimeout ?? "10s", "requestTimeout");
   if (requestTimeoutMs < 1) throw new InvalidOptionsError("requestTimeout", "expected at least 1 ms");
+  const connectTimeoutMs = parseDuration(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS, "connectTimeout");
+  if (connectTimeoutMs < 1) throw new InvalidOptionsError("connectTimeout", "expected at least 1 ms");
   const maxReconnectMs = Math.max(100, parseDuration(options.maxReconnectDelay ?? "5s", "maxReconnectDelay"));
   const consumerTimeoutMs = parseDuration(options.consumerTimeout ?? "30m", "consumerTimeout");
   const levels = options.delayLevels ?? 16;
@@ -123,11 +131,15 @@ export function resolveRabbitMQOptions(options: RabbitmqBrokerOptions): RabbitMQ
   }
   const host = typeof url === "string" ? new URL(url).hostname : (url?.hostname ?? "localhost");
   const secure = typeof url === "string" ? url.startsWith("amqps:") : url?.protocol === "amqps";
+  const port = typeof url === "string" ? new URL(url).port : String(url?.port ?? "");
+  const hostPort = `${host}:${port === "" ? (secure ? "5671" : "5672") : port}`;
   return {
     given,
     url: resolvedUrl,
-    socketOptions: { timeout: requestTimeoutMs, ...(options.socketOptions ?? {}) },
+    socketOptions: { timeout: connectTimeoutMs, ...(options.socketOptions ?? {}) },
     prefix,
+    host: hostPort,
+    connectTimeoutMs,
     requestTimeoutMs,
     maxReconnectMs,
     consumerTimeoutMs,
