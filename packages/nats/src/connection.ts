@@ -5,15 +5,15 @@
  */
 import {
   BrokerClosedError,
-  BrokerConnectionError,
+  type BrokerConnectionError,
   type BrokerEventMap,
   brokerClosedError,
   brokerConnectionError,
   coalesceWrites,
   type Emitter,
+  FirstConnection,
   InvalidOptionsError,
   isLoopbackHost,
-  RequestTimeoutError,
   reconnectDelay,
   redact,
   serializeError,
@@ -81,18 +81,24 @@ export class NatsBrokerConnection {
   #nextFlush: Deferred | undefined;
   /** Ends the pause between first-connect attempts (close() calls it). */
   #stopWaiting: (() => void) | undefined;
+  /** What calls made before the first connection wait for (at most `connectTimeout`). */
+  #first: FirstConnection;
 
   constructor(settings: NatsSettings, events: Emitter<BrokerEventMap>, hooks: ConnectionHooks) {
     this.#settings = settings;
     this.#events = events;
     this.#hooks = hooks;
     this.#ownsConnection = settings.client === undefined;
+    this.#first = new FirstConnection("nats", redact(settings.options.url ?? "nats://127.0.0.1:4222"), settings.connectTimeoutMs);
   }
 
   /** Starts connecting (the insecure-connection check runs now). */
   start(): void {
     this.#ready = this.#init();
-    this.#ready.catch(() => {});
+    this.#ready.then(
+      () => this.#first.connectedNow(),
+      (error: unknown) => this.#first.abort(error),
+    );
   }
 
   /** A connection was made (or given): close() has deliveries and publishes to end. */
@@ -142,6 +148,7 @@ export class NatsBrokerConnection {
         reconnectTimeWait: 500,
         pingInterval: this.#settings.heartbeatMs,
         maxPingOut: 2,
+        timeout: this.#settings.connectTimeoutMs,
         ...auth,
         ...options.connectionOptions,
       });
@@ -184,6 +191,7 @@ export class NatsBrokerConnection {
         return await connect({ ...options, waitOnFirstConnect: false });
       } catch (error) {
         if (this.closed) throw closedError();
+        this.#first.failed(error);
         const name = (error as Error | null)?.name;
         authFailures = name === "AuthorizationError" || name === "UserAuthenticationExpiredError" ? authFailures + 1 : 0;
         const last = options.waitOnFirstConnect === false || (limit >= 0 && attempt >= limit) || authFailures >= 2;
@@ -241,14 +249,16 @@ export class NatsBrokerConnection {
     }
   }
 
-  /** Resolves once the connection is up and the stream exists, bounded by requestTimeout. */
+  /**
+   * Resolves once the connection is up and the stream exists. Before that, waits at most the
+   * connect timeout and rejects with a definite `BrokerConnectionError` naming the server and the
+   * last failure (at once, non-retryable, when the server refused the credentials); the first
+   * connection goes on being tried in the background.
+   */
   async open(): Promise<NatsConnection> {
     if (this.closed) throw closedError();
     if (!this.#up) {
-      const timeoutMs = this.#settings.requestTimeoutMs;
-      await withTimeout(this.#ready as Promise<void>, timeoutMs).catch((error: unknown) => {
-        throw error instanceof RequestTimeoutError ? new BrokerConnectionError(`[jobs] [nats] not connected after ${timeoutMs} ms`) : error;
-      });
+      await this.#first.wait();
       if (this.closed) throw closedError();
     }
     return this.#nc as NatsConnection;
@@ -309,6 +319,7 @@ export class NatsBrokerConnection {
   shut(): void {
     this.closed = true;
     this.#stopWaiting?.();
+    this.#first.abort(closedError());
   }
 
   /** The last step of close(): waits (bounded) for the server to process what was sent, then closes a connection of our own. */

@@ -2,6 +2,7 @@
 import {
   assertClientShape,
   type BrokerCapabilities,
+  DEFAULT_CONNECT_TIMEOUT_MS,
   type Duration,
   InvalidOptionsError,
   type LoggerOption,
@@ -37,6 +38,8 @@ export interface NatsBrokerOptions {
   readonly maxPayloadBytes?: number;
   /** Longest delay declared to core (it re-delays longer ones on receipt); lower it to test that path. @default Infinity */
   readonly maxDelay?: Duration;
+  /** A call made before the first connection waits this long for it, then fails with a definite `BrokerConnectionError` (nothing was sent); each connect attempt is bounded by it too. @default "10s" */
+  readonly connectTimeout?: Duration;
   /** Bound on every JetStream request and PubAck; a publish past it has an unknown outcome. @default "10s" */
   readonly requestTimeout?: Duration;
   /** Where this broker's warnings and errors are logged (pino, console, …). `false` logs nothing. @default `console`, once per code, for what no listener hears */
@@ -56,6 +59,7 @@ export interface NatsSettings {
   readonly dedupeWindowMs: number;
   /** The longest single hold of a delayed message (a day at most). */
   readonly holdMs: number;
+  readonly connectTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly capabilities: BrokerCapabilities;
 }
@@ -93,6 +97,8 @@ export function resolveNatsOptions(options: NatsBrokerOptions): NatsSettings {
   if (maxDelayMs < 1_000) throw new InvalidOptionsError("maxDelay", "expected at least 1 s");
   const requestTimeoutMs = parseDuration(options.requestTimeout ?? "10s", "requestTimeout");
   if (requestTimeoutMs < 1) throw new InvalidOptionsError("requestTimeout", "expected a positive duration");
+  const connectTimeoutMs = parseDuration(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS, "connectTimeout");
+  if (connectTimeoutMs < 1) throw new InvalidOptionsError("connectTimeout", "expected a positive duration");
   return {
     options,
     client,
@@ -102,6 +108,7 @@ export function resolveNatsOptions(options: NatsBrokerOptions): NatsSettings {
     replicas,
     dedupeWindowMs,
     holdMs: Math.min(maxDelayMs, DAY_MS),
+    connectTimeoutMs,
     requestTimeoutMs,
     capabilities: natsInstanceCapabilities(maxPayloadBytes, dedupeWindowMs, maxDelayMs),
   };

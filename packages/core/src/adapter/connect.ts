@@ -72,6 +72,7 @@ export class FirstConnection {
   readonly #timeoutMs: number;
   #connected = false;
   #lastError: unknown;
+  #aborted: { readonly error: unknown } | undefined;
   #waiters = new Set<{ resolve(): void; reject(error: Error): void }>();
 
   constructor(adapter: string, host: string, timeoutMs: number) {
@@ -108,15 +109,17 @@ export class FirstConnection {
     this.#waiters.clear();
   }
 
-  /** Fails every waiting call with `error` (the broker was closed). */
-  abort(error: Error): void {
-    for (const w of this.#waiters) w.reject(error);
+  /** Fails every waiting call, and every later one, with `error` (the broker was closed, or gave up connecting). */
+  abort(error: unknown): void {
+    this.#aborted = { error };
+    for (const w of this.#waiters) w.reject(error as Error);
     this.#waiters.clear();
   }
 
   /** Resolves once connected; rejects after the connect timeout, or at once on a refused login seen before. */
   wait(): Promise<void> {
     if (this.#connected) return Promise.resolve();
+    if (this.#aborted !== undefined) return Promise.reject(this.#aborted.error);
     if (this.#lastError !== undefined && isAuthFailure(this.#lastError)) {
       return Promise.reject(brokerAuthError(this.#adapter, this.#host, "connect", this.#lastError));
     }
