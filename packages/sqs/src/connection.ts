@@ -7,12 +7,14 @@ import { type QueueAttributeName, SQSClient, type SQSClientConfig } from "@aws-s
 import {
   BrokerConnectionError,
   type BrokerEventMap,
+  brokerAuthError,
   brokerClosedError,
   type Emitter,
   EnqueueOutcomeUnknownError,
   hasMethods,
+  isAuthFailure,
   isLoopbackHost,
-  type JobsError,
+  JobsError,
   LeaseLostError,
   RequestTimeoutError,
   redactedCause,
@@ -45,6 +47,8 @@ export class SqsConnection {
   readonly publishClient: SQSClient;
   /** Set by the broker's close(): nothing new starts. */
   closed = false;
+  /** The endpoint's host (or the region's), for messages. */
+  readonly host: string;
   readonly #ownsClient: boolean;
   /** The request handler is the broker's (not one the caller put in `clientConfig.requestHandler`). */
   readonly #ownsHandler: boolean = true;
@@ -55,6 +59,10 @@ export class SqsConnection {
   constructor(settings: SqsSettings, events: Emitter<BrokerEventMap>) {
     this.#timeoutMs = settings.timeoutMs;
     this.#events = events;
+    this.host =
+      settings.endpoint !== undefined
+        ? hostOf(settings.endpoint)
+        : `SQS (region ${settings.region ?? settings.clientConfig?.region?.toString() ?? "from the environment"})`;
     if (settings.client !== undefined) {
       this.client = settings.client;
       this.publishClient = settings.client;
@@ -69,7 +77,7 @@ export class SqsConnection {
     this.#ownsHandler = !hasMethods(given, ["handle"]);
     const requestHandler = this.#ownsHandler
       ? new NodeHttpHandler({
-          connectionTimeout: settings.timeoutMs,
+          connectionTimeout: settings.connectTimeoutMs,
           requestTimeout: settings.timeoutMs,
           // @smithy/node-http-handler only warns when `requestTimeout` passes, unless told to throw.
           throwOnRequestTimeout: true,
@@ -179,8 +187,22 @@ export function responded(error: unknown): boolean {
   return typeof (error as AwsError | undefined)?.$metadata?.httpStatusCode === "number" && !(error instanceof RequestTimeoutError);
 }
 
-/** Maps a failed settle, receive or inspection request to a core error. */
-export function brokerError(operation: string, queue: string, error: unknown): JobsError {
+function hostOf(endpoint: string): string {
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return "the endpoint";
+  }
+}
+
+/**
+ * Maps a failed settle, receive or inspection request to a core error (one already mapped stays
+ * as it is). Refused credentials or authorization (InvalidClientTokenId, SignatureDoesNotMatch,
+ * AccessDenied, no credentials at all…) are non-retryable.
+ */
+export function brokerError(operation: string, queue: string, error: unknown, host = "the endpoint"): JobsError {
+  if (JobsError.isInstance(error)) return error;
+  if (isAuthFailure(error)) return brokerAuthError("sqs", host, `${operation} on "${queue}"`, error);
   if (isMissingQueue(error))
     return new UnknownQueueError(queue, `[jobs] [sqs] queue "${queue}" does not exist`, { cause: awsCause(error) });
   if (/ReceiptHandleIsInvalid|MessageNotInflight|InvalidParameterValue/.test(codeOf(error)) && operation !== "publish")
@@ -195,7 +217,9 @@ export function brokerError(operation: string, queue: string, error: unknown): J
  */
 export function publishError(queue: string, error: unknown): JobsError {
   if (isMissingQueue(error)) return brokerError("publish", queue, error);
-  const refused = /ECONNREFUSED/.test(codeOf(error)) || /ECONNREFUSED/.test(String((error as AwsError)?.message));
+  // Refused, or a host name that does not resolve: no byte reached SQS.
+  const never = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN/;
+  const refused = never.test(codeOf(error)) || never.test(String((error as AwsError)?.message));
   if (responded(error) || refused) return brokerError("publish", queue, error);
   return new EnqueueOutcomeUnknownError(`[jobs] [sqs] publish to "${queue}" got no answer: ${describeError(error)}`, {
     cause: awsCause(error),

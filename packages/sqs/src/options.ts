@@ -2,6 +2,7 @@
 import type { SQSClient, SQSClientConfig } from "@aws-sdk/client-sqs";
 import {
   assertClientShape,
+  DEFAULT_CONNECT_TIMEOUT_MS,
   type Duration,
   InvalidOptionsError,
   type LoggerOption,
@@ -50,6 +51,8 @@ export interface SqsBrokerOptions {
   readonly maxReceiveLoops?: number;
   /** How long deletes and visibility changes wait to fill a batch of 10. @default 5 */
   readonly batchLinger?: Duration;
+  /** Bound on opening a connection to the endpoint (a wrong host or port fails within it, definitely: nothing was sent); ignored with `client`. @default "10s" */
+  readonly connectTimeout?: Duration;
   /** Any request (a receive: beyond its wait) fails after this long; a publish then has an unknown outcome. @default "10s" */
   readonly requestTimeout?: Duration;
   /** `maxReceiveCount` of the RedrivePolicy of created queues: a backstop for crash loops, above core's `maxDeliveries`. @default 50 */
@@ -76,6 +79,7 @@ export interface SqsSettings {
   readonly waitSeconds: number;
   readonly maxLoops: number | undefined;
   readonly lingerMs: number;
+  readonly connectTimeoutMs: number;
   readonly timeoutMs: number;
   readonly maxReceiveCount: number;
   readonly countsIncludeInFlight: boolean;
@@ -105,6 +109,8 @@ export function resolveSqsOptions(options: SqsBrokerOptions): SqsSettings {
   const lingerMs = parseDuration(options.batchLinger ?? 5, "batchLinger");
   const timeoutMs = parseDuration(options.requestTimeout ?? "10s", "requestTimeout");
   if (timeoutMs < 100) throw new InvalidOptionsError("requestTimeout", "expected at least 100 ms");
+  const connectTimeoutMs = parseDuration(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS, "connectTimeout");
+  if (connectTimeoutMs < 100) throw new InvalidOptionsError("connectTimeout", "expected at least 100 ms");
   const maxReceiveCount = options.maxReceiveCount ?? 50;
   if (!Number.isInteger(maxReceiveCount) || maxReceiveCount < 0 || maxReceiveCount > 1000) {
     throw new InvalidOptionsError("maxReceiveCount", "expected an integer from 0 (no redrive policy) to 1000");
@@ -134,6 +140,7 @@ export function resolveSqsOptions(options: SqsBrokerOptions): SqsSettings {
     waitSeconds,
     maxLoops,
     lingerMs,
+    connectTimeoutMs,
     timeoutMs,
     maxReceiveCount,
     countsIncludeInFlight: options.countsIncludeInFlight ?? false,

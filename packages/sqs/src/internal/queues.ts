@@ -96,7 +96,7 @@ export class Queues {
       }
       return { url: await createQueue(names.queue, extra), dead };
     } catch (error) {
-      throw brokerError("queue lookup", queue, error);
+      throw brokerError("queue lookup", queue, error, connection.host);
     }
   }
 
