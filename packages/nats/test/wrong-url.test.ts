@@ -22,7 +22,10 @@ interface Settled {
 async function firstCalls(open: () => Broker): Promise<Settled[]> {
   const calls: Record<string, (broker: Broker) => Promise<unknown>> = {
     enqueue: (broker) => createClient({ broker }).enqueue(job, { n: 1 }),
-    start: (broker) => createWorker({ broker }).handle(job, () => {}).start(),
+    start: (broker) =>
+      createWorker({ broker })
+        .handle(job, () => {})
+        .start(),
     counts: (broker) => createAdmin({ broker }).counts("wrongurl"),
   };
   return Promise.all(
@@ -74,7 +77,9 @@ describe("nats adapter with a wrong URL or wrong credentials", { timeout: 15_000
   });
 
   it("an unresolvable host: BrokerConnectionError (retryable) naming the server", async () => {
-    const results = await firstCalls(() => createNatsBroker({ url: "nats://nonexistent.invalid:4222", connectTimeout: CONNECT_TIMEOUT_MS }));
+    const results = await firstCalls(() =>
+      createNatsBroker({ url: "nats://nonexistent.invalid:4222", connectTimeout: CONNECT_TIMEOUT_MS }),
+    );
     expectDefinite(results, { retryable: true, mentions: "nonexistent.invalid" });
   });
 
@@ -87,7 +92,9 @@ describe("nats adapter with a wrong URL or wrong credentials", { timeout: 15_000
   });
 
   it("no credentials at all on a server that needs them: non-retryable", async () => {
-    const results = await firstCalls(() => createNatsBroker({ url: `nats://127.0.0.1:${server.port}`, connectTimeout: CONNECT_TIMEOUT_MS }));
+    const results = await firstCalls(() =>
+      createNatsBroker({ url: `nats://127.0.0.1:${server.port}`, connectTimeout: CONNECT_TIMEOUT_MS }),
+    );
     expectDefinite(results, { retryable: false, mentions: "refused the credentials" });
   });
 

@@ -22,7 +22,10 @@ interface Settled {
 async function firstCalls(open: () => Broker): Promise<Settled[]> {
   const calls: Record<string, (broker: Broker) => Promise<unknown>> = {
     enqueue: (broker) => createClient({ broker }).enqueue(job, { n: 1 }),
-    start: (broker) => createWorker({ broker }).handle(job, () => {}).start(),
+    start: (broker) =>
+      createWorker({ broker })
+        .handle(job, () => {})
+        .start(),
     counts: (broker) => createAdmin({ broker }).counts("wrongurl"),
   };
   return Promise.all(
@@ -72,12 +75,15 @@ describe("rabbitmq adapter with a wrong URL or wrong credentials", { timeout: 15
     expectDefinite(results, { retryable: true, mentions: "nonexistent.invalid" });
   });
 
-  it.skipIf(url === undefined)("a wrong password (ACCESS_REFUSED): non-retryable BrokerConnectionError, password redacted [needs JOBS_RABBITMQ_URL]", async () => {
-    const u = new URL(url as string);
-    u.username = "guest";
-    u.password = SECRET;
-    const results = await firstCalls(() => createRabbitMQBroker({ url: u.toString(), connectTimeout: CONNECT_TIMEOUT_MS }));
-    expectDefinite(results, { retryable: false, mentions: `${u.hostname}:${u.port || "5672"} refused the credentials` });
-    for (const { error } of results) expect((error as JobsError).message).toContain("ACCESS_REFUSED");
-  });
+  it.skipIf(url === undefined)(
+    "a wrong password (ACCESS_REFUSED): non-retryable BrokerConnectionError, password redacted [needs JOBS_RABBITMQ_URL]",
+    async () => {
+      const u = new URL(url as string);
+      u.username = "guest";
+      u.password = SECRET;
+      const results = await firstCalls(() => createRabbitMQBroker({ url: u.toString(), connectTimeout: CONNECT_TIMEOUT_MS }));
+      expectDefinite(results, { retryable: false, mentions: `${u.hostname}:${u.port || "5672"} refused the credentials` });
+      for (const { error } of results) expect((error as JobsError).message).toContain("ACCESS_REFUSED");
+    },
+  );
 });

@@ -21,7 +21,10 @@ interface Settled {
 async function firstCalls(open: () => Broker): Promise<Settled[]> {
   const calls: Record<string, (broker: Broker) => Promise<unknown>> = {
     enqueue: (broker) => createClient({ broker }).enqueue(job, { n: 1 }),
-    start: (broker) => createWorker({ broker }).handle(job, () => {}).start(),
+    start: (broker) =>
+      createWorker({ broker })
+        .handle(job, () => {})
+        .start(),
     counts: (broker) => createAdmin({ broker }).counts("wrongurl"),
   };
   return Promise.all(
@@ -73,7 +76,9 @@ describe("redis adapter with a wrong URL or wrong credentials", { timeout: 15_00
   });
 
   it("an unresolvable host: BrokerConnectionError (retryable) naming the host", async () => {
-    const results = await firstCalls(() => createRedisBroker({ url: "redis://nonexistent.invalid:6379", connectTimeout: CONNECT_TIMEOUT_MS }));
+    const results = await firstCalls(() =>
+      createRedisBroker({ url: "redis://nonexistent.invalid:6379", connectTimeout: CONNECT_TIMEOUT_MS }),
+    );
     expectDefinite(results, { retryable: true, mentions: "nonexistent.invalid" });
   });
 
