@@ -8,6 +8,7 @@ import {
   type DeadLetter,
   type Delivery,
   type Emitter,
+  JobsError,
   type OutgoingMessage,
   type PublishOutcome,
   type QueueCounts,
@@ -91,7 +92,16 @@ export class RedisAdapter implements RedisBroker {
 
   publish(queue: string, messages: readonly OutgoingMessage[]): Promise<PublishOutcome[]> {
     if (this.#closed) return Promise.reject(closedError());
-    if (!this.#connection.everConnected) return this.#connected(queue).then(() => this.#publisher.publish(queue, messages));
+    if (!this.#connection.everConnected) {
+      // No connection within connectTimeout: each message failed definitely (closed, a bad name: the call throws).
+      return this.#connected(queue).then(
+        () => this.#publisher.publish(queue, messages),
+        (error: unknown) => {
+          if (!JobsError.isInstance(error) || error.code !== "broker-connection") throw error;
+          return messages.map((): PublishOutcome => ({ ok: false, error }));
+        },
+      );
+    }
     return this.#publisher.publish(queue, messages);
   }
 
