@@ -96,6 +96,13 @@ describe("redis adapter with a wrong URL or wrong credentials", { timeout: 15_00
     expectDefinite(results, { retryable: false, mentions: "WRONGPASS" });
   });
 
+  it("no password on a server that needs one (NOAUTH): non-retryable BrokerConnectionError", async () => {
+    const results = await firstCalls(() =>
+      createRedisBroker({ url: `redis://127.0.0.1:${server.port}`, connectTimeout: CONNECT_TIMEOUT_MS }),
+    );
+    expectDefinite(results, { retryable: false, mentions: "NOAUTH" });
+  });
+
   it("the right password works on the same server (the private server is not broken)", async () => {
     const broker = createRedisBroker({ url: `redis://:the-right-one@127.0.0.1:${server.port}`, connectTimeout: CONNECT_TIMEOUT_MS });
     try {
