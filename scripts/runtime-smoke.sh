@@ -39,7 +39,7 @@ case "$runtime" in
     ;;
 esac
 
-echo "$runtime $("$exe" --version | head -1)"
+echo "$runtime: $("$exe" --version | head -1)"
 export JOBS_REDIS_URL="${JOBS_REDIS_URL:-redis://127.0.0.1:6379}"
 
 echo "-- quick start (memory)"
