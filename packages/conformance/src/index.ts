@@ -21,6 +21,12 @@ export { transportLeases, transportRedelivery } from "./cases/transport-leases.j
 export { transportDedupe, transportDelays, transportPayloadLimit, transportPriority } from "./cases/transport-publish-options.js";
 export { transportSettlement } from "./cases/transport-settlement.js";
 export { createFaultProxy, type FaultProxy, type FaultProxyMode, type FaultProxyOptions } from "./fault-proxy.js";
+export {
+  type DefiniteConnectionErrorExpectation,
+  expectDefiniteConnectionError,
+  type FirstCallOutcome,
+  firstCalls,
+} from "./first-calls.js";
 export type { BrokerFactory, BrokerFactoryContext, ConformanceEndpoint, ConformanceOptions } from "./options.js";
 export {
   type PrivateRabbitMQ,

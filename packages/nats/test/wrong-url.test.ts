@@ -1,62 +1,16 @@
 // A wrong URL or wrong credentials: the first enqueue, worker start and admin call each fail with a
 // definite, typed error within the connect timeout, never "may or may not be stored", and never
 // with the password in it.
-import { inspect } from "node:util";
-import { freePort, type PrivateServer } from "@jobs/conformance";
-import { type Broker, BrokerConnectionError, createAdmin, createClient, createWorker, defineJob, JobsError } from "@jobs/core";
+import { expectDefiniteConnectionError, type FirstCallOutcome, firstCalls, freePort, type PrivateServer } from "@jobs/conformance";
+import { createAdmin, type JobsError } from "@jobs/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNatsBroker } from "../src/index.js";
 import { startPrivateNats, uniqueTopology } from "./support.js";
 
 const CONNECT_TIMEOUT_MS = 2_000;
 const SECRET = "wrong-Secret-7c41";
-const job = defineJob<{ n: number }>({ name: "wrong-url", queue: "wrongurl" });
-
-interface Settled {
-  readonly call: string;
-  readonly error: unknown;
-  readonly ms: number;
-}
-
-/** The first enqueue, worker start and admin counts, each on a broker of its own, run together. */
-async function firstCalls(open: () => Broker): Promise<Settled[]> {
-  const calls: Record<string, (broker: Broker) => Promise<unknown>> = {
-    enqueue: (broker) => createClient({ broker }).enqueue(job, { n: 1 }),
-    start: (broker) =>
-      createWorker({ broker })
-        .handle(job, () => {})
-        .start(),
-    counts: (broker) => createAdmin({ broker }).counts("wrongurl"),
-  };
-  return Promise.all(
-    Object.entries(calls).map(async ([call, run]) => {
-      const broker = open();
-      const started = performance.now();
-      const error = await run(broker).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      const ms = performance.now() - started;
-      await broker.close();
-      return { call, error, ms };
-    }),
-  );
-}
-
-function expectDefinite(results: readonly Settled[], expected: { retryable: boolean; mentions: string }): void {
-  expect(results.map((r) => r.call)).toEqual(["enqueue", "start", "counts"]);
-  for (const { call, error, ms } of results) {
-    expect(error, call).toBeInstanceOf(BrokerConnectionError);
-    const e = error as JobsError;
-    expect(JobsError.isInstance(e)).toBe(true);
-    expect(e.code, call).toBe("broker-connection");
-    expect(e.retryable, call).toBe(expected.retryable);
-    expect(e.message, call).toContain(expected.mentions);
-    for (const text of [e.message, String(e.cause), inspect(e, { depth: 10 })]) expect(text, call).not.toContain(SECRET);
-    // Settled within the connect timeout (plus a generous margin for a busy machine).
-    expect(ms, call).toBeLessThan(CONNECT_TIMEOUT_MS + 5_000);
-  }
-}
+const expectDefinite = (results: readonly FirstCallOutcome[], expected: { retryable: boolean; mentions: string }): void =>
+  expectDefiniteConnectionError(results, { ...expected, secret: SECRET, connectTimeoutMs: CONNECT_TIMEOUT_MS });
 
 describe("nats adapter with a wrong URL or wrong credentials", { timeout: 15_000 }, () => {
   let server: PrivateServer;
