@@ -2,39 +2,21 @@
 // shape check that replaces `instanceof` on clients from other packages.
 import { assertClientShape, hasMethods, InvalidOptionsError, renamedOption, warnDeprecated } from "@jobs/core/adapter";
 import { describe, expect, it } from "vitest";
-
-/** Runs `act`, then collects the process warnings it caused, up to a marker warning emitted after it. */
-async function warningsOf(act: () => void): Promise<Error[]> {
-  const seen: Error[] = [];
-  const marker = `vocabulary-test-marker-${Math.random()}`;
-  const done = new Promise<void>((resolve) => {
-    const listener = (warning: Error): void => {
-      if (warning.message === marker) {
-        process.off("warning", listener);
-        resolve();
-      } else seen.push(warning);
-    };
-    process.on("warning", listener);
-  });
-  act();
-  process.emitWarning(marker);
-  await done;
-  return seen;
-}
+import { jobsWarningsOf } from "../src/testing/index.js";
 
 describe("renamedOption", () => {
   it("returns the new name's value, and the old name's value with one DeprecationWarning per process", async () => {
     expect(renamedOption<number>("test", { fresh: 1 }, "stale", "fresh")).toBe(1);
     expect(renamedOption<number>("test", {}, "stale", "fresh")).toBeUndefined();
-    const warnings = await warningsOf(() => {
+    const warnings = await jobsWarningsOf(() => {
       expect(renamedOption<number>("test", { stale: 2 }, "stale", "fresh")).toBe(2);
       expect(renamedOption<number>("test", { stale: 3 }, "stale", "fresh")).toBe(3);
     });
-    expect(warnings.map((w) => [w.name, (w as { code?: string }).code])).toEqual([["DeprecationWarning", "JOBS_DEP_TEST_STALE"]]);
+    expect(warnings.map((w) => [w.name, w.code])).toEqual([["DeprecationWarning", "JOBS_DEP_TEST_STALE"]]);
     expect(warnings[0]?.message).toBe(
       '[jobs] [test] option "stale" is deprecated and will be removed in the next major release: use "fresh"',
     );
-    expect(await warningsOf(() => renamedOption("test", { stale: 4 }, "stale", "fresh"))).toEqual([]);
+    expect(await jobsWarningsOf(() => renamedOption("test", { stale: 4 }, "stale", "fresh"))).toEqual([]);
   });
 
   it("refuses both names at once, naming the old one", () => {
@@ -49,7 +31,7 @@ describe("renamedOption", () => {
   });
 
   it("warnDeprecated says each code once", async () => {
-    const warnings = await warningsOf(() => {
+    const warnings = await jobsWarningsOf(() => {
       warnDeprecated("JOBS_DEP_TEST_ONCE", "once");
       warnDeprecated("JOBS_DEP_TEST_ONCE", "once");
       warnDeprecated("JOBS_DEP_TEST_OTHER", "other");

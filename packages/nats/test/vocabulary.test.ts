@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { brokerUrlFromEnv } from "@jobs/conformance";
 import type { Broker } from "@jobs/core";
 import type { OutgoingMessage } from "@jobs/core/adapter";
+import { jobsWarningsOf } from "@jobs/core/testing";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
@@ -14,29 +15,6 @@ import { deleteStreams, endpointOf, uniqueTopology } from "./support.js";
 const url = brokerUrlFromEnv("JOBS_NATS_URL");
 
 const msg = (body: string): OutgoingMessage => ({ id: randomUUID(), body, priority: 2, delayMs: 0, dedupe: true });
-
-/** Runs `act`, then collects the jobs warnings it caused, up to a marker warning emitted after it. */
-async function warningsOf(act: () => void): Promise<{ name: string; code: string | undefined; message: string }[]> {
-  const seen: Error[] = [];
-  const marker = `nats-vocabulary-marker-${Math.random()}`;
-  const done = new Promise<void>((resolve) => {
-    const listener = (warning: Error): void => {
-      if (warning.message !== marker) seen.push(warning);
-      else {
-        process.off("warning", listener);
-        resolve();
-      }
-    };
-    process.on("warning", listener);
-  });
-  act();
-  process.emitWarning(marker);
-  await done;
-  // Only ours: a client library may warn about something else meanwhile (the AWS SDK about Node).
-  return seen
-    .map((w) => ({ name: w.name, code: (w as { code?: string }).code, message: w.message }))
-    .filter((w) => w.code?.startsWith("JOBS_") === true);
-}
 
 describe("option checks", () => {
   it("reads prefix and heartbeat; refuses a bad heartbeat, a shapeless client, and an old name beside its new one", () => {
@@ -64,7 +42,7 @@ describe.skipIf(url === undefined)("old names [needs JOBS_NATS_URL]", () => {
     const { host, port } = endpointOf(url as string);
     nc = await connect({ servers: `${host}:${port}` });
     const shared = nc;
-    const warnings = await warningsOf(() => {
+    const warnings = await jobsWarningsOf(() => {
       for (let i = 0; i < 2; i++) {
         brokers.push(createNatsBroker({ connection: shared, stream: topology.stream, subjectPrefix: topology.prefix }));
       }

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { brokerUrlFromEnv } from "@jobs/conformance";
 import type { Broker } from "@jobs/core";
 import type { Delivery, OutgoingMessage } from "@jobs/core/adapter";
-import { waitFor } from "@jobs/core/testing";
+import { jobsWarningsOf, waitFor } from "@jobs/core/testing";
 import amqp, { type ChannelModel } from "amqplib";
 import { afterAll, describe, expect, it } from "vitest";
 import { createRabbitMQBroker, createRabbitmqBroker } from "../src/index.js";
@@ -14,29 +14,6 @@ import { closeAll, Tracker, uniquePrefix } from "./support.js";
 const url = brokerUrlFromEnv("JOBS_RABBITMQ_URL");
 
 const msg = (body: string): OutgoingMessage => ({ id: randomUUID(), body, priority: 2, delayMs: 0, dedupe: true });
-
-/** Runs `act`, then collects the jobs warnings it caused, up to a marker warning emitted after it. */
-async function warningsOf(act: () => void): Promise<{ name: string; code: string | undefined; message: string }[]> {
-  const seen: Error[] = [];
-  const marker = `rabbitmq-vocabulary-marker-${Math.random()}`;
-  const done = new Promise<void>((resolve) => {
-    const listener = (warning: Error): void => {
-      if (warning.message !== marker) seen.push(warning);
-      else {
-        process.off("warning", listener);
-        resolve();
-      }
-    };
-    process.on("warning", listener);
-  });
-  act();
-  process.emitWarning(marker);
-  await done;
-  // Only ours: a client library may warn about something else meanwhile (the AWS SDK about Node).
-  return seen
-    .map((w) => ({ name: w.name, code: (w as { code?: string }).code, message: w.message }))
-    .filter((w) => w.code?.startsWith("JOBS_") === true);
-}
 
 /** Publishes one message, takes it, acks it: the broker really works. */
 async function roundTrip(broker: Broker, queue: string): Promise<void> {
@@ -66,7 +43,7 @@ describe.skipIf(url === undefined)("names old and new [needs JOBS_RABBITMQ_URL]"
     const conn = await amqp.connect(url as string);
     const brokers: Broker[] = [];
     try {
-      const warnings = await warningsOf(() => {
+      const warnings = await jobsWarningsOf(() => {
         brokers.push(createRabbitMQBroker({ url: url as string, prefix: tracker.prefix }));
         brokers.push(createRabbitMQBroker({ url: url as string, prefix: tracker.prefix }));
         brokers.push(createRabbitmqBroker({ connection: conn, prefix: tracker.prefix }));

@@ -3,7 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { brokerUrlFromEnv } from "@jobs/conformance";
 import type { Delivery, OutgoingMessage } from "@jobs/core/adapter";
-import { waitFor } from "@jobs/core/testing";
+import { jobsWarningsOf, waitFor } from "@jobs/core/testing";
 import { Redis, type RedisOptions } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { createRedisBroker, type RedisBroker } from "../src/index.js";
@@ -14,36 +14,13 @@ const prefix = `jobs-vocab-${process.pid}-${Date.now().toString(36)}`;
 
 const msg = (body: string): OutgoingMessage => ({ id: randomUUID(), body, priority: 2, delayMs: 0, dedupe: true });
 
-/** Runs `act`, then collects the jobs warnings it caused, up to a marker warning emitted after it. */
-async function warningsOf(act: () => void): Promise<{ name: string; code: string | undefined; message: string }[]> {
-  const seen: Error[] = [];
-  const marker = `redis-vocabulary-marker-${Math.random()}`;
-  const done = new Promise<void>((resolve) => {
-    const listener = (warning: Error): void => {
-      if (warning.message !== marker) seen.push(warning);
-      else {
-        process.off("warning", listener);
-        resolve();
-      }
-    };
-    process.on("warning", listener);
-  });
-  act();
-  process.emitWarning(marker);
-  await done;
-  // Only ours: a client library may warn about something else meanwhile (the AWS SDK about Node).
-  return seen
-    .map((w) => ({ name: w.name, code: (w as { code?: string }).code, message: w.message }))
-    .filter((w) => w.code?.startsWith("JOBS_") === true);
-}
-
 describe("option names", () => {
   it("reads connectionOptions and heartbeat, and their deprecated names connection and heartbeatInterval with one warning each", async () => {
     const given: RedisOptions = { db: 0 };
     const current = resolveRedisOptions({ connectionOptions: given, heartbeat: "1234ms" });
     expect(current.connectionOptions).toBe(given);
     expect(current.heartbeatMs).toBe(1234);
-    const warnings = await warningsOf(() => {
+    const warnings = await jobsWarningsOf(() => {
       for (let i = 0; i < 2; i++) {
         const old = resolveRedisOptions({ connection: given, heartbeatInterval: "4321ms" });
         expect(old.connectionOptions).toBe(given);

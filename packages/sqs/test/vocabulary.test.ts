@@ -6,7 +6,7 @@ import { Agent } from "node:http";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { Broker } from "@jobs/core";
 import type { Delivery, OutgoingMessage } from "@jobs/core/adapter";
-import { waitFor } from "@jobs/core/testing";
+import { jobsWarningsOf, waitFor } from "@jobs/core/testing";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { afterEach, describe, expect, it } from "vitest";
 import { createSqsBroker, type SqsBrokerOptions } from "../src/index.js";
@@ -38,33 +38,10 @@ async function roundTrip(broker: Broker): Promise<void> {
   await sub.stop();
 }
 
-/** Runs `act`, then collects the jobs warnings it caused, up to a marker warning emitted after it. */
-async function warningsOf(act: () => void): Promise<{ name: string; code: string | undefined; message: string }[]> {
-  const seen: Error[] = [];
-  const marker = `sqs-vocabulary-marker-${Math.random()}`;
-  const done = new Promise<void>((resolve) => {
-    const listener = (warning: Error): void => {
-      if (warning.message !== marker) seen.push(warning);
-      else {
-        process.off("warning", listener);
-        resolve();
-      }
-    };
-    process.on("warning", listener);
-  });
-  act();
-  process.emitWarning(marker);
-  await done;
-  // Only ours: a client library may warn about something else meanwhile (the AWS SDK about Node).
-  return seen
-    .map((w) => ({ name: w.name, code: (w as { code?: string }).code, message: w.message }))
-    .filter((w) => w.code?.startsWith("JOBS_") === true);
-}
-
 describe("names", () => {
   it("endpoint still works as the deprecated name of url, with one warning; both together are refused", async () => {
     let old: Broker | undefined;
-    const warnings = await warningsOf(() => {
+    const warnings = await jobsWarningsOf(() => {
       old = open({ endpoint: endpointUrl, clientConfig: { credentials } });
       open({ endpoint: endpointUrl, clientConfig: { credentials } });
     });

@@ -163,3 +163,37 @@ export function recordEnqueued(client: Client): EnqueueRecorder {
     stop,
   };
 }
+
+/** A process warning of the library's (its `code` starts with `JOBS_`): a deprecated option, a config warning. */
+export interface JobsWarning {
+  /** `DeprecationWarning`, `Warning`, … */
+  readonly name: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+/**
+ * Runs `act` and resolves with the library's process warnings it emitted (codes starting with
+ * `JOBS_`), in order. Warnings are delivered on a later turn: this waits for a marker warning
+ * emitted right after `act`, so it needs no sleep. Others' warnings (a client library's) are left out.
+ */
+export async function jobsWarningsOf(act: () => void): Promise<JobsWarning[]> {
+  const seen: Error[] = [];
+  const marker = `jobs-warnings-marker-${Math.random()}`;
+  const done = new Promise<void>((resolve) => {
+    const listener = (warning: Error): void => {
+      if (warning.message !== marker) seen.push(warning);
+      else {
+        process.off("warning", listener);
+        resolve();
+      }
+    };
+    process.on("warning", listener);
+  });
+  act();
+  process.emitWarning(marker);
+  await done;
+  return seen
+    .map((w) => ({ name: w.name, code: String((w as { code?: unknown }).code ?? ""), message: w.message }))
+    .filter((w) => w.code.startsWith("JOBS_"));
+}
