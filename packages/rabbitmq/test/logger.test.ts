@@ -3,7 +3,7 @@
 import type { LogFields, Logger } from "@jobs/core";
 import { waitFor } from "@jobs/core/testing";
 import { afterEach, beforeEach, expect, it, vi } from "vitest";
-import { createRabbitMQBroker } from "../src/index.js";
+import { createRabbitmqBroker } from "../src/index.js";
 import { closeAll } from "./support.js";
 
 const SECRET = "amqp-Pa55word-never-logged";
@@ -25,8 +25,8 @@ it("gives JOBS_INSECURE_CONNECTION to the logger, and prints it once without one
     warn: (fields, message) => entries.push({ fields, message }),
     error: (fields, message) => entries.push({ fields, message }),
   };
-  const logged = createRabbitMQBroker({ url: `amqp://app:${SECRET}@192.0.2.1:5672`, requestTimeout: "1s", logger });
-  const loud = createRabbitMQBroker({ url: `amqp://app:${SECRET}@192.0.2.1:5672`, requestTimeout: "1s" });
+  const logged = createRabbitmqBroker({ url: `amqp://app:${SECRET}@192.0.2.1:5672`, requestTimeout: "1s", logger });
+  const loud = createRabbitmqBroker({ url: `amqp://app:${SECRET}@192.0.2.1:5672`, requestTimeout: "1s" });
   try {
     await waitFor(() => entries.some((e) => e.fields.code === "JOBS_INSECURE_CONNECTION") && warned.length > 0, { timeout: 2_000 });
     const insecure = entries.filter((e) => e.fields.code === "JOBS_INSECURE_CONNECTION");

@@ -4,7 +4,7 @@
 import { brokerUrlFromEnv, expectDefiniteConnectionError, type FirstCallOutcome, firstCalls, freePort } from "@jobs/conformance";
 import type { JobsError } from "@jobs/core";
 import { describe, expect, it } from "vitest";
-import { createRabbitMQBroker } from "../src/index.js";
+import { createRabbitmqBroker } from "../src/index.js";
 
 const url = brokerUrlFromEnv("JOBS_RABBITMQ_URL");
 const CONNECT_TIMEOUT_MS = 2_000;
@@ -16,7 +16,7 @@ describe("rabbitmq adapter with a wrong URL or wrong credentials", { timeout: 15
   it("a closed port: BrokerConnectionError (retryable) naming the host, nothing ambiguous", async () => {
     const port = await freePort();
     const results = await firstCalls(() =>
-      createRabbitMQBroker({ url: `amqp://guest:${SECRET}@127.0.0.1:${port}`, connectTimeout: CONNECT_TIMEOUT_MS }),
+      createRabbitmqBroker({ url: `amqp://guest:${SECRET}@127.0.0.1:${port}`, connectTimeout: CONNECT_TIMEOUT_MS }),
     );
     expectDefinite(results, { retryable: true, mentions: `cannot connect to 127.0.0.1:${port}` });
     for (const { error } of results) expect((error as JobsError).message).toContain("nothing was sent");
@@ -24,7 +24,7 @@ describe("rabbitmq adapter with a wrong URL or wrong credentials", { timeout: 15
 
   it("an unresolvable host: BrokerConnectionError (retryable) naming the host", async () => {
     const results = await firstCalls(() =>
-      createRabbitMQBroker({ url: "amqp://guest:guest@nonexistent.invalid:5672", connectTimeout: CONNECT_TIMEOUT_MS }),
+      createRabbitmqBroker({ url: "amqp://guest:guest@nonexistent.invalid:5672", connectTimeout: CONNECT_TIMEOUT_MS }),
     );
     expectDefinite(results, { retryable: true, mentions: "nonexistent.invalid" });
   });
@@ -35,7 +35,7 @@ describe("rabbitmq adapter with a wrong URL or wrong credentials", { timeout: 15
       const u = new URL(url as string);
       u.username = "guest";
       u.password = SECRET;
-      const results = await firstCalls(() => createRabbitMQBroker({ url: u.toString(), connectTimeout: CONNECT_TIMEOUT_MS }));
+      const results = await firstCalls(() => createRabbitmqBroker({ url: u.toString(), connectTimeout: CONNECT_TIMEOUT_MS }));
       expectDefinite(results, { retryable: false, mentions: `${u.hostname}:${u.port || "5672"} refused the credentials` });
       for (const { error } of results) expect((error as JobsError).message).toContain("ACCESS_REFUSED");
     },

@@ -25,9 +25,9 @@ it("gives JOBS_INSECURE_CONNECTION to the logger, and prints it once without one
     warn: (fields, message) => entries.push({ fields, message }),
     error: (fields, message) => entries.push({ fields, message }),
   };
-  const logged = createSqsBroker({ endpoint: "http://10.0.0.7:9324", clientConfig: { credentials }, logger });
-  const loud = createSqsBroker({ endpoint: "http://10.0.0.7:9324", clientConfig: { credentials } });
-  const silent = createSqsBroker({ endpoint: "http://10.0.0.8:9324", clientConfig: { credentials }, logger: false });
+  const logged = createSqsBroker({ url: "http://10.0.0.7:9324", clientConfig: { credentials }, logger });
+  const loud = createSqsBroker({ url: "http://10.0.0.7:9324", clientConfig: { credentials } });
+  const silent = createSqsBroker({ url: "http://10.0.0.8:9324", clientConfig: { credentials }, logger: false });
   try {
     await waitFor(() => entries.length > 0 && warned.length > 0);
     await new Promise((resolve) => setImmediate(resolve));
