@@ -6,12 +6,12 @@
  */
 import { createMemoryBroker, type MemoryBroker } from "@jobs/memory";
 import { pino } from "pino";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { brokerEvents, warnInsecureConnection } from "../src/adapter/index.js";
 import { Emitter, type WorkerEventMap } from "../src/events.js";
 import { createAdmin, createClient, createWorker, InvalidOptionsError, type Logger } from "../src/index.js";
 import { workerReporting } from "../src/internal/entries.js";
-import { waitFor } from "../src/testing/index.js";
+import { captureConsole, waitFor } from "../src/testing/index.js";
 import { fixture, gate, uniqueQueue } from "./support.js";
 
 const SECRET = "hunter2-s3cret";
@@ -20,20 +20,13 @@ const URL_WITH_PASSWORD = `redis://app:${SECRET}@db.example.com:6379/0`;
 let warned: string[];
 let errored: string[];
 
+let restore: () => void;
+
 beforeEach(() => {
-  warned = [];
-  errored = [];
-  vi.spyOn(console, "warn").mockImplementation((...args: unknown[]) => {
-    warned.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" "));
-  });
-  vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => {
-    errored.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" "));
-  });
+  ({ warned, errored, restore } = captureConsole());
 });
 
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+afterEach(() => restore());
 
 /** A real pino logger writing JSON lines into an array. */
 function pinoLines(): { logger: Logger; lines: Record<string, unknown>[] } {

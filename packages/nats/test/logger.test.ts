@@ -1,9 +1,11 @@
 // The adapter's own warning (nats-server before 2.10 fsyncs lazily) reaches the console once when
 // nobody listens, and the logger when one is given.
+
 import { brokerUrlFromEnv } from "@jobs/conformance";
 import type { LogFields, Logger } from "@jobs/core";
+import { captureConsole } from "@jobs/core/testing";
 import { connect } from "@nats-io/transport-node";
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createNatsBroker } from "../src/index.js";
 import { deleteStreams, uniqueTopology } from "./support.js";
 
@@ -12,15 +14,11 @@ const url = brokerUrlFromEnv("JOBS_NATS_URL");
 describe.skipIf(url === undefined)("nats: logging [needs JOBS_NATS_URL]", () => {
   const topology = uniqueTopology("logger");
   let warned: string[];
+  let restore: () => void;
   beforeEach(() => {
-    warned = [];
-    vi.spyOn(console, "warn").mockImplementation((...args: unknown[]) => {
-      warned.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" "));
-    });
+    ({ warned, restore } = captureConsole());
   });
-  afterEach(() => {
-    vi.restoreAllMocks();
-  });
+  afterEach(() => restore());
   afterAll(async () => {
     await deleteStreams(url as string, [topology.stream]);
   });

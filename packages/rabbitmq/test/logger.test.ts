@@ -1,23 +1,19 @@
 // The insecure-connection warning reaches the logger with its code, and the URL's password
 // appears in no entry (the host is TEST-NET-1: never reached, the warning is about configuration).
 import type { LogFields, Logger } from "@jobs/core";
-import { waitFor } from "@jobs/core/testing";
-import { afterEach, beforeEach, expect, it, vi } from "vitest";
+import { captureConsole, waitFor } from "@jobs/core/testing";
+import { afterEach, beforeEach, expect, it } from "vitest";
 import { createRabbitmqBroker } from "../src/index.js";
 import { closeAll } from "./support.js";
 
 const SECRET = "amqp-Pa55word-never-logged";
 let warned: string[];
 
+let restore: () => void;
 beforeEach(() => {
-  warned = [];
-  vi.spyOn(console, "warn").mockImplementation((...args: unknown[]) => {
-    warned.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" "));
-  });
+  ({ warned, restore } = captureConsole());
 });
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+afterEach(() => restore());
 
 it("gives JOBS_INSECURE_CONNECTION to the logger, and prints it once without one; never the password", async () => {
   const entries: { fields: LogFields; message: string }[] = [];

@@ -2,8 +2,8 @@
 // when one is given; a URL's password never appears in either.
 import { brokerUrlFromEnv, type PrivateServer, startPrivateServer } from "@jobs/conformance";
 import type { LogFields, Logger } from "@jobs/core";
-import { waitFor } from "@jobs/core/testing";
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { captureConsole, waitFor } from "@jobs/core/testing";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createRedisBroker } from "../src/index.js";
 import { redisServerArgs } from "./support.js";
 
@@ -13,15 +13,11 @@ const SECRET = "r3dis-Pa55word-never-logged";
 describe.skipIf(url === undefined)("redis: logging [needs JOBS_REDIS_URL]", { timeout: 30_000 }, () => {
   let server: PrivateServer | undefined;
   let warned: string[];
+  let restore: () => void;
   beforeEach(() => {
-    warned = [];
-    vi.spyOn(console, "warn").mockImplementation((...args: unknown[]) => {
-      warned.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" "));
-    });
+    ({ warned, restore } = captureConsole());
   });
-  afterEach(() => {
-    vi.restoreAllMocks();
-  });
+  afterEach(() => restore());
   afterAll(async () => {
     await server?.stop();
   });

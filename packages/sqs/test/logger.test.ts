@@ -1,23 +1,19 @@
 // The insecure-connection warning of a plain-http endpoint off this machine: to the logger with its
 // code, or printed once without one (no request is made: the warning is about configuration).
 import type { LogFields, Logger } from "@jobs/core";
-import { waitFor } from "@jobs/core/testing";
-import { afterEach, beforeEach, expect, it, vi } from "vitest";
+import { captureConsole, waitFor } from "@jobs/core/testing";
+import { afterEach, beforeEach, expect, it } from "vitest";
 import { createSqsBroker } from "../src/index.js";
 
 const credentials = { accessKeyId: "AKIAJOBSTESTKEY00001", secretAccessKey: "jobs-test-secret-logger" };
 
 let warned: string[];
 
+let restore: () => void;
 beforeEach(() => {
-  warned = [];
-  vi.spyOn(console, "warn").mockImplementation((...args: unknown[]) => {
-    warned.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" "));
-  });
+  ({ warned, restore } = captureConsole());
 });
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+afterEach(() => restore());
 
 it("gives JOBS_INSECURE_CONNECTION to the logger, and prints it once without one", async () => {
   const entries: { fields: LogFields; message: string }[] = [];

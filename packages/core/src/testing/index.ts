@@ -197,3 +197,39 @@ export async function jobsWarningsOf(act: () => void): Promise<JobsWarning[]> {
     .map((w) => ({ name: w.name, code: String((w as { code?: unknown }).code ?? ""), message: w.message }))
     .filter((w) => w.code.startsWith("JOBS_"));
 }
+
+/** Lines printed through `console.warn` and `console.error` while captured (see `captureConsole`). */
+export interface CapturedConsole {
+  /** One string per `console.warn` call: its arguments joined by spaces, objects as JSON. */
+  readonly warned: string[];
+  /** Likewise for `console.error`. */
+  readonly errored: string[];
+  /** Puts the console back. */
+  restore(): void;
+}
+
+/**
+ * Captures `console.warn` and `console.error` (nothing reaches the terminal) until `restore()`:
+ * for asserting what the library prints when no logger or listener is given (docs/concepts/logging.md).
+ * Works under any test runner; call `restore()` in an `afterEach`.
+ */
+export function captureConsole(): CapturedConsole {
+  const warned: string[] = [];
+  const errored: string[] = [];
+  const line = (args: unknown[]): string => args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ");
+  const { warn, error } = console;
+  console.warn = (...args: unknown[]) => {
+    warned.push(line(args));
+  };
+  console.error = (...args: unknown[]) => {
+    errored.push(line(args));
+  };
+  return {
+    warned,
+    errored,
+    restore: () => {
+      console.warn = warn;
+      console.error = error;
+    },
+  };
+}
