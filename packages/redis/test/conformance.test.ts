@@ -1,8 +1,7 @@
 import { brokerUrlFromEnv, runConformance, startPrivateServer, transportRestart } from "@jobs/conformance";
-import { Redis } from "ioredis";
 import { afterAll, describe, it } from "vitest";
 import { createRedisBroker, type RedisBrokerOptions } from "../src/index.js";
-import { redisServerArgs } from "./support.js";
+import { deleteKeys, redisServerArgs } from "./support.js";
 
 const url = brokerUrlFromEnv("JOBS_REDIS_URL");
 
@@ -19,14 +18,7 @@ if (url === undefined) {
   const { hostname, port } = new URL(url);
   // What the run leaves behind (sequence counters, dedupe windows) goes with its prefix.
   afterAll(async () => {
-    const redis = new Redis(url);
-    try {
-      for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 1000 }) as AsyncIterable<string[]>) {
-        if (keys.length > 0) await redis.del(...keys);
-      }
-    } finally {
-      redis.disconnect();
-    }
+    await deleteKeys(url, prefix);
   });
   runConformance({
     name: "redis",

@@ -10,7 +10,7 @@ import { waitFor, waitForEvent } from "@jobs/core/testing";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { createRedisBroker, type RedisBrokerOptions, redisQueueKeys } from "../src/index.js";
-import { redisServerArgs } from "./support.js";
+import { deleteKeys, redisServerArgs } from "./support.js";
 
 const url = brokerUrlFromEnv("JOBS_REDIS_URL");
 const prefix = `jobs-unit-${process.pid}-${Date.now().toString(36)}`;
@@ -56,14 +56,7 @@ describe.skipIf(url === undefined)("redis adapter [needs JOBS_REDIS_URL]", () =>
     await Promise.all(brokers.splice(0).map((b) => b.close()));
   });
   afterAll(async () => {
-    const redis = new Redis(url as string);
-    try {
-      for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 1000 }) as AsyncIterable<string[]>) {
-        if (keys.length > 0) await redis.del(...keys);
-      }
-    } finally {
-      redis.disconnect();
-    }
+    await deleteKeys(url as string, prefix);
   });
 
   it("keeps every key of a queue under <prefix>:{<queue>}:, so all of them share one Cluster slot", async () => {

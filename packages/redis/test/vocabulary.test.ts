@@ -8,6 +8,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { createRedisBroker, type RedisBroker } from "../src/index.js";
 import { resolveRedisOptions } from "../src/options.js";
+import { deleteKeys } from "./support.js";
 
 const url = brokerUrlFromEnv("JOBS_REDIS_URL");
 const prefix = `jobs-vocab-${process.pid}-${Date.now().toString(36)}`;
@@ -49,14 +50,7 @@ describe.skipIf(url === undefined)("client by shape [needs JOBS_REDIS_URL]", () 
   const brokers: RedisBroker[] = [];
   afterAll(async () => {
     await Promise.allSettled(brokers.map((b) => b.close()));
-    const redis = new Redis(url as string);
-    try {
-      for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 1000 }) as AsyncIterable<string[]>) {
-        if (keys.length > 0) await redis.del(...keys);
-      }
-    } finally {
-      redis.disconnect();
-    }
+    await deleteKeys(url as string, prefix);
   });
 
   it("works with a client of another class that has ioredis's shape (as from a second installed copy)", async () => {
