@@ -7,5 +7,13 @@ const url = process.env.JOBS_REDIS_URL ?? "redis://127.0.0.1:6379";
 
 /** A new connection to Redis. */
 export function connect(): Broker {
-  return createRedisBroker({ url, prefix: "jobs-example" });
+  return createRedisBroker({
+    url,
+    prefix: "jobs-example",
+    // A wrong URL fails the first call within this time, naming the host (docs/errors.md).
+    connectTimeout: "5s",
+    // Warnings (e.g. JOBS_REDIS_NO_AOF on a Redis without persistence) go to this logger; any
+    // pino-compatible logger works (docs/concepts/logging.md). Without one they print once each.
+    logger: console,
+  });
 }
