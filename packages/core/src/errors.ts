@@ -18,7 +18,11 @@ export type JobsErrorCode =
   | "enqueue-outcome-unknown"
   | "lease-lost"
   | "bulk-enqueue"
-  | "unsupported";
+  | "unsupported"
+  | "store-closed"
+  | "store-connection"
+  | "job-failed"
+  | "wait-timeout";
 
 const brand: unique symbol = Symbol.for("@jobs/core/JobsError");
 
@@ -177,6 +181,43 @@ export class LeaseLostError extends JobsError {
 export class UnsupportedError extends JobsError {
   constructor(message: string) {
     super("unsupported", message);
+  }
+}
+
+/** An operation was called on a closed job store. */
+export class StoreClosedError extends JobsError {
+  constructor(message = "[jobs] job store is closed") {
+    super("store-closed", message);
+  }
+}
+
+/**
+ * The job store could not be reached or refused the connection. Retryable, except when it refused
+ * the credentials (`retryable: false`). A worker takes no new job while its store is unreachable.
+ */
+export class StoreConnectionError extends JobsError {
+  constructor(message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super("store-connection", message, { ...options, retryable: options.retryable ?? true });
+  }
+}
+
+/** `result()` of a job that ended without a result: `dead`, `cancelled` or `discarded` (`status`), with its last error. */
+export class JobFailedError extends JobsError {
+  /** How the job ended. */
+  readonly status: "dead" | "cancelled" | "discarded";
+  /** The last failure, when there was one. */
+  readonly error: SerializedError | undefined;
+  constructor(message: string, status: "dead" | "cancelled" | "discarded", error?: SerializedError) {
+    super("job-failed", message);
+    this.status = status;
+    this.error = error;
+  }
+}
+
+/** A wait (`result({ timeout })`) ran out before the job finished; the job itself goes on. */
+export class WaitTimeoutError extends JobsError {
+  constructor(message: string) {
+    super("wait-timeout", message, { retryable: true });
   }
 }
 

@@ -6,6 +6,7 @@ export type { MemoryBroker } from "./broker.js";
 export { memoryCapabilities } from "./capabilities.js";
 export type { MemoryBrokerOptions } from "./options.js";
 export { createMemoryServer, MemoryServer } from "./server.js";
+export { createMemoryStore, type MemoryStore, memoryStoreCapabilities } from "./store.js";
 
 /** Creates an in-memory broker. Pass `server` to share queues between several instances. */
 export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBroker {

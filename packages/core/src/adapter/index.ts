@@ -46,6 +46,8 @@ export {
   PayloadTooLargeError,
   redact,
   type SerializedError,
+  StoreClosedError,
+  StoreConnectionError,
   serializeError,
   UnknownQueueError,
   UnsupportedError,
@@ -64,6 +66,26 @@ export {
 } from "../logger.js";
 export { PRIORITIES, type Priority, type PriorityLevel, priorityLevel } from "../priority.js";
 export { physicalQueue, physicalQueues } from "../routing.js";
+export {
+  type CancelOutcome,
+  type ClaimOutcome,
+  type ClaimRequest,
+  type FinishRequest,
+  type InsertOutcome,
+  JOB_STATUSES,
+  type JobStatus,
+  type JobStore,
+  type ListPage,
+  type ListQuery,
+  type NewJobRecord,
+  type RenewOutcome,
+  type RenewRequest,
+  RUNNABLE_STATUSES,
+  type StoreCapabilities,
+  type StoredJob,
+  TERMINAL_STATUSES,
+  type TransitionRequest,
+} from "../store.js";
 export { redactedCause, redactedMessage } from "./cause.js";
 export { assertConsumeOptions, payloadTooLarge } from "./checks.js";
 export { coalesceWrites } from "./coalesce.js";

@@ -1,0 +1,274 @@
+/**
+ * The JobStore contract in process memory: records in a Map (insertion order is enqueue order),
+ * each operation one synchronous step, so every compare-and-set is atomic by construction. It
+ * pairs with the memory broker only (core refuses another: records would die with the process
+ * while the broker kept the messages).
+ */
+import {
+  type CancelOutcome,
+  type ClaimOutcome,
+  type ClaimRequest,
+  type FinishRequest,
+  type InsertOutcome,
+  type JobStatus,
+  type JobStore,
+  type ListPage,
+  type ListQuery,
+  type NewJobRecord,
+  type RenewOutcome,
+  type RenewRequest,
+  RUNNABLE_STATUSES,
+  type StoreCapabilities,
+  StoreClosedError,
+  type StoredJob,
+  TERMINAL_STATUSES,
+  type TransitionRequest,
+} from "@jobs/core/adapter";
+
+/** What the memory store does. */
+export const memoryStoreCapabilities: StoreCapabilities = { notify: true, inProcess: true, durable: false };
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type Row = Mutable<StoredJob> & { seq: number };
+
+/** The memory store: the JobStore contract plus a count for tests. */
+export interface MemoryStore extends JobStore {
+  /** Records held now. */
+  readonly size: number;
+}
+
+const runnable = new Set<JobStatus>(RUNNABLE_STATUSES);
+const terminal = new Set<JobStatus>(TERMINAL_STATUSES);
+
+/** Creates an in-process job store (pair it with `createMemoryBroker`). */
+export function createMemoryStore(): MemoryStore {
+  const rows = new Map<string, Row>();
+  const leases = new Map<string, { owner: string; expiresAt: number }>();
+  const watchers = new Set<(id: string, status: JobStatus) => void>();
+  let seq = 0;
+  let closed = false;
+
+  function open(): void {
+    if (closed) throw new StoreClosedError("[jobs] [memory] store is closed");
+  }
+
+  function ended(row: Row): void {
+    for (const w of watchers) w(row.id, row.status);
+  }
+
+  function copy(row: Row): StoredJob {
+    const { seq: _, ...job } = row;
+    return { ...job, tags: [...row.tags] };
+  }
+
+  /** Runs `fn` as one step; resolves on the next microtask like a networked store (never synchronously). */
+  function step<T>(fn: () => T): Promise<T> {
+    try {
+      open();
+      return Promise.resolve(fn());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  function finishOne(f: FinishRequest, now: number): boolean {
+    const row = rows.get(f.id);
+    if (row === undefined || row.status !== "active" || row.fence !== f.fence) return false;
+    row.updatedAt = now;
+    row.claimExpiresAt = 0;
+    row.cancelRequested = false;
+    switch (f.status) {
+      case "waiting":
+        row.status = "waiting";
+        row.claims = Math.max(0, row.claims - 1);
+        return true;
+      case "retrying":
+        row.status = "retrying";
+        row.gen++;
+        row.published = false;
+        row.claims = 0;
+        if (f.attempt !== undefined) row.attempt = f.attempt;
+        if (f.runAt !== undefined) row.runAt = f.runAt;
+        if (f.errorJson !== undefined) row.errorJson = f.errorJson;
+        return true;
+      default:
+        row.status = f.status;
+        row.finishedAt = now;
+        if (f.resultJson !== undefined) row.resultJson = f.resultJson;
+        if (f.errorJson !== undefined) row.errorJson = f.errorJson;
+        ended(row);
+        return true;
+    }
+  }
+
+  const store: MemoryStore = {
+    name: "memory",
+    capabilities: memoryStoreCapabilities,
+    get size() {
+      return rows.size;
+    },
+    insert: (records: readonly NewJobRecord[]) =>
+      step(() => {
+        const now = Date.now();
+        return records.map((r): InsertOutcome => {
+          if (rows.has(r.id)) return "exists";
+          rows.set(r.id, {
+            ...r,
+            tags: [...r.tags],
+            fence: 0,
+            claims: 0,
+            claimExpiresAt: 0,
+            published: false,
+            cancelRequested: false,
+            updatedAt: now,
+            seq: ++seq,
+          });
+          return "inserted";
+        });
+      }),
+    markPublished: (marks) =>
+      step(() => {
+        for (const m of marks) {
+          const row = rows.get(m.id);
+          if (row !== undefined && row.gen === m.gen) row.published = true;
+        }
+      }),
+    claim: (requests: readonly ClaimRequest[]) =>
+      step(() => {
+        const now = Date.now();
+        return requests.map((c): ClaimOutcome => {
+          const row = rows.get(c.id);
+          if (row === undefined || row.gen !== c.gen || terminal.has(row.status)) {
+            return row === undefined ? { outcome: "stale" } : { outcome: "stale", status: row.status };
+          }
+          if (row.status === "active" && row.claimExpiresAt > now) return { outcome: "busy", retryInMs: row.claimExpiresAt - now };
+          if (row.status !== "active" && !runnable.has(row.status)) return { outcome: "stale", status: row.status };
+          row.status = "active";
+          row.fence++;
+          row.claims++;
+          row.claimExpiresAt = now + c.ttlMs;
+          row.worker = c.worker;
+          row.startedAt = now;
+          row.updatedAt = now;
+          return { outcome: "claimed", fence: row.fence, claims: row.claims, cancelRequested: row.cancelRequested };
+        });
+      }),
+    renew: (requests: readonly RenewRequest[]) =>
+      step(() => {
+        const now = Date.now();
+        return requests.map((r): RenewOutcome => {
+          const row = rows.get(r.id);
+          if (row === undefined || row.status !== "active" || row.fence !== r.fence) return { ok: false };
+          row.claimExpiresAt = now + r.ttlMs;
+          row.updatedAt = now;
+          return { ok: true, cancelRequested: row.cancelRequested };
+        });
+      }),
+    finish: (requests: readonly FinishRequest[]) =>
+      step(() => {
+        const now = Date.now();
+        return requests.map((f) => finishOne(f, now));
+      }),
+    progress: (id, fence, progressJson) =>
+      step(() => {
+        const row = rows.get(id);
+        if (row === undefined || row.status !== "active" || row.fence !== fence) return false;
+        row.progressJson = progressJson;
+        row.updatedAt = Date.now();
+        return true;
+      }),
+    transition: (t: TransitionRequest) =>
+      step(() => {
+        const row = rows.get(t.id);
+        if (row === undefined || !t.from.includes(row.status) || (t.gen !== undefined && row.gen !== t.gen)) return undefined;
+        const now = Date.now();
+        row.status = t.to;
+        row.updatedAt = now;
+        row.claimExpiresAt = 0;
+        if (t.bumpGen === true) {
+          row.gen++;
+          row.published = false;
+          row.claims = 0;
+          row.cancelRequested = false;
+          if (t.attempt !== undefined) row.attempt = t.attempt;
+        }
+        if (t.runAt !== undefined) row.runAt = t.runAt;
+        if (terminal.has(t.to)) {
+          row.finishedAt = now;
+          ended(row);
+        } else {
+          delete row.finishedAt;
+        }
+        return copy(row);
+      }),
+    cancel: (id) =>
+      step((): CancelOutcome => {
+        const row = rows.get(id);
+        if (row === undefined) return { outcome: "not-found" };
+        if (terminal.has(row.status)) return { outcome: "finished", status: row.status };
+        const now = Date.now();
+        row.updatedAt = now;
+        if (row.status === "active") {
+          row.cancelRequested = true;
+          return { outcome: "cancel-requested" };
+        }
+        row.status = "cancelled";
+        row.finishedAt = now;
+        ended(row);
+        return { outcome: "cancelled" };
+      }),
+    get: (id) =>
+      step(() => {
+        const row = rows.get(id);
+        return row === undefined ? undefined : copy(row);
+      }),
+    list: (q: ListQuery) =>
+      step((): ListPage => {
+        const after = q.cursor === undefined ? 0 : Number(q.cursor);
+        const jobs: StoredJob[] = [];
+        let last: Row | undefined;
+        for (const row of rows.values()) {
+          if (row.seq <= after) continue;
+          if (q.queue !== undefined && row.queue !== q.queue) continue;
+          if (q.name !== undefined && row.name !== q.name) continue;
+          if (q.status !== undefined && row.status !== q.status) continue;
+          if (q.tag !== undefined && !row.tags.includes(q.tag)) continue;
+          if (jobs.length === q.limit) return { jobs, cursor: String(last?.seq) };
+          jobs.push(copy(row));
+          last = row;
+        }
+        return { jobs };
+      }),
+    unpublished: (olderThanMs, limit) =>
+      step(() => {
+        const before = Date.now() - olderThanMs;
+        const found: StoredJob[] = [];
+        for (const row of rows.values()) {
+          if (found.length === limit) break;
+          if (!row.published && runnable.has(row.status) && row.updatedAt <= before) found.push(copy(row));
+        }
+        return found;
+      }),
+    lease: (name, owner, ttlMs) =>
+      step(() => {
+        const now = Date.now();
+        const held = leases.get(name);
+        if (held !== undefined && held.owner !== owner && held.expiresAt > now) return false;
+        leases.set(name, { owner, expiresAt: now + ttlMs });
+        return true;
+      }),
+    watch: (listener) =>
+      step(() => {
+        watchers.add(listener);
+        return () => {
+          watchers.delete(listener);
+        };
+      }),
+    close: () => {
+      closed = true;
+      watchers.clear();
+      return Promise.resolve();
+    },
+  };
+  return store;
+}
