@@ -5,7 +5,9 @@ import { forwardingBrokerEntries } from "./internal/entries.js";
 import { assertLogger, type LoggerOption } from "./logger.js";
 import { assertQueueName } from "./names.js";
 import { PRIORITIES, type PriorityLevel } from "./priority.js";
+import { storeOption } from "./records.js";
 import { physicalQueues } from "./routing.js";
+import type { JobStore } from "./store.js";
 
 /** Options of `createAdmin`. */
 export interface AdminOptions {
@@ -17,6 +19,12 @@ export interface AdminOptions {
    * @default none: the broker's own default applies
    */
   readonly logger?: LoggerOption;
+  /**
+   * The job store of the clients and workers on this broker, if they have one: a requeue then
+   * moves the job's record from `dead` back to `waiting` (a new generation) before it publishes,
+   * or the worker's claim would drop the requeued message. @default none
+   */
+  readonly store?: JobStore;
 }
 
 /** A dead letter, decoded when possible. Payloads are shown as a bounded excerpt. */
@@ -61,6 +69,7 @@ export function createAdmin(options: AdminOptions): Admin {
   const broker = options?.broker;
   if (typeof broker?.counts !== "function") throw new InvalidOptionsError("broker", "createAdmin needs a broker");
   assertLogger(options?.logger);
+  const store = storeOption(options?.store, broker.name);
   const caps = broker.capabilities;
   const physical = (queue: string): readonly { name: string; level: PriorityLevel | undefined }[] => {
     assertQueueName(queue, "queue");
@@ -112,10 +121,21 @@ export function createAdmin(options: AdminOptions): Admin {
       for (const { physical: from, entry } of entries) {
         const env = tryDecode(entry.body);
         const now = Date.now();
-        const body = env === undefined ? entry.body : encodeEnvelope(fresh(env, now));
+        let requeued = env === undefined ? undefined : fresh(env, now);
+        if (requeued !== undefined && store !== undefined) {
+          const gen = await revive(store, requeued, now);
+          if (gen === false) {
+            // The record is no longer dead (requeued already, or requeued and finished): only the stale dead letter goes.
+            count += await broker.removeDeadLetters(from, [entry.key]);
+            continue;
+          }
+          requeued = gen === undefined ? withoutGen(requeued) : { ...requeued, gen };
+        }
+        const body = requeued === undefined ? entry.body : encodeEnvelope(requeued);
         const level = env === undefined ? 2 : (PRIORITIES.indexOf(env.priority) as PriorityLevel);
         const [outcome] = await broker.publish(from, [{ id: env?.id ?? entry.key, body, priority: level, delayMs: 0, dedupe: false }]);
         if (outcome === undefined || !outcome.ok) throw outcome?.error ?? new Error("[jobs] requeue publish returned no outcome");
+        if (store !== undefined && requeued?.gen !== undefined) await store.markPublished([{ id: requeued.id, gen: requeued.gen }]);
         count += await broker.removeDeadLetters(from, [entry.key]);
       }
       return count;
@@ -144,6 +164,22 @@ function excerptOf(body: string, maxBytes: number): string {
   let cut = Math.max(0, maxBytes - 3);
   while (cut > 0 && ((head[cut] as number) & 0xc0) === 0x80) cut--;
   return `${head.subarray(0, cut).toString("utf8")}…`;
+}
+
+/**
+ * Moves a requeued job's record `dead → waiting` with a new generation: resolves to that
+ * generation, undefined when the job has no record (its message gets one at claim), false when
+ * the record is not dead.
+ */
+async function revive(store: JobStore, env: Envelope, now: number): Promise<number | false | undefined> {
+  const record = await store.transition({ id: env.id, from: ["dead"], to: "waiting", bumpGen: true, attempt: 1, runAt: now });
+  if (record !== undefined) return record.gen;
+  return (await store.get(env.id)) === undefined ? undefined : false;
+}
+
+function withoutGen(env: Envelope): Envelope {
+  const { gen: _, ...rest } = env;
+  return rest;
 }
 
 function fresh(env: Envelope, now: number): Envelope {

@@ -68,6 +68,12 @@ export interface Envelope {
    * (0) on enqueue; dropped on retry and dead-lettering.
    */
   readonly priorDeliveries?: number;
+  /**
+   * The publish generation of a job that has a record in a job store (docs/concepts/records.md):
+   * a worker with a store claims the record with it, so a message of an older generation never
+   * runs. Absent on jobs enqueued without a store.
+   */
+  readonly gen?: number;
 }
 
 /** Encodes an envelope to its wire text. */
@@ -117,6 +123,7 @@ export function fromLocalEnvelope(local: LocalEnvelope): Envelope {
   if (m.meta !== undefined) e.meta = m.meta;
   if (m.lastError !== undefined) e.lastError = m.lastError;
   if (m.priorDeliveries !== undefined) e.priorDeliveries = m.priorDeliveries;
+  if (m.gen !== undefined) e.gen = m.gen;
   return e;
 }
 
@@ -238,6 +245,7 @@ export function decodeEnvelope(body: string, maxBytes: number): Envelope {
   if (e.priorDeliveries !== undefined && !(isPositiveInt(e.priorDeliveries) && e.priorDeliveries <= MAX_PRIOR_DELIVERIES)) {
     fail("bad priorDeliveries");
   }
+  if (e.gen !== undefined && !isPositiveInt(e.gen)) fail("bad gen");
   return raw as Envelope;
 }
 

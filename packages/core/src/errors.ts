@@ -22,6 +22,7 @@ export type JobsErrorCode =
   | "store-closed"
   | "store-connection"
   | "job-failed"
+  | "job-cancelled"
   | "wait-timeout";
 
 const brand: unique symbol = Symbol.for("@jobs/core/JobsError");
@@ -211,6 +212,13 @@ export class JobFailedError extends JobsError {
     super("job-failed", message);
     this.status = status;
     this.error = error;
+  }
+}
+
+/** The reason a cancelled job's signal aborts with (`client.cancel`). A handler that lets it escape ends `cancelled`, not retried. */
+export class JobCancelledError extends JobsError {
+  constructor(message: string) {
+    super("job-cancelled", message);
   }
 }
 

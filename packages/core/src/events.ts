@@ -46,6 +46,8 @@ export interface WorkerEventMap {
   "job.dead-lettered": { readonly job?: JobInfo; readonly reason: DeadLetterReason; readonly error: SerializedError };
   /** A delivery arrived before its runAt and was put back without counting an attempt. */
   "job.deferred": { readonly job: JobInfo; readonly delayMs: number };
+  /** A running job was cancelled (`client.cancel`): its handler failed after its signal fired, and its record ends `cancelled`. Store only. */
+  "job.cancelled": { readonly job: JobInfo; readonly durationMs: number };
   /** The worker could no longer keep or settle a delivery; the broker will redeliver it. */
   "job.lease-lost": { readonly job?: JobInfo; readonly error: SerializedError };
   /** An internal error the worker survived (e.g. a failed ack). */
@@ -60,6 +62,7 @@ export const WORKER_EVENTS: readonly (keyof WorkerEventMap)[] = [
   "job.retrying",
   "job.dead-lettered",
   "job.deferred",
+  "job.cancelled",
   "job.lease-lost",
   "error",
 ];

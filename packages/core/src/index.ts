@@ -7,7 +7,15 @@
 export { type Admin, type AdminOptions, createAdmin, type DeadLetterView } from "./admin.js";
 export type { Backoff, BackoffFunction } from "./backoff.js";
 export type { Broker, DeadLetterReason, QueueCounts } from "./broker.js";
-export { type Client, type ClientOptions, createClient, type EnqueuedJob, type EnqueueItem, type EnqueueOptions } from "./client.js";
+export {
+  type Client,
+  type ClientOptions,
+  createClient,
+  type EnqueuedJob,
+  type EnqueueItem,
+  type EnqueueOptions,
+  type ResultOptions,
+} from "./client.js";
 export { defineJob, type HandlerPayloadOf, type JobDefinition, type JobOptions, type PayloadOf } from "./define-job.js";
 export type { Duration } from "./duration.js";
 export type { Metadata, TraceContext } from "./envelope.js";
@@ -18,19 +26,27 @@ export {
   type BulkItemOutcome,
   EnqueueOutcomeUnknownError,
   InvalidOptionsError,
+  JobCancelledError,
+  JobFailedError,
   JobsError,
   type JobsErrorCode,
   JobTimeoutError,
   JobValidationError,
+  LeaseLostError,
   NonRetryableError,
   PayloadTooLargeError,
   type SerializedError,
+  StoreClosedError,
+  StoreConnectionError,
   UnknownJobError,
   UnknownQueueError,
   UnsupportedError,
   type ValidationIssue,
+  WaitTimeoutError,
 } from "./errors.js";
 export { type ClientEventMap, type JobInfo, WORKER_EVENTS, type WorkerEventMap } from "./events.js";
 export type { LogFields, LoggedJob, Logger, LoggerOption } from "./logger.js";
 export { PRIORITIES, type Priority } from "./priority.js";
+export type { CancelOutcome, JobPage, JobRecord, JobStatus, ListJobsOptions } from "./records.js";
+export type { JobStore } from "./store.js";
 export { type CloseOptions, createWorker, type JobContext, type JobHandler, type Worker, type WorkerOptions } from "./worker.js";

@@ -3,15 +3,26 @@
  * the priority buffer, the suspect gate, running handlers, deadlines, heartbeats, settlement and
  * shutdown. What each part needs from the others goes through its host interface.
  */
+
+import { hostname } from "node:os";
 import type { Broker, ConsumeOptions, Delivery, Subscription } from "./broker.js";
 import type { JobDefinition } from "./define-job.js";
 import { type Duration, parseDuration } from "./duration.js";
-import { BrokerClosedError, InvalidOptionsError } from "./errors.js";
+import {
+  BrokerClosedError,
+  InvalidOptionsError,
+  JobCancelledError,
+  JobsError,
+  LeaseLostError,
+  PayloadTooLargeError,
+  serializeError,
+} from "./errors.js";
 import { Emitter, type WorkerEventMap } from "./events.js";
 import { forwardBrokerEntries, workerReporting } from "./internal/entries.js";
+import { assertJsonValue, utf8Length } from "./internal/json.js";
 import { IntrusiveList } from "./internal/list.js";
 import { Deadlines } from "./internal/worker/deadlines.js";
-import type { HeldDelivery, Registered } from "./internal/worker/held-delivery.js";
+import { abortHandler, type HeldDelivery, jobOf, type Registered } from "./internal/worker/held-delivery.js";
 import { Heartbeat, leaseExpired } from "./internal/worker/leases.js";
 import { PriorityBuffer } from "./internal/worker/priority-buffer.js";
 import { type ReceiveHost, receive } from "./internal/worker/receive.js";
@@ -20,10 +31,13 @@ import { Settlement } from "./internal/worker/settlement.js";
 import { Shutdown } from "./internal/worker/shutdown.js";
 import { SuspectGate } from "./internal/worker/suspect-gate.js";
 import { isSuspect, suspectThreshold } from "./internal/worker/suspects.js";
+import { Sweeper } from "./internal/worker/sweeper.js";
 import type { JobHandler } from "./job-context.js";
 import type { LoggerOption } from "./logger.js";
 import { assertQueueName } from "./names.js";
+import { needsStore, newRecord, StoreLink, storeOption } from "./records.js";
 import { physicalQueues } from "./routing.js";
+import type { JobStore } from "./store.js";
 
 export type { JobContext, JobHandler } from "./job-context.js";
 
@@ -62,6 +76,21 @@ export interface WorkerOptions<Ctx> {
    * @default `console`, once per code, for what no listener hears
    */
   readonly logger?: LoggerOption;
+  /**
+   * The job store the clients enqueue with (docs/concepts/records.md). With it, every job is
+   * claimed in its record before it runs and finished there before the ack: a job whose record is
+   * finished never starts again, results and progress are kept, and `client.cancel` reaches
+   * running jobs. @default none
+   */
+  readonly store?: JobStore;
+  /**
+   * With a store: a record whose current generation is still unpublished this long after its last
+   * write (its producer died between record and publish, or its enqueue ended outcome-unknown) is
+   * published by the sweeper, which runs every half of it in one worker at a time. @default "10s"
+   */
+  readonly sweepAfter?: Duration;
+  /** Largest handler result (and `ctx.progress` value) kept in the store, in bytes of JSON; a larger result fails the job for good. @default 65536 */
+  readonly maxResultBytes?: number;
 }
 
 /** Options of `Worker.close`. */
@@ -88,6 +117,9 @@ export interface Worker<Ctx> {
   /** Jobs running now. */
   readonly running: number;
 }
+
+/** How long a delivery waits before it is offered again when the store could not be reached to claim it. */
+const STORE_RETRY_MS = 1_000;
 
 /** Creates a worker. Register handlers with `handle`, then `start`. */
 export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Worker<Ctx> {
@@ -118,6 +150,14 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     for (const [i, q] of options.queues.entries()) assertQueueName(q, `queues[${i}]`);
   }
 
+  const store = storeOption(options.store, broker.name);
+  const link = store === undefined ? undefined : new StoreLink(store);
+  const maxResultBytes = options.maxResultBytes ?? 65_536;
+  if (!Number.isInteger(maxResultBytes) || maxResultBytes < 2) {
+    throw new InvalidOptionsError("maxResultBytes", `expected an integer of at least 2, got ${String(maxResultBytes)}`);
+  }
+  const workerId = `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
+
   const threshold = suspectThreshold(maxDeliveries);
   const events = new Emitter<WorkerEventMap>(workerReporting(options.logger));
   const unforward = forwardBrokerEntries(broker, options.logger);
@@ -129,9 +169,23 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
 
   const running = new IntrusiveList<HeldDelivery>();
   const buffer = new PriorityBuffer(agingMs);
-  const settlement = new Settlement({ events, maxDelayMs: caps.maxDelayMs, maxBytes, settled: checkIdle });
+  const settlement = new Settlement({ events, maxDelayMs: caps.maxDelayMs, maxBytes, settled: checkIdle, link });
   const deadlines = new Deadlines({ running: () => running, timedOut: (item, error) => runner.failed(item, error) });
-  const runner = new JobRunner<Ctx>({ context: options.context as Ctx, events, deadlines, settlement, finished });
+  const runner = new JobRunner<Ctx>({
+    context: options.context as Ctx,
+    events,
+    deadlines,
+    settlement,
+    finished,
+    progress,
+    maxResultBytes,
+  });
+  const sweepAfterMs = parseDuration(options.sweepAfter ?? "10s", "sweepAfter");
+  if (sweepAfterMs < 100) throw new InvalidOptionsError("sweepAfter", "expected at least 100 ms");
+  const sweeper =
+    link === undefined
+      ? undefined
+      : new Sweeper({ link, broker, owner: workerId, events, graceMs: sweepAfterMs, intervalMs: Math.ceil(sweepAfterMs / 2) });
   const gate = new SuspectGate({
     buffer,
     threshold,
@@ -149,6 +203,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     canExtend: caps.leaseExtension,
     held,
     lost: (item, e) => settlement.report(e, item.envelope),
+    renewClaims: link === undefined ? undefined : renewClaims,
   });
   const shutdown = new Shutdown({
     timeoutMs: shutdownTimeoutMs,
@@ -161,6 +216,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     isIdle: () => running.size === 0 && settlement.pending === 0,
     closed: () => {
       unforward();
+      sweeper?.stop();
       heartbeat.stop();
       deadlines.stop();
       state = "closed";
@@ -215,7 +271,106 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
 
   function start(item: HeldDelivery): void {
     running.add(item);
-    runner.run(item);
+    if (link === undefined) runner.run(item);
+    else claimAndRun(item, link);
+  }
+
+  /**
+   * Claim before run (docs/concepts/records.md, rule 2): the delivery runs only if its record is
+   * runnable with the same generation. A message with no generation (enqueued without a store, or
+   * by another producer) gets its record now. Whatever does not run frees its slot.
+   */
+  function claimAndRun(item: HeldDelivery, l: StoreLink): void {
+    const { envelope, delivery } = item;
+    const gen = envelope.gen;
+    const claim = (): Promise<void> =>
+      l.claim.add({ id: envelope.id, gen: gen ?? 1, ttlMs: leaseMs, worker: workerId }).then((outcome) => {
+        if (outcome.outcome === "stale") {
+          settlement.ackUnrun(delivery, envelope);
+          finished(item);
+        } else if (outcome.outcome === "busy") {
+          settlement.defer(delivery, envelope, Math.max(1, outcome.retryInMs));
+          finished(item);
+        } else {
+          item.fence = outcome.fence;
+          item.claimConfirmedAt = Date.now();
+          if (outcome.claims > maxDeliveries) {
+            item.completed = true;
+            const error = new JobsError(
+              "non-retryable",
+              `[jobs] claimed ${outcome.claims} times without finishing (its workers keep dying or losing the claim)`,
+            );
+            settlement.deadLetterHeld(item, "crash-loop", error);
+            finished(item);
+          } else if (outcome.cancelRequested) {
+            item.cancelHeard = true;
+            runner.failed(item, new JobCancelledError(`[jobs] job ${envelope.id} was cancelled before this claim`));
+          } else {
+            runner.run(item);
+          }
+        }
+      });
+    const claimed =
+      gen === undefined
+        ? l.insert
+            .add(newRecord({ meta: { ...envelope, gen: 1 }, payloadJson: JSON.stringify(envelope.payload) }, [], envelope.enqueuedAt))
+            .then(claim)
+        : claim();
+    claimed.catch((error: unknown) => {
+      // The store is unreachable: hand the delivery back (not run), after a pause so the broker does not spin it.
+      settlement.report(error, envelope);
+      settlement.defer(delivery, envelope, STORE_RETRY_MS);
+      finished(item);
+    });
+  }
+
+  /** Heartbeat of the claims of running jobs: a refused renewal (taken over) aborts the handler; a cancel asked is heard. */
+  function renewClaims(items: readonly HeldDelivery[]): void {
+    const l = link as StoreLink;
+    for (const item of items) {
+      const sentAt = Date.now();
+      l.renew.add({ id: item.envelope.id, fence: item.fence, ttlMs: leaseMs }).then(
+        (outcome) => {
+          if (!outcome.ok) {
+            if (!item.completed) {
+              const error = new LeaseLostError("[jobs] the job's claim in the store was taken over or has ended; its handler is aborted");
+              events.emit("job.lease-lost", { job: jobOf(item), error: serializeError(error) });
+              abortHandler(item, error);
+            }
+            return;
+          }
+          if (sentAt > item.claimConfirmedAt) item.claimConfirmedAt = sentAt;
+          if (outcome.cancelRequested && !item.cancelHeard && !item.completed) {
+            item.cancelHeard = true;
+            abortHandler(item, new JobCancelledError(`[jobs] job ${item.envelope.id} was cancelled`));
+          }
+        },
+        (error: unknown) => {
+          settlement.report(error, item.envelope);
+          // Unrenewed for a whole claim: another worker may take the job over, so this handler stops.
+          if (!item.completed && Date.now() - item.claimConfirmedAt >= leaseMs) {
+            abortHandler(
+              item,
+              new LeaseLostError("[jobs] the job store was unreachable for longer than the claim; the handler is aborted"),
+            );
+          }
+        },
+      );
+    }
+  }
+
+  /** `ctx.progress`: the value goes to the record under this worker's fence. */
+  async function progress(item: HeldDelivery, value: unknown): Promise<void> {
+    if (link === undefined) throw needsStore("ctx.progress");
+    assertJsonValue(value, "progress");
+    const json = JSON.stringify(value);
+    if (json.length * 3 > maxResultBytes && utf8Length(json) > maxResultBytes) {
+      throw new PayloadTooLargeError(utf8Length(json), maxResultBytes, "progress");
+    }
+    if (item.fence === 0 || item.completed) throw new LeaseLostError("[jobs] progress after the job ended is not kept");
+    if (!(await link.store.progress(item.envelope.id, item.fence, json))) {
+      throw new LeaseLostError("[jobs] this worker no longer holds the job; its progress was not kept");
+    }
   }
 
   function finished(item: HeldDelivery): void {
@@ -267,6 +422,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
       throw error;
     }
     state = "running";
+    sweeper?.start();
     pump();
   }
 

@@ -48,6 +48,14 @@ export interface HeldDelivery {
   readonly bufferedAt: number;
   /** clock.now() after which the pending handler times out (Infinity while not awaiting one). */
   deadline: number;
+  /** The record's fence under this worker's claim; 0 when the job is not claimed in a store. */
+  fence: number;
+  /** Date.now() when the claim was last confirmed (claimed or renewed). */
+  claimConfirmedAt: number;
+  /** A cancel was heard while it ran: a failure ends it `cancelled`, not retried. */
+  cancelHeard: boolean;
+  /** The handler's return value as JSON text, kept for the finish (store only). */
+  resultJson: string | undefined;
   /** Links in the running list. */
   prev: HeldDelivery | undefined;
   next: HeldDelivery | undefined;
@@ -60,9 +68,17 @@ export interface HeldDelivery {
 export class HandlerContext<Ctx> implements JobContext<Ctx> {
   readonly context: Ctx;
   readonly #item: HeldDelivery;
-  constructor(context: Ctx, item: HeldDelivery) {
+  readonly #progress: ProgressWriter;
+  constructor(context: Ctx, item: HeldDelivery, progress: ProgressWriter) {
     this.context = context;
     this.#item = item;
+    this.#progress = progress;
+  }
+  get fence(): number {
+    return this.#item.fence;
+  }
+  progress(value: unknown): Promise<void> {
+    return this.#progress(this.#item, value);
   }
   get job(): JobInfo {
     return jobOf(this.#item);
@@ -72,6 +88,9 @@ export class HandlerContext<Ctx> implements JobContext<Ctx> {
     return this.#item.controller.signal;
   }
 }
+
+/** Writes a running job's progress (`ctx.progress`). */
+export type ProgressWriter = (item: HeldDelivery, value: unknown) => Promise<void>;
 
 /**
  * The envelope as received, payload included: the handler got the payload object and may have

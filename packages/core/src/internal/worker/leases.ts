@@ -14,6 +14,8 @@ export interface HeartbeatHost {
   held(): Iterable<HeldDelivery>;
   /** A heartbeat failed: the lease is lost (the item is already marked). */
   lost(item: HeldDelivery, error: unknown): void;
+  /** With a job store: renews the claims of the running jobs whose leases this tick renews (one heartbeat renews both). */
+  readonly renewClaims: ((items: readonly HeldDelivery[]) => void) | undefined;
 }
 
 /**
@@ -48,9 +50,11 @@ export class Heartbeat {
     if (!host.canExtend) return;
     const now = Date.now();
     const leaseMs = host.leaseMs;
+    const claimed: HeldDelivery[] = [];
     for (const item of host.held()) {
       if (item.leaseLost || now - item.heartbeatSentAt < leaseMs / 3) continue;
       item.heartbeatSentAt = now;
+      if (item.fence !== 0) claimed.push(item);
       item.delivery.extendLease(leaseMs).then(
         () => {
           if (now > item.leaseConfirmedAt) item.leaseConfirmedAt = now;
@@ -61,5 +65,6 @@ export class Heartbeat {
         },
       );
     }
+    if (claimed.length > 0) host.renewClaims?.(claimed);
   }
 }

@@ -70,6 +70,10 @@ export function receive(delivery: Delivery, host: ReceiveHost): HeldDelivery | u
     startedAt: 0,
     bufferedAt: now,
     deadline: Number.POSITIVE_INFINITY,
+    fence: 0,
+    claimConfirmedAt: 0,
+    cancelHeard: false,
+    resultJson: undefined,
     prev: undefined,
     next: undefined,
   };

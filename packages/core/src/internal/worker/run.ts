@@ -3,11 +3,12 @@
  * settle by its outcome once (success, failure, timeout: whichever comes first).
  */
 import { clock } from "../../clock.js";
-import { JobValidationError } from "../../errors.js";
+import { JobValidationError, NonRetryableError, PayloadTooLargeError } from "../../errors.js";
 import type { Emitter, WorkerEventMap } from "../../events.js";
+import { assertJsonValue, utf8Length } from "../json.js";
 import { describeIssues, runSchema, type SchemaResult } from "../schema.js";
 import type { Deadlines } from "./deadlines.js";
-import { HandlerContext, type HeldDelivery, jobOf } from "./held-delivery.js";
+import { HandlerContext, type HeldDelivery, jobOf, type ProgressWriter } from "./held-delivery.js";
 import type { Settlement } from "./settlement.js";
 
 /** What running a job needs from the worker. */
@@ -16,7 +17,11 @@ export interface RunHost<Ctx> {
   readonly context: Ctx;
   readonly events: Emitter<WorkerEventMap>;
   readonly deadlines: Pick<Deadlines, "watch">;
-  readonly settlement: Pick<Settlement, "ack" | "fail" | "deadLetter">;
+  readonly settlement: Pick<Settlement, "ack" | "fail" | "deadLetterHeld">;
+  /** `ctx.progress`. */
+  readonly progress: ProgressWriter;
+  /** Largest result kept, in bytes of JSON (store only). */
+  readonly maxResultBytes: number;
   /** The job is over and its settlement sent: free its slot. */
   finished(item: HeldDelivery): void;
 }
@@ -44,9 +49,16 @@ export class JobRunner<Ctx> {
     else this.#validated(item, result);
   }
 
-  /** The handler succeeded (ignored once the job is over). */
-  succeeded(item: HeldDelivery): void {
+  /** The handler succeeded (ignored once the job is over); with a store, its return value is the result. */
+  succeeded(item: HeldDelivery, value?: unknown): void {
     if (item.completed) return;
+    if (item.fence !== 0 && value !== undefined) {
+      const error = this.#resultError(item, value);
+      if (error !== undefined) {
+        this.failed(item, error);
+        return;
+      }
+    }
     item.completed = true;
     this.#host.settlement.ack(item);
     this.#host.finished(item);
@@ -71,7 +83,7 @@ export class JobRunner<Ctx> {
       result.issues,
     );
     item.completed = true;
-    this.#host.settlement.deadLetter(item.delivery, envelope, "validation", error);
+    this.#host.settlement.deadLetterHeld(item, "validation", error);
     this.#host.finished(item);
   }
 
@@ -83,19 +95,41 @@ export class JobRunner<Ctx> {
       host.events.emit("job.started", { job: jobOf(item), waitMs: Math.max(0, Date.now() - envelope.runAt) });
     let result: unknown;
     try {
-      result = item.registered.handler(payload, new HandlerContext(host.context, item));
+      result = item.registered.handler(payload, new HandlerContext(host.context, item, host.progress));
     } catch (error) {
       this.failed(item, error);
       return;
     }
     if (result === null || typeof (result as { then?: unknown } | undefined)?.then !== "function") {
-      this.succeeded(item);
+      this.succeeded(item, result);
       return;
     }
     host.deadlines.watch(item, envelope.timeout);
     (result as PromiseLike<unknown>).then(
-      () => this.succeeded(item),
+      (value) => this.succeeded(item, value),
       (error: unknown) => this.failed(item, error),
     );
+  }
+
+  /** Sets `item.resultJson`, or returns why the value cannot be the result (not JSON, over the limit): the job then fails for good. */
+  #resultError(item: HeldDelivery, value: unknown): Error | undefined {
+    try {
+      assertJsonValue(value, `the result of "${item.envelope.name}"`);
+    } catch (error) {
+      return new NonRetryableError(`[jobs] ${(error as Error).message}`, { cause: error });
+    }
+    const json = JSON.stringify(value);
+    const limit = this.#host.maxResultBytes;
+    if (json.length * 3 > limit) {
+      const size = utf8Length(json);
+      if (size > limit) {
+        return new NonRetryableError(
+          `[jobs] the result of "${item.envelope.name}" is ${size} bytes of JSON, over the worker's maxResultBytes (${limit}); store large results elsewhere and return a reference`,
+          { cause: new PayloadTooLargeError(size, limit, "result") },
+        );
+      }
+    }
+    item.resultJson = json;
+    return undefined;
   }
 }

@@ -15,6 +15,12 @@
  *   through `retry` with the same attempt and its delivery count carried in the envelope
  *   (`priorDeliveries`), so the release neither raises nor resets the count.
  *
+ * With a job store (docs/concepts/records.md), a claimed job's end is written to its record first
+ * (rule 3: finish, then ack): `succeeded` with the result, `retrying` with the next generation,
+ * `dead`, `cancelled`, or `waiting` when shutdown hands it back. Should the store refuse the write
+ * (the claim was taken over) or be unreachable, the delivery is released instead of settled: the
+ * broker hands it out again and the next claim decides whether it runs.
+ *
  * Every settlement but `defer` and `release` is tracked (`pending`): close() waits for them, and a
  * suspect starts only once none is pending. A job aborted by shutdown is released through `fail`,
  * tracked like any failure.
@@ -25,6 +31,8 @@ import { clock } from "../../clock.js";
 import { type Envelope, encodeEnvelope } from "../../envelope.js";
 import { JobsError, LeaseLostError, serializeError } from "../../errors.js";
 import type { Emitter, WorkerEventMap } from "../../events.js";
+import type { StoreLink } from "../../records.js";
+import type { FinishRequest } from "../../store.js";
 import { asReceived, type HeldDelivery, jobOf } from "./held-delivery.js";
 import { withCarriedCount, withoutCarriedCount } from "./suspects.js";
 
@@ -37,6 +45,8 @@ export interface SettlementHost {
   readonly maxBytes: number;
   /** A tracked settlement is over, whichever way: the worker may be idle now. */
   settled(): void;
+  /** The worker's job store, if it has one. */
+  readonly link: StoreLink | undefined;
 }
 
 /** Most bytes of an oversized undecodable message its dead letter keeps: enough to tell what it was. */
@@ -88,6 +98,10 @@ export class Settlement {
 
   /** The handler succeeded. The hot path: one promise reaction per job, no intermediate promises. */
   ack(item: HeldDelivery): void {
+    if (item.fence !== 0) {
+      this.#track(this.#recordedAck(item));
+      return;
+    }
     const durationMs = clock.now() - item.startedAt;
     this.#pending++;
     item.delivery.ack().then(
@@ -104,6 +118,42 @@ export class Settlement {
     );
   }
 
+  /** Succeeded with a record: `succeeded` (with the result) first, then the ack. */
+  async #recordedAck(item: HeldDelivery): Promise<void> {
+    const durationMs = clock.now() - item.startedAt;
+    const request: Omit<FinishRequest, "id" | "fence"> =
+      item.resultJson === undefined ? { status: "succeeded" } : { status: "succeeded", resultJson: item.resultJson };
+    if (!(await this.#finish(item, request))) return this.#release(item.delivery, item.envelope);
+    return item.delivery.ack().then(
+      () => {
+        if (this.#events.has("job.succeeded")) this.#events.emit("job.succeeded", { job: jobOf(item), durationMs });
+      },
+      (e: unknown) => this.report(e, item.envelope),
+    );
+  }
+
+  /**
+   * Writes the end of a claimed attempt. False when it was not written: the store refused it (the
+   * claim was taken over: `job.lease-lost`) or could not be reached (`error`).
+   */
+  async #finish(item: HeldDelivery, request: Omit<FinishRequest, "id" | "fence">): Promise<boolean> {
+    const link = this.#host.link as StoreLink;
+    let ok: boolean;
+    try {
+      ok = await link.finish.add({ ...request, id: item.envelope.id, fence: item.fence });
+    } catch (error) {
+      this.report(error, item.envelope);
+      return false;
+    }
+    if (!ok) {
+      const error = new LeaseLostError(
+        "[jobs] the job's claim in the store was taken over or has ended; this worker's outcome was not written and the job is released",
+      );
+      this.#events.emit("job.lease-lost", { job: jobOf(item), error: serializeError(error) });
+    }
+    return ok;
+  }
+
   /** The handler failed (threw, rejected or timed out): retry, dead-letter, or release if shutdown aborted it. */
   fail(item: HeldDelivery, failure: unknown): void {
     this.#track(this.#fail(item, failure));
@@ -112,7 +162,12 @@ export class Settlement {
   #fail(item: HeldDelivery, failure: unknown): Promise<void> {
     const { delivery, envelope } = item;
     // Aborted by shutdown, not by its own fault: no attempt is counted.
-    if (item.abortedByShutdown) return this.#release(delivery, envelope);
+    if (item.abortedByShutdown) {
+      if (item.fence === 0) return this.#release(delivery, envelope);
+      // Handed back in the record too, or the next worker would wait out the claim.
+      return this.#finish(item, { status: "waiting" }).then(() => this.#release(delivery, envelope));
+    }
+    if (item.fence !== 0) return this.#recordedFail(item, failure);
     const events = this.#events;
     const job = jobOf(item);
     const durationMs = clock.now() - item.startedAt;
@@ -146,6 +201,81 @@ export class Settlement {
         dedupe: false,
       })
       .catch((e: unknown) => this.report(e, envelope));
+  }
+
+  /** Failed with a record: `cancelled` (a cancel was heard), `retrying` (next generation, then the broker's retry) or `dead`. */
+  async #recordedFail(item: HeldDelivery, failure: unknown): Promise<void> {
+    const { delivery, envelope } = item;
+    const events = this.#events;
+    const job = jobOf(item);
+    const durationMs = clock.now() - item.startedAt;
+    const error = serializeError(failure);
+    const now = Date.now();
+    const lastError = { ...error, at: now, attempt: envelope.attempt };
+    const errorJson = JSON.stringify(lastError);
+    if (item.cancelHeard) {
+      if (!(await this.#finish(item, { status: "cancelled", errorJson }))) return this.#release(delivery, envelope);
+      return delivery.ack().then(
+        () => {
+          if (events.has("job.cancelled")) events.emit("job.cancelled", { job, durationMs });
+        },
+        (e: unknown) => this.report(e, envelope),
+      );
+    }
+    const nonRetryable = JobsError.isInstance(failure) && failure.code === "non-retryable";
+    const willRetry = !nonRetryable && envelope.attempt < envelope.maxAttempts;
+    if (events.has("job.failed")) events.emit("job.failed", { job, durationMs, error, willRetry });
+    if (!willRetry) {
+      if (!(await this.#finish(item, { status: "dead", errorJson }))) return this.#release(delivery, envelope);
+      return this.#deadLetter(delivery, asReceived(delivery, envelope), nonRetryable ? "non-retryable" : "max-attempts", failure);
+    }
+    const delay = Math.max(0, Math.ceil(item.registered.job.backoff(envelope.attempt, failure)));
+    const gen = (envelope.gen ?? 1) + 1;
+    const next: Envelope = {
+      ...withoutCarriedCount(asReceived(delivery, envelope)),
+      attempt: envelope.attempt + 1,
+      runAt: now + delay,
+      lastError,
+      gen,
+    };
+    if (!(await this.#finish(item, { status: "retrying", attempt: next.attempt, runAt: next.runAt, errorJson }))) {
+      return this.#release(delivery, envelope);
+    }
+    if (events.has("job.retrying")) events.emit("job.retrying", { job, delayMs: delay, error });
+    const link = this.#host.link as StoreLink;
+    return delivery
+      .retry({
+        id: envelope.id,
+        body: encodeEnvelope(next),
+        priority: item.level,
+        delayMs: Math.min(delay, this.#host.maxDelayMs),
+        dedupe: false,
+      })
+      .then(
+        // Unmarked, the sweeper would publish it again after a while (the claim drops the duplicate).
+        () => link.published(envelope.id, gen, () => {}),
+        (e: unknown) => this.report(e, envelope),
+      );
+  }
+
+  /** Dead-letters a held job: with a record, `dead` first (its claim), then the broker's dead letters as the backstop. */
+  deadLetterHeld(item: HeldDelivery, reason: DeadLetterReason, error: unknown): void {
+    if (item.fence === 0) {
+      this.deadLetter(item.delivery, item.envelope, reason, error);
+      return;
+    }
+    const serialized = serializeError(error);
+    const errorJson = JSON.stringify({ ...serialized, at: Date.now(), attempt: item.envelope.attempt });
+    this.#track(
+      this.#finish(item, { status: "dead", errorJson }).then((ok) =>
+        ok ? this.#deadLetter(item.delivery, item.envelope, reason, error) : this.#release(item.delivery, item.envelope),
+      ),
+    );
+  }
+
+  /** A delivery whose record says it must not run (terminal, another generation, no record): removed unrun. */
+  ackUnrun(delivery: Delivery, envelope: Envelope): void {
+    this.#track(delivery.ack().catch((e: unknown) => this.report(e, envelope)));
   }
 
   /** Dead-letters a delivery (`envelope` undefined: its body could not be decoded). */
