@@ -242,12 +242,14 @@ export function createMemoryStore(): MemoryStore {
     unpublished: (olderThanMs, limit) =>
       step(() => {
         const before = Date.now() - olderThanMs;
-        const found: StoredJob[] = [];
+        const found: Row[] = [];
         for (const row of rows.values()) {
-          if (found.length === limit) break;
-          if (!row.published && runnable.has(row.status) && row.updatedAt <= before) found.push(copy(row));
+          if (!row.published && runnable.has(row.status) && row.updatedAt <= before) found.push(row);
         }
-        return found;
+        // Oldest first means longest unchanged (the age this query filters on), not first inserted:
+        // a retry writes an old record's new gen now.
+        found.sort((a, b) => a.updatedAt - b.updatedAt || a.seq - b.seq);
+        return found.slice(0, limit).map(copy);
       }),
     lease: (name, owner, ttlMs) =>
       step(() => {
