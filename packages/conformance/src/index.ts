@@ -5,6 +5,7 @@
  *   runConformance({ name: "redis", createBroker: () => createRedisBroker({ url }) });
  *
  * Each group function (`transportLeases`, `jobSemanticsRetries`, …) registers one group alone.
+ * `runStoreConformance` is the suite every JobStore runs (`storeClaims`, `storeFences`, … alone).
  */
 
 export { capabilityTable, docsCapabilityTable } from "./capability-table.js";
@@ -45,3 +46,16 @@ export {
   startPrivateServer,
   waitForPort,
 } from "./servers.js";
+export { storeCancel } from "./store/cases/cancel.js";
+export { storeClaims } from "./store/cases/claims.js";
+export { storeClose } from "./store/cases/close.js";
+export { storeFences } from "./store/cases/fences.js";
+export { storeLeases } from "./store/cases/leases.js";
+export { storeList } from "./store/cases/list.js";
+export { storePublishing } from "./store/cases/publishing.js";
+export { storeRecords } from "./store/cases/records.js";
+export { storeRestart } from "./store/cases/restart.js";
+export { storeTransitions } from "./store/cases/transitions.js";
+export { storeWatch } from "./store/cases/watch.js";
+export type { StoreConformanceOptions, StoreFactory, StoreRestart } from "./store/options.js";
+export { runStoreConformance, type StoreConformanceGroup, storeGroups } from "./store/run-store-conformance.js";

@@ -1,0 +1,6 @@
+import { runStoreConformance } from "@jobs/conformance";
+import { createMemoryStore } from "../src/index.js";
+
+// Each instance is its own in-process store (capabilities.inProcess): the suite uses one instance
+// where a case needs two, and skips the cases that need instances sharing a server.
+runStoreConformance({ name: "memory", createStore: () => createMemoryStore() });
