@@ -52,6 +52,7 @@ export { storeClose } from "./store/cases/close.js";
 export { storeFences } from "./store/cases/fences.js";
 export { storeLeases } from "./store/cases/leases.js";
 export { storeList } from "./store/cases/list.js";
+export { storePrune } from "./store/cases/prune.js";
 export { storePublishing } from "./store/cases/publishing.js";
 export { storeRecords } from "./store/cases/records.js";
 export { storeRestart } from "./store/cases/restart.js";

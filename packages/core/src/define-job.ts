@@ -5,6 +5,8 @@ import { MAX_TIMER_MS } from "./envelope.js";
 import { InvalidOptionsError } from "./errors.js";
 import { assertJobName, assertQueueName } from "./names.js";
 import { type Priority, priorityLevel } from "./priority.js";
+import { parseRetain, type RetainLimits, type RetainPolicy } from "./retention.js";
+import type { FinishedStatus } from "./store.js";
 
 /** Defaults applied by `defineJob`. */
 export const JOB_DEFAULTS: {
@@ -35,6 +37,11 @@ export interface JobOptions<S extends StandardSchemaV1 | undefined = undefined> 
   readonly priority?: Priority;
   /** Delay before each retry. @default exponential from 1 s, capped at 1 h, with jitter */
   readonly backoff?: Backoff;
+  /**
+   * How long a job store keeps this job's finished records, per status (overrides the worker's
+   * `retain` status by status). @default the worker's, else a day (a week for `dead`)
+   */
+  readonly retain?: RetainPolicy;
 }
 
 declare const payloadTypes: unique symbol;
@@ -55,6 +62,8 @@ export interface JobDefinition<Input = unknown, Output = Input> {
   readonly priority: Priority;
   /** Delay before retry `attempt`. */
   readonly backoff: BackoffFunction;
+  /** Retention of its finished records, per status given (parsed `retain`). */
+  readonly retain?: Partial<Record<FinishedStatus, RetainLimits>> | undefined;
   /** Type-level only: the payload types. */
   readonly [payloadTypes]?: { readonly input: Input; readonly output: Output };
 }
@@ -91,7 +100,8 @@ export function defineJob(options: JobOptions<StandardSchemaV1 | undefined>): Jo
   const priority = options.priority ?? JOB_DEFAULTS.priority;
   priorityLevel(priority, "priority");
   const backoff = compileBackoff(options.backoff ?? DEFAULT_BACKOFF, "backoff");
-  return Object.freeze({ name: options.name, queue, schema, maxAttempts, timeoutMs, priority, backoff });
+  const retain = parseRetain(options.retain, "retain");
+  return Object.freeze({ name: options.name, queue, schema, maxAttempts, timeoutMs, priority, backoff, retain });
 }
 
 /** Validates maxAttempts: an integer from 1 to 1000. */

@@ -48,5 +48,6 @@ export { type ClientEventMap, type JobInfo, WORKER_EVENTS, type WorkerEventMap }
 export type { LogFields, LoggedJob, Logger, LoggerOption } from "./logger.js";
 export { PRIORITIES, type Priority } from "./priority.js";
 export type { CancelOutcome, JobPage, JobRecord, JobStatus, ListJobsOptions } from "./records.js";
-export type { JobStore } from "./store.js";
+export type { RetainPolicy, RetainRule } from "./retention.js";
+export type { FinishedStatus, JobStore } from "./store.js";
 export { type CloseOptions, createWorker, type JobContext, type JobHandler, type Worker, type WorkerOptions } from "./worker.js";

@@ -218,6 +218,21 @@ export interface ListPage {
   readonly cursor?: string;
 }
 
+/** Statuses retention removes records of. */
+export type FinishedStatus = "succeeded" | "dead" | "cancelled" | "discarded";
+
+/** One retention rule applied by the pruner: records of job `name` in `status`. */
+export interface PruneRequest {
+  readonly name: string;
+  readonly status: FinishedStatus;
+  /** Remove those whose `finishedAt` is more than this long ago by the store's clock. */
+  readonly olderThanMs?: number;
+  /** Keep only this many, the most recently finished; remove the others. */
+  readonly keep?: number;
+  /** Remove at most this many in this call (the pruner calls again while it removes this many). */
+  readonly limit: number;
+}
+
 /** The contract every store implements. */
 export interface JobStore {
   /** Short name for messages and reports, e.g. "redis". */
@@ -248,6 +263,12 @@ export interface JobStore {
    * unchanged for `olderThanMs` by the store's clock (the sweeper publishes them), oldest first.
    */
   unpublished(olderThanMs: number, limit: number): Promise<StoredJob[]>;
+  /**
+   * Removes the records one retention rule selects (`olderThanMs` or beyond `keep`, whichever
+   * removes more), oldest finish first, at most `limit`; resolves to how many it removed. A removed
+   * id is free again: a later insert with it is new.
+   */
+  prune(request: PruneRequest): Promise<number>;
   /**
    * Takes or renews the lease `name` for `owner` for `ttlMs`; `false` while another owner holds it.
    * Leases only save work (one sweeper, one pruner): correctness never rests on them.

@@ -25,6 +25,7 @@ import { Deadlines } from "./internal/worker/deadlines.js";
 import { abortHandler, type HeldDelivery, jobOf, type Registered } from "./internal/worker/held-delivery.js";
 import { Heartbeat, leaseExpired } from "./internal/worker/leases.js";
 import { PriorityBuffer } from "./internal/worker/priority-buffer.js";
+import { Pruner } from "./internal/worker/pruner.js";
 import { type ReceiveHost, receive } from "./internal/worker/receive.js";
 import { JobRunner } from "./internal/worker/run.js";
 import { Settlement } from "./internal/worker/settlement.js";
@@ -36,6 +37,7 @@ import type { JobHandler } from "./job-context.js";
 import type { LoggerOption } from "./logger.js";
 import { assertQueueName } from "./names.js";
 import { needsStore, newRecord, StoreLink, storeOption } from "./records.js";
+import { parseRetain, type RetainPolicy } from "./retention.js";
 import { physicalQueues } from "./routing.js";
 import type { JobStore } from "./store.js";
 
@@ -89,6 +91,14 @@ export interface WorkerOptions<Ctx> {
    * published by the sweeper, which runs every half of it in one worker at a time. @default "10s"
    */
   readonly sweepAfter?: Duration;
+  /**
+   * With a store: how long finished records are kept, per status, for the jobs this worker handles
+   * (a definition's own `retain` wins status by status). One worker at a time prunes.
+   * @default a day for `succeeded`, `cancelled` and `discarded`, a week for `dead`
+   */
+  readonly retain?: RetainPolicy;
+  /** With a store: how often the pruner applies retention. @default "1m" */
+  readonly pruneEvery?: Duration;
   /** Largest handler result (and `ctx.progress` value) kept in the store, in bytes of JSON; a larger result fails the job for good. @default 65536 */
   readonly maxResultBytes?: number;
 }
@@ -182,6 +192,10 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   });
   const sweepAfterMs = parseDuration(options.sweepAfter ?? "10s", "sweepAfter");
   if (sweepAfterMs < 100) throw new InvalidOptionsError("sweepAfter", "expected at least 100 ms");
+  const retain = parseRetain(options.retain, "retain");
+  const pruneEveryMs = parseDuration(options.pruneEvery ?? "1m", "pruneEvery");
+  if (pruneEveryMs < 100) throw new InvalidOptionsError("pruneEvery", "expected at least 100 ms");
+  const pruner = link === undefined ? undefined : new Pruner({ link, owner: workerId, events, handlers, retain, intervalMs: pruneEveryMs });
   const sweeper =
     link === undefined
       ? undefined
@@ -217,6 +231,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     closed: () => {
       unforward();
       sweeper?.stop();
+      pruner?.stop();
       heartbeat.stop();
       deadlines.stop();
       state = "closed";
@@ -423,6 +438,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     }
     state = "running";
     sweeper?.start();
+    pruner?.start();
     pump();
   }
 

@@ -405,3 +405,38 @@ describe("job records: without a store, and bad options", () => {
     expect(late).toBeInstanceOf(LeaseLostError);
   });
 });
+
+describe("job records: retention", () => {
+  it("keeps the newest `count` finished records per job, and a definition's own rule wins over the worker's", async () => {
+    const f = withStore("retain");
+    const pruned = f.job("pruned");
+    const kept = f.job("kept", { retain: { succeeded: "forever" } });
+    await f
+      .worker({ retain: { succeeded: { count: 2 } }, pruneEvery: "100ms" })
+      .handle(pruned, () => "p")
+      .handle(kept, () => "k")
+      .start();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const a = await f.stored.enqueue(pruned, { i });
+      await a.result();
+      ids.push(a.id);
+      await (await f.stored.enqueue(kept, { i })).result();
+    }
+    const left = await waitFor(async () => {
+      const page = await f.stored.listJobs({ name: pruned.name, status: "succeeded" });
+      return page.jobs.length === 2 ? page.jobs : undefined;
+    });
+    expect(left.map((j) => j.id)).toEqual(ids.slice(3));
+    expect(await f.stored.getJob(ids[0] as string)).toBeNull();
+    expect((await f.stored.listJobs({ name: kept.name })).jobs).toHaveLength(5);
+  });
+
+  it("checks retain options", () => {
+    const f = fixture("retain-bad");
+    expect(() => f.job("x", { retain: { done: { age: "1h" } } as never })).toThrow(InvalidOptionsError);
+    expect(() => f.job("x", { retain: { succeeded: {} } })).toThrow(/give age, count or both/);
+    expect(() => f.job("x", { retain: { dead: { count: -1 } } })).toThrow(InvalidOptionsError);
+    expect(() => f.worker({ retain: { succeeded: { age: "soon" as never } } })).toThrow(InvalidOptionsError);
+  });
+});

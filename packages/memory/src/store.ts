@@ -15,6 +15,7 @@ import {
   type ListPage,
   type ListQuery,
   type NewJobRecord,
+  type PruneRequest,
   type RenewOutcome,
   type RenewRequest,
   RUNNABLE_STATUSES,
@@ -250,6 +251,19 @@ export function createMemoryStore(): MemoryStore {
         // a retry writes an old record's new gen now.
         found.sort((a, b) => a.updatedAt - b.updatedAt || a.seq - b.seq);
         return found.slice(0, limit).map(copy);
+      }),
+    prune: (p: PruneRequest) =>
+      step(() => {
+        const matching: Row[] = [];
+        for (const row of rows.values()) if (row.name === p.name && row.status === p.status) matching.push(row);
+        // Most recently finished first: the first `keep` stay whatever their age.
+        matching.sort((a, b) => (b.finishedAt ?? 0) - (a.finishedAt ?? 0) || b.seq - a.seq);
+        const before = p.olderThanMs === undefined ? Number.NEGATIVE_INFINITY : Date.now() - p.olderThanMs;
+        const doomed = matching.filter((row, i) => (p.keep !== undefined && i >= p.keep) || (row.finishedAt ?? 0) < before);
+        // Oldest finish first, at most `limit`.
+        const removed = doomed.reverse().slice(0, p.limit);
+        for (const row of removed) rows.delete(row.id);
+        return removed.length;
       }),
     lease: (name, owner, ttlMs) =>
       step(() => {

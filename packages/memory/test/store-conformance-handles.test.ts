@@ -34,6 +34,7 @@ function connect(): JobStore {
     get: wrap((i) => shared.get(i)),
     list: wrap((q) => shared.list(q)),
     unpublished: wrap((o, l) => shared.unpublished(o, l)),
+    prune: wrap((p) => shared.prune(p)),
     lease: wrap((n, o, t) => shared.lease(n, o, t)),
     watch: wrap((l) => shared.watch!(l)),
     close: async () => {

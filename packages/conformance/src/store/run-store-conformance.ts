@@ -5,6 +5,7 @@ import { storeClose } from "./cases/close.js";
 import { storeFences } from "./cases/fences.js";
 import { storeLeases } from "./cases/leases.js";
 import { storeList } from "./cases/list.js";
+import { storePrune } from "./cases/prune.js";
 import { storePublishing } from "./cases/publishing.js";
 import { storeRecords } from "./cases/records.js";
 import { storeRestart } from "./cases/restart.js";
@@ -26,6 +27,7 @@ export const storeGroups: readonly StoreConformanceGroup[] = [
   storeCancel,
   storeList,
   storeLeases,
+  storePrune,
   storeWatch,
   storeClose,
   storeRestart,

@@ -1,0 +1,76 @@
+/**
+ * The pruner: applies retention to the finished records of the jobs this worker handles, in one
+ * worker at a time through a store lease (leases only save work: two pruners would only race to
+ * remove the same records).
+ */
+import { serializeError } from "../../errors.js";
+import type { Emitter, WorkerEventMap } from "../../events.js";
+import type { StoreLink } from "../../records.js";
+import { DEFAULT_RETAIN, FINISHED_STATUSES, type RetainLimits } from "../../retention.js";
+import type { FinishedStatus, PruneRequest } from "../../store.js";
+import type { Registered } from "./held-delivery.js";
+
+/** What the pruner needs from the worker. */
+export interface PrunerHost {
+  readonly link: StoreLink;
+  readonly owner: string;
+  readonly events: Emitter<WorkerEventMap>;
+  readonly handlers: ReadonlyMap<string, Registered>;
+  /** The worker's `retain`, parsed. */
+  readonly retain: Partial<Record<FinishedStatus, RetainLimits>> | undefined;
+  readonly intervalMs: number;
+}
+
+/** Records removed per call; the pruner calls again while a call removes this many. */
+const BATCH = 1_000;
+
+export class Pruner {
+  readonly #host: PrunerHost;
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+
+  constructor(host: PrunerHost) {
+    this.#host = host;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.prune(), this.#host.intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One pass, if this worker holds the lease: resolves to how many records it removed. */
+  async prune(): Promise<number> {
+    if (this.#running) return 0;
+    this.#running = true;
+    const { link, owner, events, handlers, retain, intervalMs } = this.#host;
+    let removed = 0;
+    try {
+      if (!(await link.store.lease("pruner", owner, intervalMs * 3))) return 0;
+      for (const { job } of handlers.values()) {
+        for (const status of FINISHED_STATUSES) {
+          const rule = job.retain?.[status] ?? retain?.[status] ?? DEFAULT_RETAIN[status];
+          if (rule.ageMs === undefined && rule.count === undefined) continue;
+          const request: { -readonly [K in keyof PruneRequest]: PruneRequest[K] } = { name: job.name, status, limit: BATCH };
+          if (rule.ageMs !== undefined) request.olderThanMs = rule.ageMs;
+          if (rule.count !== undefined) request.keep = rule.count;
+          for (;;) {
+            const n = await link.store.prune(request);
+            removed += n;
+            if (n < BATCH) break;
+          }
+        }
+      }
+      return removed;
+    } catch (error) {
+      events.emit("error", { error: serializeError(error) });
+      return removed;
+    } finally {
+      this.#running = false;
+    }
+  }
+}
