@@ -45,7 +45,7 @@ export JOBS_REDIS_URL="${JOBS_REDIS_URL:-redis://127.0.0.1:6379}"
 echo "-- quick start (memory)"
 out=$(cd examples/memory && run src/quick-start.ts)
 echo "$out"
-[ "$out" = "mail to ada@example.com: Hi" ] || { echo "quick start: unexpected output" >&2; exit 1; }
+[ "$out" = "$(printf 'scheduled\nmail to ada@example.com: Hi\nsent to ada@example.com')" ] || { echo "quick start: unexpected output" >&2; exit 1; }
 
 echo "-- example scenario (memory)"
 (cd examples/memory && run src/main.ts --smoke)
