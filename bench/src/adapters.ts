@@ -23,8 +23,8 @@
  * A baseline implements the workloads it can (`process`, `addRun`, `enqueueSingle`,
  * `enqueueBulk`), each as a factory of trials: set-up untimed, `run()` timed, `dispose()` untimed.
  */
-import type { Broker } from "@jobs/core";
-import { createMemoryBroker, createMemoryServer } from "@jobs/memory";
+import type { Broker, JobStore } from "@jobs/core";
+import { createMemoryBroker, createMemoryServer, createMemoryStore } from "@jobs/memory";
 import type { Trial } from "./measure.js";
 import { natsBenchAdapter } from "./nats.js";
 import { fastqBaseline, pqueueBaseline } from "./peers.js";
@@ -41,6 +41,12 @@ export interface AdapterSession {
   readonly consumer: Broker;
   /** Purge the run's queues and close both brokers. */
   close(queues: readonly string[]): Promise<void>;
+}
+
+/** A job store for one run, and how to remove what it kept. */
+export interface BenchStore {
+  readonly store: JobStore;
+  close(): Promise<void>;
 }
 
 /** Another way of doing the same work, measured in the same run. */
@@ -71,6 +77,11 @@ export interface BenchAdapter {
   readonly requiresEnv?: string;
   /** Fresh brokers for one run. */
   open(): Promise<AdapterSession>;
+  /**
+   * A fresh job store for one run of "ours+store" (the same broker, plus job records kept and
+   * pruned); absent when the adapter has no store to pair with here.
+   */
+  openStore?(): Promise<BenchStore>;
   /** Peers and raw clients measured beside it. */
   readonly baselines: readonly Baseline[];
 }
@@ -91,6 +102,10 @@ const memory: BenchAdapter = {
         await Promise.all([consumer.close(), producer.close()]);
       },
     };
+  },
+  async openStore() {
+    const store = createMemoryStore();
+    return { store, close: () => store.close() };
   },
   baselines: [pqueueBaseline, fastqBaseline],
 };

@@ -10,7 +10,15 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { adapters, type BenchAdapter } from "./adapters.js";
 import { gcExposed, setRunHooks, type Timing, type TrialFactory, timeTrial } from "./measure.js";
-import { addRunTrial, enqueueBulkTrial, enqueueSingleTrial, type LatencyResult, measureLatency, processTrial } from "./ours.js";
+import {
+  addRunTrial,
+  enqueueBulkTrial,
+  enqueueSingleTrial,
+  type LatencyResult,
+  measureLatency,
+  processTrial,
+  type Variant,
+} from "./ours.js";
 import { profilerHooks } from "./profiler.js";
 import { formatMs, formatRate, formatRatio, type Measurement, machineReport, medianRate, rateTable, runsTable, table } from "./report.js";
 import { type EnqueueParams, makePayloads, type ThroughputParams } from "./workload.js";
@@ -160,6 +168,11 @@ async function measureCell(
 /** Everything measured in this process, for `--json`. */
 const recorded: { adapter: string; measurements: Measurement[]; latency: LatencyResult[] }[] = [];
 
+/** Our contenders on an adapter: without a store, and with one where the adapter can open one. */
+function oursVariants(adapter: BenchAdapter): Variant[] {
+  return adapter.openStore === undefined ? ["ours"] : ["ours", "ours+store"];
+}
+
 async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string> {
   const out: string[] = [`## Adapter: ${adapter.name}`, "", adapter.description, ""];
   const payloads = makePayloads(s.jobs);
@@ -186,15 +199,15 @@ async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string>
       { row: `single, ${s.inflight} in flight`, inflight: s.inflight, bulk: false },
       { row: `bulk, enqueueMany × ${s.batch}`, inflight: 1, bulk: true },
     ];
-    const names = new Set<string>(["ours"]);
+    const names = new Set<string>(oursVariants(adapter));
     for (const mode of modes) {
-      const contenders: Contender[] = [
-        {
-          name: "ours",
-          trial: (jobs) => () =>
-            mode.bulk ? enqueueBulkTrial(adapter, enqueue(jobs, mode.inflight)) : enqueueSingleTrial(adapter, enqueue(jobs, mode.inflight)),
-        },
-      ];
+      const contenders: Contender[] = oursVariants(adapter).map((variant) => ({
+        name: variant,
+        trial: (jobs) => () =>
+          mode.bulk
+            ? enqueueBulkTrial(adapter, enqueue(jobs, mode.inflight), variant)
+            : enqueueSingleTrial(adapter, enqueue(jobs, mode.inflight), variant),
+      }));
       for (const b of adapter.baselines) {
         const factory = mode.bulk ? b.enqueueBulk : b.enqueueSingle;
         if (factory !== undefined) {
@@ -220,18 +233,16 @@ async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string>
     if (!s.sections.has(section)) continue;
     const rows: string[] = [];
     const names = [
-      "ours",
+      ...oursVariants(adapter),
       ...adapter.baselines.filter((b) => (section === "process" ? b.process : b.addRun) !== undefined).map((b) => b.name),
     ];
     for (const concurrency of s.concurrencies) {
       const row = `concurrency ${concurrency}`;
       rows.push(row);
-      const contenders: Contender[] = [
-        {
-          name: "ours",
-          trial: (jobs) => () => (section === "process" ? processTrial : addRunTrial)(adapter, throughput(jobs, concurrency)),
-        },
-      ];
+      const contenders: Contender[] = oursVariants(adapter).map((variant) => ({
+        name: variant,
+        trial: (jobs) => () => (section === "process" ? processTrial : addRunTrial)(adapter, throughput(jobs, concurrency), variant),
+      }));
       for (const b of adapter.baselines) {
         const factory = section === "process" ? b.process : b.addRun;
         if (factory !== undefined) contenders.push({ name: b.name, trial: (jobs) => () => factory(throughput(jobs, concurrency)) });
@@ -282,10 +293,24 @@ async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string>
 
   const ratios = measurements.filter((m) => m.section === "process" && m.contender !== "ours");
   if (ratios.length > 0) {
-    out.push("### Ratios, process jobs/s (ours ÷ peer, medians)", "");
+    out.push("### Ratios, process jobs/s (ours ÷ peer, and ours+store ÷ ours and ÷ peer, medians)", "");
     for (const m of ratios) {
-      const ours = measurements.find((o) => o.section === "process" && o.row === m.row && o.contender === "ours");
-      if (ours !== undefined) out.push(`- ${m.row}: ours/${m.contender} = ${formatRatio(medianRate(ours) / medianRate(m))}`);
+      for (const variant of oursVariants(adapter)) {
+        if (variant === m.contender) continue;
+        const ours = measurements.find((o) => o.section === "process" && o.row === m.row && o.contender === variant);
+        if (ours !== undefined) out.push(`- ${m.row}: ${variant}/${m.contender} = ${formatRatio(medianRate(ours) / medianRate(m))}`);
+      }
+    }
+    out.push("");
+  }
+  const stored = measurements.filter((m) => m.contender === "ours+store");
+  if (stored.length > 0) {
+    out.push("### Cost of records (ours+store ÷ ours, and µs per job added, medians)", "");
+    for (const m of stored) {
+      const ours = measurements.find((o) => o.section === m.section && o.row === m.row && o.contender === "ours");
+      if (ours === undefined) continue;
+      const extraUs = ((1 / medianRate(m) - 1 / medianRate(ours)) * 1e6).toFixed(1);
+      out.push(`- ${m.section}, ${m.row}: ${formatRatio(medianRate(m) / medianRate(ours))} (+${extraUs} µs per job)`);
     }
     out.push("");
   }

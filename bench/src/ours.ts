@@ -3,7 +3,7 @@
  * brokers (see adapters.ts), everything else is the same code for every broker.
  */
 import { type Client, createClient, createWorker, defineJob, type JobDefinition, type Worker } from "@jobs/core";
-import type { AdapterSession, BenchAdapter } from "./adapters.js";
+import type { AdapterSession, BenchAdapter, BenchStore } from "./adapters.js";
 import { deferred, percentile, type Trial, within } from "./measure.js";
 import {
   type BenchPayload,
@@ -16,6 +16,26 @@ import {
   type ThroughputParams,
   uniqueQueue,
 } from "./workload.js";
+
+/** Our client and worker with or without job records. */
+export type Variant = "ours" | "ours+store";
+
+/**
+ * The run's job store for "ours+store" (undefined for "ours"). Records are kept and pruned as in
+ * production: the worker keeps the last 1,000 succeeded records and prunes every second.
+ */
+async function storeFor(adapter: BenchAdapter, variant: Variant): Promise<BenchStore | undefined> {
+  if (variant === "ours") return undefined;
+  if (adapter.openStore === undefined) throw new Error(`[bench] ${adapter.name} has no store to pair with`);
+  return adapter.openStore();
+}
+
+const RETAIN = { succeeded: { count: 1_000 } } as const;
+
+/** The run's client: with the store for "ours+store". */
+function clientOf(session: AdapterSession, store: BenchStore | undefined): Client {
+  return createClient(store === undefined ? { broker: session.producer } : { broker: session.producer, store: store.store });
+}
 
 /** Defines the bench job on a queue of its own. */
 function benchJob(queue: string): JobDefinition<BenchPayload, BenchPayload> {
@@ -47,8 +67,13 @@ function countingWorker(
   job: JobDefinition<BenchPayload, BenchPayload>,
   concurrency: number,
   jobs: number,
+  store?: BenchStore,
 ): { worker: Worker<undefined>; done: Promise<void> } {
-  const worker = createWorker({ broker: session.consumer, concurrency });
+  const worker = createWorker(
+    store === undefined
+      ? { broker: session.consumer, concurrency }
+      : { broker: session.consumer, concurrency, store: store.store, retain: RETAIN, pruneEvery: "1s" },
+  );
   worker.handle(job, noop);
   const finished = deferred();
   let succeeded = 0;
@@ -59,11 +84,12 @@ function countingWorker(
 }
 
 /** Enqueue throughput: one `enqueue` per job, `inflight` awaiting at once (1 = strictly sequential). */
-export async function enqueueSingleTrial(adapter: BenchAdapter, p: EnqueueParams): Promise<Trial> {
+export async function enqueueSingleTrial(adapter: BenchAdapter, p: EnqueueParams, variant: Variant = "ours"): Promise<Trial> {
   const session = await adapter.open();
+  const store = await storeFor(adapter, variant);
   const queue = uniqueQueue("enq");
   const job = benchJob(queue);
-  const client = createClient({ broker: session.producer });
+  const client = clientOf(session, store);
   return {
     async run() {
       let next = 0;
@@ -77,19 +103,26 @@ export async function enqueueSingleTrial(adapter: BenchAdapter, p: EnqueueParams
       for (let l = 0; l < p.inflight; l++) lanes.push(lane());
       await Promise.all(lanes);
     },
-    dispose: () => session.close([queue]),
+    async dispose() {
+      await session.close([queue]);
+      await store?.close();
+    },
   };
 }
 
 /** Enqueue throughput: `enqueueMany` in batches of `batch`, one batch at a time. */
-export async function enqueueBulkTrial(adapter: BenchAdapter, p: EnqueueParams): Promise<Trial> {
+export async function enqueueBulkTrial(adapter: BenchAdapter, p: EnqueueParams, variant: Variant = "ours"): Promise<Trial> {
   const session = await adapter.open();
+  const store = await storeFor(adapter, variant);
   const queue = uniqueQueue("bulk");
   const job = benchJob(queue);
-  const client = createClient({ broker: session.producer });
+  const client = clientOf(session, store);
   return {
     run: () => enqueueInBatches(client, job, p.payloads, p.batch),
-    dispose: () => session.close([queue]),
+    async dispose() {
+      await session.close([queue]);
+      await store?.close();
+    },
   };
 }
 
@@ -99,15 +132,16 @@ export async function enqueueBulkTrial(adapter: BenchAdapter, p: EnqueueParams):
  * a worker is started on the empty queue and closed (on NATS that creates the durable consumers of
  * every priority level), so the timed `start()` finds them, as a restarted worker in production does.
  */
-export async function processTrial(adapter: BenchAdapter, p: ThroughputParams): Promise<Trial> {
+export async function processTrial(adapter: BenchAdapter, p: ThroughputParams, variant: Variant = "ours"): Promise<Trial> {
   const session = await adapter.open();
+  const store = await storeFor(adapter, variant);
   const queue = uniqueQueue("proc");
   const job = benchJob(queue);
-  const setup = countingWorker(session, job, p.concurrency, 0).worker;
+  const setup = countingWorker(session, job, p.concurrency, 0, store).worker;
   await setup.start();
   await setup.close({ timeout: 0 });
-  await enqueueInBatches(createClient({ broker: session.producer }), job, p.payloads, p.batch);
-  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs);
+  await enqueueInBatches(clientOf(session, store), job, p.payloads, p.batch);
+  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs, store);
   const before = ran.count;
   return {
     async run() {
@@ -118,17 +152,19 @@ export async function processTrial(adapter: BenchAdapter, p: ThroughputParams): 
       checkRan(before, p.jobs, `ours ${p.jobs} jobs at concurrency ${p.concurrency}`);
       await worker.close({ timeout: 0 });
       await session.close([queue]);
+      await store?.close();
     },
   };
 }
 
 /** Add+run: the worker is already running; timed from the first `enqueueMany` until all succeeded. */
-export async function addRunTrial(adapter: BenchAdapter, p: ThroughputParams): Promise<Trial> {
+export async function addRunTrial(adapter: BenchAdapter, p: ThroughputParams, variant: Variant = "ours"): Promise<Trial> {
   const session = await adapter.open();
+  const store = await storeFor(adapter, variant);
   const queue = uniqueQueue("addrun");
   const job = benchJob(queue);
-  const client = createClient({ broker: session.producer });
-  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs);
+  const client = clientOf(session, store);
+  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs, store);
   await worker.start();
   const before = ran.count;
   return {
@@ -140,6 +176,7 @@ export async function addRunTrial(adapter: BenchAdapter, p: ThroughputParams): P
       checkRan(before, p.jobs, `ours ${p.jobs} jobs at concurrency ${p.concurrency}`);
       await worker.close({ timeout: 0 });
       await session.close([queue]);
+      await store?.close();
     },
   };
 }
