@@ -46,6 +46,10 @@ export function createMemoryStore(): MemoryStore {
   const rows = new Map<string, Row>();
   const leases = new Map<string, { owner: string; expiresAt: number }>();
   const watchers = new Set<(id: string, status: JobStatus) => void>();
+  /** Finished rows per status and name, in finish order (prune reads from the oldest). */
+  const finished = new Map<string, Map<string, Row>>();
+  /** Rows whose current generation is unpublished (the sweeper's query scans these only). */
+  const unpublishedRows = new Set<Row>();
   let seq = 0;
   let closed = false;
 
@@ -53,8 +57,30 @@ export function createMemoryStore(): MemoryStore {
     if (closed) throw new StoreClosedError("[jobs] [memory] store is closed");
   }
 
-  function ended(row: Row): void {
-    for (const w of watchers) w(row.id, row.status);
+  function finishedKey(status: JobStatus, name: string): string {
+    return `${status}\n${name}`;
+  }
+
+  /** Every status change goes through here, so the finished index and the watchers stay right. */
+  function setStatus(row: Row, status: JobStatus, now: number): void {
+    if (terminal.has(row.status)) finished.get(finishedKey(row.status, row.name))?.delete(row.id);
+    row.status = status;
+    if (!terminal.has(status)) {
+      delete row.finishedAt;
+      return;
+    }
+    row.finishedAt = now;
+    const key = finishedKey(status, row.name);
+    const index = finished.get(key) ?? new Map<string, Row>();
+    finished.set(key, index);
+    index.set(row.id, row);
+    for (const w of watchers) w(row.id, status);
+  }
+
+  function setPublished(row: Row, published: boolean): void {
+    row.published = published;
+    if (published) unpublishedRows.delete(row);
+    else unpublishedRows.add(row);
   }
 
   function copy(row: Row): StoredJob {
@@ -86,18 +112,16 @@ export function createMemoryStore(): MemoryStore {
       case "retrying":
         row.status = "retrying";
         row.gen++;
-        row.published = false;
+        setPublished(row, false);
         row.claims = 0;
         if (f.attempt !== undefined) row.attempt = f.attempt;
         if (f.runAt !== undefined) row.runAt = f.runAt;
         if (f.errorJson !== undefined) row.errorJson = f.errorJson;
         return true;
       default:
-        row.status = f.status;
-        row.finishedAt = now;
         if (f.resultJson !== undefined) row.resultJson = f.resultJson;
         if (f.errorJson !== undefined) row.errorJson = f.errorJson;
-        ended(row);
+        setStatus(row, f.status, now);
         return true;
     }
   }
@@ -113,7 +137,7 @@ export function createMemoryStore(): MemoryStore {
         const now = Date.now();
         return records.map((r): InsertOutcome => {
           if (rows.has(r.id)) return "exists";
-          rows.set(r.id, {
+          const row: Row = {
             ...r,
             tags: [...r.tags],
             fence: 0,
@@ -123,7 +147,9 @@ export function createMemoryStore(): MemoryStore {
             cancelRequested: false,
             updatedAt: now,
             seq: ++seq,
-          });
+          };
+          rows.set(r.id, row);
+          unpublishedRows.add(row);
           return "inserted";
         });
       }),
@@ -131,7 +157,7 @@ export function createMemoryStore(): MemoryStore {
       step(() => {
         for (const m of marks) {
           const row = rows.get(m.id);
-          if (row !== undefined && row.gen === m.gen) row.published = true;
+          if (row !== undefined && row.gen === m.gen) setPublished(row, true);
         }
       }),
     claim: (requests: readonly ClaimRequest[]) =>
@@ -183,23 +209,17 @@ export function createMemoryStore(): MemoryStore {
         const row = rows.get(t.id);
         if (row === undefined || !t.from.includes(row.status) || (t.gen !== undefined && row.gen !== t.gen)) return undefined;
         const now = Date.now();
-        row.status = t.to;
         row.updatedAt = now;
         row.claimExpiresAt = 0;
         if (t.bumpGen === true) {
           row.gen++;
-          row.published = false;
+          setPublished(row, false);
           row.claims = 0;
           row.cancelRequested = false;
           if (t.attempt !== undefined) row.attempt = t.attempt;
         }
         if (t.runAt !== undefined) row.runAt = t.runAt;
-        if (terminal.has(t.to)) {
-          row.finishedAt = now;
-          ended(row);
-        } else {
-          delete row.finishedAt;
-        }
+        setStatus(row, t.to, now);
         return copy(row);
       }),
     cancel: (id) =>
@@ -213,9 +233,7 @@ export function createMemoryStore(): MemoryStore {
           row.cancelRequested = true;
           return { outcome: "cancel-requested" };
         }
-        row.status = "cancelled";
-        row.finishedAt = now;
-        ended(row);
+        setStatus(row, "cancelled", now);
         return { outcome: "cancelled" };
       }),
     get: (id) =>
@@ -244,8 +262,8 @@ export function createMemoryStore(): MemoryStore {
       step(() => {
         const before = Date.now() - olderThanMs;
         const found: Row[] = [];
-        for (const row of rows.values()) {
-          if (!row.published && runnable.has(row.status) && row.updatedAt <= before) found.push(row);
+        for (const row of unpublishedRows) {
+          if (runnable.has(row.status) && row.updatedAt <= before) found.push(row);
         }
         // Oldest first means longest unchanged (the age this query filters on), not first inserted:
         // a retry writes an old record's new gen now.
@@ -254,16 +272,22 @@ export function createMemoryStore(): MemoryStore {
       }),
     prune: (p: PruneRequest) =>
       step(() => {
-        const matching: Row[] = [];
-        for (const row of rows.values()) if (row.name === p.name && row.status === p.status) matching.push(row);
-        // Most recently finished first: the first `keep` stay whatever their age.
-        matching.sort((a, b) => (b.finishedAt ?? 0) - (a.finishedAt ?? 0) || b.seq - a.seq);
+        const index = finished.get(finishedKey(p.status, p.name));
+        if (index === undefined) return 0;
         const before = p.olderThanMs === undefined ? Number.NEGATIVE_INFINITY : Date.now() - p.olderThanMs;
-        const doomed = matching.filter((row, i) => (p.keep !== undefined && i >= p.keep) || (row.finishedAt ?? 0) < before);
-        // Oldest finish first, at most `limit`.
-        const removed = doomed.reverse().slice(0, p.limit);
-        for (const row of removed) rows.delete(row.id);
-        return removed.length;
+        // The index is in finish order: remove from the oldest while a rule selects it (past the
+        // newest `keep`, or finished before `before`); the first one neither selects ends the pass.
+        let over = p.keep === undefined ? 0 : Math.max(0, index.size - p.keep);
+        let removed = 0;
+        for (const row of index.values()) {
+          if (removed === p.limit || (over === 0 && (row.finishedAt ?? 0) >= before)) break;
+          index.delete(row.id);
+          rows.delete(row.id);
+          unpublishedRows.delete(row);
+          if (over > 0) over--;
+          removed++;
+        }
+        return removed;
       }),
     lease: (name, owner, ttlMs) =>
       step(() => {
