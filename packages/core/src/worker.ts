@@ -218,6 +218,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     held,
     lost: (item, e) => settlement.report(e, item.envelope),
     renewClaims: link === undefined ? undefined : renewClaims,
+    checkClaims: link === undefined ? undefined : checkClaims,
   });
   const shutdown = new Shutdown({
     timeoutMs: shutdownTimeoutMs,
@@ -360,17 +361,26 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
             abortHandler(item, new JobCancelledError(`[jobs] job ${item.envelope.id} was cancelled`));
           }
         },
-        (error: unknown) => {
-          settlement.report(error, item.envelope);
-          // Unrenewed for a whole claim: another worker may take the job over, so this handler stops.
-          if (!item.completed && Date.now() - item.claimConfirmedAt >= leaseMs) {
-            abortHandler(
-              item,
-              new LeaseLostError("[jobs] the job store was unreachable for longer than the claim; the handler is aborted"),
-            );
-          }
-        },
+        // The local deadline (checkClaims) aborts the handler if no renewal gets through in time.
+        (error: unknown) => settlement.report(error, item.envelope),
       );
+    }
+  }
+
+  /**
+   * The local deadline (docs/concepts/records.md, rule 2): a running job whose claim no renewal
+   * confirmed for a lease, less a margin, is aborted, whatever became of the renewals (a store that
+   * does not answer never rejects them): by then another worker may take the job over.
+   */
+  function checkClaims(now: number): void {
+    const deadline = leaseMs - Math.min(1_000, leaseMs / 10);
+    for (const item of running) {
+      if (item.fence === 0 || item.completed || item.controller?.signal.aborted === true) continue;
+      if (now - item.claimConfirmedAt >= deadline) {
+        const error = new LeaseLostError("[jobs] no renewal of the job's claim was confirmed within its lease; the handler is aborted");
+        events.emit("job.lease-lost", { job: jobOf(item), error: serializeError(error) });
+        abortHandler(item, error);
+      }
     }
   }
 

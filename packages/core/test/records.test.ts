@@ -440,3 +440,38 @@ describe("job records: retention", () => {
     expect(() => f.worker({ retain: { succeeded: { age: "soon" as never } } })).toThrow(InvalidOptionsError);
   });
 });
+
+describe("job records: the local deadline", () => {
+  it("aborts a running job whose claim no renewal confirmed within its lease (an event-loop stall)", async () => {
+    const f = withStore("deadline");
+    const waits = f.job("waits", { maxAttempts: 2, backoff: noDelay });
+    const stalls = f.job("stalls");
+    const started = gate();
+    let executions = 0;
+    const worker = f.worker({ lease: "300ms", concurrency: 2 });
+    worker
+      .handle(waits, async (_p, ctx) => {
+        if (executions++ > 0) return "after the stall";
+        started.open();
+        await aborted(ctx.signal);
+        throw ctx.signal.reason;
+      })
+      .handle(stalls, () => {
+        const end = Date.now() + 600;
+        while (Date.now() < end) {
+          // a synchronous stall longer than the lease: no heartbeat runs meanwhile
+        }
+      });
+    await worker.start();
+    const handle = await f.stored.enqueue(waits, {});
+    // The stalling job may lose its own broker lease too: wait for the waiting job's event.
+    const lost = waitForEvent(worker, "job.lease-lost", (e) => e.job?.id === handle.id && /no renewal/.test(e.error.message));
+    await started.promise;
+    await f.stored.enqueue(stalls, {});
+    expect((await lost).error.message).toMatch(/no renewal of the job's claim was confirmed within its lease/);
+    // Whether the broker's redelivery took the job over before the abort, or the aborted attempt
+    // was retried, the job runs again once and succeeds.
+    expect(await handle.result()).toBe("after the stall");
+    expect(executions).toBe(2);
+  });
+});

@@ -16,6 +16,8 @@ export interface HeartbeatHost {
   lost(item: HeldDelivery, error: unknown): void;
   /** With a job store: renews the claims of the running jobs whose leases this tick renews (one heartbeat renews both). */
   readonly renewClaims: ((items: readonly HeldDelivery[]) => void) | undefined;
+  /** With a job store: every tick, aborts the running jobs whose claims went unconfirmed too long (the local deadline). */
+  readonly checkClaims: ((now: number) => void) | undefined;
 }
 
 /**
@@ -47,8 +49,9 @@ export class Heartbeat {
   /** Sends the heartbeats due now. */
   tick(): void {
     const host = this.#host;
-    if (!host.canExtend) return;
     const now = Date.now();
+    host.checkClaims?.(now);
+    if (!host.canExtend) return;
     const leaseMs = host.leaseMs;
     const claimed: HeldDelivery[] = [];
     for (const item of host.held()) {
