@@ -46,6 +46,45 @@ export interface ConnectionHost {
   readonly closed: boolean;
   /** The command connection is back after `disconnected`: consumers look for work again. */
   reconnected(): void;
+  /** What the server's settings void, read once after the first connection. @default the broker's (`brokerConfigWarnings`) */
+  readonly configWarnings?: (redis: Redis) => Promise<ConfigWarning[]>;
+}
+
+/** A `config-warning`: a server setting that voids a guarantee. */
+export interface ConfigWarning {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** One field of an INFO reply, or undefined. */
+export function infoField(info: string, name: string): string | undefined {
+  return new RegExp(`^${name}:(.*)$`, "m").exec(info)?.[1]?.trim();
+}
+
+/** The broker's warnings: eviction on, AOF off (INFO); none when INFO is denied (an ACL). */
+export async function brokerConfigWarnings(redis: Redis): Promise<ConfigWarning[]> {
+  let info: string;
+  try {
+    info = await redis.info();
+  } catch {
+    return []; // INFO may be denied by an ACL: nothing to check then.
+  }
+  const warnings: ConfigWarning[] = [];
+  const policy = infoField(info, "maxmemory_policy");
+  if (policy !== undefined && policy !== "noeviction") {
+    warnings.push({
+      code: "JOBS_REDIS_EVICTION",
+      message: `[jobs] [redis] maxmemory-policy is "${policy}": Redis may evict job keys under memory pressure, losing jobs; set it to "noeviction"`,
+    });
+  }
+  if (infoField(info, "aof_enabled") === "0") {
+    warnings.push({
+      code: "JOBS_REDIS_NO_AOF",
+      message:
+        "[jobs] [redis] AOF is off (appendonly no): jobs accepted since the last snapshot are lost if Redis crashes; set appendonly yes (appendfsync everysec or always)",
+    });
+  }
+  return warnings;
 }
 
 export class RedisConnection implements Scripts {
@@ -132,38 +171,24 @@ export class RedisConnection implements Scripts {
   }
 
   async #checkServerConfig(): Promise<void> {
-    let info: string;
-    try {
-      info = await this.#redis.info();
-    } catch {
-      return; // INFO may be denied by an ACL: nothing to check then.
-    }
-    const field = (name: string): string | undefined => new RegExp(`^${name}:(.*)$`, "m").exec(info)?.[1]?.trim();
-    const policy = field("maxmemory_policy");
-    if (policy !== undefined && policy !== "noeviction") {
-      this.#events.emit("config-warning", {
-        code: "JOBS_REDIS_EVICTION",
-        message: `[jobs] [redis] maxmemory-policy is "${policy}": Redis may evict job keys under memory pressure, losing jobs; set it to "noeviction"`,
-      });
-    }
-    if (field("aof_enabled") === "0") {
-      this.#events.emit("config-warning", {
-        code: "JOBS_REDIS_NO_AOF",
-        message:
-          "[jobs] [redis] AOF is off (appendonly no): jobs accepted since the last snapshot are lost if Redis crashes; set appendonly yes (appendfsync everysec or always)",
-      });
-    }
+    const warnings = await (this.#host.configWarnings ?? brokerConfigWarnings)(this.#redis);
+    for (const warning of warnings) this.#events.emit("config-warning", warning);
+  }
+
+  /** The command connection (a store registers its own scripts on it). */
+  get command(): Redis {
+    return this.#redis;
   }
 
   /** Opens a connection with the adapter's safe settings: reconnect forever, detect dead links, resend unanswered commands. */
-  connect(role: "command" | "blocking"): Redis {
+  connect(role: "command" | "blocking" | "subscriber"): Redis {
     const s = this.#settings;
     const safe: RedisOptions = {
       maxRetriesPerRequest: null,
       enableOfflineQueue: true,
       autoResendUnfulfilledCommands: true,
       // Any reply outstanding without a byte for this long: destroy the socket and reconnect.
-      socketTimeout: role === "command" ? s.heartbeatTimeoutMs : s.maxBlockMs + s.heartbeatTimeoutMs,
+      socketTimeout: role === "blocking" ? s.maxBlockMs + s.heartbeatTimeoutMs : s.heartbeatTimeoutMs,
       connectTimeout: s.connectTimeoutMs,
       // ioredis counts attempts from 1: the first wait is 50 ms.
       retryStrategy: (times: number) => reconnectDelay(times - 1, { initialMs: 50, maxMs: s.maxReconnectDelayMs }),
@@ -182,7 +207,7 @@ export class RedisConnection implements Scripts {
     // A Cluster has every method and event the broker uses on a Redis (commands, defineCommand, status).
     else if (isCluster(template)) redis = duplicateCluster(template, { ...s.connectionOptions, ...safe, ...shapes }) as unknown as Redis;
     else redis = template.duplicate({ ...s.connectionOptions, ...safe, ...shapes });
-    if (role === "blocking") {
+    if (role !== "command") {
       this.#blockers.add(redis);
       redis.on("error", () => {}); // reported through the command connection's events
       redis.on("end", () => this.#blockers.delete(redis));

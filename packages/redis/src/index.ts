@@ -1,4 +1,4 @@
-/** `@jobs/redis`: the Broker contract on Redis (ioredis), every move an atomic Lua script. */
+/** `@jobs/redis`: the Broker and JobStore contracts on Redis (ioredis), every move an atomic Lua script. */
 import { RedisAdapter, type RedisBroker } from "./broker.js";
 import type { RedisBrokerOptions } from "./options.js";
 
@@ -11,3 +11,11 @@ export type { RedisBrokerOptions } from "./options.js";
 export function createRedisBroker(options: RedisBrokerOptions = {}): RedisBroker {
   return new RedisAdapter(options);
 }
+export { type RedisStoreKeys, redisStoreKeys } from "./store/keys.js";
+export type { RedisStoreOptions } from "./store/options.js";
+export {
+  createRedisStore,
+  type RedisStore,
+  type RedisStoreEventMap,
+  redisStoreCapabilities,
+} from "./store/store.js";

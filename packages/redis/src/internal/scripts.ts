@@ -7,20 +7,41 @@
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 
-/** Script name → number of KEYS it takes. */
+/** The broker's scripts: name → number of KEYS it takes. */
 const SCRIPTS = { publish: 12, fetch: 9, settle: 12, inspect: 9, purge: 10 } as const;
 
 /** A script name. */
 export type ScriptName = keyof typeof SCRIPTS;
 
-let sources: Record<ScriptName, string> | undefined;
+/** A set of scripts: the files `lua/<dir><name>.lua`, registered as commands `<command><name>`. */
+export interface ScriptSet<N extends string> {
+  /** Name → number of KEYS it takes. */
+  readonly keys: Readonly<Record<N, number>>;
+  /** Folder under `lua/`, with its trailing slash ("" for the broker's). */
+  readonly dir: string;
+  /** Prefix of the command names (the broker's `jobs_`, the store's `jobs_store_`). */
+  readonly command: string;
+  /** A file under `lua/` put in front of every script of the set (shared helpers). */
+  readonly prelude?: string;
+}
 
-function load(): Record<ScriptName, string> {
-  if (sources === undefined) {
-    const read = (name: ScriptName): string => readFileSync(new URL(`../../lua/${name}.lua`, import.meta.url), "utf8");
-    sources = { publish: read("publish"), fetch: read("fetch"), settle: read("settle"), inspect: read("inspect"), purge: read("purge") };
+/** The broker's scripts. */
+export const BROKER_SCRIPTS: ScriptSet<ScriptName> = { keys: SCRIPTS, dir: "", command: "jobs_" };
+
+const sources = new Map<string, string>();
+
+function source(path: string): string {
+  let lua = sources.get(path);
+  if (lua === undefined) {
+    lua = readFileSync(new URL(`../../lua/${path}.lua`, import.meta.url), "utf8");
+    sources.set(path, lua);
   }
-  return sources;
+  return lua;
+}
+
+function script(set: ScriptSet<string>, name: string): string {
+  const body = source(`${set.dir}${name}`);
+  return set.prelude === undefined ? body : `${source(set.prelude)}\n${body}`;
 }
 
 /** What runs the scripts: the broker's command connection. */
@@ -29,15 +50,21 @@ export interface Scripts {
   run(name: ScriptName, keys: readonly string[], args: readonly (string | number)[], timed?: boolean): Promise<unknown>;
 }
 
-/** The scripts as commands of a connection (`jobs_<name>(...keys, ...args)`). */
-export type ScriptRunner = (name: ScriptName, keys: readonly string[], args: readonly (string | number)[]) => Promise<unknown>;
+/** The scripts as commands of a connection (`<command><name>(...keys, ...args)`). */
+export type ScriptRunner<N extends string = ScriptName> = (
+  name: N,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+) => Promise<unknown>;
 
-/** Registers every script on `redis` and returns a function that runs one by name. */
-export function registerScripts(redis: Redis): ScriptRunner {
-  const lua = load();
-  for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
-    redis.defineCommand(`jobs_${name}`, { numberOfKeys: SCRIPTS[name], lua: lua[name] });
+/** Registers every script of `set` (the broker's by default) on `redis` and returns a function that runs one by name. */
+export function registerScripts(redis: Redis): ScriptRunner;
+export function registerScripts<N extends string>(redis: Redis, set: ScriptSet<N>): ScriptRunner<N>;
+export function registerScripts(redis: Redis, set: ScriptSet<string> = BROKER_SCRIPTS): ScriptRunner<string> {
+  for (const name of Object.keys(set.keys)) {
+    redis.defineCommand(`${set.command}${name}`, { numberOfKeys: set.keys[name] as number, lua: script(set, name) });
   }
   const commands = redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>;
-  return (name, keys, args) => (commands[`jobs_${name}`] as (...a: (string | number)[]) => Promise<unknown>).call(redis, ...keys, ...args);
+  return (name, keys, args) =>
+    (commands[`${set.command}${name}`] as (...a: (string | number)[]) => Promise<unknown>).call(redis, ...keys, ...args);
 }

@@ -1,0 +1,62 @@
+/** Records to script arguments and back: the fields of `StoredJob` as hash fields, numbers as text. */
+import type { JobStatus, NewJobRecord, Priority, StoredJob } from "@jobs/core/adapter";
+
+/** An optional script argument: "" when absent, else "=" and the value (so an empty value stays distinct). */
+export function opt(value: string | number | undefined): string {
+  return value === undefined ? "" : `=${value}`;
+}
+
+/** The 15 arguments of one record for insert.lua. */
+export function insertArgs(r: NewJobRecord): (string | number)[] {
+  return [
+    r.id,
+    r.name,
+    r.queue,
+    r.status,
+    r.attempt,
+    r.maxAttempts,
+    r.priority,
+    JSON.stringify(r.tags),
+    opt(r.metadataJson),
+    opt(r.traceJson),
+    r.payloadJson,
+    r.enqueuedAt,
+    r.runAt,
+    r.timeout,
+    r.gen,
+  ];
+}
+
+/** A hash as a script returns it (HGETALL: field, value, field, value, …) or as ioredis's hgetall gives it. */
+export function decodeRecord(hash: readonly string[] | Readonly<Record<string, string>>): StoredJob {
+  const h: Record<string, string> = {};
+  if (Array.isArray(hash)) for (let i = 0; i + 1 < hash.length; i += 2) h[hash[i] as string] = hash[i + 1] as string;
+  else Object.assign(h, hash);
+  const num = (field: string): number => Number(h[field]);
+  const job: Record<string, unknown> = {
+    id: h.id,
+    name: h.name,
+    queue: h.queue,
+    status: h.status as JobStatus,
+    attempt: num("attempt"),
+    maxAttempts: num("maxAttempts"),
+    priority: h.priority as Priority,
+    tags: JSON.parse(h.tags ?? "[]") as string[],
+    payloadJson: h.payloadJson,
+    enqueuedAt: num("enqueuedAt"),
+    runAt: num("runAt"),
+    timeout: num("timeout"),
+    gen: num("gen"),
+    fence: num("fence"),
+    claims: num("claims"),
+    claimExpiresAt: num("claimExpiresAt"),
+    published: h.published === "1",
+    cancelRequested: h.cancelRequested === "1",
+    updatedAt: num("updatedAt"),
+  };
+  for (const field of ["metadataJson", "traceJson", "worker", "resultJson", "progressJson", "errorJson"]) {
+    if (h[field] !== undefined) job[field] = h[field];
+  }
+  for (const field of ["startedAt", "finishedAt"]) if (h[field] !== undefined) job[field] = num(field);
+  return job as unknown as StoredJob;
+}
