@@ -9,7 +9,7 @@ import { createClient, createWorker, defineJob, NonRetryableError } from "@jobs/
 import { waitFor, waitForEvent } from "@jobs/core/testing";
 import { Cluster } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
-import { createRedisBroker, type RedisBroker, type RedisBrokerOptions } from "../src/index.js";
+import { createRedisBroker, createRedisStore, type RedisBroker, type RedisBrokerOptions } from "../src/index.js";
 import { redisServerArgs } from "./support.js";
 
 const run = promisify(execFile);
@@ -113,6 +113,50 @@ describe("redis cluster (private 3 nodes)", () => {
       if (stdout.trim() !== "") holders.add(n.port);
     }
     expect(holders.size).toBeGreaterThan(1);
+  });
+});
+
+describe("redis store on a cluster (private 3 nodes)", () => {
+  it("runs every script in the store's one slot through a Cluster client, and watch hears a finish", async () => {
+    const store = createRedisStore({ ...fast, prefix: `${prefix}-store`, client: template });
+    const other = createRedisStore({ ...fast, prefix: `${prefix}-store`, client: template });
+    try {
+      const heard: string[] = [];
+      await store.watch((id, status) => heard.push(`${status} ${id}`));
+      const record = (id: string) => ({
+        id,
+        name: "n",
+        queue: "q",
+        status: "waiting" as const,
+        attempt: 1,
+        maxAttempts: 3,
+        priority: "normal" as const,
+        tags: ["t"],
+        payloadJson: "{}",
+        enqueuedAt: 1,
+        runAt: 1,
+        timeout: 1000,
+        gen: 1,
+      });
+      expect(await other.insert([record("a"), record("b")])).toEqual(["inserted", "inserted"]);
+      await other.markPublished([{ id: "a", gen: 1 }]);
+      expect(await other.claim([{ id: "a", gen: 1, ttlMs: 60_000, worker: "w" }])).toEqual([
+        { outcome: "claimed", fence: 1, claims: 1, cancelRequested: false },
+      ]);
+      expect(await other.renew([{ id: "a", fence: 1, ttlMs: 60_000 }])).toEqual([{ ok: true, cancelRequested: false }]);
+      expect(await other.progress("a", 1, "1")).toBe(true);
+      expect(await other.finish([{ id: "a", fence: 1, status: "succeeded", resultJson: "2" }])).toEqual([true]);
+      expect(await other.cancel("b")).toEqual({ outcome: "cancelled" });
+      expect(await other.transition({ id: "b", from: ["cancelled"], to: "waiting", bumpGen: true })).toMatchObject({ gen: 2 });
+      expect((await other.unpublished(0, 10)).map((j) => j.id)).toEqual(["b"]);
+      expect((await other.list({ limit: 10, tag: "t", status: "succeeded" })).jobs.map((j) => j.id)).toEqual(["a"]);
+      expect(await other.lease("sweeper", "me", 60_000)).toBe(true);
+      expect((await other.get("a"))?.resultJson).toBe("2");
+      await waitFor(() => heard.length === 2, { message: `heard ${JSON.stringify(heard)}` });
+      expect(heard).toEqual(["succeeded a", "cancelled b"]);
+    } finally {
+      await Promise.all([store.close(), other.close()]);
+    }
   });
 });
 
