@@ -50,6 +50,8 @@ function pages(): string[] {
 const TABLES: readonly { page: string; nth: number; type: string; from: string; complete: boolean }[] = [
   { page: "docs/adapters/memory.md", nth: 0, type: "MemoryBrokerOptions", from: "@jobs/memory", complete: true },
   { page: "docs/adapters/redis.md", nth: 0, type: "RedisBrokerOptions", from: "@jobs/redis", complete: true },
+  // The page's second option table is the store's ("The Redis store").
+  { page: "docs/adapters/redis.md", nth: 1, type: "RedisStoreOptions", from: "@jobs/redis", complete: true },
   { page: "docs/adapters/rabbitmq.md", nth: 0, type: "RabbitmqBrokerOptions", from: "@jobs/rabbitmq", complete: true },
   { page: "docs/adapters/sqs.md", nth: 0, type: "SqsBrokerOptions", from: "@jobs/sqs", complete: true },
   { page: "docs/adapters/nats.md", nth: 0, type: "NatsBrokerOptions", from: "@jobs/nats", complete: true },

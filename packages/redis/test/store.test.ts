@@ -1,6 +1,7 @@
 // The Redis store: what the store conformance suite cannot see (key layout and slots, one script
 // call per batch, the store's clock, the subscriber connection, paging under the scan budget,
 // refused credentials, the durability warning), and the contract's outcomes on Redis.
+import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { brokerUrlFromEnv, freePort, type PrivateServer, startPrivateRedis } from "@jobs/conformance";
 import {
@@ -535,6 +536,47 @@ describe.skipIf(url === undefined)("redis store", { timeout: 30_000 }, () => {
       }
       const right = open({ url: `redis://:the-right-one@127.0.0.1:${server.port}` });
       expect(await right.insert([record()])).toEqual(["inserted"]);
+    });
+
+    it("runs every operation under the least-privilege user of docs/adapters/redis.md (the broker's line and the store's)", async () => {
+      const page = readFileSync(new URL("../../../docs/adapters/redis.md", import.meta.url), "utf8");
+      const lines = page.split("\n").filter((line) => line.startsWith("ACL SETUSER jobs "));
+      expect(lines).toHaveLength(2);
+      const server = await serve(["--appendonly", "yes", "--appendfsync", "everysec"]);
+      const local = new Redis(server.port, "127.0.0.1");
+      try {
+        for (const line of lines) {
+          const words = line.replace(">change-me", ">acl-test-pass").split(" ");
+          await local.call(words[0] as string, ...words.slice(1));
+        }
+      } finally {
+        local.disconnect();
+      }
+      const store = open({ url: `redis://jobs:acl-test-pass@127.0.0.1:${server.port}`, prefix: "jobs" });
+      const warnings: string[] = [];
+      const errors: unknown[] = [];
+      store.on("config-warning", (w) => warnings.push(w.code));
+      store.on("error", (e) => errors.push(e));
+      const heard: string[] = [];
+      await store.watch((id, status) => heard.push(`${status} ${id}`));
+      const [a, b] = [record({ tags: ["t"] }), record()];
+      expect(await store.insert([a, b])).toEqual(["inserted", "inserted"]);
+      await store.markPublished([{ id: a.id, gen: 1 }]);
+      expect(await store.claim([{ id: a.id, gen: 1, ttlMs: 60_000, worker: "w" }])).toMatchObject([{ outcome: "claimed" }]);
+      expect(await store.renew([{ id: a.id, fence: 1, ttlMs: 60_000 }])).toEqual([{ ok: true, cancelRequested: false }]);
+      expect(await store.progress(a.id, 1, "1")).toBe(true);
+      expect(await store.finish([{ id: a.id, fence: 1, status: "succeeded" }])).toEqual([true]);
+      expect(await store.cancel(b.id)).toEqual({ outcome: "cancelled" });
+      expect(await store.transition({ id: b.id, from: ["cancelled"], to: "waiting", bumpGen: true })).toMatchObject({ gen: 2 });
+      expect((await store.unpublished(0, 10)).map((j) => j.id)).toEqual([b.id]);
+      expect((await store.list({ limit: 10, tag: "t", status: "succeeded" })).jobs.map((j) => j.id)).toEqual([a.id]);
+      expect(await store.lease("sweeper", "me", 60_000)).toBe(true);
+      expect((await store.get(a.id))?.status).toBe("succeeded");
+      await waitFor(() => heard.length === 2 && warnings.length === 1, { message: `heard ${heard}, warnings ${warnings}` });
+      expect(heard).toEqual([`succeeded ${a.id}`, `cancelled ${b.id}`]);
+      // CONFIG GET appendfsync was allowed: the everysec window was read.
+      expect(warnings).toEqual(["JOBS_REDIS_AOF_EVERYSEC"]);
+      expect(errors).toEqual([]);
     });
 
     it("a closed port: a retryable StoreConnectionError naming the host after connectTimeout", async () => {
