@@ -317,7 +317,8 @@ describe.skipIf(url === undefined)("redis store", { timeout: 30_000 }, () => {
     const p = `${prefix}-slot`;
     const store = open({ prefix: p });
     try {
-      const jobs = [record({ tags: ["a", "b"], queue: "q1" }), record({ name: "n2", queue: "q2" })];
+      // Braces in ids, names and tags come after the store's hash tag: the first "{…}" of a key decides its slot.
+      const jobs = [record({ id: "{other}-1", tags: ["a", "{b}"], queue: "q1" }), record({ name: "{n2}", queue: "q2" })];
       await store.insert(jobs);
       await store.claim([{ id: jobs[0]?.id as string, gen: 1, ttlMs: 60_000, worker: "w" }]);
       await store.finish([{ id: jobs[0]?.id as string, fence: 1, status: "succeeded" }]);
