@@ -152,6 +152,7 @@ describe("redis store on a cluster (private 3 nodes)", () => {
       expect((await other.list({ limit: 10, tag: "t", status: "succeeded" })).jobs.map((j) => j.id)).toEqual(["a"]);
       expect(await other.lease("sweeper", "me", 60_000)).toBe(true);
       expect((await other.get("a"))?.resultJson).toBe("2");
+      expect(await other.prune({ name: "n", status: "succeeded", keep: 0, limit: 10 })).toBe(1);
       await waitFor(() => heard.length === 2, { message: `heard ${JSON.stringify(heard)}` });
       expect(heard).toEqual(["succeeded a", "cancelled b"]);
     } finally {

@@ -290,6 +290,41 @@ describe.skipIf(url === undefined)("redis store", { timeout: 30_000 }, () => {
       expect(await store.lease(name, "a", 60_000)).toBe(false);
     });
 
+    it("prune: ties of finishedAt go by insertion, a pruned record leaves no index entry, a requeued one leaves retention", async () => {
+      const p = `${prefix}-prune`;
+      const store = open({ prefix: p });
+      try {
+        const name = `prune-${seq++}`;
+        const jobs = Array.from({ length: 5 }, () => record({ name, tags: ["t1", "t2"], queue: "pq" }));
+        await store.insert(jobs);
+        await store.claim(jobs.map((j) => ({ id: j.id, gen: 1, ttlMs: 60_000, worker: "w" })));
+        // One script call: all five finish at the same ms of the store's clock.
+        await store.finish(jobs.map((j) => ({ id: j.id, fence: 1, status: "dead" as const })));
+        expect(new Set(await Promise.all(jobs.map(async (j) => (await store.get(j.id))?.finishedAt))).size).toBe(1);
+        const requeued = jobs[4] as NewJobRecord;
+        await store.transition({ id: requeued.id, from: ["dead"], to: "waiting", bumpGen: true, attempt: 1 });
+        expect(await store.prune({ name, status: "dead", keep: 2, limit: 100 })).toBe(2);
+        // The two first inserted went; the requeued one is not dead any more, so not counted.
+        expect(await Promise.all(jobs.map(async (j) => (await store.get(j.id))?.status))).toEqual([
+          undefined,
+          undefined,
+          "dead",
+          "dead",
+          "waiting",
+        ]);
+        const keys = redisStoreKeys(p);
+        for (const j of jobs.slice(0, 2)) {
+          for (const index of ["all", "status:dead", "queue:pq", `name:${name}`, "tag:t1", "tag:t2", "unpublished"]) {
+            expect(await admin.zscore(`${keys.base}${index}`, j.id), `${index} ${j.id}`).toBeNull();
+          }
+        }
+        expect(await admin.zcard(`${keys.base}finished:dead:${name}`)).toBe(2);
+        expect((await store.list({ limit: 10, name })).jobs.map((j) => j.id)).toEqual(jobs.slice(2).map((j) => j.id));
+      } finally {
+        await deleteKeys(url as string, p);
+      }
+    });
+
     it("rejects bad input with InvalidOptionsError and calls after close() with StoreClosedError", async () => {
       expect(() => createRedisStore({ prefix: "a{b}" })).toThrow(InvalidOptionsError);
       expect(() => createRedisStore({ connectTimeout: "soon" })).toThrow(/connectTimeout/);
@@ -573,6 +608,7 @@ describe.skipIf(url === undefined)("redis store", { timeout: 30_000 }, () => {
       expect((await store.list({ limit: 10, tag: "t", status: "succeeded" })).jobs.map((j) => j.id)).toEqual([a.id]);
       expect(await store.lease("sweeper", "me", 60_000)).toBe(true);
       expect((await store.get(a.id))?.status).toBe("succeeded");
+      expect(await store.prune({ name: a.name, status: "succeeded", keep: 0, limit: 10 })).toBe(1);
       await waitFor(() => heard.length === 2 && warnings.length === 1, { message: `heard ${heard}, warnings ${warnings}` });
       expect(heard).toEqual([`succeeded ${a.id}`, `cancelled ${b.id}`]);
       // CONFIG GET appendfsync was allowed: the everysec window was read.

@@ -5,6 +5,7 @@
 -- A record is the hash "job:<id>" with the fields of StoredJob, plus "seq" (its insertion order).
 -- Index sorted sets, scored by seq: "all", "status:<status>", "queue:<queue>", "name:<name>",
 -- "tag:<tag>". "unpublished": ids neither terminal nor published, scored by updatedAt.
+-- "finished:<status>:<name>": terminal records, scored by finishedAt (retention).
 -- Optional arguments are "" (absent) or "=" followed by the value.
 
 local base = KEYS[1]
@@ -31,11 +32,24 @@ local function setOpt(key, field, value)
   if v ~= nil then redis.call('HSET', key, field, v) end
 end
 
--- Moves the record to status `to`, keeping the status index (scored by seq) in step.
+-- The member of a record in a "finished:<status>:<name>" index: its seq, zero-padded so that ties
+-- of finishedAt sort by insertion, then its id.
+local function finishedMember(id, seq)
+  return string.format('%015d', tonumber(seq)) .. id
+end
+
+-- Moves the record to status `to`, keeping the status index (scored by seq) and the retention
+-- index of terminal records (scored by finishedAt, which every move to a terminal status sets to
+-- now) in step.
 local function setStatus(key, id, from, to, seq)
   if from ~= to then
     redis.call('ZREM', base .. 'status:' .. from, id)
     redis.call('ZADD', base .. 'status:' .. to, seq, id)
+  end
+  if TERMINAL[from] or TERMINAL[to] then
+    local name = redis.call('HGET', key, 'name')
+    if TERMINAL[from] and from ~= to then redis.call('ZREM', base .. 'finished:' .. from .. ':' .. name, finishedMember(id, seq)) end
+    if TERMINAL[to] then redis.call('ZADD', base .. 'finished:' .. to .. ':' .. name, now, finishedMember(id, seq)) end
   end
   redis.call('HSET', key, 'status', to)
 end

@@ -21,8 +21,9 @@ export interface RedisStoreKeys {
  * every key of a store in one Redis Cluster slot, so each Lua script touches a single slot. A
  * queue name has no ":", so no broker queue shares the tag. Parts: `job:<id>` (hash), `all`,
  * `status:<status>`, `queue:<queue>`, `name:<name>`, `tag:<tag>` (sorted sets by insertion
- * order), `seq`, `unpublished` (sorted set by last write), `lease:<name>` (string with PX), and
- * the channel `finished`.
+ * order), `finished:<status>:<name>` (terminal records by finish time, for retention), `seq`,
+ * `unpublished` (sorted set by last write), `lease:<name>` (string with PX), and the channel
+ * `finished`.
  */
 export function redisStoreKeys(prefix = "jobs"): RedisStoreKeys {
   const base = `${prefix}:{${prefix}:store}:`;

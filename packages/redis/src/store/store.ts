@@ -23,6 +23,7 @@ import {
   type ListQuery,
   type NewJobRecord,
   type On,
+  type PruneRequest,
   type RenewOutcome,
   type RenewRequest,
   RequestTimeoutError,
@@ -33,6 +34,7 @@ import {
   StoreConnectionError,
   type StoredJob,
   serializeError,
+  TERMINAL_STATUSES,
   type TransitionRequest,
   withTimeout,
 } from "@jobs/core/adapter";
@@ -69,6 +71,7 @@ type StoreScript =
   | "cancel"
   | "list"
   | "unpublished"
+  | "prune"
   | "lease";
 
 /** The store's scripts (lua/store/), each taking one key: the store's base. */
@@ -84,6 +87,7 @@ const STORE_SCRIPTS: ScriptSet<StoreScript> = {
     cancel: 1,
     list: 1,
     unpublished: 1,
+    prune: 1,
     lease: 1,
   },
   dir: "store/",
@@ -95,6 +99,7 @@ const STORE_SCRIPTS: ScriptSet<StoreScript> = {
 export const SCAN_BUDGET = 5000;
 
 const STATUSES = new Set<string>(JOB_STATUSES);
+const TERMINAL = new Set<string>(TERMINAL_STATUSES);
 const FINISH_STATUSES = new Set<string>(["succeeded", "retrying", "dead", "cancelled", "waiting"]);
 
 /** Creates a job store on Redis (ioredis); see docs/adapters/redis.md, "The Redis store". */
@@ -256,6 +261,21 @@ class RedisJobStore implements RedisStore {
     if (!Number.isInteger(limit) || limit < 1) throw new InvalidOptionsError("limit", `expected a positive integer, got ${String(limit)}`);
     const reply = (await this.#script("unpublished", [Math.floor(olderThanMs), limit, SCAN_BUDGET])) as string[][];
     return reply.map(decodeRecord);
+  }
+
+  async prune(p: PruneRequest): Promise<number> {
+    if (!TERMINAL.has(p.status))
+      throw new InvalidOptionsError("status", `expected one of ${TERMINAL_STATUSES.join(", ")}, got ${String(p.status)}`);
+    if (!Number.isInteger(p.limit) || p.limit < 1)
+      throw new InvalidOptionsError("limit", `expected a positive integer, got ${String(p.limit)}`);
+    if (p.keep !== undefined && (!Number.isInteger(p.keep) || p.keep < 0)) {
+      throw new InvalidOptionsError("keep", `expected a whole number, got ${String(p.keep)}`);
+    }
+    if (p.olderThanMs !== undefined && !(p.olderThanMs >= 0)) {
+      throw new InvalidOptionsError("olderThanMs", `expected a duration in ms, got ${String(p.olderThanMs)}`);
+    }
+    const args = [p.name, p.status, opt(p.olderThanMs === undefined ? undefined : Math.floor(p.olderThanMs)), opt(p.keep), p.limit];
+    return (await this.#script("prune", args)) as number;
   }
 
   async lease(name: string, owner: string, ttlMs: number): Promise<boolean> {
