@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { brokerUrlFromEnv, freePort, type PrivateServer, startPrivateRedis } from "@jobs/conformance";
+import { createClient, createWorker, defineJob } from "@jobs/core";
 import {
   InvalidOptionsError,
   type JobStatus,
@@ -18,7 +19,7 @@ import {
 import { waitFor } from "@jobs/core/testing";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
-import { createRedisStore, type RedisStore, type RedisStoreOptions, redisStoreKeys } from "../src/index.js";
+import { createRedisBroker, createRedisStore, type RedisStore, type RedisStoreOptions, redisStoreKeys } from "../src/index.js";
 import { SCAN_BUDGET } from "../src/store/store.js";
 import { deleteKeys } from "./support.js";
 
@@ -496,6 +497,45 @@ describe.skipIf(url === undefined)("redis store", { timeout: 30_000 }, () => {
         await deleteKeys(url as string, `${p}-sparse`);
       }
     });
+  });
+
+  it("with core: a Redis broker and a Redis store run jobs with results, progress, failures, cancel and search", async () => {
+    const store = open();
+    const brokerPrefix = `${prefix}-broker`;
+    const producer = createRedisBroker({ url: url as string, prefix: brokerPrefix, logger: false });
+    const consumer = createRedisBroker({ url: url as string, prefix: brokerPrefix, logger: false });
+    const queue = `e2e-${seq++}`;
+    const resize = defineJob<{ n: number }>({ name: "resize", queue });
+    const broken = defineJob<{ n: number }>({ name: "broken", queue, maxAttempts: 1 });
+    const worker = createWorker({ broker: consumer, store, logger: false })
+      .handle(resize, async ({ n }, ctx) => {
+        await ctx.progress({ step: n });
+        return { doubled: n * 2 };
+      })
+      .handle(broken, () => {
+        throw new Error("no");
+      });
+    try {
+      await worker.start();
+      const client = createClient({ broker: producer, store, logger: false });
+      const job = await client.enqueue(resize, { n: 21 }, { tags: ["user:42"] });
+      expect(await job.result({ timeout: "10s" })).toEqual({ doubled: 42 });
+      expect(await client.getJob(job.id)).toMatchObject({ status: "succeeded", progress: { step: 21 }, tags: ["user:42"] });
+      const failing = await client.enqueue(broken, { n: 1 });
+      await expect(failing.result({ timeout: "10s" })).rejects.toMatchObject({ code: "job-failed", status: "dead" });
+      const later = await client.enqueue(resize, { n: 5 }, { delay: "1h", tags: ["user:42"] });
+      expect(await client.cancel(later.id)).toEqual({ outcome: "cancelled" });
+      await expect(later.result({ timeout: "10s" })).rejects.toMatchObject({ status: "cancelled" });
+      const page = await client.listJobs({ tag: "user:42" });
+      expect(page.jobs.map((j) => [j.id, j.status])).toEqual([
+        [job.id, "succeeded"],
+        [later.id, "cancelled"],
+      ]);
+    } finally {
+      await worker.close();
+      await Promise.all([producer.close(), consumer.close()]);
+      await deleteKeys(url as string, brokerPrefix);
+    }
   });
 
   describe("on private redis-servers", { timeout: 30_000 }, () => {
