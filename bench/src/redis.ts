@@ -8,10 +8,10 @@
  *
  *   node --conditions=@jobs/source --import tsx src/redis.ts --cost [--jobs 20000]
  */
-import { createRedisBroker, redisQueueKeys } from "@jobs/redis";
+import { createRedisBroker, createRedisStore, redisQueueKeys, redisStoreKeys } from "@jobs/redis";
 import { type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import type { AdapterSession, Baseline, BenchAdapter } from "./adapters.js";
+import type { AdapterSession, Baseline, BenchAdapter, BenchStore } from "./adapters.js";
 import { deferred, type Trial, within } from "./measure.js";
 import {
   type BenchPayload,
@@ -47,6 +47,28 @@ async function openRedis(): Promise<AdapterSession> {
       // The dedupe window and the key counter outlive a purge on purpose; a bench run needs neither.
       for (const queue of queues) await redis.del(...Object.values(redisQueueKeys(queue, PREFIX)).flat());
       redis.disconnect();
+    },
+  };
+}
+
+/** A Redis store on the same server, under its own prefix, removed after the run. */
+async function openRedisStore(): Promise<BenchStore> {
+  const url = redisUrl();
+  const prefix = `${PREFIX}-store-${process.pid}`;
+  const store = createRedisStore({ url, prefix });
+  return {
+    store,
+    async close() {
+      await store.close();
+      const redis = new Redis(url);
+      try {
+        const match = `${redisStoreKeys(prefix).base}*`;
+        for await (const keys of redis.scanStream({ match, count: 1000 }) as AsyncIterable<string[]>) {
+          if (keys.length > 0) await redis.del(...keys);
+        }
+      } finally {
+        redis.disconnect();
+      }
     },
   };
 }
@@ -296,6 +318,7 @@ export const redis: BenchAdapter = {
   description: "@jobs/redis: a producer and a consumer broker (two connections each) on the Redis at JOBS_REDIS_URL",
   requiresEnv: "JOBS_REDIS_URL",
   open: openRedis,
+  openStore: openRedisStore,
   baselines: [bullmqBaseline, ioredisLmoveBaseline],
 };
 
