@@ -492,9 +492,17 @@ export function createClient(options: ClientOptions): Client {
           throw new InvalidOptionsError(key, "expected a non-empty string");
         }
       }
-      const page = await l.store.list({ ...query, limit: limitOption });
-      const jobs = page.jobs.map(recordOf);
-      return page.cursor === undefined ? { jobs } : { jobs, cursor: page.cursor };
+      // A store may answer a short page with a cursor (it bounds each call's work): fill the page
+      // from a few more calls, so a sparse filter does not hand the caller empty pages.
+      const jobs: JobRecord[] = [];
+      let cursor = query.cursor;
+      for (let calls = 0; calls < LIST_CALLS && jobs.length < limitOption; calls++) {
+        const page = await l.store.list({ ...query, limit: limitOption - jobs.length, ...(cursor === undefined ? {} : { cursor }) });
+        for (const job of page.jobs) jobs.push(recordOf(job));
+        cursor = page.cursor;
+        if (cursor === undefined) break;
+      }
+      return cursor === undefined ? { jobs } : { jobs, cursor };
     },
     async cancel(id) {
       const l = withStore("cancel");
@@ -511,6 +519,9 @@ export function createClient(options: ClientOptions): Client {
 }
 
 const NO_TAGS: readonly string[] = Object.freeze([]);
+
+/** Store calls one `listJobs` page may take to fill up. */
+const LIST_CALLS = 10;
 
 function checkTags(tags: unknown): readonly string[] {
   if (!Array.isArray(tags)) throw new InvalidOptionsError("tags", "expected an array of strings");

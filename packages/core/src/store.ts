@@ -211,7 +211,11 @@ export interface ListQuery {
   readonly limit: number;
 }
 
-/** One page of `list`. */
+/**
+ * One page of `list`. A store that bounds the work of one call (an index scan with sparse
+ * matches) may return fewer than `limit` records, even none, with a cursor: only the last page
+ * has no cursor.
+ */
 export interface ListPage {
   readonly jobs: readonly StoredJob[];
   /** Pass as `cursor` for the next page; absent on the last one. */
