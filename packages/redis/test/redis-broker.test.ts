@@ -10,23 +10,10 @@ import { waitFor, waitForEvent } from "@jobs/core/testing";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { createRedisBroker, type RedisBrokerOptions, redisQueueKeys } from "../src/index.js";
-import { deleteKeys, redisServerArgs } from "./support.js";
+import { clusterSlot, deleteKeys, redisServerArgs } from "./support.js";
 
 const url = brokerUrlFromEnv("JOBS_REDIS_URL");
 const prefix = `jobs-unit-${process.pid}-${Date.now().toString(36)}`;
-
-/** CRC16/XMODEM of the hash tag, modulo 16384: the Redis Cluster slot of a key. */
-function clusterSlot(key: string): number {
-  const open = key.indexOf("{");
-  const close = open < 0 ? -1 : key.indexOf("}", open + 1);
-  const tagged = open >= 0 && close > open + 1 ? key.slice(open + 1, close) : key;
-  let crc = 0;
-  for (const byte of Buffer.from(tagged, "utf8")) {
-    crc ^= byte << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc % 16384;
-}
 
 function msg(body: string, fields: Partial<OutgoingMessage> = {}): OutgoingMessage {
   return { id: randomUUID(), body, priority: 2, delayMs: 0, dedupe: true, ...fields };

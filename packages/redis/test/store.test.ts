@@ -21,23 +21,10 @@ import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { createRedisBroker, createRedisStore, type RedisStore, type RedisStoreOptions, redisStoreKeys } from "../src/index.js";
 import { SCAN_BUDGET } from "../src/store/store.js";
-import { deleteKeys } from "./support.js";
+import { clusterSlot, deleteKeys } from "./support.js";
 
 const url = brokerUrlFromEnv("JOBS_REDIS_URL");
 const prefix = `jobs-store-${process.pid}-${Date.now().toString(36)}`;
-
-/** CRC16/XMODEM of the hash tag, modulo 16384: the Redis Cluster slot of a key. */
-function clusterSlot(key: string): number {
-  const open = key.indexOf("{");
-  const close = open < 0 ? -1 : key.indexOf("}", open + 1);
-  const tagged = open >= 0 && close > open + 1 ? key.slice(open + 1, close) : key;
-  let crc = 0;
-  for (const byte of Buffer.from(tagged, "utf8")) {
-    crc ^= byte << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc % 16384;
-}
 
 let seq = 0;
 /** A new record with a unique id. */

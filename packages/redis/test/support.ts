@@ -13,3 +13,16 @@ export async function deleteKeys(url: string, prefix: string): Promise<void> {
     redis.disconnect();
   }
 }
+
+/** CRC16/XMODEM of the hash tag, modulo 16384: the Redis Cluster slot of a key. */
+export function clusterSlot(key: string): number {
+  const open = key.indexOf("{");
+  const close = open < 0 ? -1 : key.indexOf("}", open + 1);
+  const tagged = open >= 0 && close > open + 1 ? key.slice(open + 1, close) : key;
+  let crc = 0;
+  for (const byte of Buffer.from(tagged, "utf8")) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}

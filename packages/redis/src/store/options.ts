@@ -32,35 +32,25 @@ export interface RedisStoreOptions {
   readonly logger?: LoggerOption;
 }
 
+/** The options a store shares with the broker's connection. */
+const STORE_FIELDS = [
+  "url",
+  "connectionOptions",
+  "client",
+  "prefix",
+  "connectTimeout",
+  "requestTimeout",
+  "heartbeat",
+  "heartbeatTimeout",
+  "maxReconnectDelay",
+  "checkServerConfig",
+  "logger",
+] as const satisfies readonly (keyof RedisStoreOptions)[];
+
 /** Checks `options` (InvalidOptionsError naming the first bad field) and fills in the defaults. */
 export function resolveRedisStoreOptions(options: RedisStoreOptions): RedisSettings {
   if (typeof options !== "object" || options === null) return resolveRedisOptions(options);
-  const {
-    url,
-    connectionOptions,
-    client,
-    prefix,
-    connectTimeout,
-    requestTimeout,
-    heartbeat,
-    heartbeatTimeout,
-    maxReconnectDelay,
-    checkServerConfig,
-    logger,
-  } = options;
   // Only the store's own fields reach the broker's checks (none of its queue options).
-  const picked = {
-    url,
-    connectionOptions,
-    client,
-    prefix,
-    connectTimeout,
-    requestTimeout,
-    heartbeat,
-    heartbeatTimeout,
-    maxReconnectDelay,
-    checkServerConfig,
-    logger,
-  };
-  return resolveRedisOptions(Object.fromEntries(Object.entries(picked).filter(([, value]) => value !== undefined)) as RedisStoreOptions);
+  const picked = STORE_FIELDS.filter((field) => options[field] !== undefined).map((field) => [field, options[field]]);
+  return resolveRedisOptions(Object.fromEntries(picked) as RedisStoreOptions);
 }

@@ -25,7 +25,7 @@
  * suspect starts only once none is pending. A job aborted by shutdown is released through `fail`,
  * tracked like any failure.
  */
-import type { DeadLetterReason, Delivery } from "../../broker.js";
+import type { DeadLetterReason, Delivery, OutgoingMessage } from "../../broker.js";
 import { infoOf } from "../../client.js";
 import { clock } from "../../clock.js";
 import { type Envelope, encodeEnvelope } from "../../envelope.js";
@@ -192,15 +192,18 @@ export class Settlement {
     // (even to this worker) before this promise's reactions run, and events must stay in order.
     // Should the retry fail, `job.lease-lost` or `error` follows and the broker redelivers.
     if (events.has("job.retrying")) events.emit("job.retrying", { job, delayMs: delay, error });
-    return delivery
-      .retry({
-        id: envelope.id,
-        body: encodeEnvelope(next),
-        priority: item.level,
-        delayMs: Math.min(delay, this.#host.maxDelayMs),
-        dedupe: false,
-      })
-      .catch((e: unknown) => this.report(e, envelope));
+    return delivery.retry(this.#nextAttempt(item, next, delay)).catch((e: unknown) => this.report(e, envelope));
+  }
+
+  /** The message of a job's next attempt, due after `delay` (cut to the broker's `maxDelayMs`). */
+  #nextAttempt(item: HeldDelivery, next: Envelope, delay: number): OutgoingMessage {
+    return {
+      id: next.id,
+      body: encodeEnvelope(next),
+      priority: item.level,
+      delayMs: Math.min(delay, this.#host.maxDelayMs),
+      dedupe: false,
+    };
   }
 
   /** Failed with a record: `cancelled` (a cancel was heard), `retrying` (next generation, then the broker's retry) or `dead`. */
@@ -243,19 +246,11 @@ export class Settlement {
     }
     if (events.has("job.retrying")) events.emit("job.retrying", { job, delayMs: delay, error });
     const link = this.#host.link as StoreLink;
-    return delivery
-      .retry({
-        id: envelope.id,
-        body: encodeEnvelope(next),
-        priority: item.level,
-        delayMs: Math.min(delay, this.#host.maxDelayMs),
-        dedupe: false,
-      })
-      .then(
-        // Unmarked, the sweeper would publish it again after a while (the claim drops the duplicate).
-        () => link.published(envelope.id, gen, () => {}),
-        (e: unknown) => this.report(e, envelope),
-      );
+    return delivery.retry(this.#nextAttempt(item, next, delay)).then(
+      // Unmarked, the sweeper would publish it again after a while (the claim drops the duplicate).
+      () => link.published(envelope.id, gen, () => {}),
+      (e: unknown) => this.report(e, envelope),
+    );
   }
 
   /** Dead-letters a held job: with a record, `dead` first (its claim), then the broker's dead letters as the backstop. */
