@@ -6,6 +6,8 @@ import {
   EnqueueOutcomeUnknownError,
   EnvelopeDecodeError,
   InvalidOptionsError,
+  JobCancelledError,
+  JobFailedError,
   JobsError,
   JobTimeoutError,
   JobValidationError,
@@ -14,9 +16,12 @@ import {
   PayloadTooLargeError,
   redact,
   serializeError,
+  StoreClosedError,
+  StoreConnectionError,
   UnknownJobError,
   UnknownQueueError,
   UnsupportedError,
+  WaitTimeoutError,
 } from "../src/errors.js";
 
 const BRAND = Symbol.for("@jobs/core/JobsError");
@@ -38,6 +43,12 @@ describe("error classes", () => {
     [new LeaseLostError(), "LeaseLostError", "lease-lost", false],
     [new UnsupportedError("m"), "UnsupportedError", "unsupported", false],
     [new BulkEnqueueError("m", []), "BulkEnqueueError", "bulk-enqueue", false],
+    [new StoreClosedError(), "StoreClosedError", "store-closed", false],
+    [new StoreConnectionError("m"), "StoreConnectionError", "store-connection", true],
+    [new StoreConnectionError("m", { retryable: false }), "StoreConnectionError", "store-connection", false],
+    [new JobFailedError("m", "dead"), "JobFailedError", "job-failed", false],
+    [new JobCancelledError("m"), "JobCancelledError", "job-cancelled", false],
+    [new WaitTimeoutError("m"), "WaitTimeoutError", "wait-timeout", true],
   ];
 
   it.each(cases)("%s has its name, code and retryable flag", (error, name, code, retryable) => {
