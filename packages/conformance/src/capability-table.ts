@@ -1,4 +1,4 @@
-import type { BrokerCapabilities } from "@jobs/core/adapter";
+import type { BrokerCapabilities, StoreCapabilities } from "@jobs/core/adapter";
 
 /**
  * Renders an adapter's capabilities as the native/emulated Markdown table its docs page shows.
@@ -32,10 +32,39 @@ export function capabilityTable(caps: BrokerCapabilities): string {
   return ["| feature | support |", "| --- | --- |", ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join("\n");
 }
 
-/** The table between the capability markers of a docs page, or undefined when the markers are missing. */
-export function docsCapabilityTable(markdown: string): string | undefined {
-  const match = /<!-- capabilities:start -->\n([\s\S]*?)\n<!-- capabilities:end -->/.exec(markdown);
-  return match?.[1];
+/**
+ * Renders a job store's capabilities as the Markdown table its docs page shows, beside the broker's:
+ * the page keeps it between `<!-- store-capabilities:start -->` and `<!-- store-capabilities:end -->`,
+ * and a test compares it with `storeCapabilityTable(caps)` (`docsCapabilityTable(page, "store-capabilities")`).
+ */
+export function storeCapabilityTable(caps: StoreCapabilities): string {
+  const rows: [string, string][] = [
+    [
+      "Waiting for a result (`result()`)",
+      caps.notify ? "notified by the store when the job finishes" : "polled by core (from 20 ms, doubling up to 1 s)",
+    ],
+    [
+      "Pairs with",
+      caps.inProcess
+        ? "the memory broker only (records live in this process; core refuses another broker)"
+        : "any broker (records live on the store's server, shared by every process)",
+    ],
+    ["Durable (survives a store restart)", caps.durable ? "yes (within the window its page states)" : "no"],
+  ];
+  return ["| feature | support |", "| --- | --- |", ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join("\n");
+}
+
+/**
+ * The table between the markers `<!-- <name>:start -->` and `<!-- <name>:end -->` of a docs page
+ * (`capabilities` for the broker's table, `store-capabilities` for the store's), or undefined when
+ * the markers are missing.
+ */
+export function docsCapabilityTable(markdown: string, name = "capabilities"): string | undefined {
+  const start = markdown.indexOf(`<!-- ${name}:start -->\n`);
+  if (start < 0) return undefined;
+  const from = start + `<!-- ${name}:start -->\n`.length;
+  const end = markdown.indexOf(`\n<!-- ${name}:end -->`, from);
+  return end < 0 ? undefined : markdown.slice(from, end);
 }
 
 function duration(ms: number): string {

@@ -8,7 +8,7 @@
  * `runStoreConformance` is the suite every JobStore runs (`storeClaims`, `storeFences`, … alone).
  */
 
-export { capabilityTable, docsCapabilityTable } from "./capability-table.js";
+export { capabilityTable, docsCapabilityTable, storeCapabilityTable } from "./capability-table.js";
 export { jobSemanticsEnqueueValidation } from "./cases/jobs-enqueue.js";
 export { jobSemanticsExecution, jobSemanticsShutdown } from "./cases/jobs-execution.js";
 export { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
