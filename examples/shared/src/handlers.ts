@@ -1,7 +1,7 @@
 // Handlers and the context they need. Values such as a mailer or a database pool are injected
 // into the worker, never sent in payloads.
 import type { Worker } from "@jobs/core";
-import { chargeCard, resizeImage, sendReminder, sendWelcomeEmail } from "./jobs.js";
+import { buildReport, chargeCard, resizeImage, sendReminder, sendWelcomeEmail } from "./jobs.js";
 
 /** A stand-in for a real mail client. */
 export interface Mailer {
@@ -36,4 +36,23 @@ export function registerHandlers(worker: Worker<AppContext>): Worker<AppContext>
       }
       context.log(`[payment.charge] charged ${(cents / 100).toFixed(2)} for order ${orderId}`);
     });
+}
+
+/** What the report handler gets through `ctx.context`. */
+export interface ReportContext {
+  readonly log: (line: string) => void;
+}
+
+/** Registers the report handler (records example): progress per page, and a result. */
+export function registerReportHandler(worker: Worker<ReportContext>): Worker<ReportContext> {
+  return worker.handle(buildReport, async ({ account, pages }, ctx) => {
+    for (let page = 1; page <= pages; page++) {
+      ctx.signal.throwIfAborted();
+      // Kept in the job's record: getJob(id).progress is the last value. Call it on ctx (it is a method).
+      await ctx.progress({ page, of: pages });
+    }
+    ctx.context.log(`[report.build] built ${pages} pages for ${account} (claim fence ${ctx.fence})`);
+    // The return value is the job's result: job.result() and getJob(id).result.
+    return { account, pages, url: `https://reports.example/${account}.pdf` };
+  });
 }

@@ -1,3 +1,4 @@
-export { type AppContext, type Mailer, registerHandlers } from "./handlers.js";
-export { chargeCard, resizeImage, sendReminder, sendWelcomeEmail } from "./jobs.js";
+export { type AppContext, type Mailer, type ReportContext, registerHandlers, registerReportHandler } from "./handlers.js";
+export { buildReport, chargeCard, resizeImage, sendReminder, sendWelcomeEmail } from "./jobs.js";
+export { type RecordsOptions, type RecordsResult, runRecords } from "./records.js";
 export { runScenario, type ScenarioOptions, type ScenarioResult } from "./scenario.js";

@@ -29,3 +29,10 @@ export const chargeCard = defineJob<{ orderId: string; cents: number; card: "ok"
   maxAttempts: 3,
   backoff: { type: "fixed", delay: "200ms" },
 });
+
+/** A report built page by page: reports progress, returns a result, and keeps its records a week (needs a job store). */
+export const buildReport = defineJob<{ account: string; pages: number }>({
+  name: "report.build",
+  queue: "reports",
+  retain: { succeeded: { age: "7d", count: 1_000 } },
+});

@@ -1,0 +1,101 @@
+// The job records example, identical on every broker: the same scenario with a job store beside
+// the broker (tags, getJob, result(), progress, cancel of a waiting job, listJobs by tag).
+import { type Broker, createClient, createWorker, type Duration, JobFailedError, type JobStatus, type JobStore } from "@jobs/core";
+import { registerReportHandler } from "./handlers.js";
+import { buildReport } from "./jobs.js";
+
+/** How the records scenario reaches its broker and its store. */
+export interface RecordsOptions {
+  /** Returns a new connection to the broker: producer and worker use separate ones. */
+  readonly connect: () => Broker | Promise<Broker>;
+  /** The job store the client and the worker share (the caller closes it). */
+  readonly store: JobStore;
+  /** Where lines go. @default console.log */
+  readonly log?: (line: string) => void;
+  /** How long to wait for each result. @default "30s" */
+  readonly timeout?: Duration;
+}
+
+/** What happened, for the example's test. */
+export interface RecordsResult {
+  /** The results of the two reports that ran, in enqueue order. */
+  readonly results: readonly unknown[];
+  /** What `cancel` said of the report cancelled while waiting. */
+  readonly cancelOutcome: string;
+  /** How `result()` of the cancelled report ended (`JobFailedError.status`). */
+  readonly cancelledEnded: string | undefined;
+  /** Ids of the jobs whose handler started. */
+  readonly started: readonly string[];
+  /** The id of the cancelled report. */
+  readonly cancelledId: string;
+  /** The last progress value of the first report's record. */
+  readonly progress: unknown;
+  /** Statuses of the batch's records, oldest enqueue first (`listJobs({ tag })`). */
+  readonly listed: readonly JobStatus[];
+}
+
+/** Runs the records scenario: resolves once every report has ended. */
+export async function runRecords(options: RecordsOptions): Promise<RecordsResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const timeout = options.timeout ?? "30s";
+  const { store } = options;
+  const producer = await options.connect();
+  const consumer = await options.connect();
+  // The same store on both sides: the client writes each record, the worker claims and finishes it.
+  const client = createClient({ broker: producer, store });
+  // Concurrency 1: the reports run in enqueue order, so the cancelled one's message comes first.
+  const worker = registerReportHandler(createWorker({ broker: consumer, store, context: { log }, concurrency: 1 }));
+  const started: string[] = [];
+  worker.on("job.started", ({ job }) => started.push(job.id));
+
+  // One tag per run finds this batch again (a networked store keeps earlier runs' records).
+  const batch = `batch:${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    // Enqueued before any worker runs: still waiting, so a cancel means it never starts.
+    const unwanted = await client.enqueue(buildReport, { account: "initech", pages: 9 }, { tags: [batch, "tenant:initech"] });
+    const cancel = await client.cancel(unwanted.id);
+    log(`cancel ${unwanted.id.slice(0, 8)} (waiting): ${cancel.outcome}`);
+    const reports = [
+      await client.enqueue(buildReport, { account: "acme", pages: 3 }, { tags: [batch, "tenant:acme"] }),
+      await client.enqueue(buildReport, { account: "globex", pages: 2 }, { tags: [batch, "tenant:globex"] }),
+    ];
+    log(`enqueued ${reports.length} reports; the first is ${(await client.getJob(reports[0]?.id ?? ""))?.status}`);
+
+    await worker.start();
+    const results: unknown[] = [];
+    for (const report of reports) {
+      const result = await report.result({ timeout });
+      log(`result of ${report.id.slice(0, 8)}: ${JSON.stringify(result)}`);
+      results.push(result);
+    }
+    let cancelledEnded: string | undefined;
+    try {
+      await unwanted.result({ timeout });
+    } catch (error) {
+      if (!(error instanceof JobFailedError)) throw error;
+      cancelledEnded = error.status;
+      log(`result of ${unwanted.id.slice(0, 8)}: JobFailedError, ended ${error.status}`);
+    }
+
+    const first = await client.getJob(reports[0]?.id ?? "");
+    log(
+      `record of ${first?.id.slice(0, 8)}: ${first?.status} on attempt ${first?.attempt}, progress ${JSON.stringify(first?.progress)}, ` +
+        `${first?.resultBytes} bytes of result, tags ${first?.tags.join(", ")}`,
+    );
+    const page = await client.listJobs({ tag: batch });
+    for (const job of page.jobs) log(`  ${batch}: ${job.id.slice(0, 8)} ${job.name} ${job.status}`);
+    return {
+      results,
+      cancelOutcome: cancel.outcome,
+      cancelledEnded,
+      started,
+      cancelledId: unwanted.id,
+      progress: first?.progress,
+      listed: page.jobs.map((j) => j.status),
+    };
+  } finally {
+    await worker.close();
+    await consumer.close();
+    await producer.close();
+  }
+}
