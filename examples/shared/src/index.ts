@@ -1,4 +1,4 @@
 export { type AppContext, type Mailer, type ReportContext, registerHandlers, registerReportHandler } from "./handlers.js";
 export { buildReport, chargeCard, resizeImage, sendReminder, sendWelcomeEmail } from "./jobs.js";
-export { type RecordsOptions, type RecordsResult, runRecords } from "./records.js";
+export { checkRecords, type RecordsOptions, type RecordsResult, recordsMain, runRecords } from "./records.js";
 export { runScenario, type ScenarioOptions, type ScenarioResult } from "./scenario.js";

@@ -99,3 +99,34 @@ export async function runRecords(options: RecordsOptions): Promise<RecordsResult
     await producer.close();
   }
 }
+
+/** What is off in a run of the records scenario (empty when it went as it should). */
+export function checkRecords(result: RecordsResult): string[] {
+  const problems: string[] = [];
+  if (result.results.length !== 2) problems.push(`expected 2 results, got ${result.results.length}`);
+  if (result.cancelOutcome !== "cancelled") problems.push(`cancel of a waiting job said ${result.cancelOutcome}`);
+  if (result.cancelledEnded !== "cancelled") problems.push(`result() of the cancelled job ended ${result.cancelledEnded}`);
+  if (result.started.includes(result.cancelledId)) problems.push("the cancelled job started");
+  if (JSON.stringify(result.progress) !== JSON.stringify({ page: 3, of: 3 })) {
+    problems.push(`last progress ${JSON.stringify(result.progress)}`);
+  }
+  if (result.listed.join() !== "cancelled,succeeded,succeeded") problems.push(`listJobs by tag gave ${result.listed.join()}`);
+  return problems;
+}
+
+/**
+ * The records example as a script: runs the scenario, prints a summary, and with `smoke` checks the
+ * outcome (a non-zero exit code when it is off). Closes nothing it was given.
+ */
+export async function recordsMain(options: RecordsOptions & { readonly smoke: boolean }): Promise<void> {
+  const result = await runRecords(options);
+  console.log(`\n${result.results.length} reports built, 1 cancelled while waiting; the batch lists: ${result.listed.join(", ")}`);
+  if (!options.smoke) return;
+  const problems = checkRecords(result);
+  if (problems.length === 0) {
+    console.log("smoke: ok");
+  } else {
+    console.error(`smoke: ${problems.join("; ")}`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,13 @@
+// Job records on nats with a Redis store: the records example of example-shared
+// (pnpm --filter example-nats records; --smoke checks the outcome and exits non-zero if it is off).
+import { recordsMain } from "example-shared";
+import { cleanup, connect } from "./broker.js";
+import { openStore } from "./store.js";
+
+const store = openStore();
+try {
+  await recordsMain({ connect, store, smoke: process.argv.includes("--smoke") });
+} finally {
+  await store.close();
+  await cleanup();
+}

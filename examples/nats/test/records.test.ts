@@ -1,0 +1,23 @@
+import { checkRecords, runRecords } from "example-shared";
+import { expect, it } from "vitest";
+import { cleanup, connect } from "../src/broker.js";
+import { openStore, removeStore } from "../src/store.js";
+
+const needs = process.env.JOBS_NATS_URL === undefined || process.env.JOBS_REDIS_URL === undefined;
+
+it.skipIf(needs)(
+  "runs the records example on NATS with a Redis store (the broker moves jobs, the store remembers them)",
+  async () => {
+    const prefix = `jobs-example-test-${crypto.randomUUID().slice(0, 8)}`;
+    const store = openStore(prefix);
+    try {
+      const result = await runRecords({ connect, store, log: () => {} });
+      expect(checkRecords(result)).toEqual([]);
+    } finally {
+      await store.close();
+      await removeStore(prefix);
+      await cleanup();
+    }
+  },
+  60_000,
+);

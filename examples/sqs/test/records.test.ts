@@ -1,0 +1,21 @@
+import { checkRecords, runRecords } from "example-shared";
+import { expect, it } from "vitest";
+import { connect } from "../src/broker.js";
+import { openStore, removeStore } from "../src/store.js";
+
+// SQS runs on the in-process emulator unless JOBS_SQS_ENDPOINT is set; the store needs Redis.
+it.skipIf(process.env.JOBS_REDIS_URL === undefined)(
+  "runs the records example on SQS with a Redis store (the broker moves jobs, the store remembers them)",
+  async () => {
+    const prefix = `jobs-example-test-${crypto.randomUUID().slice(0, 8)}`;
+    const store = openStore(prefix);
+    try {
+      const result = await runRecords({ connect, store, log: () => {} });
+      expect(checkRecords(result)).toEqual([]);
+    } finally {
+      await store.close();
+      await removeStore(prefix);
+    }
+  },
+  60_000,
+);
