@@ -1,6 +1,15 @@
 // The job records example, identical on every broker: the same scenario with a job store beside
 // the broker (tags, getJob, result(), progress, cancel of a waiting job, listJobs by tag).
-import { type Broker, createClient, createWorker, type Duration, JobFailedError, type JobStatus, type JobStore } from "@jobs/core";
+import {
+  type Broker,
+  createClient,
+  createWorker,
+  type Duration,
+  JobFailedError,
+  type JobRecord,
+  type JobStatus,
+  type JobStore,
+} from "@jobs/core";
 import { registerReportHandler } from "./handlers.js";
 import { buildReport } from "./jobs.js";
 
@@ -82,8 +91,15 @@ export async function runRecords(options: RecordsOptions): Promise<RecordsResult
       `record of ${first?.id.slice(0, 8)}: ${first?.status} on attempt ${first?.attempt}, progress ${JSON.stringify(first?.progress)}, ` +
         `${first?.resultBytes} bytes of result, tags ${first?.tags.join(", ")}`,
     );
-    const page = await client.listJobs({ tag: batch });
-    for (const job of page.jobs) log(`  ${batch}: ${job.id.slice(0, 8)} ${job.name} ${job.status}`);
+    // Page until there is no cursor: a page may be shorter than its limit and still have one.
+    const listed: JobRecord[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client.listJobs({ tag: batch, limit: 50, ...(cursor === undefined ? {} : { cursor }) });
+      listed.push(...page.jobs);
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+    for (const job of listed) log(`  ${batch}: ${job.id.slice(0, 8)} ${job.name} ${job.status}`);
     return {
       results,
       cancelOutcome: cancel.outcome,
@@ -91,7 +107,7 @@ export async function runRecords(options: RecordsOptions): Promise<RecordsResult
       started,
       cancelledId: unwanted.id,
       progress: first?.progress,
-      listed: page.jobs.map((j) => j.status),
+      listed: listed.map((j) => j.status),
     };
   } finally {
     await worker.close();
