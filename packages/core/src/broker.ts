@@ -6,6 +6,7 @@
 import type { LocalEnvelope } from "./envelope.js";
 import type { JobsError, SerializedError } from "./errors.js";
 import type { PriorityLevel } from "./priority.js";
+import type { ClaimOutcome, FinishRequest, JobStore } from "./store.js";
 
 /**
  * What a broker does natively and its limits, declared as data (an exported constant per adapter).
@@ -102,6 +103,22 @@ export interface ConsumeOptions {
    * per-enqueue `timeout` override longer than the definition's is not seen here.
    */
   readonly jobTimeoutMs?: number;
+  /**
+   * The worker keeps job records in this store (docs/concepts/records.md). A broker that can claim
+   * a delivery's record in the same operation that hands the delivery out (broker and store on one
+   * server) may do so and set `Delivery.claim`, and offer `Delivery.finishAndAck`; any other
+   * broker ignores this, and core makes those calls to the store itself.
+   */
+  readonly records?: RecordClaims;
+}
+
+/** How to claim records for a consumer's deliveries (`ConsumeOptions.records`). */
+export interface RecordClaims {
+  readonly store: JobStore;
+  /** The claim's time to live: the consumer's lease. */
+  readonly ttlMs: number;
+  /** The worker's id, kept in the record. */
+  readonly worker: string;
 }
 
 /** Why a message was dead-lettered. */
@@ -141,6 +158,19 @@ export interface Delivery {
   readonly deliveryCount: number;
   /** Exactly the `local` this message was published with, if the broker kept it (in-process brokers only). */
   readonly local?: LocalEnvelope | undefined;
+  /**
+   * The claim of this delivery's record, when the broker made it while handing the delivery out
+   * (`ConsumeOptions.records`), with the generation the body carries; core then makes no claim of
+   * its own. Absent: core claims.
+   */
+  readonly claim?: ClaimOutcome | undefined;
+  /**
+   * Optional, with `claim`: writes the record's finish and, when it committed, acks, in one
+   * operation. Resolves true when the finish committed (the ack may still have found the lease
+   * lost: the message then comes back and is acked unrun), false when the store refused it (the
+   * delivery stays held: core releases it).
+   */
+  finishAndAck?(request: FinishRequest): Promise<boolean>;
   /** Done: remove the message. */
   ack(): Promise<void>;
   /**

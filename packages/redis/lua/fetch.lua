@@ -17,6 +17,15 @@
 -- Returns      { nextMs, member, body, member, body, ... }: nextMs is how long until the next
 --              delayed message is due or the next lease expires (-1: neither), set only when
 --              fewer than ARGV[1] messages were ready (0 otherwise)
+--
+-- Fused with a job store (FUSED, the jobs_fused_ commands; KEYS[10] is the store's base): each
+-- message written by core with a record (its body starts {"v":1,"id":"<id>" and carries "gen"
+-- before "payload") is also claimed in the store, in this same call (claimOne, store/common.lua).
+-- ARGV[3]      the claim's time to live in ms
+-- ARGV[4]      the worker's id
+-- Returns      { nextMs, member, body, claim, member, body, claim, ... }: claim is "" (not
+--              claimed here: core claims), "c:<fence>:<claims>:<cancelRequested>", "s",
+--              "s:<status>" or "b:<retryInMs>"
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -39,6 +48,20 @@ if #expired > 0 then
     redis.call('RPUSH', KEYS[5 + tonumber(string.sub(member, 1, 1))], member)
   end
   redis.call('ZREM', KEYS[1], unpack(expired))
+end
+
+-- The claim of a fused fetch, encoded (see above).
+local function fusedClaim(body)
+  local id = string.match(body, '^{"v":1,"id":"([^"\\]+)"')
+  if not id then return '' end
+  local cut = string.find(body, '"payload":', 1, true)
+  local gen = string.match(cut and string.sub(body, 1, cut) or body, '"gen":(%d+)')
+  if not gen then return '' end
+  local c = claimOne(id, gen, ARGV[3], ARGV[4])
+  if c[1] == 'claimed' then return 'c:' .. c[2] .. ':' .. c[3] .. ':' .. c[4] end
+  if c[1] == 'busy' then return 'b:' .. c[2] end
+  if c[2] then return 's:' .. c[2] end
+  return 's'
 end
 
 local out = { 0 }
@@ -78,6 +101,9 @@ if want > 0 then
       if bodies[i] then
         out[#out + 1] = members[i]
         out[#out + 1] = bodies[i]
+        if FUSED then
+          out[#out + 1] = fusedClaim(bodies[i])
+        end
         scored[#scored + 1] = deadline
         scored[#scored + 1] = members[i]
       end

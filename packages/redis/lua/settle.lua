@@ -24,7 +24,12 @@
 --   'e', member, leaseMs                 extend: lease deadline = now + leaseMs
 --   'l', member                          release: back to the front of its level, count kept
 --   'u', member                          unfetch: back to the front, never handed out (count - 1)
--- Returns      one integer per operation, in order: 1 done, 0 lease lost (nothing changed)
+--   'F', member, id, fence, status, resultJson, errorJson, attempt, runAt
+--                                        fused only (FUSED, KEYS[13] the store's base): finish the
+--                                        job's record (finishOne, store/common.lua), then ack
+-- Returns      one integer per operation, in order: 1 done, 0 lease lost (nothing changed); for
+--              'F': 1 finished and acked, 2 finished but the lease was lost (not acked), 0 the
+--              finish was refused (nothing changed: the delivery stays held)
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -54,6 +59,7 @@ end
 -- all from the active set at once (one ZREM). A member is in one operation at most, but an
 -- extension may precede the settlement of the same delivery in one batch.
 local members = {}
+local finishing = {}
 local i = 1
 local n = #ARGV
 while i <= n do
@@ -61,8 +67,13 @@ while i <= n do
   if op ~= 'e' then
     members[#members + 1] = ARGV[i + 1]
   end
+  if op == 'F' then
+    finishing[ARGV[i + 1]] = true
+  end
   if op == 'a' or op == 'l' or op == 'u' then
     i = i + 2
+  elseif op == 'F' and FUSED then
+    i = i + 9
   elseif op == 'r' then
     i = i + 5
   elseif op == 'f' or op == 'd' or op == 'e' then
@@ -81,7 +92,8 @@ if #members > 0 then
       if scores[k] and tonumber(scores[k]) > now then
         local member = members[j + k - 1]
         held[member] = true
-        live[#live + 1] = member
+        -- A fused finish keeps its lease until its record's finish is known (pass 2).
+        if not finishing[member] then live[#live + 1] = member end
       end
     end
   end
@@ -113,6 +125,17 @@ while i <= n do
         gone[#gone + 1] = keyOf(member)
       end
       i = i + 2
+    elseif op == 'F' then
+      local finished = finishOne(ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8])
+      if finished == 0 then
+        out[#out] = 0
+      elseif ok then
+        redis.call('ZREM', KEYS[1], member)
+        gone[#gone + 1] = keyOf(member)
+      else
+        out[#out] = 2
+      end
+      i = i + 9
     elseif op == 'r' then
       if ok then
         gone[#gone + 1] = keyOf(member)

@@ -1,5 +1,6 @@
 /** `RedisAdapter`: the parts of the adapter wired together, and close(). */
 import {
+  assertConsumeOptions,
   type Broker,
   type BrokerCapabilities,
   type BrokerEventMap,
@@ -8,6 +9,7 @@ import {
   type DeadLetter,
   type Delivery,
   type Emitter,
+  InvalidOptionsError,
   JobsError,
   type OutgoingMessage,
   type PublishOutcome,
@@ -16,6 +18,7 @@ import {
 } from "@jobs/core/adapter";
 import { closedError, RedisConnection } from "./connection.js";
 import { type ConsumerHost, RedisConsumers, sendSettlements } from "./consumer.js";
+import { fusionBase } from "./fusion.js";
 import { RedisInspection } from "./inspection.js";
 import { Batcher } from "./internal/batcher.js";
 import { type RedisBrokerOptions, resolveRedisOptions } from "./options.js";
@@ -107,7 +110,16 @@ export class RedisAdapter implements RedisBroker {
 
   async consume(queue: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Promise<Subscription> {
     await this.#connected(queue);
-    return this.#consumers.consume(queue, options, onDelivery);
+    assertConsumeOptions(options);
+    if (typeof onDelivery !== "function") throw new InvalidOptionsError("onDelivery", "expected a function");
+    const records = options.records;
+    const base = records === undefined ? undefined : await fusionBase(records.store, this.#connection.command);
+    return this.#consumers.consume(
+      queue,
+      options,
+      onDelivery,
+      base === undefined || records === undefined ? undefined : { base, ttlMs: Math.ceil(records.ttlMs), worker: records.worker },
+    );
   }
 
   async counts(queue: string): Promise<QueueCounts> {

@@ -22,7 +22,7 @@ import {
 } from "@jobs/core/adapter";
 import { Redis, type RedisOptions } from "ioredis";
 import { duplicateCluster, isCluster } from "./internal/cluster.js";
-import { registerScripts, type ScriptName, type ScriptRunner, type Scripts } from "./internal/scripts.js";
+import { FUSED_SCRIPTS, registerScripts, type ScriptName, type ScriptRunner, type Scripts } from "./internal/scripts.js";
 import type { RedisSettings } from "./options.js";
 
 /** A `BrokerConnectionError` saying what failed, with the native error's redacted copy as its cause. */
@@ -93,6 +93,7 @@ export class RedisConnection implements Scripts {
   readonly #host: ConnectionHost;
   readonly #redis: Redis;
   readonly #run: ScriptRunner;
+  #fused: ScriptRunner<"fetch" | "settle"> | undefined;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #blockers = new Set<Redis>();
   #wasReady = false;
@@ -213,6 +214,13 @@ export class RedisConnection implements Scripts {
       redis.on("end", () => this.#blockers.delete(redis));
     }
     return redis;
+  }
+
+  /** Runs one of the fused scripts (registered on first use), with the store's base as the last key. */
+  runFused(name: "fetch" | "settle", keys: readonly string[], args: readonly (string | number)[], timed = false): Promise<unknown> {
+    this.#fused ??= registerScripts(this.#redis, FUSED_SCRIPTS);
+    const call = this.#fused(name, keys, args);
+    return timed ? withTimeout(call, this.#settings.requestTimeoutMs) : call;
   }
 
   run(name: ScriptName, keys: readonly string[], args: readonly (string | number)[], timed = false): Promise<unknown> {

@@ -4,15 +4,16 @@
  * settlements to the per-queue batches, sent as one settle.lua call per queue.
  */
 import {
-  assertConsumeOptions,
   BrokerConnectionError,
   type BrokerEventMap,
   brokerClosedError,
+  type ClaimOutcome,
   type ConsumeOptions,
   type DeadLetterRecord,
   type Delivery,
   type Emitter,
-  InvalidOptionsError,
+  type FinishRequest,
+  type JobStatus,
   LeaseLostError,
   type OutgoingMessage,
   reconnectDelay,
@@ -58,7 +59,11 @@ export function sendSettlements(scripts: Scripts, q: QueueState): Promise<void> 
   const waiters = q.settleWaiters;
   q.settleArgs = [];
   q.settleWaiters = [];
-  return scripts.run("settle", q.settleKeys, args, true).then(
+  const sent =
+    q.fusedBase === undefined
+      ? scripts.run("settle", q.settleKeys, args, true)
+      : scripts.runFused("settle", [...q.settleKeys, q.fusedBase], args, true);
+  return sent.then(
     (reply) => {
       const results = reply as number[];
       for (let i = 0; i < waiters.length; i++) (waiters[i] as Waiter).resolve(results[i] as number);
@@ -79,12 +84,11 @@ export class RedisConsumers {
     this.#host = host;
   }
 
-  /** Starts a consumer of `queue` (it fetches at once); InvalidOptionsError for bad options. */
-  consume(queue: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void): Subscription {
-    assertConsumeOptions(options);
-    if (typeof onDelivery !== "function") throw new InvalidOptionsError("onDelivery", "expected a function");
+  /** Starts a consumer of `queue` (it fetches at once), fused with a job store when `fused` is given. */
+  consume(queue: string, options: ConsumeOptions, onDelivery: (delivery: Delivery) => void, fused?: Fused): Subscription {
     const q = this.#host.batches.queue(queue);
-    const consumer = new RedisConsumer(this.#host, q, options.prefetch, Math.ceil(options.leaseMs), onDelivery);
+    if (fused !== undefined) q.fusedBase = fused.base;
+    const consumer = new RedisConsumer(this.#host, q, options.prefetch, Math.ceil(options.leaseMs), onDelivery, fused);
     this.#all.add(consumer);
     consumer.kick();
     return {
@@ -113,6 +117,32 @@ export class RedisConsumers {
     }
     this.#all.clear();
   }
+}
+
+/** A consumer fused with a job store: the store's base and how to claim (fetch.lua, FUSED). */
+export interface Fused {
+  readonly base: string;
+  readonly ttlMs: number;
+  readonly worker: string;
+}
+
+/** The claim fetch.lua encoded (see lua/fetch.lua), or undefined when it made none. */
+export function decodeClaim(text: string): ClaimOutcome | undefined {
+  if (text === "") return undefined;
+  const parts = text.split(":");
+  switch (parts[0]) {
+    case "c":
+      return { outcome: "claimed", fence: Number(parts[1]), claims: Number(parts[2]), cancelRequested: parts[3] === "1" };
+    case "b":
+      return { outcome: "busy", retryInMs: Number(parts[1]) };
+    default:
+      return parts.length > 1 ? { outcome: "stale", status: parts[1] as JobStatus } : { outcome: "stale" };
+  }
+}
+
+/** An optional script argument: "" when absent, else "=" and the value (as the store's scripts read them). */
+function opt(value: string | number | undefined): string {
+  return value === undefined ? "" : `=${value}`;
 }
 
 /** One delivery: its token is the member "<key>#<deliveries>" of the active set. */
@@ -152,6 +182,32 @@ export class RedisDelivery implements Delivery {
   }
 }
 
+/** A delivery of a fused consumer: its record was claimed by the fetch, and its ack can write the finish. */
+export class FusedRedisDelivery extends RedisDelivery {
+  readonly claim: ClaimOutcome | undefined;
+  readonly #owner: RedisConsumer;
+
+  constructor(consumer: RedisConsumer, member: string, body: string, claim: ClaimOutcome | undefined) {
+    super(consumer, member, body);
+    this.#owner = consumer;
+    this.claim = claim;
+  }
+
+  finishAndAck(f: FinishRequest): Promise<boolean> {
+    return this.#owner.finishAndAck(this, [
+      "F",
+      this.member,
+      f.id,
+      f.fence,
+      f.status,
+      opt(f.resultJson),
+      opt(f.errorJson),
+      opt(f.attempt),
+      opt(f.runAt),
+    ]);
+  }
+}
+
 /** One consumer of a queue: fetches for its free slots, blocks on the wake-up list when idle. */
 export class RedisConsumer {
   unsettled: number = 0;
@@ -175,6 +231,7 @@ export class RedisConsumer {
     readonly prefetch: number,
     readonly leaseMs: number,
     readonly onDelivery: (delivery: Delivery) => void,
+    readonly fused: Fused | undefined = undefined,
   ) {}
 
   /**
@@ -193,7 +250,12 @@ export class RedisConsumer {
     const ask = Math.min(free, Math.ceil(this.prefetch / 2));
     this.#again = false;
     this.#reserved += ask;
-    const fetch: Promise<void> = this.broker.scripts.run("fetch", this.queue.fetchKeys, [ask, this.leaseMs]).then(
+    const f = this.fused;
+    const sent =
+      f === undefined
+        ? this.broker.scripts.run("fetch", this.queue.fetchKeys, [ask, this.leaseMs])
+        : this.broker.scripts.runFused("fetch", [...this.queue.fetchKeys, f.base], [ask, this.leaseMs, f.ttlMs, f.worker]);
+    const fetch: Promise<void> = sent.then(
       (reply) => {
         this.fetching.delete(fetch);
         this.#reserved -= ask;
@@ -211,14 +273,20 @@ export class RedisConsumer {
 
   #fetched(reply: (string | number)[], asked: number): void {
     this.#failures = 0;
-    const count = (reply.length - 1) / 2;
+    // member, body (and, fused, the claim) per message.
+    const stride = this.fused === undefined ? 2 : 3;
+    const count = (reply.length - 1) / stride;
     if (this.stopped) {
       // Taken after stop() and never handed out: straight back to the front, delivery count restored.
-      for (let i = 1; i < reply.length; i += 2) this.broker.batches.enqueueSettle(this.queue, ["u", String(reply[i])], undefined);
+      // (A record a fused fetch claimed stays active until its claim runs out; the next claim takes it over.)
+      for (let i = 1; i < reply.length; i += stride) this.broker.batches.enqueueSettle(this.queue, ["u", String(reply[i])], undefined);
       return;
     }
-    for (let i = 1; i < reply.length; i += 2) {
-      const delivery = new RedisDelivery(this, String(reply[i]), String(reply[i + 1]));
+    for (let i = 1; i < reply.length; i += stride) {
+      const delivery =
+        stride === 2
+          ? new RedisDelivery(this, String(reply[i]), String(reply[i + 1]))
+          : new FusedRedisDelivery(this, String(reply[i]), String(reply[i + 1]), decodeClaim(String(reply[i + 2])));
       this.held.add(delivery);
       this.unsettled++;
       try {
@@ -286,6 +354,27 @@ export class RedisConsumer {
         reject,
       });
       this.broker.batches.wantFetch(this);
+    });
+  }
+
+  /**
+   * The fused finish-and-ack: the delivery stays held until the reply, and still is when the store
+   * refused the finish (0): core then releases it. 1 finished and acked, 2 finished with the lease lost.
+   */
+  finishAndAck(delivery: RedisDelivery, op: (string | number)[]): Promise<boolean> {
+    if (this.broker.closed) return Promise.reject(brokerClosedError("redis", "the delivery went back to its queue"));
+    if (!this.held.has(delivery)) return Promise.reject(new LeaseLostError("[jobs] [redis] the delivery was already settled"));
+    return new Promise((resolve, reject) => {
+      this.broker.batches.enqueueSettle(this.queue, op, {
+        resolve: (result) => {
+          if (result !== 0 && this.held.delete(delivery)) {
+            this.unsettled--;
+            this.broker.batches.wantFetch(this);
+          }
+          resolve(result !== 0);
+        },
+        reject,
+      });
     });
   }
 

@@ -19,6 +19,7 @@ export type {
   OutgoingMessage,
   PublishOutcome,
   QueueCounts,
+  RecordClaims,
   Subscription,
 } from "../broker.js";
 export { clock } from "../clock.js";

@@ -1,6 +1,7 @@
 -- common.lua: put in front of every store script (see src/store/keys.ts for the key layout).
 --
--- KEYS[1]  the store's base "<prefix>:{<prefix>:store}:"; every key a script touches is the base
+-- STORE_BASE (set by the script's header: KEYS[1] for the store's scripts, the last key for the
+--          broker's fused fetch and settle) is the store's base "<prefix>:{<prefix>:store}:"; every key a script touches is the base
 --          and a part, so all of them share the hash tag, hence one Redis Cluster slot.
 -- A record is the hash "job:<id>" with the fields of StoredJob, plus "seq" (its insertion order).
 -- Index sorted sets, scored by seq: "all", "status:<status>", "queue:<queue>", "name:<name>",
@@ -8,7 +9,7 @@
 -- "finished:<status>:<name>": terminal records, scored by finishedAt (retention).
 -- Optional arguments are "" (absent) or "=" followed by the value.
 
-local base = KEYS[1]
+local base = STORE_BASE
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local UNPUBLISHED = base .. 'unpublished'
@@ -66,4 +67,58 @@ end
 -- Tells watchers (every store's subscriber connection) that the job reached a terminal status.
 local function ended(id, status)
   redis.call('PUBLISH', CHANNEL, status .. ' ' .. id)
+end
+
+-- Claims one job for one delivery (ClaimOutcome in packages/core/src/store.ts): returns
+-- {'claimed', fence, claims, cancelRequested (0/1)}, {'stale'} (no record), {'stale', status} or
+-- {'busy', retryInMs}.
+local function claimOne(id, gen, ttlMs, worker)
+  local key = jobKey(id)
+  local r = redis.call('HMGET', key, 'status', 'gen', 'claimExpiresAt', 'seq', 'published', 'cancelRequested')
+  local status = r[1]
+  if not status then
+    return { 'stale' }
+  elseif tonumber(r[2]) ~= tonumber(gen) or TERMINAL[status] then
+    return { 'stale', status }
+  elseif status == 'active' and tonumber(r[3]) > now then
+    return { 'busy', tonumber(r[3]) - now }
+  elseif status ~= 'active' and not RUNNABLE[status] then
+    return { 'stale', status }
+  end
+  local fence = redis.call('HINCRBY', key, 'fence', 1)
+  local claims = redis.call('HINCRBY', key, 'claims', 1)
+  setStatus(key, id, status, 'active', r[4])
+  redis.call('HSET', key, 'claimExpiresAt', now + tonumber(ttlMs), 'worker', worker, 'startedAt', now, 'updatedAt', now)
+  syncUnpublished(id, 'active', r[5])
+  return { 'claimed', fence, claims, tonumber(r[6]) }
+end
+
+-- Ends one attempt, only while the record is active under fence (FinishRequest); optional
+-- arguments as above. Returns 1 written, 0 not active under fence (nothing written).
+local function finishOne(id, fence, to, resultJson, errorJson, attempt, runAt)
+  local key = jobKey(id)
+  local r = redis.call('HMGET', key, 'status', 'fence', 'claims', 'seq', 'published')
+  if r[1] ~= 'active' or tonumber(r[2]) ~= tonumber(fence) then
+    return 0
+  end
+  setStatus(key, id, 'active', to, r[4])
+  redis.call('HSET', key, 'updatedAt', now, 'claimExpiresAt', 0, 'cancelRequested', 0)
+  if to == 'waiting' then
+    redis.call('HSET', key, 'claims', math.max(0, tonumber(r[3]) - 1))
+    syncUnpublished(id, to, r[5])
+  elseif to == 'retrying' then
+    redis.call('HINCRBY', key, 'gen', 1)
+    redis.call('HSET', key, 'published', 0, 'claims', 0)
+    setOpt(key, 'attempt', attempt)
+    setOpt(key, 'runAt', runAt)
+    setOpt(key, 'errorJson', errorJson)
+    syncUnpublished(id, to, '0')
+  else
+    redis.call('HSET', key, 'finishedAt', now)
+    setOpt(key, 'resultJson', resultJson)
+    setOpt(key, 'errorJson', errorJson)
+    syncUnpublished(id, to, r[5])
+    ended(id, to)
+  end
+  return 1
 end

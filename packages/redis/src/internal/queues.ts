@@ -28,6 +28,8 @@ export interface QueueState {
   publishWaiters: PublishWaiter[];
   settleArgs: (string | number)[];
   settleWaiters: Waiter[];
+  /** The base of the job store a consumer of this queue is fused with (settle.lua runs fused then). */
+  fusedBase: string | undefined;
 }
 
 /** The state of a new queue: KEYS of every script (see lua/), no batch yet. */
@@ -47,6 +49,7 @@ export function queueState(name: string, prefix: string): QueueState {
     publishWaiters: [],
     settleArgs: [],
     settleWaiters: [],
+    fusedBase: undefined,
   };
 }
 

@@ -21,12 +21,26 @@ export interface ScriptSet<N extends string> {
   readonly dir: string;
   /** Prefix of the command names (the broker's `jobs_`, the store's `jobs_store_`). */
   readonly command: string;
-  /** A file under `lua/` put in front of every script of the set (shared helpers). */
-  readonly prelude?: string;
+  /** Files under `lua/` put in front of every script of the set (shared helpers), in order. */
+  readonly prelude?: readonly string[];
+  /** Lua put in front of everything else (the locals the preludes and scripts read). */
+  readonly header?: string;
 }
 
 /** The broker's scripts. */
-export const BROKER_SCRIPTS: ScriptSet<ScriptName> = { keys: SCRIPTS, dir: "", command: "jobs_" };
+export const BROKER_SCRIPTS: ScriptSet<ScriptName> = { keys: SCRIPTS, dir: "", command: "jobs_", header: "local FUSED = false" };
+
+/**
+ * The broker's fetch and settle fused with a job store on the same server (packages/redis/src/fusion.ts):
+ * the same scripts, with the store's helpers in front and the store's base as their last key.
+ */
+export const FUSED_SCRIPTS: ScriptSet<"fetch" | "settle"> = {
+  keys: { fetch: SCRIPTS.fetch + 1, settle: SCRIPTS.settle + 1 },
+  dir: "",
+  command: "jobs_fused_",
+  header: "local FUSED = true\nlocal STORE_BASE = KEYS[#KEYS]",
+  prelude: ["store/common"],
+};
 
 const sources = new Map<string, string>();
 
@@ -40,14 +54,15 @@ function source(path: string): string {
 }
 
 function script(set: ScriptSet<string>, name: string): string {
-  const body = source(`${set.dir}${name}`);
-  return set.prelude === undefined ? body : `${source(set.prelude)}\n${body}`;
+  return [set.header ?? "", ...(set.prelude ?? []).map(source), source(`${set.dir}${name}`)].join("\n");
 }
 
 /** What runs the scripts: the broker's command connection. */
 export interface Scripts {
   /** Runs a script; `timed` bounds the wait by the request timeout (the command itself may still run later). */
   run(name: ScriptName, keys: readonly string[], args: readonly (string | number)[], timed?: boolean): Promise<unknown>;
+  /** Runs the fetch or settle fused with a job store (the store's base is the last key). */
+  runFused(name: "fetch" | "settle", keys: readonly string[], args: readonly (string | number)[], timed?: boolean): Promise<unknown>;
 }
 
 /** The scripts as commands of a connection (`<command><name>(...keys, ...args)`). */

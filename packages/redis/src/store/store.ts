@@ -40,6 +40,7 @@ import {
 } from "@jobs/core/adapter";
 import type { Redis } from "ioredis";
 import { RedisConnection } from "../connection.js";
+import { type FusionSource, kFusion, probeKey } from "../fusion.js";
 import { registerScripts, type ScriptRunner, type ScriptSet } from "../internal/scripts.js";
 import type { RedisSettings } from "../options.js";
 import { decodeRecord, insertArgs, opt } from "./codec.js";
@@ -92,7 +93,8 @@ const STORE_SCRIPTS: ScriptSet<StoreScript> = {
   },
   dir: "store/",
   command: "jobs_store_",
-  prelude: "store/common",
+  prelude: ["store/common"],
+  header: "local STORE_BASE = KEYS[1]",
 };
 
 /** Most index entries one `list` or `unpublished` call reads: the bound of a script's work (Redis runs one script at a time). */
@@ -135,6 +137,19 @@ class RedisJobStore implements RedisStore {
       configWarnings: storeConfigWarnings,
     });
     this.#run = registerScripts(this.#connection.command, STORE_SCRIPTS);
+  }
+
+  /** For the Redis broker's fusion (src/fusion.ts). */
+  get [kFusion](): FusionSource {
+    const command = this.#connection.command;
+    const base = this.#keys.base;
+    return {
+      base,
+      cluster: command.isCluster,
+      probe: async (token) => {
+        await this.#call("probe", () => command.set(probeKey(base), token, "PX", 60_000));
+      },
+    };
   }
 
   /**
