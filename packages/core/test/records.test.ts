@@ -475,3 +475,20 @@ describe("job records: the local deadline", () => {
     expect(executions).toBe(2);
   });
 });
+
+describe("job records: the handler's context", () => {
+  it("lets a handler destructure progress from its context", async () => {
+    const f = withStore("ctx-destructure");
+    const job = f.job("destructured");
+    await f
+      .worker()
+      .handle(job, async (_p, { progress }) => {
+        await progress({ half: true });
+        return "done";
+      })
+      .start();
+    const handle = await f.stored.enqueue(job, {});
+    expect(await handle.result()).toBe("done");
+    expect((await f.stored.getJob(handle.id))?.progress).toEqual({ half: true });
+  });
+});

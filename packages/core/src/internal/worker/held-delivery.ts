@@ -77,8 +77,11 @@ export class HandlerContext<Ctx> implements JobContext<Ctx> {
   get fence(): number {
     return this.#item.fence;
   }
-  progress(value: unknown): Promise<void> {
-    return this.#progress(this.#item, value);
+  /** A getter, so that `({ progress }) => progress(…)` works: the function is made only when read. */
+  get progress(): (value: unknown) => Promise<void> {
+    const item = this.#item;
+    const write = this.#progress;
+    return (value) => write(item, value);
   }
   get job(): JobInfo {
     return jobOf(this.#item);

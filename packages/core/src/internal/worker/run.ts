@@ -116,7 +116,7 @@ export class JobRunner<Ctx> {
     try {
       assertJsonValue(value, `the result of "${item.envelope.name}"`);
     } catch (error) {
-      return new NonRetryableError(`[jobs] ${(error as Error).message}`, { cause: error });
+      return new NonRetryableError((error as Error).message, { cause: error });
     }
     const json = JSON.stringify(value);
     const limit = this.#host.maxResultBytes;

@@ -211,7 +211,8 @@ export class Settlement {
     const { delivery, envelope } = item;
     const events = this.#events;
     const job = jobOf(item);
-    const durationMs = clock.now() - item.startedAt;
+    // A job cancelled before its handler started (startedAt 0) ran for no time.
+    const durationMs = item.startedAt === 0 ? 0 : clock.now() - item.startedAt;
     const error = serializeError(failure);
     const now = Date.now();
     const lastError = { ...error, at: now, attempt: envelope.attempt };
