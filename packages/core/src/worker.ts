@@ -39,7 +39,7 @@ import { assertQueueName } from "./names.js";
 import { needsStore, newRecord, StoreLink, storeOption } from "./records.js";
 import { parseRetain, type RetainPolicy } from "./retention.js";
 import { physicalQueues } from "./routing.js";
-import type { JobStore } from "./store.js";
+import type { ClaimOutcome, JobStore } from "./store.js";
 
 export type { JobContext, JobHandler } from "./job-context.js";
 
@@ -299,45 +299,59 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   function claimAndRun(item: HeldDelivery, l: StoreLink): void {
     const { envelope, delivery } = item;
     const gen = envelope.gen;
+    // The broker claimed it as it handed it out (fused with the store): nothing to ask the store.
+    if (delivery.claim !== undefined && gen !== undefined) {
+      claimed(item, delivery.claim);
+      return;
+    }
     const claim = (): Promise<void> =>
-      l.claim.add({ id: envelope.id, gen: gen ?? 1, ttlMs: leaseMs, worker: workerId }).then((outcome) => {
-        if (outcome.outcome === "stale") {
-          settlement.ackUnrun(delivery, envelope);
-          finished(item);
-        } else if (outcome.outcome === "busy") {
-          settlement.defer(delivery, envelope, Math.max(1, outcome.retryInMs));
-          finished(item);
-        } else {
-          item.fence = outcome.fence;
-          item.claimConfirmedAt = Date.now();
-          if (outcome.claims > maxDeliveries) {
-            item.completed = true;
-            const error = new JobsError(
-              "non-retryable",
-              `[jobs] claimed ${outcome.claims} times without finishing (its workers keep dying or losing the claim)`,
-            );
-            settlement.deadLetterHeld(item, "crash-loop", error);
-            finished(item);
-          } else if (outcome.cancelRequested) {
-            item.cancelHeard = true;
-            runner.failed(item, new JobCancelledError(`[jobs] job ${envelope.id} was cancelled before this claim`));
-          } else {
-            runner.run(item);
-          }
-        }
-      });
-    const claimed =
+      l.claim.add({ id: envelope.id, gen: gen ?? 1, ttlMs: leaseMs, worker: workerId }).then((outcome) => claimed(item, outcome));
+    const recorded =
       gen === undefined
         ? l.insert
             .add(newRecord({ meta: { ...envelope, gen: 1 }, payloadJson: JSON.stringify(envelope.payload) }, [], envelope.enqueuedAt))
             .then(claim)
         : claim();
-    claimed.catch((error: unknown) => {
+    recorded.catch((error: unknown) => {
       // The store is unreachable: hand the delivery back (not run), after a pause so the broker does not spin it.
       settlement.report(error, envelope);
       settlement.defer(delivery, envelope, STORE_RETRY_MS);
       finished(item);
     });
+  }
+
+  /** What a claim found decides: run, ack unrun, defer until the holder's claim runs out, or dead-letter a crash loop. */
+  function claimed(item: HeldDelivery, outcome: ClaimOutcome): void {
+    const { envelope, delivery } = item;
+    if (outcome.outcome === "stale") {
+      settlement.ackUnrun(delivery, envelope);
+      finished(item);
+      return;
+    }
+    if (outcome.outcome === "busy") {
+      settlement.defer(delivery, envelope, Math.max(1, outcome.retryInMs));
+      finished(item);
+      return;
+    }
+    // A claim the broker made at fetch time was confirmed then (receipt set both), not now.
+    if (item.fence !== outcome.fence) {
+      item.fence = outcome.fence;
+      item.claimConfirmedAt = Date.now();
+    }
+    if (outcome.claims > maxDeliveries) {
+      item.completed = true;
+      const error = new JobsError(
+        "non-retryable",
+        `[jobs] claimed ${outcome.claims} times without finishing (its workers keep dying or losing the claim)`,
+      );
+      settlement.deadLetterHeld(item, "crash-loop", error);
+      finished(item);
+    } else if (outcome.cancelRequested) {
+      item.cancelHeard = true;
+      runner.failed(item, new JobCancelledError(`[jobs] job ${envelope.id} was cancelled before this claim`));
+    } else {
+      runner.run(item);
+    }
   }
 
   /** Heartbeat of the claims of running jobs: a refused renewal (taken over) aborts the handler; a cancel asked is heard. */
@@ -416,6 +430,8 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     for (const item of buffer.drain()) {
       // A suspect keeps its count (a release would reset it): shutdowns must not wash a crash loop away.
       if (isSuspect(item, threshold)) settlement.releaseKeepingCount(item, 0);
+      // Claimed when it was fetched (a broker fused with the store): the record is handed back too.
+      else if (item.fence !== 0) settlement.handBack(item);
       else settlement.release(item.delivery, item.envelope);
     }
     const waiting = gate.abandon();
@@ -427,7 +443,9 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     for (const r of handlers.values()) {
       if (r.job.queue === queue && (jobTimeoutMs === undefined || r.job.timeoutMs > jobTimeoutMs)) jobTimeoutMs = r.job.timeoutMs;
     }
-    return jobTimeoutMs === undefined ? { prefetch, leaseMs } : { prefetch, leaseMs, jobTimeoutMs };
+    const records = link === undefined ? undefined : { store: link.store, ttlMs: leaseMs, worker: workerId };
+    const base = jobTimeoutMs === undefined ? { prefetch, leaseMs } : { prefetch, leaseMs, jobTimeoutMs };
+    return records === undefined ? base : { ...base, records };
   }
 
   async function startConsumers(): Promise<void> {

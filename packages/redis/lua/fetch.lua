@@ -55,8 +55,12 @@ local function fusedClaim(body)
   local id = string.match(body, '^{"v":1,"id":"([^"\\]+)"')
   if not id then return '' end
   local cut = string.find(body, '"payload":', 1, true)
-  local gen = string.match(cut and string.sub(body, 1, cut) or body, '"gen":(%d+)')
+  local meta = cut and string.sub(body, 1, cut) or body
+  local gen = string.match(meta, '"gen":(%d+)')
   if not gen then return '' end
+  -- Not due yet: core defers it on receipt without running it, so it must not hold a claim meanwhile.
+  local runAt = tonumber(string.match(meta, '"runAt":(%d+)'))
+  if runAt and runAt > now then return '' end
   local c = claimOne(id, gen, ARGV[3], ARGV[4])
   if c[1] == 'claimed' then return 'c:' .. c[2] .. ':' .. c[3] .. ':' .. c[4] end
   if c[1] == 'busy' then return 'b:' .. c[2] end

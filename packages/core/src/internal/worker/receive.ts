@@ -70,8 +70,9 @@ export function receive(delivery: Delivery, host: ReceiveHost): HeldDelivery | u
     startedAt: 0,
     bufferedAt: now,
     deadline: Number.POSITIVE_INFINITY,
-    fence: 0,
-    claimConfirmedAt: 0,
+    // Claimed by the broker as it handed the delivery out (fused with the store): held from now.
+    fence: delivery.claim?.outcome === "claimed" && envelope.gen !== undefined ? delivery.claim.fence : 0,
+    claimConfirmedAt: now,
     cancelHeard: false,
     resultJson: undefined,
     prev: undefined,

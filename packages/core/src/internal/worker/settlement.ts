@@ -118,11 +118,36 @@ export class Settlement {
     );
   }
 
-  /** Succeeded with a record: `succeeded` (with the result) first, then the ack. */
+  /** A claimed job given back unrun (shutdown): `waiting` in the record too, or the next worker would wait out the claim. */
+  handBack(item: HeldDelivery): void {
+    this.#track(this.#handBack(item));
+  }
+
+  #handBack(item: HeldDelivery): Promise<void> {
+    return this.#finish(item, { status: "waiting" }).then(() => this.#release(item.delivery, item.envelope));
+  }
+
+  /** Succeeded with a record: `succeeded` (with the result) first, then the ack; one call when the broker is fused with the store. */
   async #recordedAck(item: HeldDelivery): Promise<void> {
     const durationMs = clock.now() - item.startedAt;
     const request: Omit<FinishRequest, "id" | "fence"> =
       item.resultJson === undefined ? { status: "succeeded" } : { status: "succeeded", resultJson: item.resultJson };
+    const delivery = item.delivery;
+    if (delivery.finishAndAck !== undefined) {
+      let finished: boolean;
+      try {
+        finished = await delivery.finishAndAck({ ...request, id: item.envelope.id, fence: item.fence });
+      } catch (error) {
+        this.report(error, item.envelope);
+        return this.#release(delivery, item.envelope);
+      }
+      if (!finished) {
+        this.#refused(item);
+        return this.#release(delivery, item.envelope);
+      }
+      if (this.#events.has("job.succeeded")) this.#events.emit("job.succeeded", { job: jobOf(item), durationMs });
+      return;
+    }
     if (!(await this.#finish(item, request))) return this.#release(item.delivery, item.envelope);
     return item.delivery.ack().then(
       () => {
@@ -145,13 +170,16 @@ export class Settlement {
       this.report(error, item.envelope);
       return false;
     }
-    if (!ok) {
-      const error = new LeaseLostError(
-        "[jobs] the job's claim in the store was taken over or has ended; this worker's outcome was not written and the job is released",
-      );
-      this.#events.emit("job.lease-lost", { job: jobOf(item), error: serializeError(error) });
-    }
+    if (!ok) this.#refused(item);
     return ok;
+  }
+
+  /** The store refused a finish: `job.lease-lost` (the job is released). */
+  #refused(item: HeldDelivery): void {
+    const error = new LeaseLostError(
+      "[jobs] the job's claim in the store was taken over or has ended; this worker's outcome was not written and the job is released",
+    );
+    this.#events.emit("job.lease-lost", { job: jobOf(item), error: serializeError(error) });
   }
 
   /** The handler failed (threw, rejected or timed out): retry, dead-letter, or release if shutdown aborted it. */
@@ -162,11 +190,7 @@ export class Settlement {
   #fail(item: HeldDelivery, failure: unknown): Promise<void> {
     const { delivery, envelope } = item;
     // Aborted by shutdown, not by its own fault: no attempt is counted.
-    if (item.abortedByShutdown) {
-      if (item.fence === 0) return this.#release(delivery, envelope);
-      // Handed back in the record too, or the next worker would wait out the claim.
-      return this.#finish(item, { status: "waiting" }).then(() => this.#release(delivery, envelope));
-    }
+    if (item.abortedByShutdown) return item.fence === 0 ? this.#release(delivery, envelope) : this.#handBack(item);
     if (item.fence !== 0) return this.#recordedFail(item, failure);
     const events = this.#events;
     const job = jobOf(item);
