@@ -358,23 +358,28 @@ export class RedisConsumer {
   }
 
   /**
-   * The fused finish-and-ack: the delivery stays held until the reply, and still is when the store
-   * refused the finish (0): core then releases it. 1 finished and acked, 2 finished with the lease lost.
+   * The fused finish-and-ack: 1 finished and acked, 2 finished with the lease lost, 0 the store
+   * refused the finish. Like an ack, it frees its slot at once and the refill fetch follows this
+   * batch; a refused finish takes the slot back (the delivery stays held: core then releases it),
+   * so the consumer may briefly hold one more than its prefetch after a takeover.
    */
   finishAndAck(delivery: RedisDelivery, op: (string | number)[]): Promise<boolean> {
     if (this.broker.closed) return Promise.reject(brokerClosedError("redis", "the delivery went back to its queue"));
     if (!this.held.has(delivery)) return Promise.reject(new LeaseLostError("[jobs] [redis] the delivery was already settled"));
+    this.unsettled--;
     return new Promise((resolve, reject) => {
       this.broker.batches.enqueueSettle(this.queue, op, {
         resolve: (result) => {
-          if (result !== 0 && this.held.delete(delivery)) {
-            this.unsettled--;
-            this.broker.batches.wantFetch(this);
-          }
+          if (result === 0) this.unsettled++;
+          else this.held.delete(delivery);
           resolve(result !== 0);
         },
-        reject,
+        reject: (error) => {
+          this.unsettled++;
+          reject(error);
+        },
       });
+      this.broker.batches.wantFetch(this);
     });
   }
 
