@@ -1,4 +1,4 @@
-import type { Broker } from "@jobs/core";
+import type { Broker, JobStore } from "@jobs/core";
 
 /** A TCP address of a broker (or of the fault proxy in front of it). */
 export interface ConformanceEndpoint {
@@ -39,4 +39,12 @@ export interface ConformanceOptions {
   readonly restart?: () => Promise<void>;
   /** Multiplies every time limit and window of the suite (e.g. 3 for a slow CI machine). @default 1 */
   readonly timeScale?: number;
+  /**
+   * Returns a job store (a new instance on every call). When given, every client, worker and admin
+   * of the job-semantics groups gets the case's store (one instance per case, closed when it ends),
+   * and the cases that need a store run too; the transport groups ignore it. The store must pair
+   * with this broker (an in-process store only with the memory broker).
+   * @default undefined (jobs are broker messages only; the store cases are skipped)
+   */
+  readonly createStore?: () => JobStore | Promise<JobStore>;
 }

@@ -1,8 +1,9 @@
 /**
  * The per-case fixture. A case asks its group for one and gets what it needs: broker instances
  * opened from the factory, a unique queue, and for job cases a client, an admin, job definitions
- * and workers that record their events. Everything the case opened is closed, and every queue it
- * used purged, when the case ends (pass or fail), so a case is its scenario and its assertions.
+ * and workers that record their events (all on the case's job store, when the options give one).
+ * Everything the case opened is closed, and every queue it used purged, when the case ends (pass or
+ * fail), so a case is its scenario and its assertions.
  */
 import {
   type Admin,
@@ -17,6 +18,7 @@ import {
   type JobDefinition,
   type JobHandler,
   type JobOptions,
+  type JobStore,
   type QueueCounts,
   WORKER_EVENTS,
   type Worker,
@@ -41,13 +43,14 @@ import {
   uniqueQueueName,
 } from "./harness.js";
 
-/** Resources of one case, released when it finishes: workers, then brokers, then queues. */
+/** Resources of one case, released when it finishes: workers, then the store, then brokers, then queues. */
 class Scope {
   readonly #options: ConformanceOptions;
   readonly #context: BrokerFactoryContext;
   readonly #brokers: Broker[] = [];
   readonly #closers: (() => Promise<void>)[] = [];
   readonly #queues: { readonly name: string; readonly logical: boolean }[] = [];
+  #store: JobStore | undefined;
 
   constructor(options: ConformanceOptions, context: BrokerFactoryContext) {
     this.#options = options;
@@ -61,6 +64,14 @@ class Scope {
     return broker;
   }
 
+  /** The case's job store (one instance, from `createStore`), closed after the workers at the end of the case. */
+  async store(): Promise<JobStore | undefined> {
+    const create = this.#options.createStore;
+    if (create === undefined) return undefined;
+    this.#store ??= await create();
+    return this.#store;
+  }
+
   /** Purges `name` at the end of the case: a physical queue, or with `logical` every physical queue core derives from it. */
   queue(name: string, logical: boolean): string {
     this.#queues.push({ name, logical });
@@ -72,13 +83,14 @@ class Scope {
     this.#closers.push(close);
   }
 
-  /** Closes workers, then brokers, then purges every queue the case used through a fresh instance. */
+  /** Closes workers, then the store, then brokers, then purges every queue the case used through a fresh instance. */
   async dispose(): Promise<void> {
     const errors: unknown[] = [];
     const collect = (results: PromiseSettledResult<unknown>[]): void => {
       for (const r of results) if (r.status === "rejected") errors.push(r.reason);
     };
     collect(await Promise.allSettled(this.#closers.map((close) => close())));
+    if (this.#store !== undefined) collect(await Promise.allSettled([this.#store.close()]));
     collect(await Promise.allSettled(this.#brokers.map((b) => b.close())));
     if (this.#queues.length > 0) {
       // Straight to the broker, never through a fault proxy the case may have left paused.
@@ -206,15 +218,17 @@ export interface JobCaseSetup extends CaseSetup {
 
 /** A job case's fixture: core's client, admin and workers on a unique logical queue. */
 export interface JobFixture extends CaseFixture {
-  /** A client on the producer. */
+  /** A client on the producer (with the case's store, if any). */
   readonly client: Client;
-  /** An admin on the producer. */
+  /** An admin on the producer (with the case's store, if any). */
   readonly admin: Admin;
+  /** The case's store (`ConformanceOptions.createStore`), shared by its client, admin and workers; undefined without one. */
+  readonly store: JobStore | undefined;
   /** A job definition on `q`. */
   job<P>(name: string, options?: Omit<JobOptions, "name" | "queue">): JobDefinition<P>;
   /**
-   * A worker (on the consumer unless told, lease `t.lease`, concurrency 1, then `setup`) that
-   * records its events; closed with no grace at the end of the case.
+   * A worker (on the consumer unless told, lease `t.lease`, concurrency 1, the case's store, then
+   * `setup`) that records its events; closed with no grace at the end of the case.
    */
   worker<Ctx = undefined>(setup?: WorkerSetup<Ctx>): RecordedWorker<Ctx>;
   /** A worker that handles `job` with `handler`, started. */
@@ -229,6 +243,8 @@ export interface GroupEnv {
   readonly caps: BrokerCapabilities;
   /** Scaled time limits. */
   readonly t: Timing;
+  /** The options give a store (`createStore`): job cases run with one, and the store cases are not skipped. */
+  readonly withStore: boolean;
   /** The fixture of a transport case; `tag` goes into its queue's name. */
   transportCase(tag: string, setup?: CaseSetup): Promise<TransportFixture>;
   /** The fixture of a job case; `tag` goes into its queue's name. */
@@ -279,16 +295,20 @@ async function transportCase(options: ConformanceOptions, t: Timing, tag: string
 
 async function jobCase(options: ConformanceOptions, t: Timing, tag: string, setup: JobCaseSetup = {}): Promise<JobFixture> {
   const { scope, base } = await openCase(options, tag, setup, true);
-  const admin = createAdmin({ broker: base.producer });
+  const store = await scope.store();
+  // Spread, not `store: undefined`: the options are exactOptionalPropertyTypes.
+  const withStore = store === undefined ? {} : { store };
+  const admin = createAdmin({ broker: base.producer, ...withStore });
   const worker = <Ctx>(workerSetup: WorkerSetup<Ctx> = {}): RecordedWorker<Ctx> => {
-    const created = createWorker<Ctx>({ broker: base.consumer, lease: t.lease, concurrency: 1, ...workerSetup });
+    const created = createWorker<Ctx>({ broker: base.consumer, lease: t.lease, concurrency: 1, ...withStore, ...workerSetup });
     scope.defer(() => created.close({ timeout: 0 }));
     return new RecordedWorker(created);
   };
   return {
     ...base,
-    client: createClient({ broker: base.producer, ...setup.client }),
+    client: createClient({ broker: base.producer, ...withStore, ...setup.client }),
     admin,
+    store,
     job: <P>(name: string, jobOptions: Omit<JobOptions, "name" | "queue"> = {}) => defineJob<P>({ ...jobOptions, name, queue: base.q }),
     worker,
     run: async (job, handler, workerSetup) => {
@@ -312,6 +332,7 @@ export function group(options: ConformanceOptions, title: string, body: (env: Gr
     body({
       caps,
       t,
+      withStore: options.createStore !== undefined,
       transportCase: (tag, setup) => transportCase(options, t, tag, setup),
       jobCase: (tag, setup) => jobCase(options, t, tag, setup),
     });

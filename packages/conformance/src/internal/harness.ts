@@ -70,6 +70,9 @@ export function assertConformanceOptions(options: ConformanceOptions): void {
   if (options.restart !== undefined && typeof options.restart !== "function") {
     throw new InvalidOptionsError("restart", "expected a function");
   }
+  if (options.createStore !== undefined && typeof options.createStore !== "function") {
+    throw new InvalidOptionsError("createStore", "expected a function");
+  }
   const endpoint = options.endpoint;
   if (endpoint !== undefined && (typeof endpoint?.host !== "string" || !Number.isInteger(endpoint.port))) {
     throw new InvalidOptionsError("endpoint", "expected { host, port }");
