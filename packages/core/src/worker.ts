@@ -5,9 +5,10 @@
  */
 
 import { hostname } from "node:os";
-import type { Broker, ConsumeOptions, Delivery, Subscription } from "./broker.js";
+import type { Broker, ConsumeOptions, DeadLetterReason, Delivery, Subscription } from "./broker.js";
 import type { JobDefinition } from "./define-job.js";
 import { type Duration, parseDuration } from "./duration.js";
+import type { Envelope } from "./envelope.js";
 import {
   BrokerClosedError,
   InvalidOptionsError,
@@ -211,7 +212,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     run: start,
     pump,
   });
-  const receipt: ReceiveHost = { maxBytes, maxDeliveries, handlers, settlement };
+  const receipt: ReceiveHost = { maxBytes, maxDeliveries, handlers, settlement, deadLetterJob };
   const heartbeat = new Heartbeat({
     leaseMs,
     canExtend: caps.leaseExtension,
@@ -298,26 +299,36 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
    */
   function claimAndRun(item: HeldDelivery, l: StoreLink): void {
     const { envelope, delivery } = item;
-    const gen = envelope.gen;
-    // The broker claimed it as it handed it out (fused with the store): nothing to ask the store.
-    if (delivery.claim !== undefined && gen !== undefined) {
-      claimed(item, delivery.claim);
-      return;
-    }
-    const claim = (): Promise<void> =>
-      l.claim.add({ id: envelope.id, gen: gen ?? 1, ttlMs: leaseMs, worker: workerId }).then((outcome) => claimed(item, outcome));
-    const recorded =
-      gen === undefined
-        ? l.insert
-            .add(newRecord({ meta: { ...envelope, gen: 1 }, payloadJson: JSON.stringify(envelope.payload) }, [], envelope.enqueuedAt))
-            .then(claim)
-        : claim();
-    recorded.catch((error: unknown) => {
-      // The store is unreachable: hand the delivery back (not run), after a pause so the broker does not spin it.
-      settlement.report(error, envelope);
-      settlement.defer(delivery, envelope, STORE_RETRY_MS);
-      finished(item);
-    });
+    claimRecord(envelope, l, delivery)
+      .then((outcome) => claimed(item, outcome))
+      .catch((error: unknown) => {
+        // The store is unreachable: hand the delivery back (not run), after a pause so the broker does not spin it.
+        settlement.report(error, envelope);
+        settlement.defer(delivery, envelope, STORE_RETRY_MS);
+        finished(item);
+      });
+  }
+
+  /**
+   * Claims a delivery's record by its generation; a message with no generation gets its record
+   * first. A delivery the broker claimed as it handed it out (fused with the store) needs no call.
+   */
+  function claimRecord(envelope: Envelope, l: StoreLink, delivery: Delivery): Promise<ClaimOutcome> {
+    if (delivery.claim !== undefined && envelope.gen !== undefined) return Promise.resolve(delivery.claim);
+    const claim = (): Promise<ClaimOutcome> => l.claim.add({ id: envelope.id, gen: envelope.gen ?? 1, ttlMs: leaseMs, worker: workerId });
+    if (envelope.gen !== undefined) return claim();
+    return l.insert
+      .add(newRecord({ meta: { ...envelope, gen: 1 }, payloadJson: JSON.stringify(envelope.payload) }, [], envelope.enqueuedAt))
+      .then(claim);
+  }
+
+  /**
+   * A decoded delivery given up at receipt (unknown job, crash loop): with a store its record is
+   * claimed and finished `dead` before the dead letter, as a handler's dead letter is (rule 3).
+   */
+  function deadLetterJob(delivery: Delivery, envelope: Envelope, reason: DeadLetterReason, error: unknown): void {
+    if (link === undefined) settlement.deadLetter(delivery, envelope, reason, error);
+    else settlement.deadLetterUnclaimed(delivery, envelope, reason, error, claimRecord(envelope, link, delivery), STORE_RETRY_MS);
   }
 
   /** What a claim found decides: run, ack unrun, defer until the holder's claim runs out, or dead-letter a crash loop. */

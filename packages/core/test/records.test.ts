@@ -281,6 +281,50 @@ describe("job records: ids and generations", () => {
   });
 });
 
+describe("job records: dead letters at receipt", () => {
+  it("records a job nobody handles as dead (unknown-job), so the admin's requeue runs it once a handler exists", async () => {
+    const f = withStore("rec-unknown-job");
+    const known = f.job("known");
+    const stranger = f.job("stranger");
+    const first = f.worker().handle(known, () => {});
+    await first.start();
+    const dead = waitForEvent(first, "job.dead-lettered", () => true);
+    const handle = await f.stored.enqueue(stranger, {});
+    expect((await dead).reason).toBe("unknown-job");
+    const record = await f.stored.getJob(handle.id);
+    expect(record).toMatchObject({ status: "dead", attempt: 1, fence: 1 });
+    expect(record?.error?.code).toBe("unknown-job");
+    await first.close();
+    await f
+      .worker()
+      .handle(stranger, () => "handled now")
+      .start();
+    const admin = createAdmin({ broker: f.broker, store: f.store });
+    expect(await admin.requeueDeadLetters(f.queue)).toBe(1);
+    expect(await handle.result()).toBe("handled now");
+    expect(await f.stored.getJob(handle.id)).toMatchObject({ status: "succeeded", attempt: 1, gen: 2 });
+  });
+
+  it("acks unrun, without a dead letter, a message of a job nobody handles whose record is already finished", async () => {
+    const f = withStore("rec-unknown-stale");
+    const known = f.job("known");
+    const stranger = f.job("stranger");
+    const { id } = await f.stored.enqueue(stranger, {});
+    expect(await f.stored.cancel(id)).toEqual({ outcome: "cancelled" });
+    const worker = f.worker().handle(known, () => {});
+    const events: string[] = [];
+    worker.on("job.dead-lettered", () => events.push("dead-lettered"));
+    await worker.start();
+    await waitFor(async () => {
+      const counts = await f.broker.counts(f.queue);
+      return counts.waiting + counts.active === 0;
+    });
+    expect(await f.broker.counts(f.queue)).toMatchObject({ dead: 0 });
+    expect(events).toEqual([]);
+    expect(await f.stored.getJob(id)).toMatchObject({ status: "cancelled", fence: 0 });
+  });
+});
+
 describe("job records: cancel", () => {
   it("cancels a waiting job, which never starts", async () => {
     const f = withStore("cancel-wait");

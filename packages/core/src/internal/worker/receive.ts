@@ -3,7 +3,7 @@
  * loop and an unknown job are dead-lettered, a job not due yet is deferred; any other delivery
  * becomes a `HeldDelivery`.
  */
-import type { Delivery } from "../../broker.js";
+import type { DeadLetterReason, Delivery } from "../../broker.js";
 import { decodeEnvelope, type Envelope, fromLocalEnvelope } from "../../envelope.js";
 import { JobsError, UnknownJobError } from "../../errors.js";
 import { PRIORITIES, type PriorityLevel } from "../../priority.js";
@@ -19,6 +19,8 @@ export interface ReceiveHost {
   /** The handlers, by job name. */
   readonly handlers: ReadonlyMap<string, Registered>;
   readonly settlement: Pick<Settlement, "deadLetter" | "defer">;
+  /** Dead-letters a decoded job given up here (crash loop, unknown job): with a store, through its record. */
+  deadLetterJob(delivery: Delivery, envelope: Envelope, reason: DeadLetterReason, error: unknown): void;
 }
 
 /** The delivery as the worker holds it, or undefined when it was settled here. */
@@ -41,7 +43,7 @@ export function receive(delivery: Delivery, host: ReceiveHost): HeldDelivery | u
       "non-retryable",
       `[jobs] delivered ${count} times without being settled (its worker keeps dying or losing the lease)`,
     );
-    settlement.deadLetter(delivery, envelope, "crash-loop", error);
+    host.deadLetterJob(delivery, envelope, "crash-loop", error);
     return undefined;
   }
   const now = Date.now();
@@ -51,7 +53,7 @@ export function receive(delivery: Delivery, host: ReceiveHost): HeldDelivery | u
   }
   const registered = host.handlers.get(envelope.name);
   if (registered === undefined) {
-    settlement.deadLetter(delivery, envelope, "unknown-job", new UnknownJobError(envelope.name));
+    host.deadLetterJob(delivery, envelope, "unknown-job", new UnknownJobError(envelope.name));
     return undefined;
   }
   return {

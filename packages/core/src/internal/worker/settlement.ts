@@ -32,7 +32,7 @@ import { type Envelope, encodeEnvelope } from "../../envelope.js";
 import { JobsError, LeaseLostError, serializeError } from "../../errors.js";
 import type { Emitter, WorkerEventMap } from "../../events.js";
 import type { StoreLink } from "../../records.js";
-import type { FinishRequest } from "../../store.js";
+import type { ClaimOutcome, FinishRequest } from "../../store.js";
 import { asReceived, type HeldDelivery, jobOf } from "./held-delivery.js";
 import { withCarriedCount, withoutCarriedCount } from "./suspects.js";
 
@@ -142,7 +142,7 @@ export class Settlement {
         return this.#release(delivery, item.envelope);
       }
       if (!finished) {
-        this.#refused(item);
+        this.#refused(item.envelope);
         return this.#release(delivery, item.envelope);
       }
       if (this.#events.has("job.succeeded")) this.#events.emit("job.succeeded", { job: jobOf(item), durationMs });
@@ -158,28 +158,32 @@ export class Settlement {
   }
 
   /**
-   * Writes the end of a claimed attempt. False when it was not written: the store refused it (the
-   * claim was taken over: `job.lease-lost`) or could not be reached (`error`).
+   * Writes the end of a claimed attempt (a held job, or a delivery claimed only to be dead-lettered).
+   * False when it was not written: the store refused it (the claim was taken over:
+   * `job.lease-lost`) or could not be reached (`error`).
    */
-  async #finish(item: HeldDelivery, request: Omit<FinishRequest, "id" | "fence">): Promise<boolean> {
+  async #finish(
+    claimed: { readonly envelope: Envelope; readonly fence: number },
+    request: Omit<FinishRequest, "id" | "fence">,
+  ): Promise<boolean> {
     const link = this.#host.link as StoreLink;
     let ok: boolean;
     try {
-      ok = await link.finish.add({ ...request, id: item.envelope.id, fence: item.fence });
+      ok = await link.finish.add({ ...request, id: claimed.envelope.id, fence: claimed.fence });
     } catch (error) {
-      this.report(error, item.envelope);
+      this.report(error, claimed.envelope);
       return false;
     }
-    if (!ok) this.#refused(item);
+    if (!ok) this.#refused(claimed.envelope);
     return ok;
   }
 
   /** The store refused a finish: `job.lease-lost` (the job is released). */
-  #refused(item: HeldDelivery): void {
+  #refused(envelope: Envelope): void {
     const error = new LeaseLostError(
       "[jobs] the job's claim in the store was taken over or has ended; this worker's outcome was not written and the job is released",
     );
-    this.#events.emit("job.lease-lost", { job: jobOf(item), error: serializeError(error) });
+    this.#events.emit("job.lease-lost", { job: infoOf(envelope), error: serializeError(error) });
   }
 
   /** The handler failed (threw, rejected or timed out): retry, dead-letter, or release if shutdown aborted it. */
@@ -284,12 +288,47 @@ export class Settlement {
       this.deadLetter(item.delivery, item.envelope, reason, error);
       return;
     }
-    const serialized = serializeError(error);
-    const errorJson = JSON.stringify({ ...serialized, at: Date.now(), attempt: item.envelope.attempt });
+    this.#track(this.#deadLetterClaimed(item.delivery, item.envelope, item.fence, reason, error));
+  }
+
+  /**
+   * Dead-letters a decoded delivery given up at receipt, before any handler (unknown job, crash
+   * loop), whose record `claim` claims first (with a store). Claimed, the record is finished `dead`
+   * and then the message dead-lettered, as a handler's dead letter is: left runnable, the record
+   * would contradict the dead letter and the admin's requeue, which revives only `dead` records,
+   * would drop the message. A stale record's message is acked unrun, a busy one deferred until
+   * that claim runs out; an unreachable store hands the delivery back after `retryMs`.
+   */
+  deadLetterUnclaimed(
+    delivery: Delivery,
+    envelope: Envelope,
+    reason: DeadLetterReason,
+    error: unknown,
+    claim: Promise<ClaimOutcome>,
+    retryMs: number,
+  ): void {
     this.#track(
-      this.#finish(item, { status: "dead", errorJson }).then((ok) =>
-        ok ? this.#deadLetter(item.delivery, item.envelope, reason, error) : this.#release(item.delivery, item.envelope),
+      claim.then(
+        (outcome): Promise<void> | undefined => {
+          if (outcome.outcome === "claimed") return this.#deadLetterClaimed(delivery, envelope, outcome.fence, reason, error);
+          if (outcome.outcome === "stale") return delivery.ack().catch((e: unknown) => this.report(e, envelope));
+          this.defer(delivery, envelope, Math.max(1, outcome.retryInMs));
+          return undefined;
+        },
+        (e: unknown) => {
+          this.report(e, envelope);
+          this.defer(delivery, envelope, retryMs);
+        },
       ),
+    );
+  }
+
+  /** `dead` in the record under `fence`, then the broker's dead letters; released when the store refused the finish. */
+  #deadLetterClaimed(delivery: Delivery, envelope: Envelope, fence: number, reason: DeadLetterReason, error: unknown): Promise<void> {
+    const serialized = serializeError(error);
+    const errorJson = JSON.stringify({ ...serialized, at: Date.now(), attempt: envelope.attempt });
+    return this.#finish({ envelope, fence }, { status: "dead", errorJson }).then((ok) =>
+      ok ? this.#deadLetter(delivery, envelope, reason, error) : this.#release(delivery, envelope),
     );
   }
 
