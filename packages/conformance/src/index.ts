@@ -12,6 +12,7 @@ export { capabilityTable, docsCapabilityTable, storeCapabilityTable } from "./ca
 export { jobSemanticsEnqueueValidation } from "./cases/jobs-enqueue.js";
 export { jobSemanticsExecution, jobSemanticsShutdown } from "./cases/jobs-execution.js";
 export { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
+export { jobSemanticsRecords } from "./cases/jobs-records.js";
 export { jobSemanticsRetries } from "./cases/jobs-retries.js";
 export { jobSemanticsScheduling } from "./cases/jobs-scheduling.js";
 export { transportClose } from "./cases/transport-close.js";

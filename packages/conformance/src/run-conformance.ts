@@ -2,6 +2,7 @@ import { describe } from "vitest";
 import { jobSemanticsEnqueueValidation } from "./cases/jobs-enqueue.js";
 import { jobSemanticsExecution, jobSemanticsShutdown } from "./cases/jobs-execution.js";
 import { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
+import { jobSemanticsRecords } from "./cases/jobs-records.js";
 import { jobSemanticsRetries } from "./cases/jobs-retries.js";
 import { jobSemanticsScheduling } from "./cases/jobs-scheduling.js";
 import { transportClose } from "./cases/transport-close.js";
@@ -36,7 +37,11 @@ export const transportGroups: readonly ConformanceGroup[] = [
   transportRestart,
 ];
 
-/** Every group of the job layer (core's client, worker and admin on the broker), in the order `runConformance` runs them. */
+/**
+ * Every group of the job layer (core's client, worker and admin on the broker), in the order
+ * `runConformance` runs them. With `createStore` they all run with a job store, and
+ * `jobSemanticsRecords` (skipped without one) checks what the store adds.
+ */
 export const jobSemanticsGroups: readonly ConformanceGroup[] = [
   jobSemanticsExecution,
   jobSemanticsRetries,
@@ -44,6 +49,7 @@ export const jobSemanticsGroups: readonly ConformanceGroup[] = [
   jobSemanticsScheduling,
   jobSemanticsShutdown,
   jobSemanticsEnqueueValidation,
+  jobSemanticsRecords,
 ];
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Job cases on enqueueing: bad options, schema failures, oversize and non-JSON payloads are refused
- * before anything is sent; a caller-chosen id is refused without dedupe and deduplicated with it.
+ * before anything is sent (nor recorded, with a store); a caller-chosen id is refused without dedupe
+ * and deduplicated with it, or with a store on every broker (the record dedupes ids).
  */
 import { randomUUID } from "node:crypto";
 import {
@@ -20,10 +21,10 @@ import type { ConformanceOptions } from "../options.js";
 
 /** Enqueue validation: bad options, schema failures, oversize and non-JSON payloads are refused before anything is sent. */
 export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void {
-  group(options, "jobs: enqueue validation", ({ caps, t, jobCase }) => {
+  group(options, "jobs: enqueue validation", ({ caps, t, withStore, jobCase }) => {
     /**
      * A job case on one producer connection, with `nothingSent()` to assert that no job was
-     * accepted: no `job.enqueued` event and an empty queue.
+     * accepted: no `job.enqueued` event, an empty queue and, with a store, no record.
      */
     async function enqueueProbe(
       tag: string,
@@ -35,6 +36,7 @@ export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void
       const nothingSent = async (): Promise<void> => {
         expect(enqueued).toEqual([]);
         await f.expectCounts(EMPTY);
+        if (withStore) expect((await f.client.listJobs({ queue: f.q })).jobs).toEqual([]);
       };
       return { ...f, nothingSent };
     }
@@ -126,7 +128,9 @@ export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void
       t.testTimeout,
     );
 
-    describe.skipIf(caps.dedupeWindowMs > 0)("caller-chosen id without dedupe [needs capability: dedupeWindowMs = 0]", () => {
+    // With a store the record dedupes ids, so a caller-chosen id is accepted on every broker.
+    const idempotent = caps.dedupeWindowMs > 0 || withStore;
+    describe.skipIf(idempotent)("caller-chosen id without dedupe [needs capability: dedupeWindowMs = 0, and no store]", () => {
       it(
         "rejects the id option with UnsupportedError and sends nothing",
         async () => {
@@ -139,7 +143,7 @@ export function jobSemanticsEnqueueValidation(options: ConformanceOptions): void
       );
     });
 
-    describe.skipIf(!(caps.dedupeWindowMs > 0))("caller-chosen id with dedupe [needs capability: dedupeWindowMs > 0]", () => {
+    describe.skipIf(!idempotent)("caller-chosen id with dedupe [needs capability: dedupeWindowMs > 0, or a store]", () => {
       it(
         "enqueues a job once per id: the second enqueue reports duplicate and the job runs once",
         async () => {
