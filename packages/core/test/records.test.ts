@@ -12,7 +12,7 @@ import {
 } from "../src/index.js";
 import { newRecord } from "../src/records.js";
 import { waitFor, waitForEvent } from "../src/testing/index.js";
-import { aborted, type Fixture, fixture, gate, noDelay, rejection } from "./support.js";
+import { aborted, deliverAndDie, type Fixture, fixture, gate, noDelay, rejection } from "./support.js";
 
 /** A fixture whose client and workers share a memory store. */
 function withStore(label: string): Fixture & { store: MemoryStore; stored: ReturnType<typeof createClient> } {
@@ -303,6 +303,28 @@ describe("job records: dead letters at receipt", () => {
     expect(await admin.requeueDeadLetters(f.queue)).toBe(1);
     expect(await handle.result()).toBe("handled now");
     expect(await f.stored.getJob(handle.id)).toMatchObject({ status: "succeeded", attempt: 1, gen: 2 });
+  });
+
+  it("records a job dead-lettered at receipt for a crash loop as dead, so the admin's requeue runs it", async () => {
+    const f = withStore("rec-crash-loop");
+    const job = f.job("crashy");
+    const handle = await f.stored.enqueue(job, {});
+    // Two consumers died holding it: its next delivery is its third, over maxDeliveries 2.
+    for (let i = 0; i < 2; i++) await deliverAndDie(f.broker, f.queue);
+    let runs = 0;
+    const worker = f.worker({ maxDeliveries: 2 }).handle(job, () => {
+      runs++;
+      return "ran";
+    });
+    const dead = waitForEvent(worker, "job.dead-lettered", () => true);
+    await worker.start();
+    expect((await dead).reason).toBe("crash-loop");
+    expect(runs).toBe(0);
+    expect(await f.stored.getJob(handle.id)).toMatchObject({ status: "dead", fence: 1 });
+    const admin = createAdmin({ broker: f.broker, store: f.store });
+    expect(await admin.requeueDeadLetters(f.queue)).toBe(1);
+    expect(await handle.result()).toBe("ran");
+    expect(runs).toBe(1);
   });
 
   it("acks unrun, without a dead letter, a message of a job nobody handles whose record is already finished", async () => {
