@@ -32,6 +32,8 @@ export class ClaimWatch {
     this.view = new Proxy(store, {
       get(target, key) {
         if (key === "claim") return claim;
+        // Only the contract's members: a broker that could claim for the store itself (fusion) must not see past the view.
+        if (typeof key === "symbol") return undefined;
         const value: unknown = Reflect.get(target, key, target);
         return typeof value === "function" ? value.bind(target) : value;
       },
