@@ -2,9 +2,11 @@ import {
   assertConsumeOptions,
   BrokerClosedError,
   brokerClosedError,
+  type ClaimOutcome,
   type ConsumeOptions,
   type DeadLetterRecord,
   type Delivery,
+  type FinishRequest,
   LeaseLostError,
   type LocalEnvelope,
   type OutgoingMessage,
@@ -13,6 +15,14 @@ import {
 } from "@jobs/core/adapter";
 import type { MemoryConnection } from "./connection.js";
 import type { Lease, LeaseClass, MemoryQueue, Message, QueueConsumer } from "./internal/queue.js";
+import { kMemoryFusion, type MemoryFusion } from "./store.js";
+
+/** A consumer fused with a memory store: its deliveries are claimed as they are handed out. */
+interface Fused {
+  readonly store: MemoryFusion;
+  readonly ttlMs: number;
+  readonly worker: string;
+}
 
 /** consume(): subscribes `onDelivery` to a queue of the connection's server. Rejects (never throws) on bad options. */
 export function consume(
@@ -38,7 +48,9 @@ export function consume(
 class MemoryConsumer implements QueueConsumer, Subscription {
   readonly prefetch: number;
   readonly leaseMs: number;
-  readonly Delivery: LeaseClass = MemoryDelivery;
+  readonly Delivery: LeaseClass;
+  /** Set when the worker keeps records in a memory store (`ConsumeOptions.records`). */
+  readonly fused: Fused | undefined;
   unsettled: number = 0;
   paused: boolean = false;
   #stopped = false;
@@ -51,6 +63,11 @@ class MemoryConsumer implements QueueConsumer, Subscription {
   ) {
     this.prefetch = options.prefetch;
     this.leaseMs = options.leaseMs;
+    const records = options.records;
+    const fusion = (records?.store as { [kMemoryFusion]?: MemoryFusion } | undefined)?.[kMemoryFusion];
+    this.fused =
+      records === undefined || fusion === undefined ? undefined : { store: fusion, ttlMs: records.ttlMs, worker: records.worker };
+    this.Delivery = this.fused === undefined ? MemoryDelivery : FusedMemoryDelivery;
   }
 
   deliveryFailed(error: unknown): void {
@@ -143,5 +160,46 @@ class MemoryDelivery implements Lease {
     if (!this.#held()) return Promise.reject(new LeaseLostError());
     this.deadline = Date.now() + ms;
     return Promise.resolve();
+  }
+}
+
+/**
+ * A delivery of a consumer fused with a memory store: a recorded, due message (core's own `local`
+ * carries its id and generation) is claimed as it is handed out, and `finishAndAck` writes the
+ * finish and acks in one synchronous step. No promise or batch stands between them.
+ */
+class FusedMemoryDelivery extends MemoryDelivery {
+  readonly claim: ClaimOutcome | undefined;
+  readonly #store: MemoryFusion;
+
+  constructor(queue: MemoryQueue, message: Message, consumer: QueueConsumer, deadline: number) {
+    super(queue, message, consumer, deadline);
+    const fused = (consumer as MemoryConsumer).fused as Fused;
+    this.#store = fused.store;
+    const meta = message.local?.meta;
+    let claim: ClaimOutcome | undefined;
+    if (meta?.gen !== undefined && meta.runAt <= Date.now()) {
+      try {
+        claim = fused.store.claimNow({ id: meta.id, gen: meta.gen, ttlMs: fused.ttlMs, worker: fused.worker });
+      } catch {
+        claim = undefined; // a closed store: core claims, and hears the error there
+      }
+    }
+    this.claim = claim;
+  }
+
+  finishAndAck(request: FinishRequest): Promise<boolean> {
+    let finished: boolean;
+    try {
+      finished = this.#store.finishNow(request);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (!finished) return Promise.resolve(false);
+    // The finish committed: a lost lease only means the message comes back and is acked unrun.
+    return this.ack().then(
+      () => true,
+      () => true,
+    );
   }
 }

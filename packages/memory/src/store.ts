@@ -32,10 +32,24 @@ export const memoryStoreCapabilities: StoreCapabilities = { notify: true, inProc
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type Row = Mutable<StoredJob> & { seq: number };
 
+/**
+ * What the memory store offers the memory broker for fusion (symbol-keyed, not public API): the
+ * claim and the finish as synchronous steps, so a fused delivery is claimed as it is handed out and
+ * its success is finished with its ack (src/consumer.ts).
+ */
+export interface MemoryFusion {
+  claimNow(request: ClaimRequest): ClaimOutcome;
+  finishNow(request: FinishRequest): boolean;
+}
+
+export const kMemoryFusion: unique symbol = Symbol.for("@jobs/memory/fusion");
+
 /** The memory store: the JobStore contract plus a count for tests. */
 export interface MemoryStore extends JobStore {
   /** Records held now. */
   readonly size: number;
+  /** @internal */
+  readonly [kMemoryFusion]: MemoryFusion;
 }
 
 const runnable = new Set<JobStatus>(RUNNABLE_STATUSES);
@@ -96,6 +110,23 @@ export function createMemoryStore(): MemoryStore {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  function claimOne(c: ClaimRequest, now: number): ClaimOutcome {
+    const row = rows.get(c.id);
+    if (row === undefined || row.gen !== c.gen || terminal.has(row.status)) {
+      return row === undefined ? { outcome: "stale" } : { outcome: "stale", status: row.status };
+    }
+    if (row.status === "active" && row.claimExpiresAt > now) return { outcome: "busy", retryInMs: row.claimExpiresAt - now };
+    if (row.status !== "active" && !runnable.has(row.status)) return { outcome: "stale", status: row.status };
+    row.status = "active";
+    row.fence++;
+    row.claims++;
+    row.claimExpiresAt = now + c.ttlMs;
+    row.worker = c.worker;
+    row.startedAt = now;
+    row.updatedAt = now;
+    return { outcome: "claimed", fence: row.fence, claims: row.claims, cancelRequested: row.cancelRequested };
   }
 
   function finishOne(f: FinishRequest, now: number): boolean {
@@ -163,23 +194,18 @@ export function createMemoryStore(): MemoryStore {
     claim: (requests: readonly ClaimRequest[]) =>
       step(() => {
         const now = Date.now();
-        return requests.map((c): ClaimOutcome => {
-          const row = rows.get(c.id);
-          if (row === undefined || row.gen !== c.gen || terminal.has(row.status)) {
-            return row === undefined ? { outcome: "stale" } : { outcome: "stale", status: row.status };
-          }
-          if (row.status === "active" && row.claimExpiresAt > now) return { outcome: "busy", retryInMs: row.claimExpiresAt - now };
-          if (row.status !== "active" && !runnable.has(row.status)) return { outcome: "stale", status: row.status };
-          row.status = "active";
-          row.fence++;
-          row.claims++;
-          row.claimExpiresAt = now + c.ttlMs;
-          row.worker = c.worker;
-          row.startedAt = now;
-          row.updatedAt = now;
-          return { outcome: "claimed", fence: row.fence, claims: row.claims, cancelRequested: row.cancelRequested };
-        });
+        return requests.map((c) => claimOne(c, now));
       }),
+    [kMemoryFusion]: {
+      claimNow: (request) => {
+        open();
+        return claimOne(request, Date.now());
+      },
+      finishNow: (request) => {
+        open();
+        return finishOne(request, Date.now());
+      },
+    },
     renew: (requests: readonly RenewRequest[]) =>
       step(() => {
         const now = Date.now();
