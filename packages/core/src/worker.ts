@@ -299,6 +299,11 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
    */
   function claimAndRun(item: HeldDelivery, l: StoreLink): void {
     const { envelope, delivery } = item;
+    // Claimed by the broker as it handed the delivery out (fused): decided now, no promise in between.
+    if (delivery.claim !== undefined && envelope.gen !== undefined) {
+      claimed(item, delivery.claim);
+      return;
+    }
     claimRecord(envelope, l, delivery)
       .then((outcome) => claimed(item, outcome))
       .catch((error: unknown) => {

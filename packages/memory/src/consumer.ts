@@ -119,7 +119,8 @@ class MemoryDelivery implements Lease {
     return false;
   }
 
-  #settle(): Error | undefined {
+  /** Settles now (synchronously): undefined, or why not (closed, lease lost). */
+  protected settleNow(): Error | undefined {
     if (this.consumer.connection.closed) {
       return brokerClosedError("memory", "the delivery went back to its queue");
     }
@@ -129,19 +130,19 @@ class MemoryDelivery implements Lease {
   }
 
   ack(): Promise<void> {
-    const error = this.#settle();
+    const error = this.settleNow();
     return error === undefined ? Promise.resolve() : Promise.reject(error);
   }
 
   retry(next: OutgoingMessage): Promise<void> {
-    const error = this.#settle();
+    const error = this.settleNow();
     if (error !== undefined) return Promise.reject(error);
     this.queue.add({ id: next.id, body: next.body, priority: next.priority, deliveryCount: 0, local: next.local }, next.delayMs);
     return Promise.resolve();
   }
 
   defer(delayMs: number): Promise<void> {
-    const error = this.#settle();
+    const error = this.settleNow();
     if (error !== undefined) return Promise.reject(error);
     this.message.deliveryCount = 0;
     this.queue.add(this.message, delayMs);
@@ -149,7 +150,7 @@ class MemoryDelivery implements Lease {
   }
 
   deadLetter(record: DeadLetterRecord): Promise<void> {
-    const error = this.#settle();
+    const error = this.settleNow();
     if (error !== undefined) return Promise.reject(error);
     this.queue.dead.push({ ...record, key: String(this.queue.server.nextKey++) });
     return Promise.resolve();
@@ -197,9 +198,7 @@ class FusedMemoryDelivery extends MemoryDelivery {
     }
     if (!finished) return Promise.resolve(false);
     // The finish committed: a lost lease only means the message comes back and is acked unrun.
-    return this.ack().then(
-      () => true,
-      () => true,
-    );
+    this.settleNow();
+    return Promise.resolve(true);
   }
 }

@@ -99,7 +99,8 @@ export class Settlement {
   /** The handler succeeded. The hot path: one promise reaction per job, no intermediate promises. */
   ack(item: HeldDelivery): void {
     if (item.fence !== 0) {
-      this.#track(this.#recordedAck(item));
+      if (item.delivery.finishAndAck !== undefined) this.#fusedAck(item);
+      else this.#track(this.#recordedAck(item));
       return;
     }
     const durationMs = clock.now() - item.startedAt;
@@ -132,28 +133,44 @@ export class Settlement {
     const durationMs = clock.now() - item.startedAt;
     const request: Omit<FinishRequest, "id" | "fence"> =
       item.resultJson === undefined ? { status: "succeeded" } : { status: "succeeded", resultJson: item.resultJson };
-    const delivery = item.delivery;
-    if (delivery.finishAndAck !== undefined) {
-      let finished: boolean;
-      try {
-        finished = await delivery.finishAndAck({ ...request, id: item.envelope.id, fence: item.fence });
-      } catch (error) {
-        this.report(error, item.envelope);
-        return this.#release(delivery, item.envelope);
-      }
-      if (!finished) {
-        this.#refused(item.envelope);
-        return this.#release(delivery, item.envelope);
-      }
-      if (this.#events.has("job.succeeded")) this.#events.emit("job.succeeded", { job: jobOf(item), durationMs });
-      return;
-    }
     if (!(await this.#finish(item, request))) return this.#release(item.delivery, item.envelope);
     return item.delivery.ack().then(
       () => {
         if (this.#events.has("job.succeeded")) this.#events.emit("job.succeeded", { job: jobOf(item), durationMs });
       },
       (e: unknown) => this.report(e, item.envelope),
+    );
+  }
+
+  /**
+   * Succeeded with a record, on a broker fused with the store: the finish and the ack are one call
+   * (`Delivery.finishAndAck`). A hot path like the plain ack: one promise reaction per job.
+   */
+  #fusedAck(item: HeldDelivery): void {
+    const durationMs = clock.now() - item.startedAt;
+    const { delivery, envelope } = item;
+    const request: FinishRequest =
+      item.resultJson === undefined
+        ? { id: envelope.id, fence: item.fence, status: "succeeded" }
+        : { id: envelope.id, fence: item.fence, status: "succeeded", resultJson: item.resultJson };
+    this.#pending++;
+    (delivery as Required<Pick<Delivery, "finishAndAck">>).finishAndAck(request).then(
+      (finished) => {
+        this.#pending--;
+        if (finished) {
+          if (this.#events.has("job.succeeded")) this.#events.emit("job.succeeded", { job: jobOf(item), durationMs });
+        } else {
+          this.#refused(envelope);
+          this.release(delivery, envelope);
+        }
+        this.#host.settled();
+      },
+      (e: unknown) => {
+        this.#pending--;
+        this.report(e, envelope);
+        this.release(delivery, envelope);
+        this.#host.settled();
+      },
     );
   }
 
