@@ -29,8 +29,13 @@ import {
 /** What the memory store does. */
 export const memoryStoreCapabilities: StoreCapabilities = { notify: true, inProcess: true, durable: false };
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-type Row = Mutable<StoredJob> & { seq: number };
+/** A record as the store keeps it: every field present from the start (undefined when absent), so every row has one shape. */
+type Row = { -readonly [K in keyof StoredJob]-?: StoredJob[K] | (undefined extends StoredJob[K] ? undefined : never) } & {
+  seq: number;
+};
+
+/** The optional fields of a record, absent (undefined) in a new row. */
+const OPTIONAL = ["metadataJson", "traceJson", "worker", "startedAt", "finishedAt", "resultJson", "progressJson", "errorJson"] as const;
 
 /**
  * What the memory store offers the memory broker for fusion (symbol-keyed, not public API): the
@@ -60,8 +65,8 @@ export function createMemoryStore(): MemoryStore {
   const rows = new Map<string, Row>();
   const leases = new Map<string, { owner: string; expiresAt: number }>();
   const watchers = new Set<(id: string, status: JobStatus) => void>();
-  /** Finished rows per status and name, in finish order (prune reads from the oldest). */
-  const finished = new Map<string, Map<string, Row>>();
+  /** Finished rows per status, then name, in finish order (prune reads from the oldest). */
+  const finished = new Map<JobStatus, Map<string, Map<string, Row>>>();
   /** Rows whose current generation is unpublished (the sweeper's query scans these only). */
   const unpublishedRows = new Set<Row>();
   let seq = 0;
@@ -71,24 +76,32 @@ export function createMemoryStore(): MemoryStore {
     if (closed) throw new StoreClosedError("[jobs] [memory] store is closed");
   }
 
-  function finishedKey(status: JobStatus, name: string): string {
-    return `${status}\n${name}`;
+  /** The finished rows of one status and job name (made on first use). */
+  function finishedOf(status: JobStatus, name: string): Map<string, Row> {
+    let byName = finished.get(status);
+    if (byName === undefined) {
+      byName = new Map();
+      finished.set(status, byName);
+    }
+    let index = byName.get(name);
+    if (index === undefined) {
+      index = new Map();
+      byName.set(name, index);
+    }
+    return index;
   }
 
   /** Every status change goes through here, so the finished index and the watchers stay right. */
   function setStatus(row: Row, status: JobStatus, now: number): void {
-    if (terminal.has(row.status)) finished.get(finishedKey(row.status, row.name))?.delete(row.id);
+    if (terminal.has(row.status)) finished.get(row.status)?.get(row.name)?.delete(row.id);
     row.status = status;
     if (!terminal.has(status)) {
-      delete row.finishedAt;
+      row.finishedAt = undefined;
       return;
     }
     row.finishedAt = now;
-    const key = finishedKey(status, row.name);
-    const index = finished.get(key) ?? new Map<string, Row>();
-    finished.set(key, index);
-    index.set(row.id, row);
-    for (const w of watchers) w(row.id, status);
+    finishedOf(status, row.name).set(row.id, row);
+    if (watchers.size > 0) for (const w of watchers) w(row.id, status);
   }
 
   function setPublished(row: Row, published: boolean): void {
@@ -97,9 +110,12 @@ export function createMemoryStore(): MemoryStore {
     else unpublishedRows.add(row);
   }
 
+  /** The record as the contract returns it: optional fields only when present. */
   function copy(row: Row): StoredJob {
-    const { seq: _, ...job } = row;
-    return { ...job, tags: [...row.tags] };
+    const { seq: _, ...all } = row;
+    const job: Record<string, unknown> = { ...all, tags: [...row.tags] };
+    for (const field of OPTIONAL) if (job[field] === undefined) delete job[field];
+    return job as unknown as StoredJob;
   }
 
   /** Runs `fn` as one step; resolves on the next microtask like a networked store (never synchronously). */
@@ -169,8 +185,27 @@ export function createMemoryStore(): MemoryStore {
         return records.map((r): InsertOutcome => {
           if (rows.has(r.id)) return "exists";
           const row: Row = {
-            ...r,
+            id: r.id,
+            name: r.name,
+            queue: r.queue,
+            status: r.status,
+            attempt: r.attempt,
+            maxAttempts: r.maxAttempts,
+            priority: r.priority,
             tags: [...r.tags],
+            metadataJson: r.metadataJson,
+            traceJson: r.traceJson,
+            payloadJson: r.payloadJson,
+            enqueuedAt: r.enqueuedAt,
+            runAt: r.runAt,
+            timeout: r.timeout,
+            gen: r.gen,
+            worker: undefined,
+            startedAt: undefined,
+            finishedAt: undefined,
+            resultJson: undefined,
+            progressJson: undefined,
+            errorJson: undefined,
             fence: 0,
             claims: 0,
             claimExpiresAt: 0,
@@ -298,7 +333,7 @@ export function createMemoryStore(): MemoryStore {
       }),
     prune: (p: PruneRequest) =>
       step(() => {
-        const index = finished.get(finishedKey(p.status, p.name));
+        const index = finished.get(p.status)?.get(p.name);
         if (index === undefined) return 0;
         const before = p.olderThanMs === undefined ? Number.NEGATIVE_INFINITY : Date.now() - p.olderThanMs;
         // The index is in finish order: remove from the oldest while a rule selects it (past the
