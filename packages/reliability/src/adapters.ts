@@ -12,7 +12,7 @@ import type { Broker } from "@jobs/core";
 import { createMemoryBroker, createMemoryServer, type MemoryServer } from "@jobs/memory";
 import { createNatsBroker } from "@jobs/nats";
 import { createRabbitmqBroker } from "@jobs/rabbitmq";
-import { createRedisBroker } from "@jobs/redis";
+import { createRedisBroker, createRedisStore, type RedisStore } from "@jobs/redis";
 import { createSqsBroker } from "@jobs/sqs";
 import { TIMINGS } from "./config.js";
 
@@ -38,6 +38,56 @@ export interface BrokerSpec {
   readonly url: string;
   /** Prefix of every key, queue, stream or subject this run uses, unique per run. */
   readonly namespace: string;
+}
+
+/**
+ * Where a job store is (issue 15): plain data like `BrokerSpec`, for worker and producer processes.
+ * The Redis store at `url` with its keys under `prefix`, unique per run.
+ */
+export interface StoreSpec {
+  readonly kind: "redis";
+  readonly url: string;
+  readonly prefix: string;
+}
+
+/** A new Redis store for the spec, with the suite's timings (those of the Redis broker). */
+export function createStore(spec: StoreSpec): RedisStore {
+  const { pingIntervalMs, pingTimeoutMs, maxReconnectDelayMs, enqueueTimeoutMs } = TIMINGS;
+  return createRedisStore({
+    url: spec.url,
+    prefix: spec.prefix,
+    heartbeat: pingIntervalMs,
+    heartbeatTimeout: pingTimeoutMs,
+    maxReconnectDelay: maxReconnectDelayMs,
+    requestTimeout: enqueueTimeoutMs,
+  });
+}
+
+/** A store the suite owns: its spec, its private Redis (undefined when it shares the broker's), and `stop`. */
+export interface StoreTarget {
+  readonly spec: StoreSpec;
+  /** The store's own private Redis (AOF always); undefined when the store uses the broker's Redis. */
+  readonly server: PrivateServer | undefined;
+  /** Stops its own Redis (if any); keys on a shared Redis go with the broker's server. */
+  stop(): Promise<void>;
+}
+
+/** Starts a private Redis for a store, with AOF `always` and no eviction, so it loses no acknowledged write. */
+export async function startStoreRedis(): Promise<PrivateServer> {
+  return startPrivateRedis(["--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction"]);
+}
+
+/**
+ * The store of a run on `broker`: the Redis broker's own private Redis when `shared` allows it
+ * (same server, own prefix), else a private Redis of its own (RabbitMQ, SQS, NATS; or a store
+ * restart that must not take the broker down).
+ */
+export async function startStoreTarget(broker: Target, options: { readonly shared?: boolean } = {}): Promise<StoreTarget> {
+  const prefix = `${broker.spec.namespace}st`;
+  if ((options.shared ?? true) && broker.spec.adapter === "redis" && broker.persistent)
+    return { spec: { kind: "redis", url: broker.spec.url, prefix }, server: undefined, stop: async () => {} };
+  const server = await startStoreRedis();
+  return { spec: { kind: "redis", url: `redis://127.0.0.1:${server.port}`, prefix }, server, stop: () => server.stop() };
 }
 
 /** Fake SQS credentials: the emulator checks none, and tests look for them in output. */

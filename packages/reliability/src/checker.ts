@@ -2,8 +2,9 @@
  * The checker (RELIABILITY.md d.1): a pure function from ledgers and faults to Jepsen's buckets.
  *
  * Producer lines: `intent{id}` before enqueue, then `accepted{id}` or `rejected{id, ambiguous, code}`.
- * Worker lines: `start{id, attempt}` first in the handler, `done{id}` last, `ack{id}` once the
- * library reported the job settled (`job.succeeded`), plus `lease-lost{id}`, `dead-lettered{id,
+ * Worker lines: `start{id, attempt}` first in the handler, `done{id}` last, `succeeded{id}` (older
+ * ledgers: `ack{id}`, read alike) once the library reported the job settled (`job.succeeded`: the
+ * broker acked it and, with a store, its record said `succeeded` first), plus `lease-lost{id}`, `dead-lettered{id,
  * reason}` and connection events. Ids are the scenario's own keys (payload field), so they work on
  * brokers that reject caller-chosen job ids.
  */
@@ -23,6 +24,9 @@ export interface Fault {
   readonly until?: number;
 }
 
+/** Ledger kinds of `job.succeeded`: `succeeded`, and `ack` in the ledgers of processes that still write that name. */
+const SUCCEEDED_KINDS: ReadonlySet<string> = new Set(["succeeded", "ack"]);
+
 /** Fault kinds that change nothing a job could notice. */
 const INFORMATIONAL = new Set(["spawn", "note"]);
 
@@ -33,6 +37,15 @@ export interface UnexplainedDuplicate {
   readonly firstT: number;
   readonly secondPid: number;
   readonly secondT: number;
+}
+
+/** A start of a job after a worker had finished it successfully. */
+export interface FinishedThenRunAgain {
+  readonly id: string;
+  readonly succeededPid: number;
+  readonly succeededT: number;
+  readonly startPid: number;
+  readonly startT: number;
 }
 
 /** A kill and what it hit. */
@@ -72,6 +85,15 @@ export interface CheckReport {
   readonly unexplained: UnexplainedDuplicate[];
   /** Second-or-later starts of a job whose previous execution the library had already acked (the broker lost the ack, or a bug). */
   readonly redeliveredAfterAck: number;
+  /**
+   * Starts of a job later (by time, across processes) than a `succeeded` line of the same key: a
+   * job a worker had already finished successfully ran again. With a store that loses no
+   * acknowledged write it must be 0 (a delivery of a `succeeded` record is acked unrun); without
+   * one it counts what a lost or late ack costs.
+   */
+  readonly finishedThenRunAgain: number;
+  /** A few of those starts: the key, the first `succeeded` line, and the later start. */
+  readonly finishedThenRunAgainSample: readonly FinishedThenRunAgain[];
   /** Most starts of any one job. */
   readonly maxStarts: number;
   /** Dead-lettered jobs by reason (ids counted once per line). */
@@ -159,6 +181,7 @@ export function check(input: CheckInput): CheckReport {
       case "done":
         if (id !== undefined) done.add(id);
         break;
+      case "succeeded":
       case "ack":
         if (id !== undefined) push(acks, id, line);
         break;
@@ -226,6 +249,15 @@ export function check(input: CheckInput): CheckReport {
     }
   }
 
+  // A start later than the first `succeeded` of its key, whichever process wrote either.
+  const finishedThenRunAgain: FinishedThenRunAgain[] = [];
+  for (const [id, list] of starts) {
+    const first = acks.get(id)?.[0];
+    if (first === undefined) continue;
+    for (const s of list)
+      if (s.t > first.t) finishedThenRunAgain.push({ id, succeededPid: first.pid, succeededT: first.t, startPid: s.pid, startT: s.t });
+  }
+
   const killFigures: KillFigure[] = [];
   const orphanRecoveryMs: number[] = [];
   let orphansNotRestarted = 0;
@@ -267,6 +299,8 @@ export function check(input: CheckInput): CheckReport {
     explainedDuplicates,
     unexplained,
     redeliveredAfterAck,
+    finishedThenRunAgain: finishedThenRunAgain.length,
+    finishedThenRunAgainSample: finishedThenRunAgain.slice(0, 20),
     maxStarts,
     deadLettered,
     unexpectedDead: [...unexpectedDead],
@@ -353,7 +387,7 @@ export function slowOrphans(lines: readonly LedgerLine[], faults: readonly Fault
   const byId = new Map<string, LedgerLine[]>();
   for (const l of sorted) {
     const id = idOf(l);
-    if (id !== undefined && (l.kind === "start" || l.kind === "ack" || l.kind === "recv")) push(byId, id, l);
+    if (id !== undefined && (l.kind === "start" || SUCCEEDED_KINDS.has(l.kind) || l.kind === "recv")) push(byId, id, l);
   }
   const kills = faults.filter((f) => f.kind === "kill" && typeof f.pid === "number");
   const killedAt = (pid: number, from: number, to: number): boolean => kills.some((k) => k.pid === pid && k.t >= from && k.t <= to);
@@ -365,7 +399,7 @@ export function slowOrphans(lines: readonly LedgerLine[], faults: readonly Fault
           s.kind === "start" &&
           s.pid === kill.pid &&
           s.t <= (kill.until ?? kill.t) &&
-          !list.some((a) => a.kind === "ack" && a.pid === s.pid && a.t >= s.t && a.t <= (kill.until ?? kill.t)),
+          !list.some((a) => SUCCEEDED_KINDS.has(a.kind) && a.pid === s.pid && a.t >= s.t && a.t <= (kill.until ?? kill.t)),
       );
       if (orphan === undefined) continue;
       const next = list.find((s) => s.kind === "start" && s.t > (kill.until ?? kill.t));

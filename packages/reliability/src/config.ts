@@ -147,6 +147,24 @@ export interface ChaosConfig {
     /** R11-C1: the crash variant, shortened (Redis without AOF must lose the backlog it held). */
     readonly c1Run: R2Run;
   };
+  /** R1 with a job store (issue 15): the same shape as `r1`. */
+  readonly r1Store: ChaosConfig["r1"];
+  /** R2 with a job store: its runs (the rest is `r2`'s). */
+  readonly r2StoreRuns: readonly R2Run[];
+  /** The store restart case. */
+  readonly storeRestart: StoreRestartConfig;
+}
+
+/** R13 store restart (issue 15): a steady producer and workers with a Redis store whose server is killed (-9) and restarted. */
+export interface StoreRestartConfig {
+  readonly durationMs: number;
+  readonly ratePerSec: number;
+  readonly maxInFlight: number;
+  readonly workers: number;
+  readonly concurrency: number;
+  readonly handlerMs: readonly [number, number];
+  /** At ms from the producer's first accepted enqueue, the store's Redis is down for `outageMs`. */
+  readonly faults: readonly { readonly atMs: number; readonly outageMs: number }[];
 }
 
 /** One R2 run. */
@@ -179,8 +197,26 @@ const R2_COMMON = {
   c1Run: { name: "crash", durationMs: 15_000, faults: [{ atMs: 8_000, kind: "crash", outageMs: 2_000 }] },
 } as const;
 
+// With a store, tier A keeps R1's kills (the figure needs orphans and acks cut short) on half the jobs,
+// paced the same way (1,000 × 0.9 / (3 × 5 s) = 60/s); R2 keeps its crash-and-graceful run, because a
+// kill -9 and a graceful stop lose acks differently, and the throughput bar needs 10 s after each.
+const STORE_RESTART_COMMON = { ratePerSec: 100, maxInFlight: 50, workers: 2, concurrency: 8, handlerMs: [20, 80] } as const;
+
 const CHAOS_A: ChaosConfig = {
   r1: { ...R1_COMMON, jobs: 2_000, minKills: 4, producerRatePerSec: 90 },
+  r1Store: { ...R1_COMMON, jobs: 1_000, minKills: 3, producerRatePerSec: 60 },
+  r2StoreRuns: [
+    {
+      name: "crash+graceful",
+      durationMs: 40_000,
+      faults: [
+        { atMs: 10_000, kind: "crash", outageMs: 2_000 },
+        { atMs: 25_000, kind: "graceful", outageMs: 2_000 },
+      ],
+    },
+  ],
+  // One kill -9 of the store's Redis (2 s down) 8 s into a 20-s run at 100 jobs/s: ~2,000 jobs.
+  storeRestart: { ...STORE_RESTART_COMMON, durationMs: 20_000, faults: [{ atMs: 8_000, outageMs: 2_000 }] },
   r2: {
     ...R2_COMMON,
     runs: [
@@ -198,6 +234,22 @@ const CHAOS_A: ChaosConfig = {
 
 const CHAOS_B: ChaosConfig = {
   r1: { ...R1_COMMON, jobs: 10_000, minKills: 12, producerRatePerSec: 150 },
+  r1Store: { ...R1_COMMON, jobs: 10_000, minKills: 12, producerRatePerSec: 150 },
+  // Every crash and graceful variant of R2 (below), with a store.
+  r2StoreRuns: (["crash", "graceful", "graceful-nosave"] as const).flatMap((kind) => [
+    { name: `${kind}-O2s`, durationMs: 70_000, faults: [15_000, 35_000, 55_000].map((atMs) => ({ atMs, kind, outageMs: 2_000 })) },
+    { name: `${kind}-O60s`, durationMs: 100_000, faults: [{ atMs: 15_000, kind, outageMs: 60_000 }] },
+  ]),
+  // Three kills of the store's Redis, the last one longer than the lease (its claims expire).
+  storeRestart: {
+    ...STORE_RESTART_COMMON,
+    durationMs: 60_000,
+    faults: [
+      { atMs: 10_000, outageMs: 2_000 },
+      { atMs: 25_000, outageMs: 2_000 },
+      { atMs: 40_000, outageMs: 8_000 },
+    ],
+  },
   r2: {
     ...R2_COMMON,
     // Every variant: 70 s with outages of 2 s at 15, 35 and 55 s; then one 60-s outage at 15 s.

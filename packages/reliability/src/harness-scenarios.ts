@@ -7,9 +7,9 @@
 import { execFileSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { waitForPort } from "@jobs/conformance";
-import { type AdapterName, createBroker, startTarget, type Target } from "./adapters.js";
+import { type AdapterName, createBroker, type StoreTarget, startStoreTarget, startTarget, type Target } from "./adapters.js";
 import { type CheckReport, check, type Fault, quantile, slowOrphans } from "./checker.js";
-import { config, type R2Run, TIMINGS } from "./config.js";
+import { type ChaosConfig, config, type R2Run, TIMINGS } from "./config.js";
 import { createHarness, type DrainResult, type Harness } from "./harness.js";
 import type { LedgerLine } from "./ledger.js";
 import type { WorkerParams } from "./processes/params.js";
@@ -35,9 +35,11 @@ export interface ScenarioResult {
 /** A few ids of a list, for reports. */
 export const sample = (ids: readonly unknown[], n = 20): unknown[] => ids.slice(0, n);
 
-const QUEUE = "chaos";
+/** The queue of every chaos scenario. */
+export const QUEUE = "chaos";
 
-async function drainAndCheck(h: Harness, target: Target, lastFaultT: number): Promise<{ drain: DrainResult; check: CheckReport }> {
+/** Waits for the drain (d.1), closes the workers, and runs the checker on the ledgers. */
+export async function drainAndCheck(h: Harness, target: Target, lastFaultT: number): Promise<{ drain: DrainResult; check: CheckReport }> {
   const inspector = createBroker(target.spec);
   try {
     const drain = await h.drain({ broker: inspector, queue: QUEUE, quietMs: DRAIN.quietMs, capMs: DRAIN.capMs, lastFaultT });
@@ -58,6 +60,10 @@ export interface R1Options {
   readonly wrap?: WorkerParams["wrap"];
   /** The orphan recovery bar (ms): orphans slower than it are explained in the figures (`slowOrphans`). */
   readonly recoveryLimitMs?: number;
+  /** With the Redis store (issue 15): the broker's own Redis for the redis adapter, a private one (AOF always) for the others. */
+  readonly store?: boolean;
+  /** The run's parameters (default: the tier's `chaos.r1`). */
+  readonly params?: ChaosConfig["r1"];
 }
 
 /**
@@ -66,14 +72,18 @@ export interface R1Options {
  * the jobs completed; then the drain.
  */
 export async function runR1(options: R1Options): Promise<ScenarioResult> {
-  const cfg = config().chaos.r1;
+  const cfg = options.params ?? config().chaos.r1;
   const rng = prng(options.seed);
   const started = Date.now();
   const target = await startTarget(options.adapter, options.test);
+  let store: StoreTarget | undefined;
   const h = createHarness(options.test, options.adapter);
   try {
+    if (options.store === true) store = await startStoreTarget(target);
+    const storeSpec = store === undefined ? {} : { store: store.spec };
     const params: Omit<WorkerParams, "ledgerDir"> = {
       spec: target.spec,
+      ...storeSpec,
       queue: QUEUE,
       concurrency: cfg.concurrency,
       prefetch: cfg.prefetch,
@@ -85,6 +95,7 @@ export async function runR1(options: R1Options): Promise<ScenarioResult> {
     await Promise.all(Array.from({ length: cfg.workers }, () => h.spawnWorker(params)));
     h.spawnProducer({
       spec: target.spec,
+      ...storeSpec,
       queue: QUEUE,
       keyPrefix: "j",
       count: cfg.jobs,
@@ -177,10 +188,12 @@ export async function runR1(options: R1Options): Promise<ScenarioResult> {
         slowOrphansSample: slow.slice(0, 10),
         duplicatesPerKill: kills === 0 ? 0 : report.explainedDuplicates / kills,
         throughputPerSec: Math.round(throughput),
+        store: store === undefined ? "none" : store.server === undefined ? "redis (the broker's server)" : "redis (private, AOF always)",
       },
     };
   } finally {
     await h.close();
+    await store?.stop();
     await target.stop();
   }
 }
@@ -192,6 +205,8 @@ export interface R2Options {
   readonly run: R2Run;
   /** Redis: append-only file (default true); false is R11-C1. */
   readonly redisAof?: boolean;
+  /** With the Redis store (issue 15), as in `R1Options.store`: on the redis adapter it goes down with the broker. */
+  readonly store?: boolean;
 }
 
 /** One outage as it happened. */
@@ -272,10 +287,14 @@ export async function runR2(options: R2Options): Promise<ScenarioResult & { read
   const cfg = config().chaos.r2;
   const started = Date.now();
   const target = await startTarget(options.adapter, options.test, { redisAof: options.redisAof ?? true });
+  let store: StoreTarget | undefined;
   const h = createHarness(options.test, options.adapter);
   try {
+    if (options.store === true) store = await startStoreTarget(target);
+    const storeSpec = store === undefined ? {} : { store: store.spec };
     const params: Omit<WorkerParams, "ledgerDir"> = {
       spec: target.spec,
+      ...storeSpec,
       queue: QUEUE,
       concurrency: cfg.concurrency,
       prefetch: cfg.concurrency,
@@ -285,6 +304,7 @@ export async function runR2(options: R2Options): Promise<ScenarioResult & { read
     const workerPids = h.workers().map((w) => w.pid);
     h.spawnProducer({
       spec: target.spec,
+      ...storeSpec,
       queue: QUEUE,
       keyPrefix: "j",
       count: Math.ceil((cfg.ratePerSec * options.run.durationMs) / 1000) + 1,
@@ -346,10 +366,13 @@ export async function runR2(options: R2Options): Promise<ScenarioResult & { read
         reconnectedEvents: lines.filter((l) => l.kind === "reconnected").length,
         brokerErrors: lines.filter((l) => l.kind === "broker-error" || l.kind === "worker-error").length,
         rejectedCodes: countBy(lines.filter((l) => l.kind === "rejected").map((l) => String(l.code))),
+        store: store === undefined ? "none" : store.server === undefined ? "redis (the broker's server)" : "redis (private, AOF always)",
+        storeErrors: lines.filter((l) => l.kind === "store-error").length,
       },
     };
   } finally {
     await h.close();
+    await store?.stop();
     await target.stop();
   }
 }

@@ -203,6 +203,60 @@ describe("ledger", () => {
   });
 });
 
+describe("finishedThenRunAgain (a start after a succeeded line of the same key)", () => {
+  const succeeded = (id: string, pid: number, t: number): LedgerLine => line("succeeded", pid, t, { id });
+
+  it("flags a start on another worker after one had finished the job, even when a fault explains the duplicate", () => {
+    const lines = [
+      ...produced("a", 0),
+      ...produced("b", 0),
+      line("start", 11, 10, { id: "a", attempt: 1 }),
+      line("done", 11, 20, { id: "a" }),
+      succeeded("a", 11, 21),
+      // The broker crashed after the ack and redelivered `a`: W2 runs it again.
+      line("start", 12, 30, { id: "a", attempt: 1 }),
+      line("done", 12, 40, { id: "a" }),
+      succeeded("a", 12, 41),
+      ...ran("b", 12, 50),
+    ];
+    const r = check({ lines, faults: [{ t: 22, until: 25, kind: "broker-crash" }] });
+    expect(r.explainedDuplicates).toBe(1);
+    expect(r.unexplained).toEqual([]);
+    expect(r.finishedThenRunAgain).toBe(1);
+    expect(r.finishedThenRunAgainSample).toEqual([{ id: "a", succeededPid: 11, succeededT: 21, startPid: 12, startT: 30 }]);
+  });
+
+  it("does not flag a rerun of a job whose worker died before its succeeded line, nor a start before that line", () => {
+    const lines = [
+      ...produced("a", 0),
+      ...produced("b", 0),
+      // a: W1 ran it to `done`, was killed before job.succeeded; W2 runs it again and finishes it.
+      line("start", 11, 10, { id: "a", attempt: 1 }),
+      line("done", 11, 20, { id: "a" }),
+      line("start", 12, 30, { id: "a", attempt: 1 }),
+      line("done", 12, 40, { id: "a" }),
+      succeeded("a", 12, 41),
+      // b: W2 took it over (lease lost) and started it before W1's succeeded line was written.
+      line("start", 11, 10, { id: "b", attempt: 1 }),
+      line("lease-lost", 11, 14, { id: "b" }),
+      line("start", 12, 15, { id: "b", attempt: 1 }),
+      line("done", 11, 20, { id: "b" }),
+      succeeded("b", 11, 21),
+      line("done", 12, 25, { id: "b" }),
+    ];
+    const r = check({ lines, faults: [{ t: 22, kind: "kill", pid: 11, until: 23 }] });
+    expect(r.lost).toEqual([]);
+    expect(r.explainedDuplicates).toBe(2);
+    expect(r.finishedThenRunAgain).toBe(0);
+    expect(r.finishedThenRunAgainSample).toEqual([]);
+  });
+
+  it("reads an older ledger's ack line as succeeded", () => {
+    const lines = [...produced("a", 0), ...ran("a", 11, 10), line("start", 12, 30, { id: "a", attempt: 1 })];
+    expect(check({ lines, faults: [] }).finishedThenRunAgain).toBe(1);
+  });
+});
+
 describe("slowOrphans (R1: where a late orphan was)", () => {
   // W1 (11) runs a, b and c and is killed at 100; W2 (12) receives c and is killed at 6,100 before starting it.
   const kill = (pid: number, t: number): Fault => ({ t, kind: "kill", pid });

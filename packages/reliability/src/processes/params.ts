@@ -3,7 +3,7 @@
  * Everything here is plain data: it travels as JSON in `argv` and IPC messages.
  */
 import { defineJob, type JobDefinition } from "@jobs/core";
-import type { BrokerSpec } from "../adapters.js";
+import type { BrokerSpec, StoreSpec } from "../adapters.js";
 
 /** The job every chaos scenario runs: `k` is the scenario's own key (the ledger id), `ms` the handler's sleep. */
 export interface ChaosPayload {
@@ -21,6 +21,8 @@ export function chaosJob(queue: string): JobDefinition<ChaosPayload, ChaosPayloa
 /** Parameters of a worker process (`processes/worker.ts`). */
 export interface WorkerParams {
   readonly spec: BrokerSpec;
+  /** With a job store (issue 15): the worker claims and finishes records in it. */
+  readonly store?: StoreSpec;
   /** Adapter options on top of the suite's timings. */
   readonly brokerOptions?: Readonly<Record<string, unknown>>;
   readonly ledgerDir: string;
@@ -37,6 +39,8 @@ export interface WorkerParams {
 /** Parameters of a producer process (`processes/producer.ts`). */
 export interface ProducerParams {
   readonly spec: BrokerSpec;
+  /** With a job store (issue 15): every enqueue writes its record first. */
+  readonly store?: StoreSpec;
   readonly brokerOptions?: Readonly<Record<string, unknown>>;
   readonly ledgerDir: string;
   readonly queue: string;

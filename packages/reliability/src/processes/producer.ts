@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, JobsError } from "@jobs/core";
-import { createBroker } from "../adapters.js";
+import { createBroker, createStore } from "../adapters.js";
 import { openLedger } from "../ledger.js";
 import { prng, uniform } from "../random.js";
 import { type ChaosPayload, type ChildMessage, chaosJob, type ParentMessage, type ProducerParams } from "./params.js";
@@ -21,7 +21,11 @@ const broker = createBroker(params.spec, params.brokerOptions ?? {});
 broker.on("disconnected", (e) => ledger.write("disconnected", { error: e.error?.message }));
 broker.on("reconnected", () => ledger.write("reconnected"));
 broker.on("error", (e) => ledger.write("broker-error", { error: e.error.message }));
-const client = createClient({ broker });
+const store = params.store === undefined ? undefined : createStore(params.store);
+store?.on("disconnected", (e) => ledger.write("store-disconnected", { error: e.error?.message }));
+store?.on("reconnected", () => ledger.write("store-reconnected"));
+store?.on("error", (e) => ledger.write("store-error", { error: e.error.message }));
+const client = createClient({ broker, ...(store === undefined ? {} : { store }) });
 const job = chaosJob(params.queue);
 const rng = prng(params.seed);
 
@@ -100,5 +104,6 @@ flush();
 ledger.write("finished");
 send({ type: "finished", t: Date.now() });
 await broker.close().catch(() => {});
+await store?.close().catch(() => {});
 ledger.close();
 process.exit(0);

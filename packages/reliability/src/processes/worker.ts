@@ -1,12 +1,12 @@
 /**
  * A worker process forked by a reliability test: core's real `createWorker` on a broker built from
- * the `BrokerSpec` in argv, with a handler that writes `start` first and `done` last to this
+ * the `BrokerSpec` in argv (and the Redis store of its `StoreSpec`, when given), with a handler that writes `start` first and `done` last to this
  * process's ledger. Library events go to the ledger too; progress goes to the orchestrator by IPC.
  * It exits when the orchestrator asks, or when the orchestrator goes away (IPC disconnect).
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { createWorker, type JobInfo } from "@jobs/core";
-import { createBroker } from "../adapters.js";
+import { createBroker, createStore } from "../adapters.js";
 import { openLedger } from "../ledger.js";
 import { type ChaosPayload, type ChildMessage, chaosJob, type ParentMessage, type WorkerParams } from "./params.js";
 import { ackBeforeHandle, recordReceives } from "./wrappers.js";
@@ -30,7 +30,18 @@ broker.on("disconnected", (e) => ledger.write("disconnected", { error: e.error?.
 broker.on("reconnected", () => ledger.write("reconnected"));
 broker.on("error", (e) => ledger.write("broker-error", { error: e.error.message }));
 
-const worker = createWorker({ broker, concurrency: params.concurrency, prefetch: params.prefetch, lease: params.leaseMs });
+const store = params.store === undefined ? undefined : createStore(params.store);
+store?.on("disconnected", (e) => ledger.write("store-disconnected", { error: e.error?.message }));
+store?.on("reconnected", () => ledger.write("store-reconnected"));
+store?.on("error", (e) => ledger.write("store-error", { error: e.error.message }));
+
+const worker = createWorker({
+  broker,
+  ...(store === undefined ? {} : { store }),
+  concurrency: params.concurrency,
+  prefetch: params.prefetch,
+  lease: params.leaseMs,
+});
 
 let started = 0;
 let doneKeys: string[] = [];
@@ -56,7 +67,10 @@ worker.handle(chaosJob(params.queue), async (payload: ChaosPayload, ctx) => {
   ledger.write("done", { id: payload.k });
   doneKeys.push(payload.k);
 });
-worker.on("job.succeeded", (e) => ledger.write("ack", { id: keyOf(e.job) }));
+// Core emits job.succeeded once the job is settled: the broker acked it and, with a store, its record
+// says `succeeded` first. The checker reads it as the ack of the execution, and a later start of the
+// same key as a finished job run again (`finishedThenRunAgain`).
+worker.on("job.succeeded", (e) => ledger.write("succeeded", { id: keyOf(e.job) }));
 worker.on("job.failed", (e) => ledger.write("failed", { id: keyOf(e.job), error: e.error.message, willRetry: e.willRetry }));
 worker.on("job.lease-lost", (e) => ledger.write("lease-lost", { id: keyOf(e.job), error: e.error.message }));
 worker.on("job.dead-lettered", (e) => ledger.write("dead-lettered", { id: keyOf(e.job), reason: e.reason, error: e.error.message }));
@@ -75,6 +89,7 @@ process.on("message", (message: ParentMessage) => {
   void (async () => {
     await worker.close({ timeout: 5_000 });
     await broker.close();
+    await store?.close();
     if (doneKeys.length > 0) send({ type: "done", t: Date.now(), keys: doneKeys });
     ledger.write("closed");
     ledger.close();
