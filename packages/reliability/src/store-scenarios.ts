@@ -128,6 +128,16 @@ export async function runStoreRestart(options: StoreRestartOptions): Promise<Sce
       await broker.close().catch(() => {});
     }
     const count = (kind: string): number => lines.filter((l) => l.kind === kind).length;
+    // Producer ids are fresh UUIDs: an enqueue answered "duplicate" is one whose record insert was
+    // answered twice (a replay after the store restart found the record its first run had written).
+    const acceptedDuplicate = lines.filter((l) => l.kind === "accepted" && l.duplicate === true).map((l) => l.id);
+    const accAt = new Map<string | undefined, number>(lines.filter((l) => l.kind === "accepted").map((l) => [l.id, l.t]));
+    const firstStart = new Map<string | undefined, number>();
+    for (const l of lines) if (l.kind === "start" && (firstStart.get(l.id) ?? Number.POSITIVE_INFINITY) > l.t) firstStart.set(l.id, l.t);
+    const acceptToStart = [...firstStart]
+      .flatMap(([id, t]) => (accAt.has(id) ? [t - (accAt.get(id) as number)] : []))
+      .sort((a, b) => a - b);
+    const succeededKeys = new Set(lines.filter((l) => l.kind === "succeeded").map((l) => l.id));
     return {
       check: report,
       drain,
@@ -142,6 +152,16 @@ export async function runStoreRestart(options: StoreRestartOptions): Promise<Sce
         storeErrors: count("store-error"),
         workerErrors: count("worker-error"),
         leaseLost: count("lease-lost"),
+        // A worker told its job's claim was lost although no other worker ever started it: a refused
+        // finish that had in fact been written (its reply lost, the command replayed).
+        leaseLostNeverStartedElsewhere: lines.filter(
+          (l) => l.kind === "lease-lost" && !lines.some((s) => s.kind === "start" && s.id === l.id && s.pid !== l.pid),
+        ).length,
+        jobsWithoutSucceededLine: [...accAt.keys()].filter((k) => !succeededKeys.has(k)).length,
+        acceptedAsDuplicate: acceptedDuplicate.length,
+        acceptedAsDuplicateSample: acceptedDuplicate.slice(0, 10),
+        acceptToStartMaxMs: acceptToStart.at(-1) ?? 0,
+        acceptToStartOver4sMs: acceptToStart.filter((ms) => ms > 4_000),
         rejectedCodes: countBy(lines.filter((l) => l.kind === "rejected").map((l) => String(l.code))),
       },
     };

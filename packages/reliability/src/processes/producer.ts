@@ -57,7 +57,8 @@ function enqueueOne(n: number): Promise<void> {
   inFlight++;
   return client.enqueue(job, payload, { metadata: { k } }).then(
     (enqueued) => {
-      ledger.write("accepted", { id: k, jobId: enqueued.id });
+      // `duplicate`: the id had a record (or the broker's dedupe window had it) and nothing was published.
+      ledger.write("accepted", { id: k, jobId: enqueued.id, ...(enqueued.duplicate ? { duplicate: true } : {}) });
       acceptedKeys.push(k);
     },
     (error: unknown) => {
