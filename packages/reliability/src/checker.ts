@@ -52,7 +52,7 @@ export interface FinishedThenRunAgain {
 export interface KillFigure {
   readonly t: number;
   readonly pid: number;
-  /** Jobs started by that pid and not yet settled (no `ack`) at the kill. */
+  /** Jobs started by that pid and not yet settled (no `succeeded` line) at the kill. */
   readonly inFlight: number;
 }
 
@@ -222,7 +222,7 @@ export function check(input: CheckInput): CheckReport {
   const kills = faults.filter((f) => f.kind === "kill" && typeof f.pid === "number");
   const globalFaults = faults.filter((f) => f.kind !== "kill" && !INFORMATIONAL.has(f.kind));
 
-  /** When the execution `s` was settled (its pid's first `ack` after it), or undefined. */
+  /** When the execution `s` was settled (its pid's first `succeeded` line after it), or undefined. */
   const settledAt = (id: string, s: LedgerLine): number | undefined => acks.get(id)?.find((a) => a.pid === s.pid && a.t >= s.t)?.t;
 
   let explainedDuplicates = 0;
