@@ -72,9 +72,19 @@ export interface StoreTarget {
   stop(): Promise<void>;
 }
 
-/** Starts a private Redis for a store, with AOF `always` and no eviction, so it loses no acknowledged write. */
-export async function startStoreRedis(): Promise<PrivateServer> {
-  return startPrivateRedis(["--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction"]);
+/**
+ * Starts a private Redis for a store, with AOF `always` and no eviction, so it loses no acknowledged
+ * write; `aof: false` keeps nothing on disk (a kill -9 loses every record: the negative control).
+ */
+export async function startStoreRedis(options: { readonly aof?: boolean } = {}): Promise<PrivateServer> {
+  const aof = options.aof ?? true;
+  return startPrivateRedis([
+    "--appendonly",
+    aof ? "yes" : "no",
+    ...(aof ? ["--appendfsync", "always"] : []),
+    "--maxmemory-policy",
+    "noeviction",
+  ]);
 }
 
 /**
@@ -82,11 +92,14 @@ export async function startStoreRedis(): Promise<PrivateServer> {
  * (same server, own prefix), else a private Redis of its own (RabbitMQ, SQS, NATS; or a store
  * restart that must not take the broker down).
  */
-export async function startStoreTarget(broker: Target, options: { readonly shared?: boolean } = {}): Promise<StoreTarget> {
+export async function startStoreTarget(
+  broker: Target,
+  options: { readonly shared?: boolean; readonly aof?: boolean } = {},
+): Promise<StoreTarget> {
   const prefix = `${broker.spec.namespace}st`;
-  if ((options.shared ?? true) && broker.spec.adapter === "redis" && broker.persistent)
+  if ((options.shared ?? true) && options.aof !== false && broker.spec.adapter === "redis" && broker.persistent)
     return { spec: { kind: "redis", url: broker.spec.url, prefix }, server: undefined, stop: async () => {} };
-  const server = await startStoreRedis();
+  const server = await startStoreRedis(options.aof === undefined ? {} : { aof: options.aof });
   return { spec: { kind: "redis", url: `redis://127.0.0.1:${server.port}`, prefix }, server, stop: () => server.stop() };
 }
 

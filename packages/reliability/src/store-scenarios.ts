@@ -21,6 +21,8 @@ export interface RecordsFigure {
   readonly byStatus: Readonly<Record<string, number>>;
   /** Accepted jobs whose record is not `succeeded`, with what it says. */
   readonly notSucceeded: readonly { readonly key: string; readonly jobId: string; readonly status: JobStatus | "missing" }[];
+  /** Accepted jobs a worker reported `job.succeeded` for whose record does not say `succeeded` (a lost write). */
+  readonly succeededLost: number;
   /** Outcome-unknown enqueues that have a record, by status (they may run: the sweeper publishes them). */
   readonly ambiguousByStatus: Readonly<Record<string, number>>;
 }
@@ -28,6 +30,8 @@ export interface RecordsFigure {
 /** Options of `runStoreRestart`. */
 export interface StoreRestartOptions {
   readonly test: string;
+  /** The store's Redis keeps an append-only file (default true); false is the negative control (a kill -9 loses every record). */
+  readonly storeAof?: boolean;
 }
 
 /** Reads the record of every enqueue with a job id in the producer's lines, through `client.getJob`. */
@@ -37,6 +41,7 @@ async function readRecords(lines: readonly LedgerLine[], client: ReturnType<type
   for (const l of lines) {
     if (l.kind === "accepted" && typeof l.id === "string" && typeof l.jobId === "string") accepted.set(l.id, l.jobId);
   }
+  const succeededKeys = new Set(lines.filter((l) => l.kind === "succeeded").map((l) => l.id));
   const byStatus: Record<string, number> = {};
   const notSucceeded: { key: string; jobId: string; status: JobStatus | "missing" }[] = [];
   for (const [key, jobId] of accepted) {
@@ -58,7 +63,8 @@ async function readRecords(lines: readonly LedgerLine[], client: ReturnType<type
       cursor = page.cursor;
     } while (cursor !== undefined);
   }
-  return { accepted: accepted.size, byStatus, notSucceeded, ambiguousByStatus };
+  const succeededLost = notSucceeded.filter((n) => succeededKeys.has(n.key)).length;
+  return { accepted: accepted.size, byStatus, notSucceeded, succeededLost, ambiguousByStatus };
 }
 
 /**
@@ -72,7 +78,7 @@ export async function runStoreRestart(options: StoreRestartOptions): Promise<Sce
   const started = Date.now();
   const target = await startTarget("redis", options.test);
   const h = createHarness(options.test, "redis");
-  const store = await startStoreTarget(target, { shared: false }).catch(async (error: unknown) => {
+  const store = await startStoreTarget(target, { shared: false, aof: options.storeAof ?? true }).catch(async (error: unknown) => {
     await target.stop();
     throw error;
   });

@@ -78,5 +78,43 @@ for (const adapter of selectedAdapters()) {
       );
       expect(report.bars.filter((b) => !b.ok)).toEqual([]);
     });
+
+    // The negative control (RELIABILITY.md R13): the same run with a store that keeps nothing on disk.
+    // Tier B only: tier A's CI time is spent on the cases above.
+    const control = config().tier === "B" ? it : it.skip;
+    if (config().tier !== "B")
+      writeReport({ test: "R13-C3", adapter, seed: 0, figures: {}, bars: [], verdict: "skip", reason: "tier B only (--full)" });
+    control("C3: a store without AOF, killed mid-run, is reported as losing succeeded records (tier B)", async () => {
+      const r = await runStoreRestart({ test: "R13-C3", storeAof: false });
+      const c = r.check;
+      const report = writeReport({
+        test: "R13-C3",
+        adapter,
+        seed: 0,
+        config: { ...config().chaos.storeRestart, storeAof: false, ledgers: r.dir },
+        figures: {
+          ...r.figures,
+          accepted: c.accepted,
+          completed: c.completed,
+          lost: c.lost.length,
+          finishedThenRunAgain: c.finishedThenRunAgain,
+          records: { ...r.records, notSucceeded: sample(r.records.notSucceeded) },
+          wallMs: r.wallMs,
+        },
+        bars: [
+          bar(
+            "succeeded jobs whose record is lost",
+            r.records.succeededLost,
+            "> 0 (the control must see the loss)",
+            r.records.succeededLost > 0,
+          ),
+        ],
+        faults: r.faults,
+      });
+      console.log(
+        `[R13-C3 ${adapter}] ${report.verdict}: succeededLost=${r.records.succeededLost}, lost=${c.lost.length}, records=${JSON.stringify(r.records.byStatus)}`,
+      );
+      expect(report.bars.filter((b) => !b.ok)).toEqual([]);
+    });
   });
 }
