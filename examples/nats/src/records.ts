@@ -1,8 +1,8 @@
 // Job records on nats with a Redis store: the records example of example-shared
 // (pnpm --filter example-nats records; --smoke checks the outcome and exits non-zero if it is off).
 import { recordsMain } from "example-shared";
+import { openStore } from "example-shared/store";
 import { cleanup, connect } from "./broker.js";
-import { openStore } from "./store.js";
 
 const store = openStore();
 try {

@@ -1,7 +1,7 @@
 import { checkRecords, runRecords } from "example-shared";
+import { openStore, removeStore } from "example-shared/store";
 import { expect, it } from "vitest";
 import { cleanup, connect } from "../src/broker.js";
-import { openStore, removeStore } from "../src/store.js";
 
 const needs = process.env.JOBS_NATS_URL === undefined || process.env.JOBS_REDIS_URL === undefined;
 

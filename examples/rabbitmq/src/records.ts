@@ -1,8 +1,8 @@
 // Job records on rabbitmq with a Redis store: the records example of example-shared
 // (pnpm --filter example-rabbitmq records; --smoke checks the outcome and exits non-zero if it is off).
 import { recordsMain } from "example-shared";
+import { openStore } from "example-shared/store";
 import { connect } from "./broker.js";
-import { openStore } from "./store.js";
 
 const store = openStore();
 try {

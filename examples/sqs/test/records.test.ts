@@ -1,7 +1,7 @@
 import { checkRecords, runRecords } from "example-shared";
+import { openStore, removeStore } from "example-shared/store";
 import { expect, it } from "vitest";
 import { connect } from "../src/broker.js";
-import { openStore, removeStore } from "../src/store.js";
 
 // SQS runs on the in-process emulator unless JOBS_SQS_ENDPOINT is set; the store needs Redis.
 it.skipIf(process.env.JOBS_REDIS_URL === undefined)(

@@ -1,4 +1,4 @@
-// The job store of the records example (records.ts): Redis at JOBS_REDIS_URL (default: a local
+// The job store of the records examples (each networked example's records.ts): Redis at JOBS_REDIS_URL (default: a local
 // server). A networked store pairs with any broker: records live in Redis, messages in the broker.
 import { createRedisStore, type RedisStore } from "@jobs/redis";
 import { Redis } from "ioredis";
