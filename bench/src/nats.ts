@@ -7,6 +7,7 @@ import { AckPolicy, type JetStreamManager, jetstream, jetstreamManager, Retentio
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Baseline, BenchAdapter } from "./adapters.js";
 import { deferred, type Trial, within } from "./measure.js";
+import { openRedisStore } from "./redis.js";
 import { type BenchPayload, checkRan, type EnqueueParams, noop, ran, type ThroughputParams, uniqueQueue } from "./workload.js";
 
 let streams = 0;
@@ -143,5 +144,7 @@ export const natsBenchAdapter: BenchAdapter = {
       },
     };
   },
+  // With a Redis store beside it, when JOBS_REDIS_URL says where.
+  ...(process.env.JOBS_REDIS_URL === undefined ? {} : { openStore: openRedisStore }),
   baselines: [rawJetStream],
 };

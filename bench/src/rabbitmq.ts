@@ -17,6 +17,7 @@ import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import type { Baseline, BenchAdapter } from "./adapters.js";
 import { deferred, type Trial, within } from "./measure.js";
 import { enqueueBulkTrial, enqueueSingleTrial, processTrial } from "./ours.js";
+import { openRedisStore } from "./redis.js";
 import { type BenchPayload, checkRan, type EnqueueParams, noop, ran, type ThroughputParams, uniqueQueue } from "./workload.js";
 
 const PREFIX = "jobs-bench.";
@@ -52,6 +53,8 @@ function modeFromEnv(): keyof typeof MODES {
 /** @jobs/rabbitmq in one mode: a producer and a consumer broker (two connections, like two processes). */
 function rabbitmqAdapter(name: string, mode: Mode, baselines: () => readonly Baseline[]): BenchAdapter {
   return {
+    // With a Redis store beside it, when JOBS_REDIS_URL says where.
+    ...(process.env.JOBS_REDIS_URL === undefined ? {} : { openStore: openRedisStore }),
     name,
     description: `@jobs/rabbitmq, ${describeMode(mode)}, confirm channel, on the RabbitMQ at JOBS_RABBITMQ_URL`,
     requiresEnv: "JOBS_RABBITMQ_URL",

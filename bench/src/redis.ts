@@ -51,8 +51,11 @@ async function openRedis(): Promise<AdapterSession> {
   };
 }
 
-/** A Redis store on the same server, under its own prefix, removed after the run. */
-async function openRedisStore(): Promise<BenchStore> {
+/**
+ * A Redis store at JOBS_REDIS_URL, under its own prefix, removed after the run: the Redis broker's
+ * own server, and the store every other networked broker pairs with ("ours+store").
+ */
+export async function openRedisStore(): Promise<BenchStore> {
   const url = redisUrl();
   const prefix = `${PREFIX}-store-${process.pid}`;
   const store = createRedisStore({ url, prefix });

@@ -23,6 +23,7 @@ import { createAdmin } from "@jobs/core";
 import { createSqsBroker } from "@jobs/sqs";
 import type { Baseline, BenchAdapter } from "./adapters.js";
 import { deferred, type Trial, within } from "./measure.js";
+import { openRedisStore } from "./redis.js";
 import { checkRan, type EnqueueParams, noop, ran, type ThroughputParams, uniqueQueue } from "./workload.js";
 
 /** Long-poll wait: local-aws-sqs answers a poll only when the batch is full or the wait is over. */
@@ -155,6 +156,8 @@ export const sqs: BenchAdapter = {
       },
     };
   },
+  // With a Redis store beside it, when JOBS_REDIS_URL says where.
+  ...(process.env.JOBS_REDIS_URL === undefined ? {} : { openStore: openRedisStore }),
   baselines: [rawBaseline()],
 };
 
