@@ -61,7 +61,7 @@ local function fusedClaim(body)
   -- Not due yet: core defers it on receipt without running it, so it must not hold a claim meanwhile.
   local runAt = tonumber(string.match(meta, '"runAt":(%d+)'))
   if runAt and runAt > now then return '' end
-  local c = claimOne(id, gen, ARGV[3], ARGV[4])
+  local c = claimOne(id, gen, ARGV[3], ARGV[4], '')
   if c[1] == 'claimed' then return 'c:' .. c[2] .. ':' .. c[3] .. ':' .. c[4] end
   if c[1] == 'busy' then return 'b:' .. c[2] end
   if c[2] then return 's:' .. c[2] end

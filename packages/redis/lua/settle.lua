@@ -24,7 +24,7 @@
 --   'e', member, leaseMs                 extend: lease deadline = now + leaseMs
 --   'l', member                          release: back to the front of its level, count kept
 --   'u', member                          unfetch: back to the front, never handed out (count - 1)
---   'F', member, id, fence, status, resultJson, errorJson, attempt, runAt
+--   'F', member, id, fence, status, resultJson, errorJson, attempt, runAt, token
 --                                        fused only (FUSED, KEYS[13] the store's base): finish the
 --                                        job's record (finishOne, store/common.lua), then ack
 -- Returns      one integer per operation, in order: 1 done, 0 lease lost (nothing changed); for
@@ -73,7 +73,7 @@ while i <= n do
   if op == 'a' or op == 'l' or op == 'u' then
     i = i + 2
   elseif op == 'F' and FUSED then
-    i = i + 9
+    i = i + 10
   elseif op == 'r' then
     i = i + 5
   elseif op == 'f' or op == 'd' or op == 'e' then
@@ -126,7 +126,7 @@ while i <= n do
       end
       i = i + 2
     elseif op == 'F' then
-      local finished = finishOne(ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8])
+      local finished = finishOne(ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9])
       if finished == 0 then
         out[#out] = 0
       elseif ok then
@@ -135,7 +135,7 @@ while i <= n do
       else
         out[#out] = 2
       end
-      i = i + 9
+      i = i + 10
     elseif op == 'r' then
       if ok then
         gone[#gone + 1] = keyOf(member)

@@ -25,6 +25,7 @@ import type { Redis } from "ioredis";
 import { connectionError } from "./connection.js";
 import type { QueueState, Waiter } from "./internal/queues.js";
 import type { Scripts } from "./internal/scripts.js";
+import { opt, requestToken } from "./store/codec.js";
 
 const LEASE_LOST = "[jobs] [redis] the delivery's lease was lost (it expired or its consumer closed); it will be redelivered";
 
@@ -140,11 +141,6 @@ export function decodeClaim(text: string): ClaimOutcome | undefined {
   }
 }
 
-/** An optional script argument: "" when absent, else "=" and the value (as the store's scripts read them). */
-function opt(value: string | number | undefined): string {
-  return value === undefined ? "" : `=${value}`;
-}
-
 /** One delivery: its token is the member "<key>#<deliveries>" of the active set. */
 export class RedisDelivery implements Delivery {
   readonly body: string;
@@ -204,6 +200,7 @@ export class FusedRedisDelivery extends RedisDelivery {
       opt(f.errorJson),
       opt(f.attempt),
       opt(f.runAt),
+      requestToken(),
     ]);
   }
 }

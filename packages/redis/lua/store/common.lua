@@ -69,13 +69,23 @@ local function ended(id, status)
   redis.call('PUBLISH', CHANNEL, status .. ' ' .. id)
 end
 
+-- Tokens: insert, claim and finish requests carry one, unique per request, kept in the record
+-- ("insertToken", "claimToken", "finishToken"), so that a replay of the same call (ioredis resends a
+-- command whose reply a dropped connection lost; it ran the first time) answers what the first
+-- run did instead of reporting a conflict with itself. "" carries none (no replay check).
+--
 -- Claims one job for one delivery (ClaimOutcome in packages/core/src/store.ts): returns
 -- {'claimed', fence, claims, cancelRequested (0/1)}, {'stale'} (no record), {'stale', status} or
 -- {'busy', retryInMs}.
-local function claimOne(id, gen, ttlMs, worker)
+local function claimOne(id, gen, ttlMs, worker, token)
   local key = jobKey(id)
-  local r = redis.call('HMGET', key, 'status', 'gen', 'claimExpiresAt', 'seq', 'published', 'cancelRequested')
+  local r = redis.call('HMGET', key, 'status', 'gen', 'claimExpiresAt', 'seq', 'published', 'cancelRequested',
+    'claimToken', 'fence', 'claims')
   local status = r[1]
+  -- A replay of this very claim (its reply was lost with a connection): the claim it made.
+  if status == 'active' and token ~= '' and r[7] == token then
+    return { 'claimed', tonumber(r[8]), tonumber(r[9]), tonumber(r[6]) }
+  end
   if not status then
     return { 'stale' }
   elseif tonumber(r[2]) ~= tonumber(gen) or TERMINAL[status] then
@@ -88,21 +98,24 @@ local function claimOne(id, gen, ttlMs, worker)
   local fence = redis.call('HINCRBY', key, 'fence', 1)
   local claims = redis.call('HINCRBY', key, 'claims', 1)
   setStatus(key, id, status, 'active', r[4])
-  redis.call('HSET', key, 'claimExpiresAt', now + tonumber(ttlMs), 'worker', worker, 'startedAt', now, 'updatedAt', now)
+  redis.call('HSET', key, 'claimExpiresAt', now + tonumber(ttlMs), 'worker', worker, 'startedAt', now, 'updatedAt', now,
+    'claimToken', token)
   syncUnpublished(id, 'active', r[5])
   return { 'claimed', fence, claims, tonumber(r[6]) }
 end
 
 -- Ends one attempt, only while the record is active under fence (FinishRequest); optional
 -- arguments as above. Returns 1 written, 0 not active under fence (nothing written).
-local function finishOne(id, fence, to, resultJson, errorJson, attempt, runAt)
+local function finishOne(id, fence, to, resultJson, errorJson, attempt, runAt, token)
   local key = jobKey(id)
-  local r = redis.call('HMGET', key, 'status', 'fence', 'claims', 'seq', 'published')
+  local r = redis.call('HMGET', key, 'status', 'fence', 'claims', 'seq', 'published', 'finishToken')
   if r[1] ~= 'active' or tonumber(r[2]) ~= tonumber(fence) then
+    -- A replay of this very finish (its reply was lost with a connection) committed the first time.
+    if token ~= '' and r[6] == token and tonumber(r[2]) == tonumber(fence) then return 1 end
     return 0
   end
   setStatus(key, id, 'active', to, r[4])
-  redis.call('HSET', key, 'updatedAt', now, 'claimExpiresAt', 0, 'cancelRequested', 0)
+  redis.call('HSET', key, 'updatedAt', now, 'claimExpiresAt', 0, 'cancelRequested', 0, 'finishToken', token)
   if to == 'waiting' then
     redis.call('HSET', key, 'claims', math.max(0, tonumber(r[3]) - 1))
     syncUnpublished(id, to, r[5])

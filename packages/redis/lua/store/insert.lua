@@ -1,14 +1,17 @@
 -- insert.lua: inserts each record unless its id exists (any status), unpublished.
--- ARGV  15 per record: id, name, queue, status, attempt, maxAttempts, priority, tags (JSON array),
---       metadataJson (opt), traceJson (opt), payloadJson, enqueuedAt, runAt, timeout, gen
--- Returns one integer per record: 1 inserted, 0 exists.
+-- ARGV  16 per record: id, name, queue, status, attempt, maxAttempts, priority, tags (JSON array),
+--       metadataJson (opt), traceJson (opt), payloadJson, enqueuedAt, runAt, timeout, gen, token
+-- Returns one integer per record: 1 inserted, 0 exists. The token (unique per request) makes a
+-- replay of this very call (ioredis resends a command whose reply a dropped connection lost)
+-- answer 1 again instead of "exists".
 
 local out = {}
-for i = 1, #ARGV, 15 do
+for i = 1, #ARGV, 16 do
   local id = ARGV[i]
   local key = jobKey(id)
-  if redis.call('EXISTS', key) == 1 then
-    out[#out + 1] = 0
+  local found = redis.call('HMGET', key, 'id', 'insertToken')
+  if found[1] then
+    out[#out + 1] = (found[2] == ARGV[i + 15]) and 1 or 0
   else
     local seq = redis.call('INCR', base .. 'seq')
     local status = ARGV[i + 3]
@@ -16,7 +19,7 @@ for i = 1, #ARGV, 15 do
       'attempt', ARGV[i + 4], 'maxAttempts', ARGV[i + 5], 'priority', ARGV[i + 6], 'tags', ARGV[i + 7],
       'payloadJson', ARGV[i + 10], 'enqueuedAt', ARGV[i + 11], 'runAt', ARGV[i + 12], 'timeout', ARGV[i + 13],
       'gen', ARGV[i + 14], 'fence', 0, 'claims', 0, 'claimExpiresAt', 0, 'published', 0, 'cancelRequested', 0,
-      'updatedAt', now, 'seq', seq)
+      'updatedAt', now, 'seq', seq, 'insertToken', ARGV[i + 15])
     setOpt(key, 'metadataJson', ARGV[i + 8])
     setOpt(key, 'traceJson', ARGV[i + 9])
     redis.call('ZADD', base .. 'all', seq, id)

@@ -1,4 +1,5 @@
 /** Records to script arguments and back: the fields of `StoredJob` as hash fields, numbers as text. */
+import { randomUUID } from "node:crypto";
 import type { JobStatus, NewJobRecord, Priority, StoredJob } from "@jobs/core/adapter";
 
 /** An optional script argument: "" when absent, else "=" and the value (so an empty value stays distinct). */
@@ -6,7 +7,19 @@ export function opt(value: string | number | undefined): string {
   return value === undefined ? "" : `=${value}`;
 }
 
-/** The 15 arguments of one record for insert.lua. */
+const PROCESS_TOKEN = randomUUID().slice(0, 13);
+let requests = 0;
+
+/**
+ * A token unique to one request (this process's random prefix and a counter): kept in the record by
+ * insert, claim and finish, so that a replay of the same script call (ioredis resends a command
+ * whose reply a dropped connection lost) answers what the first run did (lua/store/common.lua).
+ */
+export function requestToken(): string {
+  return `${PROCESS_TOKEN}:${++requests}`;
+}
+
+/** The 16 arguments of one record for insert.lua. */
 export function insertArgs(r: NewJobRecord): (string | number)[] {
   return [
     r.id,
@@ -24,6 +37,7 @@ export function insertArgs(r: NewJobRecord): (string | number)[] {
     r.runAt,
     r.timeout,
     r.gen,
+    requestToken(),
   ];
 }
 

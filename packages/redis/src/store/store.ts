@@ -43,7 +43,7 @@ import { RedisConnection } from "../connection.js";
 import { type FusionSource, kFusion, probeKey } from "../fusion.js";
 import { registerScripts, type ScriptRunner, type ScriptSet } from "../internal/scripts.js";
 import type { RedisSettings } from "../options.js";
-import { decodeRecord, insertArgs, opt } from "./codec.js";
+import { decodeRecord, insertArgs, opt, requestToken } from "./codec.js";
 import { storeConfigWarnings } from "./durability.js";
 import { type RedisStoreKeys, redisStoreKeys } from "./keys.js";
 import { type RedisStoreOptions, resolveRedisStoreOptions } from "./options.js";
@@ -194,7 +194,7 @@ class RedisJobStore implements RedisStore {
 
   async claim(requests: readonly ClaimRequest[]): Promise<ClaimOutcome[]> {
     if (requests.length === 0) return this.#empty([]);
-    const args = requests.flatMap((c) => [c.id, c.gen, ttl(c.ttlMs), c.worker]);
+    const args = requests.flatMap((c) => [c.id, c.gen, ttl(c.ttlMs), c.worker, requestToken()]);
     const reply = (await this.#script("claim", args)) as [string, number?, number?, number?][];
     return reply.map(([outcome, a, b, c]): ClaimOutcome => {
       if (outcome === "claimed") return { outcome, fence: a as number, claims: b as number, cancelRequested: c === 1 };
@@ -218,7 +218,16 @@ class RedisJobStore implements RedisStore {
     for (const f of requests) {
       if (!FINISH_STATUSES.has(f.status)) throw new InvalidOptionsError("status", `expected one of ${[...FINISH_STATUSES].join(", ")}`);
     }
-    const args = requests.flatMap((f) => [f.id, f.fence, f.status, opt(f.resultJson), opt(f.errorJson), opt(f.attempt), opt(f.runAt)]);
+    const args = requests.flatMap((f) => [
+      f.id,
+      f.fence,
+      f.status,
+      opt(f.resultJson),
+      opt(f.errorJson),
+      opt(f.attempt),
+      opt(f.runAt),
+      requestToken(),
+    ]);
     const reply = (await this.#script("finish", args)) as number[];
     return reply.map((r) => r === 1);
   }
