@@ -377,6 +377,8 @@ async function measureCosts(jobs: number): Promise<void> {
     await costOf("BullMQ: addBulk × 100", jobs, () => bullEnqueueBulk(enqueue), client),
     await costOf("raw: pipelined LPUSH × 100", jobs, () => rawEnqueueBulk(enqueue), client),
     await costOf("ours: process, concurrency 100", jobs, () => processTrial(redis, process100), client),
+    await costOf("ours+store: enqueueMany × 100", jobs, () => enqueueBulkTrial(redis, enqueue, "ours+store"), client),
+    await costOf("ours+store: process, concurrency 100", jobs, () => processTrial(redis, process100, "ours+store"), client),
     await costOf("BullMQ: process, concurrency 100", jobs, () => bullProcess(process100), client),
     await costOf("raw: process, concurrency 100", jobs, () => rawProcess(process100), client),
   ];

@@ -78,7 +78,18 @@ export interface Envelope {
 
 /** Encodes an envelope to its wire text. */
 export function encodeEnvelope(envelope: Envelope): string {
-  return JSON.stringify(envelope);
+  return envelope.gen === undefined ? JSON.stringify(envelope) : withGenFirst(envelope);
+}
+
+/**
+ * The JSON of an envelope (or its meta) with a generation: "v", "id" and "gen" first, in that
+ * order, then the other fields. A broker fused with a job store (Redis) reads the id and the
+ * generation from the front of the text without parsing it; fields after them (metadata, the
+ * payload) are the user's, and could hold a "gen" of their own.
+ */
+function withGenFirst(envelope: EnvelopeMeta | Envelope): string {
+  const { v: _, id, gen, ...rest } = envelope;
+  return `{"v":1,"id":${JSON.stringify(id)},"gen":${String(gen)},${JSON.stringify(rest).slice(1)}`;
 }
 
 /** An envelope's fields except the payload. */
@@ -99,7 +110,8 @@ export interface LocalEnvelope {
 
 /** Encodes the wire text of an envelope given as fields plus payload JSON (same format as `encodeEnvelope`). */
 export function encodeLocalEnvelope(local: LocalEnvelope): string {
-  return `${JSON.stringify(local.meta).slice(0, -1)},"payload":${local.payloadJson}}`;
+  const meta = local.meta.gen === undefined ? JSON.stringify(local.meta) : withGenFirst(local.meta);
+  return `${meta.slice(0, -1)},"payload":${local.payloadJson}}`;
 }
 
 /** The envelope a `LocalEnvelope` stands for, with a freshly parsed payload. */

@@ -19,8 +19,8 @@
 --              fewer than ARGV[1] messages were ready (0 otherwise)
 --
 -- Fused with a job store (FUSED, the jobs_fused_ commands; KEYS[10] is the store's base): each
--- message written by core with a record (its body starts {"v":1,"id":"<id>" and carries "gen"
--- before "payload") is also claimed in the store, in this same call (claimOne, store/common.lua).
+-- message written by core with a record (its body starts {"v":1,"id":"<id>","gen":<gen>,) is
+-- also claimed in the store, in this same call (claimOne, store/common.lua).
 -- ARGV[3]      the claim's time to live in ms
 -- ARGV[4]      the worker's id
 -- Returns      { nextMs, member, body, claim, member, body, claim, ... }: claim is "" (not
@@ -52,14 +52,13 @@ end
 
 -- The claim of a fused fetch, encoded (see above).
 local function fusedClaim(body)
-  local id = string.match(body, '^{"v":1,"id":"([^"\\]+)"')
+  -- Core writes "v", "id" and "gen" first in a body with a generation (encodeEnvelope): anything
+  -- else (no generation, another order) is left to core, which claims it after parsing.
+  local id, gen = string.match(body, '^{"v":1,"id":"([^"\\]+)","gen":(%d+),')
   if not id then return '' end
-  local cut = string.find(body, '"payload":', 1, true)
-  local meta = cut and string.sub(body, 1, cut) or body
-  local gen = string.match(meta, '"gen":(%d+)')
-  if not gen then return '' end
   -- Not due yet: core defers it on receipt without running it, so it must not hold a claim meanwhile.
-  local runAt = tonumber(string.match(meta, '"runAt":(%d+)'))
+  -- The first "runAt" is the envelope's: the fields before it are core's, with no object of the user's.
+  local runAt = tonumber(string.match(body, '"runAt":(%d+)'))
   if runAt and runAt > now then return '' end
   local c = claimOne(id, gen, ARGV[3], ARGV[4], '')
   if c[1] == 'claimed' then return 'c:' .. c[2] .. ':' .. c[3] .. ':' .. c[4] end

@@ -103,6 +103,7 @@ if #members > 0 then
 end
 
 -- Pass 2: apply each operation in order.
+local unleased = {} -- members of fused finishes that still held their lease: out of the active set at the end
 i = 1
 while i <= n do
   local op = ARGV[i]
@@ -130,7 +131,7 @@ while i <= n do
       if finished == 0 then
         out[#out] = 0
       elseif ok then
-        redis.call('ZREM', KEYS[1], member)
+        unleased[#unleased + 1] = member
         gone[#gone + 1] = keyOf(member)
       else
         out[#out] = 2
@@ -177,6 +178,9 @@ while i <= n do
       i = i + 2
     end
   end
+end
+for j = 1, #unleased, CHUNK do
+  redis.call('ZREM', KEYS[1], unpack(unleased, j, math.min(j + CHUNK - 1, #unleased)))
 end
 for j = 1, #gone, CHUNK do
   redis.call('HDEL', KEYS[2], unpack(gone, j, math.min(j + CHUNK - 1, #gone)))

@@ -5,6 +5,7 @@
 import { brokerUrlFromEnv, startPrivateRedis } from "@jobs/conformance";
 import { createClient, createWorker, defineJob } from "@jobs/core";
 import { type Delivery, type Envelope, encodeEnvelope } from "@jobs/core/adapter";
+import { waitFor } from "@jobs/core/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { createRedisBroker, createRedisStore, type RedisBroker, type RedisStore } from "../src/index.js";
 import { deleteKeys } from "./support.js";
@@ -15,7 +16,9 @@ const prefix = `jobs-fusion-${process.pid}-${Date.now().toString(36)}`;
 let n = 0;
 
 afterAll(async () => {
-  if (found !== undefined) await deleteKeys(url, prefix);
+  if (found === undefined) return;
+  await deleteKeys(url, prefix);
+  for (let i = 1; i <= n; i++) await deleteKeys(url, `${prefix}-s${i}`);
 });
 
 /** A broker and a store on `storeUrl` (the broker's server by default), closed after the test. */
@@ -156,6 +159,47 @@ describe.skipIf(found === undefined)("redis: the broker fused with a Redis store
     } finally {
       await worker.close();
       await p.close();
+    }
+  });
+
+  it('claims from the front of the body only: a user\'s own "gen" in metadata neither misleads the fetch nor loses the job', async () => {
+    const p = pair();
+    const job = defineJob<{ gen: number }>({ name: "fused.meta", queue: p.queue });
+    const worker = createWorker({ broker: p.broker, store: p.store }).handle(
+      job,
+      (payload, ctx) => `${payload.gen}:${ctx.job.metadata?.gen}`,
+    );
+    try {
+      await worker.start();
+      const client = createClient({ broker: p.broker, store: p.store });
+      // Before the generation was written first, the fetch read this metadata's gen (5), found the
+      // record at generation 1, called the delivery stale and acked it unrun.
+      const handle = await client.enqueue(job, { gen: 7 }, { metadata: { gen: 5, payload: 1 } });
+      expect(await handle.result({ timeout: "4s" })).toBe("7:5");
+      expect(await client.getJob(handle.id)).toMatchObject({ status: "succeeded", gen: 1, claims: 1 });
+    } finally {
+      await worker.close();
+      await p.close();
+    }
+    // A body with its generation elsewhere (written by another producer) is not claimed by the fetch: core claims it.
+    const q = pair();
+    try {
+      const envelope = await recordedJob(q.broker, q.store, q.queue);
+      const { gen: _, ...rest } = envelope;
+      await q.broker.publish(q.queue, [
+        { id: "other", body: JSON.stringify({ ...rest, id: "other", gen: 1 }), priority: 2, delayMs: 0, dedupe: false },
+      ]);
+      const deliveries: Delivery[] = [];
+      const subscription = await q.broker.consume(
+        q.queue,
+        { prefetch: 2, leaseMs: 30_000, records: { store: q.store, ttlMs: 30_000, worker: "w-1" } },
+        (d) => deliveries.push(d),
+      );
+      await waitFor(() => deliveries.length === 2, { message: "two deliveries" });
+      await subscription.stop();
+      expect(deliveries.map((d) => d.claim?.outcome)).toEqual(["claimed", undefined]);
+    } finally {
+      await q.close();
     }
   });
 });

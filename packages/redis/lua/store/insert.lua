@@ -15,21 +15,28 @@ for i = 1, #ARGV, 16 do
   else
     local seq = redis.call('INCR', base .. 'seq')
     local status = ARGV[i + 3]
-    redis.call('HSET', key, 'id', id, 'name', ARGV[i + 1], 'queue', ARGV[i + 2], 'status', status,
-      'attempt', ARGV[i + 4], 'maxAttempts', ARGV[i + 5], 'priority', ARGV[i + 6], 'tags', ARGV[i + 7],
-      'payloadJson', ARGV[i + 10], 'enqueuedAt', ARGV[i + 11], 'runAt', ARGV[i + 12], 'timeout', ARGV[i + 13],
-      'gen', ARGV[i + 14], 'fence', 0, 'claims', 0, 'claimExpiresAt', 0, 'published', 0, 'cancelRequested', 0,
-      'updatedAt', now, 'seq', seq, 'insertToken', ARGV[i + 15])
-    setOpt(key, 'metadataJson', ARGV[i + 8])
-    setOpt(key, 'traceJson', ARGV[i + 9])
+    -- The fields a claim or a finish reads or writes come first, all present from the start (""
+    -- for none yet): a small record is a listpack, which HMGET and HSET search from its front.
+    local fields = { 'status', status, 'gen', ARGV[i + 14], 'fence', 0, 'claims', 0, 'claimExpiresAt', 0,
+      'published', 0, 'cancelRequested', 0, 'seq', seq, 'name', ARGV[i + 1], 'claimToken', '', 'finishToken', '',
+      'updatedAt', now, 'worker', '', 'startedAt', '', 'finishedAt', '', 'resultJson', '', 'errorJson', '',
+      'progressJson', '', 'id', id, 'queue', ARGV[i + 2], 'attempt', ARGV[i + 4], 'maxAttempts', ARGV[i + 5],
+      'priority', ARGV[i + 6], 'tags', ARGV[i + 7], 'payloadJson', ARGV[i + 10], 'enqueuedAt', ARGV[i + 11],
+      'runAt', ARGV[i + 12], 'timeout', ARGV[i + 13], 'insertToken', ARGV[i + 15] }
+    addOpt(fields, 'metadataJson', ARGV[i + 8])
+    addOpt(fields, 'traceJson', ARGV[i + 9])
+    redis.call('HSET', key, unpack(fields))
     redis.call('ZADD', base .. 'all', seq, id)
-    redis.call('ZADD', base .. 'status:' .. status, seq, id)
+    if not TERMINAL[status] then redis.call('ZADD', OPEN, seq, id) end
+    if INDEXED[status] then redis.call('ZADD', base .. 'status:' .. status, seq, id) end
     redis.call('ZADD', base .. 'queue:' .. ARGV[i + 2], seq, id)
     redis.call('ZADD', base .. 'name:' .. ARGV[i + 1], seq, id)
-    for _, tag in ipairs(cjson.decode(ARGV[i + 7])) do
-      redis.call('ZADD', base .. 'tag:' .. tag, seq, id)
+    if ARGV[i + 7] ~= '[]' then
+      for _, tag in ipairs(cjson.decode(ARGV[i + 7])) do
+        redis.call('ZADD', base .. 'tag:' .. tag, seq, id)
+      end
     end
-    redis.call('ZADD', UNPUBLISHED, now, id)
+    syncUnpublished(id, status, '0')
     out[#out + 1] = 1
   end
 end

@@ -1,7 +1,9 @@
 -- list.lua: one page of records matching every filter, oldest enqueue first.
 -- ARGV     after (the cursor: a seq, "0" for the first page), limit, budget (most index entries
---          read per call), then the index of each filter ("status:<s>", "queue:<q>", "name:<n>",
---          "tag:<t>"); none: every record.
+--          read per call), status (opt), then the index of each other filter ("queue:<q>",
+--          "name:<n>", "tag:<t>").
+-- A status in INDEXED is the index "status:<s>"; waiting and active are "open" plus a test of the
+-- status field, succeeded a test of the field alone; no index at all: "all".
 -- The smallest of the filters' indexes drives the walk; the others are tested per id (ZSCORE).
 -- Returns  {cursor, record, record, …}: each record an HGETALL; cursor "" on the last page, else
 --          the seq to pass as `after` (the last record returned, or the last entry read when the
@@ -11,7 +13,17 @@ local after = ARGV[1]
 local limit = tonumber(ARGV[2])
 local budget = tonumber(ARGV[3])
 local indexes = {}
-for i = 4, #ARGV do indexes[#indexes + 1] = base .. ARGV[i] end
+local status = opt(ARGV[4])
+local test = nil -- the status a record must have, when no index says it
+if status ~= nil then
+  if INDEXED[status] then
+    indexes[1] = base .. 'status:' .. status
+  else
+    test = status
+    if not TERMINAL[status] then indexes[1] = OPEN end
+  end
+end
+for i = 5, #ARGV do indexes[#indexes + 1] = base .. ARGV[i] end
 if #indexes == 0 then indexes[1] = base .. 'all' end
 local drive = 1
 local smallest = nil
@@ -39,6 +51,7 @@ while read < budget do
         break
       end
     end
+    if match and test ~= nil and redis.call('HGET', jobKey(id), 'status') ~= test then match = false end
     if match then
       if found == limit then -- one match more than the page holds: there is a next page
         out[1] = returned

@@ -4,7 +4,7 @@
 
 local id = ARGV[1]
 local key = jobKey(id)
-local r = redis.call('HMGET', key, 'status', 'gen', 'seq', 'published')
+local r = redis.call('HMGET', key, 'status', 'gen', 'seq', 'published', 'name')
 local status = r[1]
 if not status then return nil end
 local allowed = false
@@ -16,20 +16,19 @@ local gen = opt(ARGV[2])
 if gen ~= nil and tonumber(gen) ~= tonumber(r[2]) then return nil end
 local to = ARGV[3]
 local published = r[4]
-setStatus(key, id, status, to, r[3])
-redis.call('HSET', key, 'updatedAt', now, 'claimExpiresAt', 0)
+setStatus(id, status, to, r[3], r[5])
+local fields = { 'status', to, 'updatedAt', now, 'claimExpiresAt', 0 }
 if ARGV[4] == '1' then
-  redis.call('HINCRBY', key, 'gen', 1)
-  redis.call('HSET', key, 'published', 0, 'claims', 0, 'cancelRequested', 0)
-  setOpt(key, 'attempt', ARGV[5])
+  for _, v in ipairs({ 'gen', tonumber(r[2]) + 1, 'published', 0, 'claims', 0, 'cancelRequested', 0 }) do
+    fields[#fields + 1] = v
+  end
+  addOpt(fields, 'attempt', ARGV[5])
   published = '0'
 end
-setOpt(key, 'runAt', ARGV[6])
-if TERMINAL[to] then
-  redis.call('HSET', key, 'finishedAt', now)
-  ended(id, to)
-else
-  redis.call('HDEL', key, 'finishedAt')
-end
+addOpt(fields, 'runAt', ARGV[6])
+fields[#fields + 1] = 'finishedAt'
+fields[#fields + 1] = TERMINAL[to] and now or ''
+redis.call('HSET', key, unpack(fields))
+if TERMINAL[to] then ended(id, to) end
 syncUnpublished(id, to, published)
 return redis.call('HGETALL', key)

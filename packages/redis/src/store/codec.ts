@@ -68,9 +68,11 @@ export function decodeRecord(hash: readonly string[] | Readonly<Record<string, s
     cancelRequested: h.cancelRequested === "1",
     updatedAt: num("updatedAt"),
   };
-  for (const field of ["metadataJson", "traceJson", "worker", "resultJson", "progressJson", "errorJson"]) {
-    if (h[field] !== undefined) job[field] = h[field];
+  for (const field of ["metadataJson", "traceJson"]) if (h[field] !== undefined) job[field] = h[field];
+  // insert.lua writes these as "" (none yet); none of them is "" when set (JSON, a worker's id).
+  for (const field of ["worker", "resultJson", "progressJson", "errorJson"]) {
+    if (h[field] !== undefined && h[field] !== "") job[field] = h[field];
   }
-  for (const field of ["startedAt", "finishedAt"]) if (h[field] !== undefined) job[field] = num(field);
+  for (const field of ["startedAt", "finishedAt"]) if (h[field] !== undefined && h[field] !== "") job[field] = num(field);
   return job as unknown as StoredJob;
 }

@@ -20,8 +20,10 @@ export interface RedisStoreKeys {
  * The keys of a store: `<prefix>:{<prefix>:store}:<part>`. The hash tag `{<prefix>:store}` puts
  * every key of a store in one Redis Cluster slot, so each Lua script touches a single slot. A
  * queue name has no ":", so no broker queue shares the tag. Parts: `job:<id>` (hash), `all`,
- * `status:<status>`, `queue:<queue>`, `name:<name>`, `tag:<tag>` (sorted sets by insertion
- * order), `finished:<status>:<name>` (terminal records by finish time, for retention), `seq`,
+ * `open` (records not terminal), `status:<status>` (only blocked, scheduled, retrying, dead,
+ * cancelled and discarded: the hot statuses waiting, active and succeeded have none, so a claim
+ * and a finish touch few keys), `queue:<queue>`, `name:<name>`, `tag:<tag>` (sorted sets by
+ * insertion order), `finished:<status>:<name>` (terminal records by finish time, for retention), `seq`,
  * `unpublished` (sorted set by last write), `lease:<name>` (string with PX), and the channel
  * `finished`.
  */

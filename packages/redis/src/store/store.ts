@@ -268,11 +268,10 @@ class RedisJobStore implements RedisStore {
       throw new InvalidOptionsError("status", `expected one of ${JOB_STATUSES.join(", ")}, got ${String(q.status)}`);
     }
     const indexes: string[] = [];
-    if (q.status !== undefined) indexes.push(`status:${q.status}`);
     if (q.queue !== undefined) indexes.push(`queue:${q.queue}`);
     if (q.name !== undefined) indexes.push(`name:${q.name}`);
     if (q.tag !== undefined) indexes.push(`tag:${q.tag}`);
-    const [cursor, ...records] = (await this.#script("list", [q.cursor ?? "0", q.limit, SCAN_BUDGET, ...indexes])) as [
+    const [cursor, ...records] = (await this.#script("list", [q.cursor ?? "0", q.limit, SCAN_BUDGET, opt(q.status), ...indexes])) as [
       string,
       ...string[][],
     ];
