@@ -5,25 +5,15 @@
  */
 
 import { hostname } from "node:os";
-import type { Broker, ConsumeOptions, DeadLetterReason, Delivery, Subscription } from "./broker.js";
+import type { ConsumeOptions, Delivery, Subscription } from "./broker.js";
 import type { JobDefinition } from "./define-job.js";
-import { type Duration, parseDuration } from "./duration.js";
-import type { Envelope } from "./envelope.js";
-import {
-  BrokerClosedError,
-  InvalidOptionsError,
-  JobCancelledError,
-  JobsError,
-  LeaseLostError,
-  PayloadTooLargeError,
-  serializeError,
-} from "./errors.js";
+import { BrokerClosedError, InvalidOptionsError } from "./errors.js";
 import { Emitter, type WorkerEventMap } from "./events.js";
 import { forwardBrokerEntries, workerReporting } from "./internal/entries.js";
-import { assertJsonValue, utf8Length } from "./internal/json.js";
 import { IntrusiveList } from "./internal/list.js";
+import { Claims } from "./internal/worker/claims.js";
 import { Deadlines } from "./internal/worker/deadlines.js";
-import { abortHandler, type HeldDelivery, jobOf, type Registered } from "./internal/worker/held-delivery.js";
+import type { HeldDelivery, Registered } from "./internal/worker/held-delivery.js";
 import { Heartbeat, leaseExpired } from "./internal/worker/leases.js";
 import { PriorityBuffer } from "./internal/worker/priority-buffer.js";
 import { Pruner } from "./internal/worker/pruner.js";
@@ -35,80 +25,12 @@ import { SuspectGate } from "./internal/worker/suspect-gate.js";
 import { isSuspect, suspectThreshold } from "./internal/worker/suspects.js";
 import { Sweeper } from "./internal/worker/sweeper.js";
 import type { JobHandler } from "./job-context.js";
-import type { LoggerOption } from "./logger.js";
-import { assertQueueName } from "./names.js";
-import { needsStore, newRecord, StoreLink, storeOption } from "./records.js";
-import { parseRetain, type RetainPolicy } from "./retention.js";
+import { needsStore, StoreLink, storeOption } from "./records.js";
 import { physicalQueues } from "./routing.js";
-import type { ClaimOutcome, JobStore } from "./store.js";
+import { type CloseOptions, parseWorkerOptions, type WorkerOptions } from "./worker-options.js";
 
 export type { JobContext, JobHandler } from "./job-context.js";
-
-/** Options of `createWorker`. */
-export interface WorkerOptions<Ctx> {
-  /** The broker to consume from. */
-  readonly broker: Broker;
-  /** Logical queues to consume. @default the queues of the registered jobs */
-  readonly queues?: readonly string[];
-  /** Most jobs running at once. @default 10 */
-  readonly concurrency?: number;
-  /**
-   * Most unsettled deliveries the worker holds per physical queue (running plus buffered). Above
-   * `concurrency`, the next jobs are already here when a slot frees (fewer broker round trips);
-   * buffered deliveries keep their leases by heartbeats. @default concurrency
-   */
-  readonly prefetch?: number;
-  /**
-   * A buffered job that has waited this long starts before buffered jobs of higher priority, so a
-   * steady stream of urgent jobs delays the others but never starves them. @default "60s"
-   */
-  readonly priorityAging?: Duration;
-  /** Values handlers need that must not travel in payloads (DB pools, API clients). */
-  readonly context?: Ctx;
-  /** How long a delivery is leased before the broker may redeliver it; heartbeats renew it every third. @default "30s" */
-  readonly lease?: Duration;
-  /** On close, how long in-flight jobs may finish before their signal aborts. @default "30s" */
-  readonly shutdownTimeout?: Duration;
-  /** A message delivered more often than this without being settled (its consumer keeps dying) is dead-lettered. @default 10 */
-  readonly maxDeliveries?: number;
-  /** Largest message accepted on receipt, in bytes; checked before parsing. @default the broker's `maxPayloadBytes` */
-  readonly maxPayloadBytes?: number;
-  /**
-   * Where the worker's `error` and `job.lease-lost` events, and its broker's warnings and errors,
-   * are logged (pino, console, …: `Logger`). `false` logs nothing.
-   * @default `console`, once per code, for what no listener hears
-   */
-  readonly logger?: LoggerOption;
-  /**
-   * The job store the clients enqueue with (docs/concepts/records.md). With it, every job is
-   * claimed in its record before it runs and finished there before the ack: a job whose record is
-   * finished never starts again, results and progress are kept, and `client.cancel` reaches
-   * running jobs. @default none
-   */
-  readonly store?: JobStore;
-  /**
-   * With a store: a record whose current generation is still unpublished this long after its last
-   * write (its producer died between record and publish, or its enqueue ended outcome-unknown) is
-   * published by the sweeper, which runs every half of it in one worker at a time. @default "10s"
-   */
-  readonly sweepAfter?: Duration;
-  /**
-   * With a store: how long finished records are kept, per status, for the jobs this worker handles
-   * (a definition's own `retain` wins status by status). One worker at a time prunes.
-   * @default a day for `succeeded`, `cancelled` and `discarded`, a week for `dead`
-   */
-  readonly retain?: RetainPolicy;
-  /** With a store: how often the pruner applies retention. @default "1m" */
-  readonly pruneEvery?: Duration;
-  /** Largest handler result (and `ctx.progress` value) kept in the store, in bytes of JSON; a larger result fails the job for good. @default 65536 */
-  readonly maxResultBytes?: number;
-}
-
-/** Options of `Worker.close`. */
-export interface CloseOptions {
-  /** Overrides the worker's `shutdownTimeout`. */
-  readonly timeout?: Duration;
-}
+export type { CloseOptions, WorkerOptions } from "./worker-options.js";
 
 /** Runs handlers for jobs delivered by a broker. */
 export interface Worker<Ctx> {
@@ -129,9 +51,6 @@ export interface Worker<Ctx> {
   readonly running: number;
 }
 
-/** How long a delivery waits before it is offered again when the store could not be reached to claim it. */
-const STORE_RETRY_MS = 1_000;
-
 /** Creates a worker. Register handlers with `handle`, then `start`. */
 export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Worker<Ctx> {
   if (typeof options !== "object" || options === null || typeof options.broker?.consume !== "function") {
@@ -139,34 +58,21 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   }
   const broker = options.broker;
   const caps = broker.capabilities;
-  const concurrency = options.concurrency ?? 10;
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
-    throw new InvalidOptionsError("concurrency", `expected an integer from 1 to 10000, got ${String(concurrency)}`);
-  }
-  const prefetch = options.prefetch ?? concurrency;
-  if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 10_000) {
-    throw new InvalidOptionsError("prefetch", `expected an integer from 1 to 10000, got ${String(prefetch)}`);
-  }
-  const agingMs = parseDuration(options.priorityAging ?? "60s", "priorityAging");
-  const leaseMs = parseDuration(options.lease ?? "30s", "lease");
-  if (leaseMs < 100) throw new InvalidOptionsError("lease", "expected at least 100 ms");
-  const shutdownTimeoutMs = parseDuration(options.shutdownTimeout ?? "30s", "shutdownTimeout");
-  const maxDeliveries = options.maxDeliveries ?? 10;
-  if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
-    throw new InvalidOptionsError("maxDeliveries", `expected a positive integer, got ${String(maxDeliveries)}`);
-  }
-  const maxBytes = Math.min(options.maxPayloadBytes ?? caps.maxPayloadBytes, caps.maxPayloadBytes);
-  if (options.queues !== undefined) {
-    if (!Array.isArray(options.queues)) throw new InvalidOptionsError("queues", "expected an array of queue names");
-    for (const [i, q] of options.queues.entries()) assertQueueName(q, `queues[${i}]`);
-  }
-
+  const {
+    concurrency,
+    prefetch,
+    agingMs,
+    leaseMs,
+    shutdownTimeoutMs,
+    maxDeliveries,
+    maxBytes,
+    maxResultBytes,
+    sweepAfterMs,
+    retain,
+    pruneEveryMs,
+  } = parseWorkerOptions(options as WorkerOptions<unknown>, caps);
   const store = storeOption(options.store, broker.name);
   const link = store === undefined ? undefined : new StoreLink(store);
-  const maxResultBytes = options.maxResultBytes ?? 65_536;
-  if (!Number.isInteger(maxResultBytes) || maxResultBytes < 2) {
-    throw new InvalidOptionsError("maxResultBytes", `expected an integer of at least 2, got ${String(maxResultBytes)}`);
-  }
   const workerId = `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
 
   const threshold = suspectThreshold(maxDeliveries);
@@ -191,11 +97,6 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     progress,
     maxResultBytes,
   });
-  const sweepAfterMs = parseDuration(options.sweepAfter ?? "10s", "sweepAfter");
-  if (sweepAfterMs < 100) throw new InvalidOptionsError("sweepAfter", "expected at least 100 ms");
-  const retain = parseRetain(options.retain, "retain");
-  const pruneEveryMs = parseDuration(options.pruneEvery ?? "1m", "pruneEvery");
-  if (pruneEveryMs < 100) throw new InvalidOptionsError("pruneEvery", "expected at least 100 ms");
   const pruner = link === undefined ? undefined : new Pruner({ link, owner: workerId, events, handlers, retain, intervalMs: pruneEveryMs });
   const sweeper =
     link === undefined
@@ -212,14 +113,39 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     run: start,
     pump,
   });
-  const receipt: ReceiveHost = { maxBytes, maxDeliveries, handlers, settlement, deadLetterJob };
+  const claims =
+    link === undefined
+      ? undefined
+      : new Claims({
+          link,
+          events,
+          leaseMs,
+          maxDeliveries,
+          worker: workerId,
+          maxResultBytes,
+          settlement,
+          runner,
+          running: () => running,
+          finished,
+        });
+  const receipt: ReceiveHost = {
+    maxBytes,
+    maxDeliveries,
+    handlers,
+    settlement,
+    // With a store, a job given up at receipt is claimed and finished `dead` before its dead letter (rule 3).
+    deadLetterJob: (delivery, envelope, reason, error) =>
+      claims === undefined
+        ? settlement.deadLetter(delivery, envelope, reason, error)
+        : claims.deadLetter(delivery, envelope, reason, error),
+  };
   const heartbeat = new Heartbeat({
     leaseMs,
     canExtend: caps.leaseExtension,
     held,
     lost: (item, e) => settlement.report(e, item.envelope),
-    renewClaims: link === undefined ? undefined : renewClaims,
-    checkClaims: link === undefined ? undefined : checkClaims,
+    renewClaims: claims === undefined ? undefined : (items) => claims.renew(items),
+    checkClaims: claims === undefined ? undefined : (now) => claims.check(now),
   });
   const shutdown = new Shutdown({
     timeoutMs: shutdownTimeoutMs,
@@ -288,144 +214,14 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
 
   function start(item: HeldDelivery): void {
     running.add(item);
-    if (link === undefined) runner.run(item);
-    else claimAndRun(item, link);
+    if (claims === undefined) runner.run(item);
+    else claims.claimAndRun(item);
   }
 
-  /**
-   * Claim before run (docs/concepts/records.md, rule 2): the delivery runs only if its record is
-   * runnable with the same generation. A message with no generation (enqueued without a store, or
-   * by another producer) gets its record now. Whatever does not run frees its slot.
-   */
-  function claimAndRun(item: HeldDelivery, l: StoreLink): void {
-    const { envelope, delivery } = item;
-    // Claimed by the broker as it handed the delivery out (fused): decided now, no promise in between.
-    if (delivery.claim !== undefined && envelope.gen !== undefined) {
-      claimed(item, delivery.claim);
-      return;
-    }
-    claimRecord(envelope, l, delivery)
-      .then((outcome) => claimed(item, outcome))
-      .catch((error: unknown) => {
-        // The store is unreachable: hand the delivery back (not run), after a pause so the broker does not spin it.
-        settlement.report(error, envelope);
-        settlement.defer(delivery, envelope, STORE_RETRY_MS);
-        finished(item);
-      });
-  }
-
-  /**
-   * Claims a delivery's record by its generation; a message with no generation gets its record
-   * first. A delivery the broker claimed as it handed it out (fused with the store) needs no call.
-   */
-  function claimRecord(envelope: Envelope, l: StoreLink, delivery: Delivery): Promise<ClaimOutcome> {
-    if (delivery.claim !== undefined && envelope.gen !== undefined) return Promise.resolve(delivery.claim);
-    const claim = (): Promise<ClaimOutcome> => l.claim.add({ id: envelope.id, gen: envelope.gen ?? 1, ttlMs: leaseMs, worker: workerId });
-    if (envelope.gen !== undefined) return claim();
-    return l.insert
-      .add(newRecord({ meta: { ...envelope, gen: 1 }, payloadJson: JSON.stringify(envelope.payload) }, [], envelope.enqueuedAt))
-      .then(claim);
-  }
-
-  /**
-   * A decoded delivery given up at receipt (unknown job, crash loop): with a store its record is
-   * claimed and finished `dead` before the dead letter, as a handler's dead letter is (rule 3).
-   */
-  function deadLetterJob(delivery: Delivery, envelope: Envelope, reason: DeadLetterReason, error: unknown): void {
-    if (link === undefined) settlement.deadLetter(delivery, envelope, reason, error);
-    else settlement.deadLetterUnclaimed(delivery, envelope, reason, error, claimRecord(envelope, link, delivery), STORE_RETRY_MS);
-  }
-
-  /** What a claim found decides: run, ack unrun, defer until the holder's claim runs out, or dead-letter a crash loop. */
-  function claimed(item: HeldDelivery, outcome: ClaimOutcome): void {
-    const { envelope, delivery } = item;
-    if (outcome.outcome === "stale") {
-      settlement.ackUnrun(delivery, envelope);
-      finished(item);
-      return;
-    }
-    if (outcome.outcome === "busy") {
-      settlement.defer(delivery, envelope, Math.max(1, outcome.retryInMs));
-      finished(item);
-      return;
-    }
-    // A claim the broker made at fetch time was confirmed then (receipt set both), not now.
-    if (item.fence !== outcome.fence) {
-      item.fence = outcome.fence;
-      item.claimConfirmedAt = Date.now();
-    }
-    if (outcome.claims > maxDeliveries) {
-      item.completed = true;
-      const error = new JobsError(
-        "non-retryable",
-        `[jobs] claimed ${outcome.claims} times without finishing (its workers keep dying or losing the claim)`,
-      );
-      settlement.deadLetterHeld(item, "crash-loop", error);
-      finished(item);
-    } else if (outcome.cancelRequested) {
-      item.cancelHeard = true;
-      runner.failed(item, new JobCancelledError(`[jobs] job ${envelope.id} was cancelled before this claim`));
-    } else {
-      runner.run(item);
-    }
-  }
-
-  /** Heartbeat of the claims of running jobs: a refused renewal (taken over) aborts the handler; a cancel asked is heard. */
-  function renewClaims(items: readonly HeldDelivery[]): void {
-    const l = link as StoreLink;
-    for (const item of items) {
-      const sentAt = Date.now();
-      l.renew.add({ id: item.envelope.id, fence: item.fence, ttlMs: leaseMs }).then(
-        (outcome) => {
-          if (!outcome.ok) {
-            if (!item.completed) {
-              const error = new LeaseLostError("[jobs] the job's claim in the store was taken over or has ended; its handler is aborted");
-              events.emit("job.lease-lost", { job: jobOf(item), error: serializeError(error) });
-              abortHandler(item, error);
-            }
-            return;
-          }
-          if (sentAt > item.claimConfirmedAt) item.claimConfirmedAt = sentAt;
-          if (outcome.cancelRequested && !item.cancelHeard && !item.completed) {
-            item.cancelHeard = true;
-            abortHandler(item, new JobCancelledError(`[jobs] job ${item.envelope.id} was cancelled`));
-          }
-        },
-        // The local deadline (checkClaims) aborts the handler if no renewal gets through in time.
-        (error: unknown) => settlement.report(error, item.envelope),
-      );
-    }
-  }
-
-  /**
-   * The local deadline (docs/concepts/records.md, rule 2): a running job whose claim no renewal
-   * confirmed for a lease, less a margin, is aborted, whatever became of the renewals (a store that
-   * does not answer never rejects them): by then another worker may take the job over.
-   */
-  function checkClaims(now: number): void {
-    const deadline = leaseMs - Math.min(1_000, leaseMs / 10);
-    for (const item of running) {
-      if (item.fence === 0 || item.completed || item.controller?.signal.aborted === true) continue;
-      if (now - item.claimConfirmedAt >= deadline) {
-        const error = new LeaseLostError("[jobs] no renewal of the job's claim was confirmed within its lease; the handler is aborted");
-        events.emit("job.lease-lost", { job: jobOf(item), error: serializeError(error) });
-        abortHandler(item, error);
-      }
-    }
-  }
-
-  /** `ctx.progress`: the value goes to the record under this worker's fence. */
-  async function progress(item: HeldDelivery, value: unknown): Promise<void> {
-    if (link === undefined) throw needsStore("ctx.progress");
-    assertJsonValue(value, "progress");
-    const json = JSON.stringify(value);
-    if (json.length * 3 > maxResultBytes && utf8Length(json) > maxResultBytes) {
-      throw new PayloadTooLargeError(utf8Length(json), maxResultBytes, "progress");
-    }
-    if (item.fence === 0 || item.completed) throw new LeaseLostError("[jobs] progress after the job ended is not kept");
-    if (!(await link.store.progress(item.envelope.id, item.fence, json))) {
-      throw new LeaseLostError("[jobs] this worker no longer holds the job; its progress was not kept");
-    }
+  /** `ctx.progress`: needs a store. */
+  function progress(item: HeldDelivery, value: unknown): Promise<void> {
+    if (claims === undefined) return Promise.reject(needsStore("ctx.progress"));
+    return claims.progress(item, value);
   }
 
   function finished(item: HeldDelivery): void {
