@@ -3,7 +3,15 @@ import { clock } from "./clock.js";
 import type { JobDefinition } from "./define-job.js";
 import type { EnqueuedJob, EnqueueItem, EnqueueOptions, ResultOptions } from "./enqueue.js";
 import { type Envelope, type EnvelopeMeta, fromLocalEnvelope } from "./envelope.js";
-import { BulkEnqueueError, type BulkItemOutcome, EnqueueOutcomeUnknownError, InvalidOptionsError, JobsError, redact } from "./errors.js";
+import {
+  BrokerClosedError,
+  BulkEnqueueError,
+  type BulkItemOutcome,
+  EnqueueOutcomeUnknownError,
+  InvalidOptionsError,
+  JobsError,
+  redact,
+} from "./errors.js";
 import { type ClientEventMap, Emitter, type JobInfo } from "./events.js";
 import { type Prepared, prepare } from "./internal/client/prepare.js";
 import { ClientRecords, Handle } from "./internal/client/records.js";
@@ -59,8 +67,16 @@ export interface Client {
    * unless its handler returns first; a finished one is left alone (`finished`). Needs a store.
    */
   cancel(id: string): Promise<CancelOutcome>;
-  /** Waits for the outcome of job `id` (see `EnqueuedJob.result`). Needs a store. */
+  /**
+   * Waits for the outcome of job `id` (see `EnqueuedJob.result`); an id with no record rejects at
+   * once with `JobNotFoundError`. Needs a store.
+   */
   result<O = unknown>(id: string, options?: ResultOptions): Promise<O>;
+  /**
+   * Closes the client: pending `result()` waits reject at once with `BrokerClosedError`, and so does
+   * every later call. The broker and the store stay open (close them yourself). Idempotent.
+   */
+  close(): Promise<void>;
   /** Subscribe to client events. */
   readonly on: Emitter<ClientEventMap>["on"];
   /** @internal Lets `recordEnqueued` from `@jobs/core/testing` see accepted envelopes. */
@@ -93,7 +109,14 @@ export function createClient(options: ClientOptions): Client {
     return new Handle(e, duplicate, client);
   }
 
+  let closed: Promise<void> | undefined;
+
+  function open(): void {
+    if (closed !== undefined) throw new BrokerClosedError("[jobs] client is closed");
+  }
+
   function withStore(what: string): ClientRecords {
+    open();
     if (records === undefined) throw needsStore(what);
     return records;
   }
@@ -105,6 +128,7 @@ export function createClient(options: ClientOptions): Client {
       return () => taps.delete(tap);
     },
     async enqueue(job, payload, opts) {
+      open();
       const started = clock.now();
       const p = await prepare(job as JobDefinition<unknown, unknown>, payload, opts, Date.now(), target);
       if (records !== undefined && (await records.insert(p)) === "exists") return accepted(p, true, started);
@@ -126,6 +150,7 @@ export function createClient(options: ClientOptions): Client {
       return accepted(p, (outcome as PublishOutcome & { ok: true }).duplicate, started);
     },
     async enqueueMany(items) {
+      open();
       const started = clock.now();
       if (!Array.isArray(items)) throw new InvalidOptionsError("items", "expected an array");
       const now = Date.now();
@@ -219,6 +244,10 @@ export function createClient(options: ClientOptions): Client {
     listJobs: async (query = {}) => withStore("listJobs").listJobs(query),
     cancel: async (id) => withStore("cancel").cancel(id),
     result: async (id, resultOptions) => (await withStore("result()").result(id, resultOptions)) as never,
+    close() {
+      closed ??= records === undefined ? Promise.resolve() : records.close();
+      return closed;
+    },
   });
   return client;
 }

@@ -22,6 +22,7 @@ export type JobsErrorCode =
   | "store-closed"
   | "store-connection"
   | "job-failed"
+  | "job-not-found"
   | "job-cancelled"
   | "wait-timeout";
 
@@ -212,6 +213,16 @@ export class JobFailedError extends JobsError {
     super("job-failed", message);
     this.status = status;
     this.error = error;
+  }
+}
+
+/** `result()` of an id the store has no record of (never enqueued with this store, or pruned). Rejects at once: there is nothing to wait for. */
+export class JobNotFoundError extends JobsError {
+  /** The id asked for. */
+  readonly id: string;
+  constructor(id: string) {
+    super("job-not-found", `[jobs] job ${id} has no record (unknown id, or pruned)`);
+    this.id = id;
   }
 }
 

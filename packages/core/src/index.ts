@@ -28,6 +28,7 @@ export {
   InvalidOptionsError,
   JobCancelledError,
   JobFailedError,
+  JobNotFoundError,
   JobsError,
   type JobsErrorCode,
   JobTimeoutError,

@@ -8,6 +8,7 @@ import {
   InvalidOptionsError,
   JobCancelledError,
   JobFailedError,
+  JobNotFoundError,
   JobsError,
   JobTimeoutError,
   JobValidationError,
@@ -47,6 +48,7 @@ describe("error classes", () => {
     [new StoreConnectionError("m"), "StoreConnectionError", "store-connection", true],
     [new StoreConnectionError("m", { retryable: false }), "StoreConnectionError", "store-connection", false],
     [new JobFailedError("m", "dead"), "JobFailedError", "job-failed", false],
+    [new JobNotFoundError("j1"), "JobNotFoundError", "job-not-found", false],
     [new JobCancelledError("m"), "JobCancelledError", "job-cancelled", false],
     [new WaitTimeoutError("m"), "WaitTimeoutError", "wait-timeout", true],
   ];

@@ -2,10 +2,12 @@ import { createMemoryStore, type MemoryStore } from "@jobs/memory";
 import { beforeAll, describe, expect, it } from "vitest";
 import { encodeEnvelope } from "../src/adapter/index.js";
 import {
+  BrokerClosedError,
   createAdmin,
   createClient,
   InvalidOptionsError,
   JobFailedError,
+  JobNotFoundError,
   LeaseLostError,
   UnsupportedError,
   WaitTimeoutError,
@@ -112,6 +114,47 @@ describe.each(["fused", "unfused"] as const)("%s", (m) => {
       expect(await f.stored.getJob("no-such-job")).toBeNull();
       expect(await f.stored.cancel("no-such-job")).toEqual({ outcome: "not-found" });
     });
+
+    it("rejects result() of an id with no record at once, with JobNotFoundError naming the id", async () => {
+      const f = withStore("rec-result-unknown");
+      // A wait of an hour: the test times out unless the rejection comes at once.
+      const error = await rejection(f.stored.result("no-such-job", { timeout: "1h" }));
+      expect(error).toBeInstanceOf(JobNotFoundError);
+      expect(error).toMatchObject({ code: "job-not-found", id: "no-such-job" });
+      expect((error as Error).message).toContain("no-such-job");
+      expect(await rejection(f.stored.result(""))).toBeInstanceOf(InvalidOptionsError);
+    });
+
+    it.each(["notifying", "polled"] as const)(
+      "close() ends pending result() waits at once with BrokerClosedError, and refuses later calls (%s store)",
+      async (how) => {
+        const f = withStore(`rec-close-${how}`);
+        // A view of the store that cannot notify: result() polls it.
+        const store =
+          how === "notifying"
+            ? f.store
+            : new Proxy(f.store, {
+                get(target, key) {
+                  if (key === "capabilities") return { ...target.capabilities, notify: false };
+                  const value: unknown = Reflect.get(target, key, target);
+                  return typeof value === "function" ? value.bind(target) : value;
+                },
+              });
+        const client = createClient({ broker: f.broker, store });
+        const job = f.job("never-runs");
+        const handle = await client.enqueue(job, {});
+        // Nothing runs the job and the wait is an hour long: only close() can end it.
+        const pending = rejection(handle.result({ timeout: "1h" }));
+        await client.close();
+        expect(await pending).toBeInstanceOf(BrokerClosedError);
+        expect(await rejection(client.result(handle.id))).toBeInstanceOf(BrokerClosedError);
+        expect(await rejection(client.enqueue(job, {}))).toBeInstanceOf(BrokerClosedError);
+        expect(await rejection(client.getJob(handle.id))).toBeInstanceOf(BrokerClosedError);
+        await client.close();
+        // The store stays open: another client still reads the record.
+        expect(await f.stored.getJob(handle.id)).toMatchObject({ status: "waiting" });
+      },
+    );
 
     it("records each retry and ends dead with the last error; result() rejects with JobFailedError", async () => {
       const f = withStore("rec-dead");

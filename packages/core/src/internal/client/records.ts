@@ -133,8 +133,14 @@ export class ClientRecords {
   }
 
   async result(id: string, options: ResultOptions | undefined): Promise<unknown> {
+    if (typeof id !== "string" || id.length === 0) throw new InvalidOptionsError("id", "expected a job id");
     const timeoutMs = parseDuration(options?.timeout ?? "30s", "timeout");
     return this.#waiter.wait(id, timeoutMs);
+  }
+
+  /** The client is closed: its result() waits end (`BrokerClosedError`) and the store subscription with them. */
+  close(): Promise<void> {
+    return this.#waiter.close();
   }
 }
 
