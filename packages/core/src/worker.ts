@@ -174,9 +174,15 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     if (waiting !== undefined) yield waiting;
   }
 
+  /** close() was called: the worker takes no more work. */
+  function stopping(): boolean {
+    return state === "closing" || state === "closed";
+  }
+
   function onDelivery(delivery: Delivery): void {
-    if (state === "closing" || state === "closed") {
-      settlement.release(delivery, undefined);
+    if (stopping()) {
+      // A fused delivery arrives claimed: its record goes back to waiting too, as on shutdown.
+      if (claims === undefined || !claims.handBackLate(delivery)) settlement.release(delivery, undefined);
       return;
     }
     const item = receive(delivery, receipt);
@@ -268,10 +274,18 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     try {
       for (const queue of queues) {
         for (const physical of physicalQueues(queue, caps)) {
-          subscriptions.push(await broker.consume(physical.name, consumeOptions(queue), onDelivery));
+          const subscription = await broker.consume(physical.name, consumeOptions(queue), onDelivery);
+          subscriptions.push(subscription);
+          // close() came while consumers were being registered, and stopped only those it found: stop
+          // this one too (what it delivered meanwhile was handed back by onDelivery), and start nothing.
+          if (stopping()) {
+            await subscription.stop();
+            return;
+          }
         }
       }
     } catch (error) {
+      if (stopping()) throw error;
       state = "running";
       await worker.close({ timeout: 0 });
       throw error;

@@ -375,6 +375,35 @@ describe.each(["fused", "unfused"] as const)("%s", (m) => {
     });
   });
 
+  describe("job records: shutdown", () => {
+    it("hands back the record of a delivery that arrives after close() began (a close during start)", async () => {
+      const f = withStore("late-delivery");
+      const job = f.job("late");
+      const handle = await f.stored.enqueue(job, {});
+      const ran: string[] = [];
+      // A lease of an hour: a claim left behind would keep the job from the next worker for that long.
+      const first = f.worker({ lease: "1h" }).handle(job, () => {
+        ran.push("first");
+      });
+      // The memory broker hands the job out as the consumer registers, before start() resolves:
+      // close() is then already under way, and the fused delivery arrives claimed.
+      const started = first.start();
+      await first.close();
+      await started;
+      expect(ran).toEqual([]);
+      expect(await f.stored.getJob(handle.id)).toMatchObject({ status: "waiting" });
+      await f
+        .worker({ lease: "1h" })
+        .handle(job, () => {
+          ran.push("second");
+          return "ran";
+        })
+        .start();
+      expect(await handle.result({ timeout: "1h" })).toBe("ran");
+      expect(ran).toEqual(["second"]);
+    });
+  });
+
   describe("job records: dead letters at receipt", () => {
     it("records a job nobody handles as dead (unknown-job), so the admin's requeue runs it once a handler exists", async () => {
       const f = withStore("rec-unknown-job");

@@ -67,6 +67,9 @@ export class RedisAdapter implements RedisBroker {
       scripts: connection,
       batches: this.#batcher,
       connect: (role) => connection.connect(role),
+      drain: async (fetches) => {
+        if (fetches.length > 0 && connection.live) await connection.bounded(Promise.allSettled(fetches));
+      },
     };
     this.#consumers = new RedisConsumers(consumerHost);
     this.#inspection = new RedisInspection({

@@ -43,6 +43,8 @@ export interface ConsumerHost {
   readonly batches: SettleBatches;
   /** Opens a connection of its own for blocking on the wake-up list. */
   connect(role: "blocking"): Redis;
+  /** Waits for `fetches` to settle, within the request timeout, and not at all while Redis is unreachable. */
+  drain(fetches: readonly Promise<void>[]): Promise<void>;
 }
 
 /** The per-queue batches: queues by name, settlements, and fetches that wait for them. */
@@ -93,7 +95,11 @@ export class RedisConsumers {
     this.#all.add(consumer);
     consumer.kick();
     return {
-      stop: async () => consumer.stop(),
+      // Resolves once the fetches on their way have come back (bounded): what they took is handed out or put back by then.
+      stop: async () => {
+        consumer.stop();
+        await this.#host.drain([...consumer.fetching]);
+      },
       pause: () => consumer.pause(),
       resume: () => consumer.resume(),
     };
@@ -274,9 +280,17 @@ export class RedisConsumer {
     const stride = this.fused === undefined ? 2 : 3;
     const count = (reply.length - 1) / stride;
     if (this.stopped) {
-      // Taken after stop() and never handed out: straight back to the front, delivery count restored.
-      // (A record a fused fetch claimed stays active until its claim runs out; the next claim takes it over.)
-      for (let i = 1; i < reply.length; i += stride) this.broker.batches.enqueueSettle(this.queue, ["u", String(reply[i])], undefined);
+      for (let i = 1; i < reply.length; i += stride) {
+        const claim = stride === 3 && !this.broker.closed ? decodeClaim(String(reply[i + 2])) : undefined;
+        if (claim?.outcome === "claimed") {
+          // Its record was claimed by this fetch: handed out after all, so that core gives the record
+          // back with the message (as on shutdown), instead of leaving it active until its claim runs out.
+          this.#handOut(new FusedRedisDelivery(this, String(reply[i]), String(reply[i + 1]), claim));
+        } else {
+          // Taken after stop() and never handed out: straight back to the front, delivery count restored.
+          this.broker.batches.enqueueSettle(this.queue, ["u", String(reply[i])], undefined);
+        }
+      }
       return;
     }
     for (let i = 1; i < reply.length; i += stride) {
@@ -284,13 +298,7 @@ export class RedisConsumer {
         stride === 2
           ? new RedisDelivery(this, String(reply[i]), String(reply[i + 1]))
           : new FusedRedisDelivery(this, String(reply[i]), String(reply[i + 1]), decodeClaim(String(reply[i + 2])));
-      this.held.add(delivery);
-      this.unsettled++;
-      try {
-        this.onDelivery(delivery);
-      } catch (error) {
-        this.broker.events.emit("error", { error: serializeError(error) });
-      }
+      this.#handOut(delivery);
     }
     if (count < asked) {
       // Drained: wake up for the next due delayed message or expiring lease, or a publish.
@@ -299,6 +307,16 @@ export class RedisConsumer {
       this.#block();
     }
     if (this.#again || count === asked) this.kick();
+  }
+
+  #handOut(delivery: RedisDelivery): void {
+    this.held.add(delivery);
+    this.unsettled++;
+    try {
+      this.onDelivery(delivery);
+    } catch (error) {
+      this.broker.events.emit("error", { error: serializeError(error) });
+    }
   }
 
   #fetchFailed(error: unknown): void {

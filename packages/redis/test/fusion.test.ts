@@ -143,6 +143,37 @@ describe.skipIf(found === undefined)("redis: the broker fused with a Redis store
     }
   });
 
+  it("hands back through core the records a fetch claimed after the worker's close() began", async () => {
+    const p = pair();
+    const job = defineJob({ name: "fused.late", queue: p.queue });
+    const client = createClient({ broker: p.broker, store: p.store });
+    const ran: string[] = [];
+    // Leases of an hour: a claim left behind would keep its job from the next worker for that long.
+    const first = createWorker({ broker: p.broker, store: p.store, lease: "1h" }).handle(job, () => {
+      ran.push("first");
+    });
+    const second = createWorker({ broker: p.broker, store: p.store, lease: "1h" }).handle(job, () => {
+      ran.push("second");
+      return "ran";
+    });
+    try {
+      const handles = await Promise.all([1, 2, 3].map(() => client.enqueue(job, {})));
+      await first.start();
+      // The consumer's first fetch, sent as it registered, is still on its way: its reply, which
+      // claimed the records, comes after close() stopped the consumer.
+      await first.close();
+      expect(ran).toEqual([]);
+      for (const h of handles) expect(await client.getJob(h.id)).toMatchObject({ status: "waiting", fence: 1 });
+      await second.start();
+      expect(await Promise.all(handles.map((h) => h.result({ timeout: "1h" })))).toEqual(["ran", "ran", "ran"]);
+      expect(ran).toEqual(["second", "second", "second"]);
+    } finally {
+      await first.close();
+      await second.close();
+      await p.close();
+    }
+  });
+
   it("runs jobs through core fused: results, retries and records as without fusion", async () => {
     const p = pair();
     const job = defineJob<{ n: number }>({ name: "fused.double", queue: p.queue, maxAttempts: 2, backoff: { type: "fixed", delay: 0 } });

@@ -6,7 +6,7 @@
  * and the hand-back of claimed jobs that will not run here.
  */
 import type { DeadLetterReason, Delivery } from "../../broker.js";
-import type { Envelope } from "../../envelope.js";
+import { decodeEnvelope, type Envelope, fromLocalEnvelope } from "../../envelope.js";
 import { JobCancelledError, JobsError, LeaseLostError, PayloadTooLargeError, serializeError } from "../../errors.js";
 import type { Emitter, WorkerEventMap } from "../../events.js";
 import { newRecord, type StoreLink } from "../../records.js";
@@ -31,7 +31,7 @@ export interface ClaimsHost {
   readonly worker: string;
   /** Largest progress value kept, in bytes of JSON. */
   readonly maxResultBytes: number;
-  readonly settlement: Pick<Settlement, "ackUnrun" | "defer" | "deadLetterHeld" | "deadLetterUnclaimed" | "report">;
+  readonly settlement: Pick<Settlement, "ackUnrun" | "defer" | "deadLetterHeld" | "deadLetterUnclaimed" | "report" | "handBack">;
   readonly runner: Pick<JobRunner<unknown>, "run" | "failed">;
   /** The jobs running now. */
   running(): Iterable<HeldDelivery>;
@@ -169,6 +169,27 @@ export class Claims {
         abortHandler(item, error);
       }
     }
+  }
+
+  /**
+   * A delivery that reached the worker after it stopped taking work (a fetch answered after
+   * close() stopped its consumers): one the broker claimed as it handed it out (fused) is handed
+   * back in its record as shutdown hands back the claimed jobs it holds (`waiting`, then released),
+   * so the next worker does not wait out the claim. False when it holds no claim: release it.
+   */
+  handBackLate(delivery: Delivery): boolean {
+    const claim = delivery.claim;
+    if (claim?.outcome !== "claimed") return false;
+    let envelope: Envelope;
+    try {
+      envelope = delivery.local === undefined ? decodeEnvelope(delivery.body, Number.POSITIVE_INFINITY) : fromLocalEnvelope(delivery.local);
+    } catch {
+      return false;
+    }
+    // Receipt holds a fused claim only with a generation in the body: the same rule here.
+    if (envelope.gen === undefined) return false;
+    this.#host.settlement.handBack({ delivery, envelope, fence: claim.fence });
+    return true;
   }
 
   /** `ctx.progress`: the value goes to the record under this worker's fence. */

@@ -49,6 +49,9 @@ export interface SettlementHost {
   readonly link: StoreLink | undefined;
 }
 
+/** A delivery whose record this worker claimed under `fence`: a held job, or one it will not hold. */
+export type Claimed = Pick<HeldDelivery, "delivery" | "envelope" | "fence">;
+
 /** Most bytes of an oversized undecodable message its dead letter keeps: enough to tell what it was. */
 const OVERSIZE_KEPT_BYTES = 65_536;
 
@@ -119,12 +122,15 @@ export class Settlement {
     );
   }
 
-  /** A claimed job given back unrun (shutdown): `waiting` in the record too, or the next worker would wait out the claim. */
-  handBack(item: HeldDelivery): void {
+  /**
+   * A claimed job given back unrun (shutdown, or a fused delivery that arrived after it): `waiting`
+   * in the record too, or the next worker would wait out the claim.
+   */
+  handBack(item: Claimed): void {
     this.#track(this.#handBack(item));
   }
 
-  #handBack(item: HeldDelivery): Promise<void> {
+  #handBack(item: Claimed): Promise<void> {
     return this.#finish(item, { status: "waiting" }).then(() => this.#release(item.delivery, item.envelope));
   }
 
