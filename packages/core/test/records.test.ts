@@ -621,6 +621,31 @@ describe.each(["fused", "unfused"] as const)("%s", (m) => {
       expect((await f.stored.listJobs({ name: kept.name })).jobs).toHaveLength(5);
     });
 
+    it("prunes every job name, when workers of one store handle different jobs (a lease per name)", async () => {
+      const f = withStore("retain-split");
+      const first = f.job("first");
+      const second = f.job("second");
+      // Two workers, each the only one to handle its job: with one lease for the whole store, only
+      // the holder's names were pruned.
+      await f
+        .worker({ retain: { succeeded: { count: 1 } }, pruneEvery: "100ms" })
+        .handle(first, () => 1)
+        .start();
+      await f
+        .worker({ retain: { succeeded: { count: 1 } }, pruneEvery: "100ms" })
+        .handle(second, () => 2)
+        .start();
+      for (let i = 0; i < 3; i++) {
+        await (await f.stored.enqueue(first, { i })).result();
+        await (await f.stored.enqueue(second, { i })).result();
+      }
+      for (const job of [first, second]) {
+        await waitFor(async () => (await f.stored.listJobs({ name: job.name, status: "succeeded" })).jobs.length === 1, {
+          message: `${job.name}: records not pruned to 1`,
+        });
+      }
+    });
+
     it("checks retain options", () => {
       const f = fixture("retain-bad");
       expect(() => f.job("x", { retain: { done: { age: "1h" } } as never })).toThrow(InvalidOptionsError);

@@ -1,7 +1,8 @@
 /**
- * The pruner: applies retention to the finished records of the jobs this worker handles, in one
- * worker at a time through a store lease (leases only save work: two pruners would only race to
- * remove the same records).
+ * The pruner: applies retention to the finished records of the jobs this worker handles, each job
+ * name in one worker at a time through a store lease per name (`pruner:<name>`; leases only save
+ * work: two pruners would only race to remove the same records). A lease per name, not one for the
+ * store: workers that handle different jobs each prune their own.
  */
 import { serializeError } from "../../errors.js";
 import type { Emitter, WorkerEventMap } from "../../events.js";
@@ -50,8 +51,8 @@ export class Pruner {
     const { link, owner, events, handlers, retain, intervalMs } = this.#host;
     let removed = 0;
     try {
-      if (!(await link.store.lease("pruner", owner, intervalMs * 3))) return 0;
       for (const { job } of handlers.values()) {
+        if (!(await link.store.lease(`pruner:${job.name}`, owner, intervalMs * 3))) continue;
         for (const status of FINISHED_STATUSES) {
           const rule = job.retain?.[status] ?? retain?.[status] ?? DEFAULT_RETAIN[status];
           if (rule.ageMs === undefined && rule.count === undefined) continue;
