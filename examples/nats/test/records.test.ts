@@ -1,5 +1,5 @@
-import { checkRecords, runRecords } from "example-shared";
-import { openStore, removeStore } from "example-shared/store";
+import { checkRecords, runRecordsInTest } from "example-shared";
+import { redisTestStore } from "example-shared/store";
 import { expect, it } from "vitest";
 import { cleanup, connect } from "../src/broker.js";
 
@@ -8,16 +8,8 @@ const needs = process.env.JOBS_NATS_URL === undefined || process.env.JOBS_REDIS_
 it.skipIf(needs)(
   "runs the records example on NATS with a Redis store (the broker moves jobs, the store remembers them)",
   async () => {
-    const prefix = `jobs-example-test-${crypto.randomUUID().slice(0, 8)}`;
-    const store = openStore(prefix);
-    try {
-      const result = await runRecords({ connect, store, log: () => {} });
-      expect(checkRecords(result)).toEqual([]);
-    } finally {
-      await store.close();
-      await removeStore(prefix);
-      await cleanup();
-    }
+    const { result } = await runRecordsInTest({ connect, store: redisTestStore, cleanup });
+    expect(checkRecords(result)).toEqual([]);
   },
   60_000,
 );

@@ -1,4 +1,13 @@
 export { type AppContext, type Mailer, type ReportContext, registerHandlers, registerReportHandler } from "./handlers.js";
 export { buildReport, chargeCard, resizeImage, sendReminder, sendWelcomeEmail } from "./jobs.js";
-export { checkRecords, type RecordsOptions, type RecordsResult, recordsMain, runRecords } from "./records.js";
+export {
+  checkRecords,
+  type RecordsOptions,
+  type RecordsResult,
+  type RecordsTestOptions,
+  type RecordsTestStore,
+  recordsMain,
+  runRecords,
+  runRecordsInTest,
+} from "./records.js";
 export { runScenario, type ScenarioOptions, type ScenarioResult } from "./scenario.js";

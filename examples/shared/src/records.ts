@@ -130,6 +130,42 @@ export function checkRecords(result: RecordsResult): string[] {
   return problems;
 }
 
+/** The job store of one records run in a test, and what removes it after. */
+export interface RecordsTestStore {
+  /** Opens the run's store; `prefix` is the run's own (a networked store keeps its keys under it). */
+  open(prefix: string): JobStore;
+  /** Deletes what the run left under `prefix`, once the store is closed. */
+  remove?(prefix: string): Promise<void>;
+}
+
+/** How an example's test runs the records scenario. */
+export interface RecordsTestOptions {
+  /** A new broker connection; `prefix` is the run's own (the redis example keeps its broker keys under it). */
+  readonly connect: (prefix: string) => Broker | Promise<Broker>;
+  /** The store of the run: opened before it, closed and removed after. */
+  readonly store: RecordsTestStore;
+  /** Runs last, pass or fail (e.g. deletes the broker's stream). */
+  readonly cleanup?: () => Promise<void>;
+}
+
+/**
+ * Runs the records scenario the way every example's test does: on a store opened for this run
+ * under its own prefix, closed and removed afterwards (pass or fail), with the lines captured.
+ */
+export async function runRecordsInTest(options: RecordsTestOptions): Promise<{ result: RecordsResult; lines: string[] }> {
+  const prefix = `jobs-example-test-${crypto.randomUUID().slice(0, 8)}`;
+  const store = options.store.open(prefix);
+  const lines: string[] = [];
+  try {
+    const result = await runRecords({ connect: () => options.connect(prefix), store, log: (line) => lines.push(line) });
+    return { result, lines };
+  } finally {
+    await store.close();
+    await options.store.remove?.(prefix);
+    await options.cleanup?.();
+  }
+}
+
 /**
  * The records example as a script: runs the scenario, prints a summary, and with `smoke` checks the
  * outcome (a non-zero exit code when it is off). Closes nothing it was given.

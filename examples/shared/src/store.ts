@@ -2,6 +2,7 @@
 // server). A networked store pairs with any broker: records live in Redis, messages in the broker.
 import { createRedisStore, type RedisStore } from "@jobs/redis";
 import { Redis } from "ioredis";
+import type { RecordsTestStore } from "./records.js";
 
 const url = process.env.JOBS_REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -23,3 +24,6 @@ export async function removeStore(prefix: string): Promise<void> {
     redis.disconnect();
   }
 }
+
+/** The Redis store of one test run: opened under the run's prefix, every key removed after. */
+export const redisTestStore: RecordsTestStore = { open: openStore, remove: removeStore };

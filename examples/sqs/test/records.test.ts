@@ -1,5 +1,5 @@
-import { checkRecords, runRecords } from "example-shared";
-import { openStore, removeStore } from "example-shared/store";
+import { checkRecords, runRecordsInTest } from "example-shared";
+import { redisTestStore } from "example-shared/store";
 import { expect, it } from "vitest";
 import { connect } from "../src/broker.js";
 
@@ -7,15 +7,8 @@ import { connect } from "../src/broker.js";
 it.skipIf(process.env.JOBS_REDIS_URL === undefined)(
   "runs the records example on SQS with a Redis store (the broker moves jobs, the store remembers them)",
   async () => {
-    const prefix = `jobs-example-test-${crypto.randomUUID().slice(0, 8)}`;
-    const store = openStore(prefix);
-    try {
-      const result = await runRecords({ connect, store, log: () => {} });
-      expect(checkRecords(result)).toEqual([]);
-    } finally {
-      await store.close();
-      await removeStore(prefix);
-    }
+    const { result } = await runRecordsInTest({ connect, store: redisTestStore });
+    expect(checkRecords(result)).toEqual([]);
   },
   60_000,
 );
