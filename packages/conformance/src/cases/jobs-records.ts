@@ -5,20 +5,62 @@
  * waiting and of a running job, a message enqueued without a store, and the sweeper that publishes
  * a record its producer never published. Without a store the group is reported as skipped.
  */
-import { randomUUID } from "node:crypto";
-import { createClient, type JobFailedError, type JobRecord } from "@jobs/core";
-import { encodeEnvelope, type JobStore, type NewJobRecord } from "@jobs/core/adapter";
+import {
+  createClient,
+  type EnqueuedJob,
+  type JobDefinition,
+  type JobFailedError,
+  type JobOptions,
+  type JobRecord,
+  type JobStatus,
+} from "@jobs/core";
+import { encodeEnvelope, type JobStore } from "@jobs/core/adapter";
 import { expect, it } from "vitest";
 import { ClaimWatch } from "../internal/claims.js";
-import { group, type JobFixture } from "../internal/fixture.js";
+import { type GroupEnv, group, type JobFixture, type RecordedWorker } from "../internal/fixture.js";
 import { aborted, EMPTY, expectJobsError, physicalQueueOf, quietWindow, rejectionOf } from "../internal/harness.js";
 import { type Counted, rawEnvelope } from "../internal/jobs.js";
 import type { ConformanceOptions } from "../options.js";
+import { newRecord } from "../store/internal/fixture.js";
 
-/** The case's store (the group runs only when the options give one). */
-function storeOf(f: JobFixture): JobStore {
+/** What every records case starts with: its fixture, its store, its job, and a watch on the claims of a worker given `watch.view`. */
+interface RecordsCase {
+  readonly f: JobFixture;
+  readonly store: JobStore;
+  /** `conformance.<tag>` on the case's queue. */
+  readonly job: JobDefinition<Counted>;
+  readonly watch: ClaimWatch;
+}
+
+/** Opens a records case (the group runs only when the options give a store). */
+async function recordsCase(
+  jobCase: GroupEnv["jobCase"],
+  tag: string,
+  jobOptions?: Omit<JobOptions, "name" | "queue">,
+): Promise<RecordsCase> {
+  const f = await jobCase(tag);
   if (f.store === undefined) throw new Error("this case needs ConformanceOptions.createStore");
-  return f.store;
+  return { f, store: f.store, job: f.job<Counted>(`conformance.${tag}`, jobOptions), watch: new ClaimWatch(f.store) };
+}
+
+/** A started worker whose handler only counts its runs, claiming through the case's watch. */
+async function countingWorker({ f, job, watch }: RecordsCase): Promise<{ worker: RecordedWorker<undefined>; runs: () => number }> {
+  let runs = 0;
+  const worker = await f.run(
+    job,
+    () => {
+      runs++;
+    },
+    { store: watch.view },
+  );
+  return { worker, runs: () => runs };
+}
+
+/** `result()` of the job rejects with JobFailedError: the job ended `status`. */
+async function expectEnded(enqueued: EnqueuedJob, status: JobStatus, timeout: number): Promise<void> {
+  const failure = await rejectionOf(enqueued.result({ timeout }));
+  expectJobsError(failure, ["job-failed"]);
+  expect((failure as JobFailedError).status).toBe(status);
 }
 
 /** The record of `id`, which must exist. */
@@ -36,8 +78,7 @@ export function jobSemanticsRecords(options: ConformanceOptions): void {
     storeIt(
       "keeps a record from enqueue to success: waiting, then active with its progress, then succeeded with the handler's result",
       async () => {
-        const f = await jobCase("rec-success");
-        const job = f.job<Counted>("conformance.record");
+        const { f, job } = await recordsCase(jobCase, "rec-success");
         const enqueued = await f.client.enqueue(job, { n: 21 }, { tags: ["batch-7"], metadata: { tenant: "acme" } });
         expect(await recordOf(f, enqueued.id)).toMatchObject({
           id: enqueued.id,
@@ -72,17 +113,9 @@ export function jobSemanticsRecords(options: ConformanceOptions): void {
     storeIt(
       "acks a redelivered message of a finished job without running it again",
       async () => {
-        const f = await jobCase("rec-finished");
-        const watch = new ClaimWatch(storeOf(f));
-        const job = f.job<Counted>("conformance.finished");
-        let runs = 0;
-        const worker = await f.run(
-          job,
-          () => {
-            runs++;
-          },
-          { store: watch.view },
-        );
+        const c = await recordsCase(jobCase, "rec-finished");
+        const { f, job, watch } = c;
+        const { worker, runs } = await countingWorker(c);
         const enqueued = await f.client.enqueue(job, { n: 1 });
         await enqueued.result({ timeout: t.wait });
         // The same message again, as a broker redelivers it (or the sweeper publishes a duplicate).
@@ -94,7 +127,7 @@ export function jobSemanticsRecords(options: ConformanceOptions): void {
         const [, second] = await watch.claimed(enqueued.id, 2, t.wait);
         expect(second?.outcome).toEqual({ outcome: "stale", status: "succeeded" });
         await f.expectCounts(EMPTY);
-        expect(runs).toBe(1);
+        expect(runs()).toBe(1);
         expect(worker.of("job.started")).toHaveLength(1);
         expect(await recordOf(f, enqueued.id)).toMatchObject({ status: "succeeded", fence: 1 });
       },
@@ -104,10 +137,8 @@ export function jobSemanticsRecords(options: ConformanceOptions): void {
     storeIt(
       "records a failed attempt as retrying, with its error and the next attempt due, then runs that attempt",
       async () => {
-        const f = await jobCase("rec-retry");
-        const watch = new ClaimWatch(storeOf(f));
         const backoff = t.ms(50);
-        const job = f.job<Counted>("conformance.retried", { maxAttempts: 3, backoff: { type: "fixed", delay: backoff } });
+        const { f, job, watch } = await recordsCase(jobCase, "rec-retry", { maxAttempts: 3, backoff: { type: "fixed", delay: backoff } });
         let release: (() => void) | undefined;
         const worker = await f.run(
           job,
@@ -143,8 +174,7 @@ export function jobSemanticsRecords(options: ConformanceOptions): void {
     storeIt(
       "keeps a job out of attempts as a dead record with its last error; the admin's requeue runs it again from attempt 1",
       async () => {
-        const f = await jobCase("rec-dead");
-        const job = f.job<Counted>("conformance.dead", { maxAttempts: 2, backoff: { type: "fixed", delay: t.ms(20) } });
+        const { f, job } = await recordsCase(jobCase, "rec-dead", { maxAttempts: 2, backoff: { type: "fixed", delay: t.ms(20) } });
         let healed = false;
         const attempts: number[] = [];
         const worker = await f.run(job, (_p, ctx) => {
@@ -160,9 +190,7 @@ export function jobSemanticsRecords(options: ConformanceOptions): void {
         expect(dead.error?.message).toBe("boom 2");
         expect(dead.finishedAt).toBeGreaterThan(0);
         expect((await f.client.listJobs({ queue: f.q, status: "dead" })).jobs.map((j) => j.id)).toEqual([enqueued.id]);
-        const failure = await rejectionOf(enqueued.result({ timeout: t.wait }));
-        expectJobsError(failure, ["job-failed"]);
-        expect((failure as JobFailedError).status).toBe("dead");
+        await expectEnded(enqueued, "dead", t.wait);
         await f.expectCounts({ ...EMPTY, dead: 1 });
 
         healed = true;
@@ -178,9 +206,8 @@ export function jobSemanticsRecords(options: ConformanceOptions): void {
     storeIt(
       "records a job nobody handles as dead (unknown-job); once a worker handles it, the admin's requeue runs it",
       async () => {
-        const f = await jobCase("rec-unknown");
+        const { f, job: stranger } = await recordsCase(jobCase, "rec-unknown");
         const known = f.job<Counted>("conformance.known");
-        const stranger = f.job<Counted>("conformance.stranger");
         const first = await f.run(known, () => {});
         const deadLettered = first.next("job.dead-lettered", t.wait);
         const enqueued = await f.client.enqueue(stranger, { n: 1 });
@@ -201,28 +228,18 @@ export function jobSemanticsRecords(options: ConformanceOptions): void {
     storeIt(
       "cancels a waiting job: it never starts, its message is acked unrun, and result() rejects with JobFailedError (cancelled)",
       async () => {
-        const f = await jobCase("rec-cancel-waiting");
-        const watch = new ClaimWatch(storeOf(f));
-        const job = f.job<Counted>("conformance.cancel-waiting");
+        const c = await recordsCase(jobCase, "rec-cancel-waiting");
+        const { f, job, watch } = c;
         const enqueued = await f.client.enqueue(job, { n: 1 });
         expect(await f.client.cancel(enqueued.id)).toEqual({ outcome: "cancelled" });
         expect(await recordOf(f, enqueued.id)).toMatchObject({ status: "cancelled" });
-        let runs = 0;
-        const worker = await f.run(
-          job,
-          () => {
-            runs++;
-          },
-          { store: watch.view },
-        );
+        const { worker, runs } = await countingWorker(c);
         const [claim] = await watch.claimed(enqueued.id, 1, t.wait);
         expect(claim?.outcome).toEqual({ outcome: "stale", status: "cancelled" });
         await f.expectCounts(EMPTY);
-        const failure = await rejectionOf(enqueued.result({ timeout: t.wait }));
-        expectJobsError(failure, ["job-failed"]);
-        expect((failure as JobFailedError).status).toBe("cancelled");
+        await expectEnded(enqueued, "cancelled", t.wait);
         expect(await f.client.cancel(enqueued.id)).toEqual({ outcome: "finished", status: "cancelled" });
-        expect(runs).toBe(0);
+        expect(runs()).toBe(0);
         expect(worker.events).toEqual([]);
       },
       t.testTimeout,
@@ -231,8 +248,7 @@ export function jobSemanticsRecords(options: ConformanceOptions): void {
     storeIt(
       "cancels a running job: its signal aborts at the worker's next heartbeat, and it ends cancelled, not retried",
       async () => {
-        const f = await jobCase("rec-cancel-running");
-        const job = f.job<Counted>("conformance.cancel-running", { maxAttempts: 3 });
+        const { f, job } = await recordsCase(jobCase, "rec-cancel-running", { maxAttempts: 3 });
         let reason: unknown;
         const worker = await f.run(job, async (_p, { signal }) => {
           await aborted(signal);
@@ -247,8 +263,7 @@ export function jobSemanticsRecords(options: ConformanceOptions): void {
         await cancelled;
         expectJobsError(reason, ["job-cancelled"]);
         expect(await recordOf(f, enqueued.id)).toMatchObject({ status: "cancelled", attempt: 1, cancelRequested: false });
-        const failure = await rejectionOf(enqueued.result({ timeout: t.wait }));
-        expect((failure as JobFailedError).status).toBe("cancelled");
+        await expectEnded(enqueued, "cancelled", t.wait);
         await f.expectCounts(EMPTY);
         expect(worker.of("job.retrying")).toEqual([]);
         expect(worker.of("job.dead-lettered")).toEqual([]);
@@ -259,8 +274,7 @@ export function jobSemanticsRecords(options: ConformanceOptions): void {
     storeIt(
       "gives a message enqueued without a store its record when a worker with the store claims it",
       async () => {
-        const f = await jobCase("rec-storeless");
-        const job = f.job<Counted>("conformance.storeless");
+        const { f, job } = await recordsCase(jobCase, "rec-storeless");
         const worker = await f.run(job, (p) => p.n * 10);
         // Another producer (an older deployment, another service) that has no store. Until a worker
         // claims its message the job has no record, so result() would reject: wait for the run instead.
@@ -278,26 +292,10 @@ export function jobSemanticsRecords(options: ConformanceOptions): void {
     storeIt(
       "publishes a record its producer never published (the sweeper), and the job runs once",
       async () => {
-        const f = await jobCase("rec-sweeper");
-        const job = f.job<Counted>("conformance.swept");
-        const now = Date.now();
+        const { f, job, store } = await recordsCase(jobCase, "rec-sweeper");
         // What a producer that died between its record and its publish leaves behind.
-        const record: NewJobRecord = {
-          id: randomUUID(),
-          name: job.name,
-          queue: f.q,
-          status: "waiting",
-          attempt: 1,
-          maxAttempts: 1,
-          priority: "normal",
-          tags: [],
-          payloadJson: JSON.stringify({ n: 5 }),
-          enqueuedAt: now,
-          runAt: now,
-          timeout: 30_000,
-          gen: 1,
-        };
-        expect(await storeOf(f).insert([record])).toEqual(["inserted"]);
+        const record = newRecord({ name: job.name, queue: f.q, maxAttempts: 1, payloadJson: JSON.stringify({ n: 5 }) });
+        expect(await store.insert([record])).toEqual(["inserted"]);
         let runs = 0;
         const sweepAfter = t.ms(200);
         await f.run(
