@@ -17,6 +17,7 @@ import {
 import { waitFor } from "@jobs/core/testing";
 import { expect } from "vitest";
 import type { ConformanceOptions } from "../options.js";
+import { capabilityProbe } from "./probe.js";
 
 /** Time limits of one suite run, in ms. */
 export interface Timing {
@@ -79,23 +80,11 @@ export function assertConformanceOptions(options: ConformanceOptions): void {
   }
 }
 
-const probes = new WeakMap<ConformanceOptions, Promise<BrokerCapabilities>>();
+const probeBroker = capabilityProbe((options: ConformanceOptions) => options.createBroker({}));
 
 /** The broker's capabilities, read from one throw-away instance (once per options object). */
 export function capabilitiesOf(options: ConformanceOptions): Promise<BrokerCapabilities> {
-  let probe = probes.get(options);
-  if (probe === undefined) {
-    probe = (async () => {
-      const broker = await options.createBroker({});
-      try {
-        return { ...broker.capabilities };
-      } finally {
-        await broker.close();
-      }
-    })();
-    probes.set(options, probe);
-  }
-  return probe;
+  return probeBroker(options);
 }
 
 /** `cf-<tag>-<random>`: letters, digits and "-", well under 63 characters. */

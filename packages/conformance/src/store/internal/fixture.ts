@@ -8,6 +8,7 @@ import { InvalidOptionsError } from "@jobs/core";
 import type { ClaimOutcome, ClaimRequest, FinishRequest, JobStore, NewJobRecord, StoreCapabilities, StoredJob } from "@jobs/core/adapter";
 import { waitFor } from "@jobs/core/testing";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { capabilityProbe } from "../../internal/probe.js";
 import type { StoreConformanceOptions, StoreFactory } from "../options.js";
 
 /** Time limits and durations of one suite run, in ms. */
@@ -51,23 +52,11 @@ export function assertStoreConformanceOptions(options: StoreConformanceOptions):
   }
 }
 
-const probes = new WeakMap<StoreFactory, Promise<StoreCapabilities>>();
+const probeStore = capabilityProbe((factory: StoreFactory) => factory());
 
 /** The store's capabilities, read from one throw-away instance (once per factory). */
 export function storeCapabilitiesOf(factory: StoreFactory): Promise<StoreCapabilities> {
-  let probe = probes.get(factory);
-  if (probe === undefined) {
-    probe = (async () => {
-      const store = await factory();
-      try {
-        return { ...store.capabilities };
-      } finally {
-        await store.close();
-      }
-    })();
-    probes.set(factory, probe);
-  }
-  return probe;
+  return probeStore(factory);
 }
 
 /** Case titles registered per options object, to check `skip` names real cases. */
