@@ -10,6 +10,7 @@ import type { StoreLink } from "../../records.js";
 import { DEFAULT_RETAIN, FINISHED_STATUSES, type RetainLimits } from "../../retention.js";
 import type { FinishedStatus, PruneRequest } from "../../store.js";
 import type { Registered } from "./held-delivery.js";
+import { Periodic } from "./periodic.js";
 
 /** What the pruner needs from the worker. */
 export interface PrunerHost {
@@ -25,29 +26,16 @@ export interface PrunerHost {
 /** Records removed per call; the pruner calls again while a call removes this many. */
 const BATCH = 1_000;
 
-export class Pruner {
+export class Pruner extends Periodic {
   readonly #host: PrunerHost;
-  #timer: NodeJS.Timeout | undefined;
-  #running = false;
 
   constructor(host: PrunerHost) {
+    super(host.intervalMs);
     this.#host = host;
   }
 
-  start(): void {
-    this.#timer = setInterval(() => void this.prune(), this.#host.intervalMs);
-    this.#timer.unref();
-  }
-
-  stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
-  }
-
-  /** One pass, if this worker holds the lease: resolves to how many records it removed. */
-  async prune(): Promise<number> {
-    if (this.#running) return 0;
-    this.#running = true;
+  /** One pass over the jobs whose lease this worker holds: resolves to how many records it removed. */
+  protected override async pass(): Promise<number> {
     const { link, owner, events, handlers, retain, intervalMs } = this.#host;
     let removed = 0;
     try {
@@ -70,8 +58,6 @@ export class Pruner {
     } catch (error) {
       events.emit("error", { error: serializeError(error) });
       return removed;
-    } finally {
-      this.#running = false;
     }
   }
 }

@@ -8,6 +8,7 @@ import type { Broker } from "../../broker.js";
 import { serializeError } from "../../errors.js";
 import type { Emitter, WorkerEventMap } from "../../events.js";
 import { messageOf, type StoreLink } from "../../records.js";
+import { Periodic } from "./periodic.js";
 
 /** What the sweeper needs from the worker. */
 export interface SweeperHost {
@@ -25,33 +26,21 @@ export interface SweeperHost {
 /** Records published per sweep at most. */
 const BATCH = 100;
 
-export class Sweeper {
+export class Sweeper extends Periodic {
   readonly #host: SweeperHost;
   readonly #intervalMs: number;
   readonly #graceMs: number;
-  #timer: NodeJS.Timeout | undefined;
-  #running = false;
 
   constructor(host: SweeperHost) {
+    const intervalMs = host.intervalMs ?? 5_000;
+    super(intervalMs);
     this.#host = host;
-    this.#intervalMs = host.intervalMs ?? 5_000;
+    this.#intervalMs = intervalMs;
     this.#graceMs = host.graceMs ?? 10_000;
   }
 
-  start(): void {
-    this.#timer = setInterval(() => void this.sweep(), this.#intervalMs);
-    this.#timer.unref();
-  }
-
-  stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
-  }
-
   /** One sweep, if this worker holds the lease: resolves to how many records it published. */
-  async sweep(): Promise<number> {
-    if (this.#running) return 0;
-    this.#running = true;
+  protected override async pass(): Promise<number> {
     const { link, broker, owner, events } = this.#host;
     try {
       if (!(await link.store.lease("sweeper", owner, this.#intervalMs * 3))) return 0;
@@ -72,8 +61,6 @@ export class Sweeper {
     } catch (error) {
       events.emit("error", { error: serializeError(error) });
       return 0;
-    } finally {
-      this.#running = false;
     }
   }
 }
