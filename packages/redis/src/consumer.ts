@@ -25,7 +25,7 @@ import type { Redis } from "ioredis";
 import { connectionError } from "./connection.js";
 import type { QueueState, Waiter } from "./internal/queues.js";
 import type { Scripts } from "./internal/scripts.js";
-import { opt, requestToken } from "./store/codec.js";
+import { finishArgs } from "./store/codec.js";
 
 const LEASE_LOST = "[jobs] [redis] the delivery's lease was lost (it expired or its consumer closed); it will be redelivered";
 
@@ -196,18 +196,7 @@ export class FusedRedisDelivery extends RedisDelivery {
   }
 
   finishAndAck(f: FinishRequest): Promise<boolean> {
-    return this.#owner.finishAndAck(this, [
-      "F",
-      this.member,
-      f.id,
-      f.fence,
-      f.status,
-      opt(f.resultJson),
-      opt(f.errorJson),
-      opt(f.attempt),
-      opt(f.runAt),
-      requestToken(),
-    ]);
+    return this.#owner.finishAndAck(this, ["F", this.member, ...finishArgs(f)]);
   }
 }
 

@@ -1,6 +1,6 @@
 /** Records to script arguments and back: the fields of `StoredJob` as hash fields, numbers as text. */
 import { randomUUID } from "node:crypto";
-import type { JobStatus, NewJobRecord, Priority, StoredJob } from "@jobs/core/adapter";
+import type { FinishRequest, JobStatus, NewJobRecord, Priority, StoredJob } from "@jobs/core/adapter";
 
 /** An optional script argument: "" when absent, else "=" and the value (so an empty value stays distinct). */
 export function opt(value: string | number | undefined): string {
@@ -17,6 +17,11 @@ let requests = 0;
  */
 export function requestToken(): string {
   return `${PROCESS_TOKEN}:${++requests}`;
+}
+
+/** The 8 arguments of one finish for finishOne (lua/store/common.lua): finish.lua's, and a fused settle's after "F" and the member. */
+export function finishArgs(f: FinishRequest): (string | number)[] {
+  return [f.id, f.fence, f.status, opt(f.resultJson), opt(f.errorJson), opt(f.attempt), opt(f.runAt), requestToken()];
 }
 
 /** The 16 arguments of one record for insert.lua. */

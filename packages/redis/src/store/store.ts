@@ -43,7 +43,7 @@ import { RedisConnection } from "../connection.js";
 import { type FusionSource, kFusion, probeKey } from "../fusion.js";
 import { registerScripts, type ScriptRunner, type ScriptSet } from "../internal/scripts.js";
 import type { RedisSettings } from "../options.js";
-import { decodeRecord, insertArgs, opt, requestToken } from "./codec.js";
+import { decodeRecord, finishArgs, insertArgs, opt, requestToken } from "./codec.js";
 import { storeConfigWarnings } from "./durability.js";
 import { type RedisStoreKeys, redisStoreKeys } from "./keys.js";
 import { type RedisStoreOptions, resolveRedisStoreOptions } from "./options.js";
@@ -218,17 +218,7 @@ class RedisJobStore implements RedisStore {
     for (const f of requests) {
       if (!FINISH_STATUSES.has(f.status)) throw new InvalidOptionsError("status", `expected one of ${[...FINISH_STATUSES].join(", ")}`);
     }
-    const args = requests.flatMap((f) => [
-      f.id,
-      f.fence,
-      f.status,
-      opt(f.resultJson),
-      opt(f.errorJson),
-      opt(f.attempt),
-      opt(f.runAt),
-      requestToken(),
-    ]);
-    const reply = (await this.#script("finish", args)) as number[];
+    const reply = (await this.#script("finish", requests.flatMap(finishArgs))) as number[];
     return reply.map((r) => r === 1);
   }
 
