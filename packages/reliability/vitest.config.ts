@@ -1,8 +1,9 @@
 import { defineConfig } from "vitest/config";
 
 // The reliability suite runs apart from the unit and conformance tests (`pnpm test:all` runs both, one
-// after the other): its tests fork processes, kill them and restart brokers, so they run one file
-// at a time and never compete with other tests for the machine's two cores.
+// after the other): its tests fork processes, kill them and restart brokers, so one vitest process
+// runs one file at a time. `bin/run.ts` runs tier A as two such processes side by side over disjoint
+// file sets (src/lanes.ts): the files mostly wait on leases, kills and outages, not on the two cores.
 const conditions = ["@jobs/source", "node", "import", "default"];
 
 export default defineConfig({
