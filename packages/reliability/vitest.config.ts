@@ -1,4 +1,15 @@
+import { basename } from "node:path";
 import { defineConfig } from "vitest/config";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
+import { estimatedSeconds } from "./src/lanes.js";
+
+/** Longest file first (by the measured lengths in src/lanes.ts), so each lane's order, and what runs beside what, is the same on every run. */
+class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const key = (spec: TestSpecification): string => basename(spec.moduleId);
+    return [...files].sort((a, b) => estimatedSeconds(key(b)) - estimatedSeconds(key(a)) || key(a).localeCompare(key(b)));
+  }
+}
 
 // The reliability suite runs apart from the unit and conformance tests (`pnpm test:all` runs both, one
 // after the other): its tests fork processes, kill them and restart brokers, so one vitest process
@@ -16,6 +27,7 @@ export default defineConfig({
     // No retries: a flaky case is a bug.
     retry: 0,
     fileParallelism: false,
+    sequence: { sequencer: LongestFirst },
     testTimeout: 300_000,
     hookTimeout: 180_000,
     passWithNoTests: true,

@@ -1,45 +1,53 @@
 /**
  * Tier A in lanes: `bin/run.ts` splits the test files over two vitest processes that run side by
- * side, each still one file at a time, so that CI's wall time is about half the sum. The split is
- * fixed by the measured length of each file (below), so it is the same on every run.
+ * side, each still one file at a time, so that CI's wall time is about half the sum. The split, and
+ * the order within a lane (longest first, vitest.config.ts), follow the measured length of each file
+ * (below), so what runs beside what is the same on every run.
  */
 import { basename } from "node:path";
 
 /**
- * Tier A wall time of each test file on every adapter, in seconds, measured alone (one file at a
- * time, nothing beside it) on the 2-core CI machine. Only the split depends on these figures: a
- * file missing here (a new suite) still runs, counted as `UNMEASURED_SECONDS`, until it is added.
+ * Tier A wall time of each test file on every adapter, in seconds, with nothing beside it on the
+ * 2-core CI machine (2026-12 runs; the three R13 files split by estimate). Only the split and the
+ * order depend on these figures: a file missing here (a new suite) still runs, counted as
+ * `UNMEASURED_SECONDS`, and `bin/run.ts` names it; `pnpm test:reliability` prints every file's
+ * time at the end, to update them from.
  */
 export const TIER_A_SECONDS: Readonly<Record<string, number>> = {
   "r4-crash-loops.test.ts": 660,
-  "r13-r1-store.test.ts": 180,
-  "r13-r2-store.test.ts": 180,
-  "r13-store-restart.test.ts": 60,
   "r3-network-faults.test.ts": 240,
-  "r8-leases.test.ts": 180,
+  "r1-kill-workers.test.ts": 165,
+  "r2-broker-restart.test.ts": 190,
+  "r13-r2-store.test.ts": 190,
+  "r13-r1-store.test.ts": 170,
   "r6-graceful-shutdown.test.ts": 180,
-  "r1-kill-workers.test.ts": 180,
-  "r2-broker-restart.test.ts": 150,
-  "r9-e1-resets.test.ts": 120,
-  "r9-e4-outage.test.ts": 150,
-  "r9-enqueue-outcomes.test.ts": 60,
+  "r8-leases.test.ts": 180,
+  "r9-e4-outage.test.ts": 175,
+  "r9-e1-resets.test.ts": 115,
+  "r4-handler-misbehaviour.test.ts": 95,
   "r11-negative-controls.test.ts": 90,
-  "r4-handler-misbehaviour.test.ts": 60,
+  "r13-store-restart.test.ts": 60,
   "r10-dead-letters.test.ts": 45,
+  "credentials-t6.test.ts": 40,
+  "r9-enqueue-outcomes.test.ts": 25,
+  "security-inprocess.test.ts": 15,
+  "insecure-t7.test.ts": 10,
   "r5-poison-payloads.test.ts": 10,
   "r12-config-preflight.test.ts": 10,
-  "security-inprocess.test.ts": 15,
-  "credentials-t6.test.ts": 20,
-  "insecure-t7.test.ts": 20,
-  "proxy-process.test.ts": 10,
-  "r7-soak.test.ts": 1,
-  "r7-sampler.test.ts": 1,
+  "proxy-process.test.ts": 2,
   "checker.test.ts": 1,
   "lanes.test.ts": 1,
+  "r7-sampler.test.ts": 1,
+  "r7-soak.test.ts": 1,
 };
 
 /** What a file missing from `TIER_A_SECONDS` counts for. */
 export const UNMEASURED_SECONDS = 120;
+
+/** The estimate of a test file (its base name) for splitting and ordering. */
+export function estimatedSeconds(file: string): number {
+  return TIER_A_SECONDS[basename(file)] ?? UNMEASURED_SECONDS;
+}
 
 /** One lane: its files, in the order given, and their summed estimate. */
 export interface Lane {
@@ -52,11 +60,7 @@ export interface Lane {
  * lane with the least so far (ties to the lower lane). Every file lands in exactly one lane; lanes
  * that would be empty are left out.
  */
-export function planLanes(
-  files: readonly string[],
-  count: number,
-  seconds: (file: string) => number = (file) => TIER_A_SECONDS[basename(file)] ?? UNMEASURED_SECONDS,
-): Lane[] {
+export function planLanes(files: readonly string[], count: number, seconds: (file: string) => number = estimatedSeconds): Lane[] {
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`[reliability] lanes must be a whole number ≥ 1, got ${count}`);
   const byLength = [...new Set(files)].sort((a, b) => seconds(b) - seconds(a) || a.localeCompare(b));
   const lanes = Array.from({ length: count }, () => ({ files: [] as string[], seconds: 0 }));
