@@ -43,6 +43,15 @@ export const TIER_A_SECONDS: Readonly<Record<string, number>> = {
   "r7-soak.test.ts": 1,
 };
 
+/**
+ * Files that must share a lane, so they never run at the same time: the cases that kill and
+ * respawn workers and time the redelivery of their orphans (R1, R1 with a store, R11's controls).
+ * Side by side they slowed each other's SQS orphan recovery by about 1 s, close to its 8 s bar.
+ */
+export const SAME_LANE: readonly (readonly string[])[] = [
+  ["r1-kill-workers.test.ts", "r13-r1-store.test.ts", "r11-negative-controls.test.ts"],
+];
+
 /** What a file missing from `TIER_A_SECONDS` counts for. */
 export const UNMEASURED_SECONDS = 120;
 
@@ -59,18 +68,31 @@ export interface Lane {
 
 /**
  * Splits `files` into `count` lanes by their estimates (`seconds(file)`): longest first, each to the
- * lane with the least so far (ties to the lower lane). Every file lands in exactly one lane; lanes
- * that would be empty are left out.
+ * lane with the least so far (ties to the lower lane). The files of a `together` group (base
+ * names) count as one unit of their summed length and land in the same lane. Every file lands in
+ * exactly one lane; lanes that would be empty are left out.
  */
-export function planLanes(files: readonly string[], count: number, seconds: (file: string) => number = estimatedSeconds): Lane[] {
+export function planLanes(
+  files: readonly string[],
+  count: number,
+  seconds: (file: string) => number = estimatedSeconds,
+  together: readonly (readonly string[])[] = SAME_LANE,
+): Lane[] {
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`[reliability] lanes must be a whole number ≥ 1, got ${count}`);
-  const byLength = [...new Set(files)].sort((a, b) => seconds(b) - seconds(a) || a.localeCompare(b));
+  const units = new Map<string, string[]>();
+  for (const file of [...new Set(files)].sort((a, b) => seconds(b) - seconds(a) || a.localeCompare(b))) {
+    const group = together.findIndex((names) => names.includes(basename(file)));
+    const key = group < 0 ? file : `group:${group}`;
+    units.set(key, [...(units.get(key) ?? []), file]);
+  }
+  const length = (unit: readonly string[]): number => unit.reduce((sum, file) => sum + seconds(file), 0);
+  const byLength = [...units.values()].sort((a, b) => length(b) - length(a) || (a[0] as string).localeCompare(b[0] as string));
   const lanes = Array.from({ length: count }, () => ({ files: [] as string[], seconds: 0 }));
-  for (const file of byLength) {
+  for (const unit of byLength) {
     let least = lanes[0] as (typeof lanes)[number];
     for (const lane of lanes) if (lane.seconds < least.seconds) least = lane;
-    least.files.push(file);
-    least.seconds += seconds(file);
+    least.files.push(...unit);
+    least.seconds += length(unit);
   }
   return lanes.filter((lane) => lane.files.length > 0);
 }

@@ -13,7 +13,7 @@ describe("lanes", () => {
   });
 
   it("gives each file to the lane with the least so far, longest first", () => {
-    const lanes = planLanes(Object.keys(measured), 2, seconds);
+    const lanes = planLanes(Object.keys(measured), 2, seconds, []);
     expect(lanes.map((l) => l.files)).toEqual([
       ["a", "e", "f"],
       ["b", "c", "d"],
@@ -30,5 +30,32 @@ describe("lanes", () => {
     expect(planLanes(["a", "b"], 1, seconds)).toEqual([{ files: ["a", "b"], seconds: 900 }]);
     expect(planLanes(["a"], 3, seconds)).toHaveLength(1);
     expect(() => planLanes(["a"], 0, seconds)).toThrow(RangeError);
+  });
+
+  it("keeps the files of a group in one lane, placed by their summed length", () => {
+    const lanes = planLanes(Object.keys(measured), 2, seconds, [["c", "e", "f"]]);
+    // Units longest first: a 600, c+e+f 400, b 300, d 200; each to the lane with the least so far.
+    expect(lanes.map((l) => l.files)).toEqual([
+      ["a", "d"],
+      ["c", "e", "f", "b"],
+    ]);
+    expect(lanes.map((l) => l.seconds)).toEqual([800, 700]);
+  });
+
+  it("puts R1, R1 with a store and R11 in one lane in the real split", () => {
+    const real = [
+      "r4-crash-loops.test.ts",
+      "r1-kill-workers.test.ts",
+      "r13-r1-store.test.ts",
+      "r11-negative-controls.test.ts",
+      "r3-network-faults.test.ts",
+      "r2-broker-restart.test.ts",
+    ];
+    const lanes = planLanes(
+      real.map((f) => `/x/test/${f}`),
+      2,
+    );
+    const lane = lanes.find((l) => l.files.some((f) => f.endsWith("r1-kill-workers.test.ts")));
+    expect(lane?.files.filter((f) => /r1-kill|r13-r1|r11-neg/.test(f))).toHaveLength(3);
   });
 });
