@@ -14,6 +14,8 @@ export interface FirstCallOutcome {
   /** What it rejected with; `undefined` when it resolved. */
   readonly error: unknown;
   readonly ms: number;
+  /** The `disconnected` events the broker emitted until the call settled (the error of each). */
+  readonly disconnected: readonly unknown[];
 }
 
 const job = defineJob<{ n: number }>({ name: "wrong-url", queue: "wrongurl" });
@@ -31,6 +33,8 @@ export function firstCalls(open: () => Broker): Promise<FirstCallOutcome[]> {
   return Promise.all(
     (Object.keys(calls) as FirstCallOutcome["call"][]).map(async (call) => {
       const broker = open();
+      const disconnected: unknown[] = [];
+      broker.on("disconnected", ({ error }) => disconnected.push(error));
       const started = performance.now();
       const error = await calls[call](broker).then(
         () => undefined,
@@ -38,7 +42,7 @@ export function firstCalls(open: () => Broker): Promise<FirstCallOutcome[]> {
       );
       const ms = performance.now() - started;
       await broker.close();
-      return { call, error, ms };
+      return { call, error, ms, disconnected: [...disconnected] };
     }),
   );
 }
@@ -55,10 +59,14 @@ export interface DefiniteConnectionErrorExpectation {
   readonly connectTimeoutMs: number;
 }
 
-/** Every first call rejected with a `BrokerConnectionError` (never "may or may not be stored"), as expected, without the secret, within the connect timeout. */
+/**
+ * Every first call rejected with a `BrokerConnectionError` (never "may or may not be stored"), as
+ * expected, without the secret, within the connect timeout; a broker that could not be reached
+ * (`retryable`) said so first with one `disconnected` event, as it does for a lost connection.
+ */
 export function expectDefiniteConnectionError(results: readonly FirstCallOutcome[], expected: DefiniteConnectionErrorExpectation): void {
   expect(results.map((r) => r.call)).toEqual(["enqueue", "start", "counts"]);
-  for (const { call, error, ms } of results) {
+  for (const { call, error, ms, disconnected } of results) {
     expect(error, call).toBeInstanceOf(BrokerConnectionError);
     const e = error as JobsError;
     expect(JobsError.isInstance(e)).toBe(true);
@@ -67,5 +75,9 @@ export function expectDefiniteConnectionError(results: readonly FirstCallOutcome
     expect(e.message, call).toContain(expected.mentions);
     for (const text of [e.message, String(e.cause), inspect(e, { depth: 10 })]) expect(text, call).not.toContain(expected.secret);
     expect(ms, call).toBeLessThan(expected.connectTimeoutMs + 5_000);
+    if (expected.retryable) {
+      expect(disconnected, `${call}: disconnected events`).toHaveLength(1);
+      expect(inspect(disconnected, { depth: 10 }), call).not.toContain(expected.secret);
+    }
   }
 }

@@ -89,7 +89,7 @@ export class NatsBrokerConnection {
     this.#events = events;
     this.#hooks = hooks;
     this.#ownsConnection = settings.client === undefined;
-    this.#first = new FirstConnection("nats", redact(settings.options.url ?? "nats://127.0.0.1:4222"), settings.connectTimeoutMs);
+    this.#first = new FirstConnection("nats", redact(settings.options.url ?? "nats://127.0.0.1:4222"), settings.connectTimeoutMs, events);
   }
 
   /** Starts connecting (the insecure-connection check runs now). */

@@ -112,6 +112,7 @@ export class RedisConnection implements Scripts {
       "redis",
       o.path ? String(o.path) : `${String(o.host ?? "localhost")}:${String(o.port ?? 6379)}`,
       settings.connectTimeoutMs,
+      events,
     );
     this.#redis.on("error", (error: unknown) => {
       this.#lastError = error;

@@ -87,11 +87,14 @@ export class SqsAdapter implements SqsBroker {
     return this.#closing;
   }
 
-  /** Stops the consumers (handing their deliveries back), sends pending batches, destroys the clients it built. */
+  /**
+   * Stops the consumers (handing their deliveries back, and what their receives in flight take),
+   * then sends pending batches, then destroys the clients it built.
+   */
   async #close(): Promise<void> {
     this.#connection.closed = true;
-    const handedBack = this.#consumers.close();
-    await Promise.all([handedBack, this.#batches.drain()]);
+    await Promise.all([this.#consumers.close(), this.#batches.drain()]);
+    await this.#batches.drain();
     this.#connection.destroy();
   }
 }

@@ -23,6 +23,13 @@ import { deadLetterAttributes } from "./internal/dead-letters.js";
 import type { Queues } from "./internal/queues.js";
 import type { SqsSettings } from "./options.js";
 
+/**
+ * How long close() waits, after handing back what it held, for receives still out to answer (and
+ * hands back what they took). SQS answers a long poll as soon as it has a message, so a receive
+ * that took a handed-back message answers well within it; one that took nothing is aborted then.
+ */
+const CLOSE_RECEIVE_GRACE_MS = 2_000;
+
 type ConsumeSettings = Pick<SqsSettings, "fifo" | "waitSeconds" | "maxLoops" | "maxPayloadBytes">;
 
 /** What a delivery asks of its consumers: the broker's state and the SQS side of each settle. */
@@ -127,7 +134,7 @@ export class SqsConsumers implements DeliveryHost {
     const first = await this.#receive(consumer, count, 0).catch(() => []);
     consumer.reserved -= count;
     for (const m of first) this.#deliver(consumer, m, sentAt + visibility * 1000);
-    void this.#loop(consumer, true);
+    this.#spawn(consumer, true);
     return {
       stop: async () => {
         consumer.stopped = true;
@@ -144,6 +151,13 @@ export class SqsConsumers implements DeliveryHost {
         consumer.wake();
       },
     };
+  }
+
+  /** Starts a receive loop, tracked so that close() can wait for the receive it has out. */
+  #spawn(c: ConsumerState<SqsDelivery>, lead: boolean): void {
+    const running = this.#loop(c, lead);
+    c.running.add(running);
+    void running.finally(() => c.running.delete(running));
   }
 
   async #loop(c: ConsumerState<SqsDelivery>, lead: boolean): Promise<void> {
@@ -177,14 +191,14 @@ export class SqsConsumers implements DeliveryHost {
         }
         failures = 0;
         if (c.stopped || this.closed) {
-          // Stopped while this poll was out: hand its messages straight back.
+          // Stopped while this poll was out: hand its messages straight back (close() waits for it).
           const back = this.batches.of(c.url, c.queue).visibility;
-          for (const m of messages) back.add({ handle: m.ReceiptHandle as string, seconds: 0 }).catch(() => {});
+          await Promise.all(messages.map((m) => back.add({ handle: m.ReceiptHandle as string, seconds: 0 }).catch(() => {})));
           return;
         }
         const deadline = sentAt + c.visibilitySeconds * 1000;
         for (const m of messages) this.#deliver(c, m, deadline);
-        if (messages.length === 10 && c.loops < c.maxLoops) void this.#loop(c, false);
+        if (messages.length === 10 && c.loops < c.maxLoops) this.#spawn(c, false);
         else if (!lead && messages.length === 0) return;
       }
     } catch (error) {
@@ -229,9 +243,15 @@ export class SqsConsumers implements DeliveryHost {
     return this.batches.of(d.consumer.url, d.consumer.queue).remove.add(d.handle);
   }
 
+  /** Notes a message of `c` visible again after `ms`, when a receive in flight may still take it (within a wait). */
+  #visibleAgain(c: ConsumerState<SqsDelivery>, ms: number): void {
+    if (ms <= this.settings.waitSeconds * 1000) c.visibleAgain(ms);
+  }
+
   /** Sends `body` as a new message (count restarts at 1), then deletes the delivered one. */
   async replace(d: SqsDelivery, body: string, delayMs: number, id: string): Promise<void> {
     const { url, queue } = d.consumer;
+    this.#visibleAgain(d.consumer, this.fifo ? 0 : delayMs);
     const entry = this.entry(queue, { id, body, delayMs: this.fifo ? 0 : delayMs, priority: 2, dedupe: false });
     const outcome = await this.batches.of(url, queue).send.add(entry, Buffer.byteLength(body, "utf8"));
     if (!outcome.ok) throw outcome.error;
@@ -240,6 +260,7 @@ export class SqsConsumers implements DeliveryHost {
 
   /** ChangeMessageVisibility of the delivered message. */
   changeVisibility(d: SqsDelivery, seconds: number): Promise<void> {
+    this.#visibleAgain(d.consumer, seconds * 1000);
     return this.batches.of(d.consumer.url, d.consumer.queue).visibility.add({ handle: d.handle, seconds });
   }
 
@@ -265,17 +286,23 @@ export class SqsConsumers implements DeliveryHost {
   }
 
   /**
-   * Stops every receive loop (aborting polls in flight) and gives unsettled deliveries back to their
-   * queue now instead of after their visibility timeout; resolves once those requests are answered.
+   * Stops every receive loop and gives unsettled deliveries back to their queue now instead of after
+   * their visibility timeout. A long poll still out keeps taking messages on the server even when
+   * its client gives up on it (SQS serves an aborted receive; so does the emulator), and it would
+   * take the very messages handed back here, hidden for a whole lease: so close() waits for the
+   * receives in flight to answer and hands back what they bring, for at most `CLOSE_RECEIVE_GRACE_MS`
+   * after the hand-backs (SQS answers a long poll as soon as it has a message), then aborts the rest.
    */
   async close(): Promise<void> {
+    const all = [...this.#all];
+    this.#all.clear();
     const pending: Promise<void>[] = [];
-    for (const c of this.#all) {
+    for (const c of all) {
       c.stopped = true;
-      c.abort.abort();
       c.wake();
       for (const d of c.held) {
         d.settled = true;
+        c.visibleAgain(0);
         pending.push(
           this.batches
             .of(c.url, c.queue)
@@ -285,7 +312,20 @@ export class SqsConsumers implements DeliveryHost {
       }
       c.held.clear();
     }
-    this.#all.clear();
     await Promise.all(pending);
+    // Only a receive that may have taken a message this broker made visible is waited for: an idle
+    // consumer's close stays immediate.
+    const since = Date.now() - this.settings.waitSeconds * 1000;
+    const receives = all.filter((c) => c.madeVisibleAt >= since).flatMap((c) => [...c.running]);
+    if (receives.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, CLOSE_RECEIVE_GRACE_MS);
+      });
+      await Promise.race([Promise.all(receives), grace]);
+      clearTimeout(timer);
+    }
+    for (const c of all) c.abort.abort();
+    await Promise.all(all.flatMap((c) => [...c.running]));
   }
 }

@@ -310,6 +310,29 @@ describe("requests", () => {
   });
 });
 
+describe("hand-back on close", () => {
+  // A long poll the client gave up on is still served (by SQS and by the emulator): it takes the
+  // messages a close hands back, and nobody reads its answer. They then stay hidden for the whole
+  // visibility timeout (the 60 s lease here) unless close() reads what its receives in flight took.
+  it("a message deferred with 0 and one still held at close() reach another consumer at once, though a receive was in flight", async () => {
+    const q = queue("handback");
+    const first = broker();
+    const held = collector(false);
+    await first.consume(q, { prefetch: 10, leaseMs: 60_000 }, held.onDelivery);
+    await broker().publish(q, [msg("deferred"), msg("held")]);
+    await waitFor(() => held.deliveries.length === 2, { timeout: 5000 });
+    // Both arrived in one answer, and the next receive went out at once: it is in flight now.
+    const deferred = held.deliveries.find((d) => d.body === "deferred") as Delivery;
+    await deferred.defer(0);
+    await first.close();
+    const second = collector();
+    await broker().consume(q, { prefetch: 10, leaseMs: 60_000 }, second.onDelivery);
+    // Far below the 60 s lease: a message taken by the abandoned receive would miss it.
+    await waitFor(() => second.deliveries.length === 2, { timeout: 5000, message: "expected both messages back within 5 s" });
+    expect(second.deliveries.map((d) => d.body).sort()).toEqual(["deferred", "held"]);
+  });
+});
+
 describe("failures", () => {
   it("a request to a stalled endpoint fails after requestTimeout: the publish outcome is unknown, and later calls work", async () => {
     const proxy = await createFaultProxy({ target: endpoint });

@@ -12,6 +12,13 @@ import { aborted, EMPTY, expectJobsError, quietWindow } from "../internal/harnes
 import { type Counted, jobOf } from "../internal/jobs.js";
 import type { ConformanceOptions } from "../options.js";
 
+/**
+ * How soon a job handed back by `close()` starts on another worker, in ms (before `timeScale`):
+ * far below any lease, so a hand-back that waits for the lease to run out fails the case.
+ * docs/concepts/shutdown.md states it.
+ */
+const HAND_BACK_BOUND_MS = 5_000;
+
 /** Execution: success acks, injected context, events with job info and no payload. */
 export function jobSemanticsExecution(options: ConformanceOptions): void {
   group(options, "jobs: execution", ({ t, jobCase }) => {
@@ -179,6 +186,57 @@ export function jobSemanticsShutdown(options: ConformanceOptions): void {
         await workerB.start();
         await done;
         expect(attemptsB).toEqual([{ id: enqueued.id, attempt: 1 }]);
+        await f.expectCounts(EMPTY);
+      },
+      t.testTimeout,
+    );
+
+    it(
+      `close() hands back the jobs a worker holds (buffered beyond its concurrency, and aborted at the timeout): another worker starts them within ${HAND_BACK_BOUND_MS / 1000} s, far below their 60 s lease`,
+      async () => {
+        const bound = t.ms(HAND_BACK_BOUND_MS);
+        const lease = 12 * bound;
+        const f = await jobCase("handback", { brokers: 3 });
+        const [, first, second] = f.brokers;
+        const job = f.job<Counted>("conformance.handback");
+        // Prefetch beyond concurrency: A buffers what it cannot run, and keeps fetching (a receive
+        // in flight at close is what delayed SQS hand-backs by a whole lease).
+        const workerA = f.worker({ broker: first, concurrency: 1, prefetch: 20, lease });
+        workerA.handle(job, async (_p, { signal }) => {
+          await aborted(signal);
+          throw signal.reason;
+        });
+        await workerA.start();
+        const running = workerA.next("job.started", t.wait);
+        const ids = (await f.client.enqueueMany([1, 2, 3, 4].map((n) => ({ job, payload: { n } })))).map((h) => h.id);
+        const runningId = (await running).job.id;
+
+        const closingAt = performance.now();
+        await workerA.close({ timeout: t.ms(150) });
+        await first.close();
+        // B starts only now: what A handed back can only have gone through A's own receives.
+        const workerB = f.worker({ broker: second, concurrency: 4, lease });
+        workerB.handle(job, () => {});
+        await workerB.start();
+        // Every job A held reaches B well before a lease runs out (no wall-clock assertion: the
+        // wait itself is the bound, and a hand-back that waited for the lease would miss it).
+        const left = bound - (performance.now() - closingAt);
+        await waitFor(() => workerB.of("job.succeeded").length >= ids.length, {
+          timeout: Math.max(1, left),
+          message: `expected the ${ids.length} jobs handed back by close() to succeed on another worker within ${bound} ms of close() (lease ${lease} ms)`,
+        });
+        expect(
+          workerA
+            .of("job.started")
+            .map((e) => e.job.id)
+            .sort(),
+        ).toEqual([runningId]);
+        expect(
+          workerB
+            .of("job.started")
+            .map((e) => ({ id: e.job.id, attempt: e.job.attempt }))
+            .sort((a, b) => a.id.localeCompare(b.id)),
+        ).toEqual([...ids].sort().map((id) => ({ id, attempt: 1 })));
         await f.expectCounts(EMPTY);
       },
       t.testTimeout,

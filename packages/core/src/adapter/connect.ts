@@ -4,7 +4,9 @@
  * connect timeout, so that a wrong URL or wrong credentials fail the call definitely (nothing was
  * sent) instead of hanging or being reported as "may or may not be stored".
  */
-import { BrokerConnectionError, JobsError, redact } from "../errors.js";
+import type { BrokerEventMap } from "../broker.js";
+import { BrokerConnectionError, JobsError, redact, serializeError } from "../errors.js";
+import type { Emitter } from "../events.js";
 import { redactedCause, redactedMessage } from "./cause.js";
 
 /** The default `connectTimeout` of every adapter, in ms. */
@@ -64,21 +66,26 @@ export function notConnectedError(adapter: string, host: string, timeoutMs: numb
  * `connected()` once up, `failed(error)` after each attempt that failed. `wait()` resolves at once
  * when connected; otherwise it waits at most the connect timeout and rejects with a definite
  * `BrokerConnectionError` naming the host and the last failure, or at once, non-retryable, when
- * the broker refused the credentials.
+ * the broker refused the credentials. Given the broker's events, it reports a broker never reached
+ * as every adapter reports a lost one: `disconnected` (with the first failure) once, and
+ * `reconnected` when the first connection is made after it.
  */
 export class FirstConnection {
   readonly #adapter: string;
   readonly #host: string;
   readonly #timeoutMs: number;
+  readonly #events: Emitter<BrokerEventMap> | undefined;
+  #reported = false;
   #connected = false;
   #lastError: unknown;
   #aborted: { readonly error: unknown } | undefined;
   #waiters = new Set<{ resolve(): void; reject(error: Error): void }>();
 
-  constructor(adapter: string, host: string, timeoutMs: number) {
+  constructor(adapter: string, host: string, timeoutMs: number, events?: Emitter<BrokerEventMap>) {
     this.#adapter = adapter;
     this.#host = host;
     this.#timeoutMs = timeoutMs;
+    this.#events = events;
   }
 
   /** The first connection was made (later drops are the adapter's reconnect business). */
@@ -93,7 +100,9 @@ export class FirstConnection {
 
   /** Marks the connection made: every waiting call goes on. */
   connectedNow(): void {
+    if (this.#connected) return;
     this.#connected = true;
+    if (this.#reported) this.#events?.emit("reconnected", {});
     this.#lastError = undefined;
     for (const w of this.#waiters) w.resolve();
     this.#waiters.clear();
@@ -103,6 +112,10 @@ export class FirstConnection {
   failed(error: unknown): void {
     if (this.#connected) return;
     this.#lastError = error;
+    if (!this.#reported && this.#aborted === undefined && this.#events !== undefined) {
+      this.#reported = true;
+      this.#events.emit("disconnected", { error: serializeError(redactedCause(error)) });
+    }
     if (!isAuthFailure(error)) return;
     const failure = brokerAuthError(this.#adapter, this.#host, "connect", error);
     for (const w of this.#waiters) w.reject(failure);

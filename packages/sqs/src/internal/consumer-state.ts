@@ -19,6 +19,10 @@ export class ConsumerState<D extends Leased> {
   paused = false;
   /** The unsettled deliveries. */
   readonly held: Set<D> = new Set<D>();
+  /** Receive loops running (each ends once its receive in flight, if any, has answered). */
+  readonly running: Set<Promise<void>> = new Set<Promise<void>>();
+  /** When a message this consumer settled last becomes visible again (ms since the epoch): a receive in flight may take it. */
+  madeVisibleAt = 0;
   /** Aborts receives in flight (close). */
   readonly abort: AbortController = new AbortController();
   #waiters: (() => void)[] = [];
@@ -37,6 +41,11 @@ export class ConsumerState<D extends Leased> {
     if (!this.held.delete(delivery)) return;
     this.unsettled--;
     this.wake();
+  }
+
+  /** Notes that a message of this consumer becomes visible again after `afterMs` (a hand-back, a defer, a retry). */
+  visibleAgain(afterMs: number): void {
+    this.madeVisibleAt = Math.max(this.madeVisibleAt, Date.now() + afterMs);
   }
 
   /** Wakes every loop waiting for capacity or sleeping after an error. */
