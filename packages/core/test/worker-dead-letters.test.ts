@@ -40,6 +40,34 @@ describe("worker: messages it cannot run", () => {
     expect(letters.map((l) => l.body)).toEqual(bodies);
   });
 
+  it("dead-letters a message named __proto__ as undecodable (not a job name) and one named constructor as unknown-job", async () => {
+    const f = fixture("proto-names");
+    const worker = f.worker({ queues: [f.queue] });
+    await worker.start();
+    const now = Date.now();
+    const named = (name: string): string =>
+      JSON.stringify({
+        v: 1,
+        id: `id-${name}`,
+        name,
+        queue: f.queue,
+        payload: null,
+        attempt: 1,
+        maxAttempts: 3,
+        priority: "normal",
+        enqueuedAt: now,
+        runAt: now,
+        timeout: 30_000,
+      });
+    const proto = waitForEvent(worker, "job.dead-lettered");
+    await publishRaw(f.broker, f.queue, named("__proto__"));
+    expect(await proto).toMatchObject({ reason: "undecodable", error: { code: "envelope-decode" } });
+    expect((await proto).error.message).toContain("bad name");
+    const ctor = waitForEvent(worker, "job.dead-lettered");
+    await publishRaw(f.broker, f.queue, named("constructor"));
+    expect(await ctor).toMatchObject({ reason: "unknown-job", job: { name: "constructor" }, error: { code: "unknown-job" } });
+  });
+
   it("dead-letters a message over the worker's size limit as undecodable", async () => {
     const f = fixture("too-big");
     const job = f.job<string>("big");

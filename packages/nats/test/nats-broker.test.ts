@@ -192,6 +192,12 @@ describe.skipIf(url === undefined)("nats adapter [needs JOBS_NATS_URL]", () => {
     expect((await jsm.consumers.info(topology.stream, "delayed_hops")).delivered.consumer_seq).toBeGreaterThanOrEqual(3);
   }, 20_000);
 
+  it("refuses a maxDelay below 1 s at construction, naming the field (docs/adapters/nats.md)", () => {
+    for (const maxDelay of ["999ms", 0, "500ms"]) {
+      expect(() => createNatsBroker({ url: "nats://127.0.0.1:4222", maxDelay })).toThrow(/maxDelay.*at least 1 s/);
+    }
+  });
+
   it("runs a job delayed past maxDelayMs once, as attempt 1, through core's re-delay", async () => {
     const producer = open({ maxDelay: "1s" });
     const consumer = open({ maxDelay: "1s" });
