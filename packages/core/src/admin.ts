@@ -1,4 +1,5 @@
 import type { Broker, DeadLetter, DeadLetterReason, QueueCounts } from "./broker.js";
+import { type Codec, type CodecOptions, createCodec, IDENTITY_CODEC, sealedValue } from "./codec.js";
 import { decodeEnvelope, type Envelope, encodeEnvelope } from "./envelope.js";
 import { InvalidOptionsError, type SerializedError } from "./errors.js";
 import { forwardingBrokerEntries } from "./internal/entries.js";
@@ -25,6 +26,13 @@ export interface AdminOptions {
    * or the worker's claim would drop the requeued message. @default none
    */
   readonly store?: JobStore;
+  /**
+   * The clients' and workers' keys (docs/security.md). With `signing`, a requeue re-signs only dead
+   * letters whose signature checks (any other body is put back as it is, and refused again); with
+   * `encryption`, `listDeadLetters` adds the decrypted `payload`. Dead letters stay sealed in the
+   * broker either way. @default none: requeued jobs go unsigned, payloads are shown sealed
+   */
+  readonly codec?: CodecOptions;
 }
 
 /** A dead letter, decoded when possible. Payloads are shown as a bounded excerpt. */
@@ -43,6 +51,8 @@ export interface DeadLetterView {
   readonly error: SerializedError;
   /** When, ms since the epoch. */
   readonly failedAt: number;
+  /** The payload, decrypted: only when the admin has the encryption key of a sealed payload. */
+  readonly payload?: unknown;
   /** The stored body, or its first bytes and "…" when longer than `excerptBytes` UTF-8 bytes (the whole excerpt stays within them). */
   readonly excerpt: string;
 }
@@ -70,6 +80,7 @@ export function createAdmin(options: AdminOptions): Admin {
   if (typeof broker?.counts !== "function") throw new InvalidOptionsError("broker", "createAdmin needs a broker");
   assertLogger(options?.logger);
   const store = storeOption(options?.store, broker.name);
+  const codec = createCodec(options?.codec);
   const caps = broker.capabilities;
   const physical = (queue: string): readonly { name: string; level: PriorityLevel | undefined }[] => {
     assertQueueName(queue, "queue");
@@ -111,7 +122,10 @@ export function createAdmin(options: AdminOptions): Admin {
           failedAt: entry.failedAt,
           excerpt: excerptOf(entry.body, excerptBytes),
         };
-        return env === undefined ? view : { ...view, id: env.id, name: env.name, attempt: env.attempt };
+        if (env === undefined) return view;
+        const decoded = { ...view, id: env.id, name: env.name, attempt: env.attempt };
+        const payload = codec.encrypts && sealedValue(env.payload) !== undefined ? tryOpen(codec, env) : undefined;
+        return payload === undefined ? decoded : { ...decoded, payload: payload.value };
       });
     },
     async requeueDeadLetters(queue, opts) {
@@ -119,7 +133,8 @@ export function createAdmin(options: AdminOptions): Admin {
       const entries = (await allDead(queue, opts?.limit ?? 10_000)).filter((e) => wanted === undefined || wanted.has(e.entry.key));
       let count = 0;
       for (const { physical: from, entry } of entries) {
-        const env = tryDecode(entry.body);
+        // Only a body whose signature checks is re-signed: a forged dead letter must not come back signed.
+        const env = tryDecode(entry.body, codec);
         const now = Date.now();
         let requeued = env === undefined ? undefined : fresh(env, now);
         if (requeued !== undefined && store !== undefined) {
@@ -131,7 +146,7 @@ export function createAdmin(options: AdminOptions): Admin {
           }
           requeued = gen === undefined ? withoutGen(requeued) : { ...requeued, gen };
         }
-        const body = requeued === undefined ? entry.body : encodeEnvelope(requeued);
+        const body = requeued === undefined ? entry.body : codec.sign(encodeEnvelope(requeued));
         const level = env === undefined ? 2 : (PRIORITIES.indexOf(env.priority) as PriorityLevel);
         const [outcome] = await broker.publish(from, [{ id: env?.id ?? entry.key, body, priority: level, delayMs: 0, dedupe: false }]);
         if (outcome === undefined || !outcome.ok) throw outcome?.error ?? new Error("[jobs] requeue publish returned no outcome");
@@ -187,9 +202,17 @@ function fresh(env: Envelope, now: number): Envelope {
   return { ...rest, attempt: 1, runAt: now };
 }
 
-function tryDecode(body: string): Envelope | undefined {
+function tryDecode(body: string, codec: Codec = IDENTITY_CODEC): Envelope | undefined {
   try {
-    return decodeEnvelope(body, Number.POSITIVE_INFINITY);
+    return decodeEnvelope(codec.verify(body), Number.POSITIVE_INFINITY);
+  } catch {
+    return undefined;
+  }
+}
+
+function tryOpen(codec: Codec, env: Envelope): { value: unknown } | undefined {
+  try {
+    return { value: codec.openPayload(env.payload, env.id, env.name) };
   } catch {
     return undefined;
   }

@@ -122,7 +122,7 @@ export interface RecordClaims {
 }
 
 /** Why a message was dead-lettered. */
-export type DeadLetterReason = "max-attempts" | "non-retryable" | "unknown-job" | "validation" | "undecodable" | "crash-loop";
+export type DeadLetterReason = "max-attempts" | "non-retryable" | "unknown-job" | "validation" | "undecodable" | "crash-loop" | "signature";
 
 /** What core asks a broker to keep when it dead-letters a message. */
 export interface DeadLetterRecord {

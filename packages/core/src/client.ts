@@ -1,5 +1,6 @@
 import type { Broker, PublishOutcome } from "./broker.js";
 import { clock } from "./clock.js";
+import { type CodecOptions, createCodec } from "./codec.js";
 import type { JobDefinition } from "./define-job.js";
 import type { EnqueuedJob, EnqueueItem, EnqueueOptions, ResultOptions } from "./enqueue.js";
 import { type Envelope, type EnvelopeMeta, fromLocalEnvelope } from "./envelope.js";
@@ -40,6 +41,12 @@ export interface ClientOptions {
    * @default none: jobs are broker messages only
    */
   readonly store?: JobStore;
+  /**
+   * Signing and encryption of every job this client enqueues (docs/security.md): give workers and
+   * the admin API the same keys. A bad key throws `CodecKeyError` here.
+   * @default none: jobs are sent as plain, unsigned JSON
+   */
+  readonly codec?: CodecOptions;
 }
 
 /** A function that sees every envelope a client got accepted (used by `@jobs/core/testing`). */
@@ -94,15 +101,17 @@ export function createClient(options: ClientOptions): Client {
   if (!(limit > 0)) throw new InvalidOptionsError("maxPayloadBytes", "expected a positive number of bytes");
   assertLogger(options.logger);
   const store = storeOption(options.store, broker.name);
-  const records = store === undefined ? undefined : new ClientRecords(store, broker.name);
-  const target = { caps, limit, brokerName: broker.name, stored: store !== undefined };
+  const codec = createCodec(options.codec);
+  const records = store === undefined ? undefined : new ClientRecords(store, broker.name, codec);
+  const target = { caps, limit, brokerName: broker.name, stored: store !== undefined, codec };
   const events = new Emitter<ClientEventMap>();
   const taps = new Set<EnqueueTap>();
 
   function accepted(p: Prepared, duplicate: boolean, started: number): EnqueuedJob {
     const e = p.local.meta;
     // Taps get their own parsed copy: what they saw must not change with the caller's payload object.
-    for (const tap of taps) tap(fromLocalEnvelope(p.local), duplicate);
+    for (const tap of taps)
+      tap(fromLocalEnvelope(p.local.payloadJson === p.plainJson ? p.local : { meta: e, payloadJson: p.plainJson }), duplicate);
     if (events.has("job.enqueued")) {
       events.emit("job.enqueued", { job: infoOf(e), duplicate, durationMs: clock.now() - started });
     }

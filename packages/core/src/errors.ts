@@ -24,7 +24,9 @@ export type JobsErrorCode =
   | "job-failed"
   | "job-not-found"
   | "job-cancelled"
-  | "wait-timeout";
+  | "wait-timeout"
+  | "signature"
+  | "decrypt";
 
 const brand: unique symbol = Symbol.for("@jobs/core/JobsError");
 
@@ -91,6 +93,27 @@ export class InvalidOptionsError extends JobsError {
   constructor(field: string, message: string, options: { cause?: unknown } = {}) {
     super("invalid-options", `[jobs] invalid option "${field}": ${message}`, options);
     this.field = field;
+  }
+}
+
+/**
+ * A signing or encryption key given to the codec is unusable: a key id that is not a short name,
+ * a key of the wrong length or not base64, or a `current` id naming no key. Thrown at construction;
+ * the message names the key id, never the key.
+ */
+export class CodecKeyError extends InvalidOptionsError {}
+
+/** A message's signature is missing (with signatures required), names an unknown key, or does not match. */
+export class SignatureError extends JobsError {
+  constructor(message: string) {
+    super("signature", `[jobs] ${message}`);
+  }
+}
+
+/** An encrypted payload cannot be decrypted: unknown key id, wrong key, tampered bytes, or no key given. */
+export class DecryptError extends JobsError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("decrypt", `[jobs] ${message}`, options);
   }
 }
 

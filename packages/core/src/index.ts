@@ -16,6 +16,7 @@ export {
   type EnqueueOptions,
   type ResultOptions,
 } from "./client.js";
+export type { CodecKey, CodecOptions, KeyRing } from "./codec.js";
 export { defineJob, type HandlerPayloadOf, type JobDefinition, type JobOptions, type PayloadOf } from "./define-job.js";
 export type { Duration } from "./duration.js";
 export type { Metadata, TraceContext } from "./envelope.js";
@@ -24,6 +25,8 @@ export {
   BrokerConnectionError,
   BulkEnqueueError,
   type BulkItemOutcome,
+  CodecKeyError,
+  DecryptError,
   EnqueueOutcomeUnknownError,
   InvalidOptionsError,
   JobCancelledError,
@@ -37,6 +40,7 @@ export {
   NonRetryableError,
   PayloadTooLargeError,
   type SerializedError,
+  SignatureError,
   StoreClosedError,
   StoreConnectionError,
   UnknownJobError,

@@ -4,6 +4,7 @@
  * stands for (what the sweeper and a requeue publish). docs/concepts/records.md.
  */
 import type { BrokerCapabilities, OutgoingMessage } from "./broker.js";
+import { type Codec, IDENTITY_CODEC, sealedValue } from "./codec.js";
 import { type EnvelopeError, type EnvelopeMeta, encodeLocalEnvelope, type LocalEnvelope, type Metadata } from "./envelope.js";
 import { InvalidOptionsError, UnsupportedError } from "./errors.js";
 import { TurnBatch } from "./internal/store/batch.js";
@@ -87,8 +88,12 @@ export interface JobPage {
   readonly cursor?: string;
 }
 
-/** The public view of a stored record (JSON texts parsed). */
-export function recordOf(s: StoredJob): JobRecord {
+/**
+ * The public view of a stored record (JSON texts parsed). A sealed payload is decrypted when the
+ * codec has the key, and shown sealed (`{"$enc":…}`) to a process without encryption keys.
+ */
+export function recordOf(s: StoredJob, codec: Codec = IDENTITY_CODEC): JobRecord {
+  const parsed: unknown = JSON.parse(s.payloadJson);
   const r: { -readonly [K in keyof JobRecord]: JobRecord[K] } = {
     id: s.id,
     name: s.name,
@@ -98,7 +103,7 @@ export function recordOf(s: StoredJob): JobRecord {
     maxAttempts: s.maxAttempts,
     priority: s.priority,
     tags: [...s.tags],
-    payload: JSON.parse(s.payloadJson),
+    payload: codec.encrypts && sealedValue(parsed) !== undefined ? codec.openPayload(parsed, s.id, s.name) : parsed,
     enqueuedAt: s.enqueuedAt,
     runAt: s.runAt,
     updatedAt: s.updatedAt,
@@ -145,7 +150,12 @@ export function newRecord(local: LocalEnvelope, tags: readonly string[], now: nu
 }
 
 /** The message of a record's current generation: what the sweeper and a requeue publish. */
-export function messageOf(s: StoredJob, caps: BrokerCapabilities, now: number): { physical: string; message: OutgoingMessage } {
+export function messageOf(
+  s: StoredJob,
+  caps: BrokerCapabilities,
+  now: number,
+  codec: Codec = IDENTITY_CODEC,
+): { physical: string; message: OutgoingMessage } {
   const meta: { -readonly [K in keyof EnvelopeMeta]: EnvelopeMeta[K] } = {
     v: 1,
     id: s.id,
@@ -168,11 +178,12 @@ export function messageOf(s: StoredJob, caps: BrokerCapabilities, now: number): 
     physical: physicalQueue(s.queue, level, caps),
     message: {
       id: s.id,
-      body: encodeLocalEnvelope(local),
+      // The record keeps the payload as sent (sealed when encrypting): only the signature is new.
+      body: codec.active ? codec.sign(encodeLocalEnvelope(local)) : encodeLocalEnvelope(local),
       priority: level,
       delayMs: Math.min(Math.max(0, s.runAt - now), caps.maxDelayMs),
       dedupe: false,
-      local,
+      local: codec.active ? undefined : local,
     },
   };
 }

@@ -2,7 +2,9 @@
  * The options of `createWorker` and `Worker.close`, and their checks: every bad option throws at
  * construction, naming the field. Apart from worker.ts so that the worker stays the wiring of its parts.
  */
+
 import type { Broker, BrokerCapabilities } from "./broker.js";
+import type { CodecOptions } from "./codec.js";
 import { type Duration, parseDuration } from "./duration.js";
 import { InvalidOptionsError } from "./errors.js";
 import type { LoggerOption } from "./logger.js";
@@ -39,6 +41,14 @@ export interface WorkerOptions<Ctx> {
   readonly maxDeliveries?: number;
   /** Largest message accepted on receipt, in bytes; checked before parsing. @default the broker's `maxPayloadBytes` */
   readonly maxPayloadBytes?: number;
+  /**
+   * Signatures and encryption (docs/security.md), the same keys as the clients'. With `signing`, a
+   * message not signed by one of its keys is dead-lettered unrun with reason `signature`; with
+   * `encryption`, payloads are decrypted before validation and stay sealed in everything the
+   * worker re-sends (retries, dead letters, records). A bad key throws `CodecKeyError` here.
+   * @default none
+   */
+  readonly codec?: CodecOptions;
   /**
    * Where the worker's `error` and `job.lease-lost` events, and its broker's warnings and errors,
    * are logged (pino, console, …: `Logger`). `false` logs nothing.

@@ -6,6 +6,7 @@
 
 import { hostname } from "node:os";
 import type { ConsumeOptions, Delivery, Subscription } from "./broker.js";
+import { createCodec } from "./codec.js";
 import type { JobDefinition } from "./define-job.js";
 import { BrokerClosedError, InvalidOptionsError } from "./errors.js";
 import { Emitter, type WorkerEventMap } from "./events.js";
@@ -72,6 +73,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     pruneEveryMs,
   } = parseWorkerOptions(options as WorkerOptions<unknown>, caps);
   const store = storeOption(options.store, broker.name);
+  const codec = createCodec(options.codec);
   const link = store === undefined ? undefined : new StoreLink(store);
   const workerId = `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
 
@@ -86,7 +88,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
 
   const running = new IntrusiveList<HeldDelivery>();
   const buffer = new PriorityBuffer(agingMs);
-  const settlement = new Settlement({ events, maxDelayMs: caps.maxDelayMs, maxBytes, settled: checkIdle, link });
+  const settlement = new Settlement({ events, maxDelayMs: caps.maxDelayMs, maxBytes, settled: checkIdle, link, codec });
   const deadlines = new Deadlines({ running: () => running, timedOut: (item, error) => runner.failed(item, error) });
   const runner = new JobRunner<Ctx>({
     context: options.context as Ctx,
@@ -101,7 +103,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   const sweeper =
     link === undefined
       ? undefined
-      : new Sweeper({ link, broker, owner: workerId, events, graceMs: sweepAfterMs, intervalMs: Math.ceil(sweepAfterMs / 2) });
+      : new Sweeper({ link, broker, codec, owner: workerId, events, graceMs: sweepAfterMs, intervalMs: Math.ceil(sweepAfterMs / 2) });
   const gate = new SuspectGate({
     buffer,
     threshold,
@@ -123,6 +125,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
           maxDeliveries,
           worker: workerId,
           maxResultBytes,
+          codec,
           settlement,
           runner,
           running: () => running,
@@ -130,6 +133,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
         });
   const receipt: ReceiveHost = {
     maxBytes,
+    codec,
     maxDeliveries,
     handlers,
     settlement,

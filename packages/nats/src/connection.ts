@@ -5,7 +5,7 @@
  */
 import {
   BrokerClosedError,
-  type BrokerConnectionError,
+  BrokerConnectionError,
   type BrokerEventMap,
   brokerClosedError,
   brokerConnectionError,
@@ -16,6 +16,7 @@ import {
   isLoopbackHost,
   reconnectDelay,
   redact,
+  redactedCause,
   serializeError,
   warnInsecureConnection,
   withTimeout,
@@ -27,6 +28,12 @@ import type { NatsSettings } from "./options.js";
 /** A `BrokerConnectionError` saying what failed, with the native error's redacted copy as its cause. */
 export function connectionError(what: string, error: unknown): BrokerConnectionError {
   return brokerConnectionError("nats", what, error);
+}
+
+/** The client's refusal of a server that offers no TLS when TLS was required. */
+function isTlsUnavailable(error: unknown): boolean {
+  // "server does not support 'tls'" (checked before CONNECT, so no credential was sent), or the transport's "tls is not available on this server".
+  return /does not support 'tls'|\btls\b.*not available/i.test(String((error as Error | null)?.message ?? ""));
 }
 
 /** The error of anything asked of a closed broker. */
@@ -83,6 +90,8 @@ export class NatsBrokerConnection {
   #stopWaiting: (() => void) | undefined;
   /** What calls made before the first connection wait for (at most `connectTimeout`). */
   #first: FirstConnection;
+  /** TLS was asked for (tls:// or the `tls` option): a server without it is a final refusal, not a retry. */
+  #tlsRequired = false;
 
   constructor(settings: NatsSettings, events: Emitter<BrokerEventMap>, hooks: ConnectionHooks) {
     this.#settings = settings;
@@ -127,6 +136,7 @@ export class NatsBrokerConnection {
     if (nc === undefined) {
       const raw = options.url ?? "nats://127.0.0.1:4222";
       const auth: { user?: string; pass?: string; token?: string } = {};
+      const schemes = new Set<string>();
       const servers = raw.split(",").map((s) => {
         let url: URL;
         try {
@@ -134,13 +144,21 @@ export class NatsBrokerConnection {
         } catch {
           throw new InvalidOptionsError("url", `expected nats://[user:pass@]host:port, got ${JSON.stringify(redact(s))}`);
         }
+        if (url.protocol !== "nats:" && url.protocol !== "tls:") {
+          throw new InvalidOptionsError("url", `expected the nats:// or tls:// scheme, got ${JSON.stringify(url.protocol)}`);
+        }
+        schemes.add(url.protocol);
         if (url.username !== "" && url.password !== "") {
           auth.user = decodeURIComponent(url.username);
           auth.pass = decodeURIComponent(url.password);
         } else if (url.username !== "") auth.token = decodeURIComponent(url.username);
-        this.#warnInsecure(url.hostname, url.username !== "");
+        if (url.protocol === "nats:") this.#warnInsecure(url.hostname, url.username !== "");
         return `${url.hostname.includes(":") ? `[${url.hostname}]` : url.hostname}:${url.port || "4222"}`;
       });
+      if (schemes.size > 1) throw new InvalidOptionsError("url", "mixes tls:// and nats:// servers; give them all one scheme");
+      // tls:// requires TLS: the client then refuses a server that does not offer it, never plaintext.
+      this.#tlsRequired = schemes.has("tls:") || options.connectionOptions?.tls != null;
+      const tls = schemes.has("tls:") ? { tls: options.connectionOptions?.tls ?? {} } : {};
       nc = await this.#firstConnect({
         servers,
         name: "@jobs/nats",
@@ -151,6 +169,7 @@ export class NatsBrokerConnection {
         timeout: this.#settings.connectTimeoutMs,
         ...auth,
         ...options.connectionOptions,
+        ...tls,
       });
       if (this.closed) {
         await nc.close();
@@ -194,6 +213,12 @@ export class NatsBrokerConnection {
         this.#first.failed(error);
         const name = (error as Error | null)?.name;
         authFailures = name === "AuthorizationError" || name === "UserAuthenticationExpiredError" ? authFailures + 1 : 0;
+        if (this.#tlsRequired && isTlsUnavailable(error)) {
+          throw new BrokerConnectionError(
+            `[jobs] [nats] ${servers} does not offer TLS, which the tls:// URL (or the tls option) requires; nothing was sent in plaintext`,
+            { cause: redactedCause(error), retryable: false },
+          );
+        }
         const last = options.waitOnFirstConnect === false || (limit >= 0 && attempt >= limit) || authFailures >= 2;
         if (last) throw connectionError(`cannot connect to ${servers}`, error);
       }

@@ -52,6 +52,29 @@ describe("nats adapter with a wrong URL or wrong credentials", { timeout: 15_000
     expectDefinite(results, { retryable: false, mentions: "refused the credentials" });
   });
 
+  it("tls:// on a server without TLS: non-retryable BrokerConnectionError at once, no plaintext fallback, password redacted", async () => {
+    const results = await firstCalls(() =>
+      createNatsBroker({ url: `tls://jobs:${SECRET}@127.0.0.1:${server.port}`, connectTimeout: CONNECT_TIMEOUT_MS }),
+    );
+    expectDefinite(results, { retryable: false, mentions: `127.0.0.1:${server.port} does not offer TLS` });
+    for (const { error } of results) expect((error as JobsError).message).toContain("nothing was sent in plaintext");
+  });
+
+  it("a URL mixing tls:// and nats:// servers, or another scheme, is refused at once (InvalidOptionsError)", async () => {
+    for (const url of [`tls://127.0.0.1:${server.port},nats://127.0.0.1:${server.port}`, `http://127.0.0.1:${server.port}`]) {
+      const broker = createNatsBroker({ url, connectTimeout: CONNECT_TIMEOUT_MS });
+      const error = await createAdmin({ broker })
+        .counts("q")
+        .then(
+          () => undefined,
+          (e: unknown) => e as JobsError,
+        );
+      await broker.close();
+      expect(error?.code).toBe("invalid-options");
+      expect(error?.message).toMatch(/tls:\/\/|scheme/);
+    }
+  });
+
   it("the right password works on the same server (the private server is not broken)", async () => {
     const broker = createNatsBroker({
       url: `nats://jobs:the-right-one@127.0.0.1:${server.port}`,

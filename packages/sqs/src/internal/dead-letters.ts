@@ -5,7 +5,15 @@ import type { DeadLetter, DeadLetterReason, DeadLetterRecord } from "@jobs/core/
 const A_REASON = "jobs-reason";
 const A_ERROR = "jobs-error";
 const A_FAILED_AT = "jobs-failed-at";
-const REASONS: readonly DeadLetterReason[] = ["max-attempts", "non-retryable", "unknown-job", "validation", "undecodable", "crash-loop"];
+const REASONS: readonly DeadLetterReason[] = [
+  "max-attempts",
+  "non-retryable",
+  "unknown-job",
+  "validation",
+  "undecodable",
+  "crash-loop",
+  "signature",
+];
 
 /**
  * The attributes that record a failure, and the message size they make with the body. A long

@@ -3,6 +3,7 @@
  * (JSON, schema, size), tags and metadata. Nothing here talks to the broker or the store.
  */
 import type { BrokerCapabilities, OutgoingMessage } from "../../broker.js";
+import type { Codec } from "../../codec.js";
 import { assertMaxAttempts, assertTimeout, type JobDefinition } from "../../define-job.js";
 import { parseDuration } from "../../duration.js";
 import type { EnqueueOptions } from "../../enqueue.js";
@@ -17,7 +18,10 @@ import { describeIssues, runSchema } from "../schema.js";
 
 /** A job checked and encoded, ready to be recorded and published. */
 export interface Prepared {
+  /** The envelope as recorded and sent (its payload sealed when the codec encrypts). */
   readonly local: LocalEnvelope;
+  /** The payload's JSON before the codec sealed it (what taps see). */
+  readonly plainJson: string;
   readonly physical: string;
   readonly message: OutgoingMessage;
   readonly tags: readonly string[];
@@ -31,6 +35,8 @@ export interface PrepareTarget {
   readonly brokerName: string;
   /** The client has a job store. */
   readonly stored: boolean;
+  /** Signs and encrypts (`IDENTITY_CODEC` when neither is configured). */
+  readonly codec: Codec;
 }
 
 /** Most tags per job, and longest tag. */
@@ -47,7 +53,7 @@ export async function prepare(
   now: number,
   target: PrepareTarget,
 ): Promise<Prepared> {
-  const { caps, limit, brokerName, stored } = target;
+  const { caps, limit, brokerName, stored, codec } = target;
   if (typeof job !== "object" || job === null || typeof job.name !== "string" || typeof job.backoff !== "function") {
     throw new InvalidOptionsError("job", "expected a job definition from defineJob()");
   }
@@ -111,9 +117,10 @@ export async function prepare(
   if (o.trace !== undefined) meta.trace = { ...o.trace };
   if (o.metadata !== undefined) meta.meta = { ...o.metadata };
   if (stored) meta.gen = 1;
-  const payloadJson = JSON.stringify(payload);
+  const plainJson = JSON.stringify(payload);
+  const payloadJson = codec.active ? codec.sealPayload(plainJson, id, job.name) : plainJson;
   const local: LocalEnvelope = { meta, payloadJson };
-  const body = encodeLocalEnvelope(local);
+  const body = codec.active ? codec.sign(encodeLocalEnvelope(local)) : encodeLocalEnvelope(local);
   // What taps (test recorders) see must not change with the caller's payload object either.
   if (body.length * 3 > limit) {
     const size = utf8Length(body);
@@ -124,8 +131,10 @@ export async function prepare(
   const dedupe = !stored;
   return {
     local,
+    plainJson,
     physical: physicalQueue(job.queue, level, caps),
-    message: { id, body, priority: level, delayMs, dedupe, generatedId: o.id === undefined, local },
+    // A broker in this process must read the signed body, not the pre-split fields: only the body is checked.
+    message: { id, body, priority: level, delayMs, dedupe, generatedId: o.id === undefined, local: codec.active ? undefined : local },
     tags,
   };
 }

@@ -4,6 +4,7 @@
  * `result()`, and the handle of an accepted job.
  */
 import type { PublishOutcome } from "../../broker.js";
+import type { Codec } from "../../codec.js";
 import { parseDuration } from "../../duration.js";
 import type { EnqueuedJob, ResultOptions } from "../../enqueue.js";
 import type { EnvelopeMeta } from "../../envelope.js";
@@ -50,10 +51,12 @@ export class ClientRecords {
   readonly link: StoreLink;
   readonly #brokerName: string;
   readonly #waiter: ResultWaiter;
+  readonly #codec: Codec;
 
-  constructor(store: JobStore, brokerName: string) {
+  constructor(store: JobStore, brokerName: string, codec: Codec) {
     this.link = new StoreLink(store);
     this.#brokerName = brokerName;
+    this.#codec = codec;
     this.#waiter = new ResultWaiter(store);
   }
 
@@ -97,7 +100,7 @@ export class ClientRecords {
   async getJob(id: string): Promise<JobRecord | null> {
     if (typeof id !== "string" || id.length === 0) throw new InvalidOptionsError("id", "expected a job id");
     const job = await this.link.store.get(id);
-    return job === undefined ? null : recordOf(job);
+    return job === undefined ? null : recordOf(job, this.#codec);
   }
 
   async listJobs(query: ListJobsOptions): Promise<JobPage> {
@@ -120,7 +123,7 @@ export class ClientRecords {
     let cursor = query.cursor;
     for (let calls = 0; calls < LIST_CALLS && jobs.length < limitOption; calls++) {
       const page = await this.link.store.list({ ...query, limit: limitOption - jobs.length, ...(cursor === undefined ? {} : { cursor }) });
-      for (const job of page.jobs) jobs.push(recordOf(job));
+      for (const job of page.jobs) jobs.push(recordOf(job, this.#codec));
       cursor = page.cursor;
       if (cursor === undefined) break;
     }

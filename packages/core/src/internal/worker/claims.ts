@@ -6,13 +6,14 @@
  * and the hand-back of claimed jobs that will not run here.
  */
 import type { DeadLetterReason, Delivery } from "../../broker.js";
+import type { Codec } from "../../codec.js";
 import { decodeEnvelope, type Envelope, fromLocalEnvelope } from "../../envelope.js";
 import { JobCancelledError, JobsError, LeaseLostError, PayloadTooLargeError, serializeError } from "../../errors.js";
 import type { Emitter, WorkerEventMap } from "../../events.js";
 import { newRecord, type StoreLink } from "../../records.js";
 import type { ClaimOutcome } from "../../store.js";
 import { assertJsonValue, utf8Length } from "../json.js";
-import { abortHandler, type HeldDelivery, jobOf } from "./held-delivery.js";
+import { abortHandler, asReceived, type HeldDelivery, jobOf } from "./held-delivery.js";
 import type { JobRunner } from "./run.js";
 import type { Settlement } from "./settlement.js";
 
@@ -31,6 +32,8 @@ export interface ClaimsHost {
   readonly worker: string;
   /** Largest progress value kept, in bytes of JSON. */
   readonly maxResultBytes: number;
+  /** The worker's codec: a record created at claim keeps the payload sealed. */
+  readonly codec: Codec;
   readonly settlement: Pick<Settlement, "ackUnrun" | "defer" | "deadLetterHeld" | "deadLetterUnclaimed" | "report" | "handBack">;
   readonly runner: Pick<JobRunner<unknown>, "run" | "failed">;
   /** The jobs running now. */
@@ -79,8 +82,20 @@ export class Claims {
     const claim = (): Promise<ClaimOutcome> => link.claim.add({ id: envelope.id, gen: envelope.gen ?? 1, ttlMs: leaseMs, worker });
     if (envelope.gen !== undefined) return claim();
     return link.insert
-      .add(newRecord({ meta: { ...envelope, gen: 1 }, payloadJson: JSON.stringify(envelope.payload) }, [], envelope.enqueuedAt))
+      .add(
+        newRecord(
+          { meta: { ...envelope, gen: 1 }, payloadJson: JSON.stringify(this.#payloadAsSent(envelope, delivery)) },
+          [],
+          envelope.enqueuedAt,
+        ),
+      )
       .then(claim);
+  }
+
+  /** The payload as the message carries it: sealed when encrypted, so the record never keeps it in clear. */
+  #payloadAsSent(envelope: Envelope, delivery: Delivery): unknown {
+    const codec = this.#host.codec;
+    return codec.encrypts ? asReceived(delivery, envelope, codec).payload : envelope.payload;
   }
 
   /**
@@ -182,7 +197,11 @@ export class Claims {
     if (claim?.outcome !== "claimed") return false;
     let envelope: Envelope;
     try {
-      envelope = delivery.local === undefined ? decodeEnvelope(delivery.body, Number.POSITIVE_INFINITY) : fromLocalEnvelope(delivery.local);
+      const codec = this.#host.codec;
+      envelope =
+        delivery.local === undefined || codec.active
+          ? decodeEnvelope(codec.verify(delivery.body), Number.POSITIVE_INFINITY)
+          : fromLocalEnvelope(delivery.local);
     } catch {
       return false;
     }

@@ -4,6 +4,7 @@
  */
 import type { Delivery } from "../../broker.js";
 import { infoOf } from "../../client.js";
+import { type Codec, IDENTITY_CODEC } from "../../codec.js";
 import type { JobDefinition } from "../../define-job.js";
 import { decodeEnvelope, type Envelope, fromLocalEnvelope } from "../../envelope.js";
 import type { JobInfo } from "../../events.js";
@@ -99,12 +100,14 @@ export type ProgressWriter = (item: HeldDelivery, value: unknown) => Promise<voi
  * The envelope as received, payload included: the handler got the payload object and may have
  * changed it, and a retry or a dead letter must carry the job as it was sent, not as it was left.
  */
-export function asReceived(delivery: Delivery, envelope: Envelope): Envelope {
-  if (delivery.local !== undefined) return fromLocalEnvelope(delivery.local);
+export function asReceived(delivery: Delivery, envelope: Envelope, codec: Codec = IDENTITY_CODEC): Envelope {
+  // With a codec the body is what was checked (a local form is not used), and its payload stays sealed.
+  if (delivery.local !== undefined && !codec.active) return fromLocalEnvelope(delivery.local);
   try {
-    return decodeEnvelope(delivery.body, Number.POSITIVE_INFINITY);
+    return decodeEnvelope(codec.verify(delivery.body), Number.POSITIVE_INFINITY);
   } catch {
-    return envelope;
+    // Receipt decoded this very body; should it not decode again, never re-send a decrypted payload.
+    return codec.encrypts ? { ...envelope, payload: null } : envelope;
   }
 }
 

@@ -4,6 +4,7 @@
  * becomes a `HeldDelivery`.
  */
 import type { DeadLetterReason, Delivery } from "../../broker.js";
+import type { Codec } from "../../codec.js";
 import { decodeEnvelope, type Envelope, fromLocalEnvelope } from "../../envelope.js";
 import { JobsError, UnknownJobError } from "../../errors.js";
 import { PRIORITIES, type PriorityLevel } from "../../priority.js";
@@ -19,6 +20,8 @@ export interface ReceiveHost {
   /** The handlers, by job name. */
   readonly handlers: ReadonlyMap<string, Registered>;
   readonly settlement: Pick<Settlement, "deadLetter" | "defer">;
+  /** Checks signatures and decrypts payloads (`IDENTITY_CODEC` when neither is configured). */
+  readonly codec: Codec;
   /** Dead-letters a decoded job given up here (crash loop, unknown job): with a store, through its record. */
   deadLetterJob(delivery: Delivery, envelope: Envelope, reason: DeadLetterReason, error: unknown): void;
 }
@@ -27,14 +30,21 @@ export interface ReceiveHost {
 export function receive(delivery: Delivery, host: ReceiveHost): HeldDelivery | undefined {
   const { settlement, maxBytes } = host;
   let envelope: Envelope;
-  try {
-    // The pre-split form skips parsing the body, but not the size limit: near it, decode.
-    const local = delivery.local;
-    envelope =
-      local === undefined || delivery.body.length * 3 > maxBytes ? decodeEnvelope(delivery.body, maxBytes) : fromLocalEnvelope(local);
-  } catch (error) {
-    settlement.deadLetter(delivery, undefined, "undecodable", error);
-    return undefined;
+  const codec = host.codec;
+  if (codec.active) {
+    const opened = open(delivery, host);
+    if (opened === undefined) return undefined;
+    envelope = opened;
+  } else {
+    try {
+      // The pre-split form skips parsing the body, but not the size limit: near it, decode.
+      const local = delivery.local;
+      envelope =
+        local === undefined || delivery.body.length * 3 > maxBytes ? decodeEnvelope(delivery.body, maxBytes) : fromLocalEnvelope(local);
+    } catch (error) {
+      settlement.deadLetter(delivery, undefined, "undecodable", error);
+      return undefined;
+    }
   }
   const prior = envelope.priorDeliveries;
   const count = prior === undefined ? delivery.deliveryCount : delivery.deliveryCount + prior;
@@ -80,4 +90,30 @@ export function receive(delivery: Delivery, host: ReceiveHost): HeldDelivery | u
     prev: undefined,
     next: undefined,
   };
+}
+
+/**
+ * Receipt through the codec: the body's signature is checked before anything in it is trusted
+ * (a missing or bad one dead-letters it with reason `signature`, its body kept as received), then
+ * decoded, then its payload decrypted (a payload that does not decrypt is `undecodable`). The
+ * size limit applies to the body as received. The pre-split local form is never used: only the
+ * body is signed.
+ */
+function open(delivery: Delivery, host: ReceiveHost): Envelope | undefined {
+  const { codec, settlement, maxBytes } = host;
+  let text: string;
+  try {
+    text = codec.verify(delivery.body);
+  } catch (error) {
+    settlement.deadLetter(delivery, undefined, "signature", error);
+    return undefined;
+  }
+  try {
+    const envelope = decodeEnvelope(text, maxBytes);
+    const payload = codec.openPayload(envelope.payload, envelope.id, envelope.name);
+    return payload === envelope.payload ? envelope : { ...envelope, payload };
+  } catch (error) {
+    settlement.deadLetter(delivery, undefined, "undecodable", error);
+    return undefined;
+  }
 }

@@ -28,6 +28,7 @@
 import type { DeadLetterReason, Delivery, OutgoingMessage } from "../../broker.js";
 import { infoOf } from "../../client.js";
 import { clock } from "../../clock.js";
+import type { Codec } from "../../codec.js";
 import { type Envelope, encodeEnvelope } from "../../envelope.js";
 import { JobsError, LeaseLostError, serializeError } from "../../errors.js";
 import type { Emitter, WorkerEventMap } from "../../events.js";
@@ -47,6 +48,8 @@ export interface SettlementHost {
   settled(): void;
   /** The worker's job store, if it has one. */
   readonly link: StoreLink | undefined;
+  /** Signs what the worker publishes; its envelopes keep the payload as received (sealed when encrypted). */
+  readonly codec: Codec;
 }
 
 /** A delivery whose record this worker claimed under `fence`: a held job, or one it will not hold. */
@@ -229,12 +232,17 @@ export class Settlement {
     const willRetry = !nonRetryable && envelope.attempt < envelope.maxAttempts;
     if (events.has("job.failed")) events.emit("job.failed", { job, durationMs, error, willRetry });
     if (!willRetry) {
-      return this.#deadLetter(delivery, asReceived(delivery, envelope), nonRetryable ? "non-retryable" : "max-attempts", failure);
+      return this.#deadLetter(
+        delivery,
+        asReceived(delivery, envelope, this.#host.codec),
+        nonRetryable ? "non-retryable" : "max-attempts",
+        failure,
+      );
     }
     const now = Date.now();
     const delay = Math.max(0, Math.ceil(item.registered.job.backoff(envelope.attempt, failure)));
     const next: Envelope = {
-      ...withoutCarriedCount(asReceived(delivery, envelope)),
+      ...withoutCarriedCount(asReceived(delivery, envelope, this.#host.codec)),
       attempt: envelope.attempt + 1,
       runAt: now + delay,
       lastError: { ...error, at: now, attempt: envelope.attempt },
@@ -246,11 +254,22 @@ export class Settlement {
     return delivery.retry(this.#nextAttempt(item, next, delay)).catch((e: unknown) => this.report(e, envelope));
   }
 
+  /** The wire text of an envelope core re-sends: signed when signing. */
+  #encode(envelope: Envelope): string {
+    const codec = this.#host.codec;
+    return codec.active ? codec.sign(encodeEnvelope(envelope)) : encodeEnvelope(envelope);
+  }
+
+  /** The envelope with its payload as received: a decrypted payload is never sent again. */
+  #sealed(delivery: Delivery, envelope: Envelope): Envelope {
+    return this.#host.codec.encrypts ? { ...envelope, payload: asReceived(delivery, envelope, this.#host.codec).payload } : envelope;
+  }
+
   /** The message of a job's next attempt, due after `delay` (cut to the broker's `maxDelayMs`). */
   #nextAttempt(item: HeldDelivery, next: Envelope, delay: number): OutgoingMessage {
     return {
       id: next.id,
-      body: encodeEnvelope(next),
+      body: this.#encode(next),
       priority: item.level,
       delayMs: Math.min(delay, this.#host.maxDelayMs),
       dedupe: false,
@@ -282,12 +301,17 @@ export class Settlement {
     if (events.has("job.failed")) events.emit("job.failed", { job, durationMs, error, willRetry });
     if (!willRetry) {
       if (!(await this.#finish(item, { status: "dead", errorJson }))) return this.#release(delivery, envelope);
-      return this.#deadLetter(delivery, asReceived(delivery, envelope), nonRetryable ? "non-retryable" : "max-attempts", failure);
+      return this.#deadLetter(
+        delivery,
+        asReceived(delivery, envelope, this.#host.codec),
+        nonRetryable ? "non-retryable" : "max-attempts",
+        failure,
+      );
     }
     const delay = Math.max(0, Math.ceil(item.registered.job.backoff(envelope.attempt, failure)));
     const gen = (envelope.gen ?? 1) + 1;
     const next: Envelope = {
-      ...withoutCarriedCount(asReceived(delivery, envelope)),
+      ...withoutCarriedCount(asReceived(delivery, envelope, this.#host.codec)),
       attempt: envelope.attempt + 1,
       runAt: now + delay,
       lastError,
@@ -371,7 +395,10 @@ export class Settlement {
     const body =
       envelope === undefined
         ? undecodableBody(delivery.body, this.#host.maxBytes)
-        : encodeEnvelope({ ...withoutCarriedCount(envelope), lastError: { ...serialized, at: failedAt, attempt: envelope.attempt } });
+        : this.#encode({
+            ...withoutCarriedCount(this.#sealed(delivery, envelope)),
+            lastError: { ...serialized, at: failedAt, attempt: envelope.attempt },
+          });
     return delivery.deadLetter({ body, reason, error: serialized, failedAt }).then(
       () => {
         if (this.#events.has("job.dead-lettered")) {
@@ -432,7 +459,7 @@ export class Settlement {
       delivery
         .retry({
           id: envelope.id,
-          body: encodeEnvelope(withCarriedCount(item, asReceived(delivery, envelope))),
+          body: this.#encode(withCarriedCount(item, asReceived(delivery, envelope, this.#host.codec))),
           priority: item.level,
           delayMs: Math.min(delayMs, this.#host.maxDelayMs),
           dedupe: false,

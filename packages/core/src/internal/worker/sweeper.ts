@@ -5,6 +5,7 @@
  * sweeps, through a store lease; a second sweeper would only publish duplicates, which claims drop.
  */
 import type { Broker } from "../../broker.js";
+import type { Codec } from "../../codec.js";
 import { serializeError } from "../../errors.js";
 import type { Emitter, WorkerEventMap } from "../../events.js";
 import { messageOf, type StoreLink } from "../../records.js";
@@ -14,6 +15,8 @@ import { Periodic } from "./periodic.js";
 export interface SweeperHost {
   readonly link: StoreLink;
   readonly broker: Broker;
+  /** Signs what the sweeper publishes. */
+  readonly codec: Codec;
   /** The worker's id: the lease's owner. */
   readonly owner: string;
   readonly events: Emitter<WorkerEventMap>;
@@ -41,14 +44,14 @@ export class Sweeper extends Periodic {
 
   /** One sweep, if this worker holds the lease: resolves to how many records it published. */
   protected override async pass(): Promise<number> {
-    const { link, broker, owner, events } = this.#host;
+    const { link, broker, owner, events, codec } = this.#host;
     try {
       if (!(await link.store.lease("sweeper", owner, this.#intervalMs * 3))) return 0;
       const due = await link.store.unpublished(this.#graceMs, BATCH);
       let published = 0;
       const now = Date.now();
       for (const job of due) {
-        const { physical, message } = messageOf(job, broker.capabilities, now);
+        const { physical, message } = messageOf(job, broker.capabilities, now, codec);
         const [outcome] = await broker.publish(physical, [message]);
         if (outcome?.ok) {
           await link.store.markPublished([{ id: job.id, gen: job.gen }]);
