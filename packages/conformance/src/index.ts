@@ -9,6 +9,7 @@
  */
 
 export { capabilityTable, docsCapabilityTable, storeCapabilityTable } from "./capability-table.js";
+export { jobSemanticsCodec } from "./cases/jobs-codec.js";
 export { jobSemanticsEnqueueValidation } from "./cases/jobs-enqueue.js";
 export { jobSemanticsExecution, jobSemanticsShutdown } from "./cases/jobs-execution.js";
 export { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";

@@ -1,4 +1,5 @@
 import { describe } from "vitest";
+import { jobSemanticsCodec } from "./cases/jobs-codec.js";
 import { jobSemanticsEnqueueValidation } from "./cases/jobs-enqueue.js";
 import { jobSemanticsExecution, jobSemanticsShutdown } from "./cases/jobs-execution.js";
 import { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
@@ -46,6 +47,7 @@ export const jobSemanticsGroups: readonly ConformanceGroup[] = [
   jobSemanticsExecution,
   jobSemanticsRetries,
   jobSemanticsPoisonMessages,
+  jobSemanticsCodec,
   jobSemanticsScheduling,
   jobSemanticsShutdown,
   jobSemanticsEnqueueValidation,
