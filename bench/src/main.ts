@@ -12,6 +12,7 @@ import { adapters, type BenchAdapter } from "./adapters.js";
 import { gcExposed, setRunHooks, type Timing, type TrialFactory, timeTrial } from "./measure.js";
 import {
   addRunTrial,
+  CODEC_VARIANTS,
   enqueueBulkTrial,
   enqueueSingleTrial,
   type LatencyResult,
@@ -41,6 +42,8 @@ interface Settings {
   readonly sections: ReadonlySet<Section>;
   readonly profileDir: string | undefined;
   readonly jsonFile: string | undefined;
+  /** Also run ours with signing, and with signing and encryption (`--codec`). */
+  readonly codec: boolean;
 }
 
 const USAGE = `usage: bench [options]
@@ -59,6 +62,7 @@ const USAGE = `usage: bench [options]
   --timeout <s>            hang guard per run (default 300)
   --json <file>            also write every measurement (all runs, in ms) as JSON
   --profile-runs <dir>     write a CPU profile of each measured run's timed part to <dir>
+  --codec                  also run ours with signed jobs (ours+sign) and signed, encrypted jobs (ours+sign+enc)
   --quick                  small, single-run settings for a smoke check
   --help`;
 
@@ -89,6 +93,7 @@ function parseSettings(argv: readonly string[]): Settings | undefined {
       json: { type: "string" },
       timeout: { type: "string" },
       quick: { type: "boolean", default: false },
+      codec: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -127,6 +132,7 @@ function parseSettings(argv: readonly string[]): Settings | undefined {
     sections,
     profileDir: values["profile-runs"],
     jsonFile: values.json,
+    codec: values.codec === true,
   };
 }
 
@@ -169,8 +175,9 @@ async function measureCell(
 const recorded: { adapter: string; measurements: Measurement[]; latency: LatencyResult[] }[] = [];
 
 /** Our contenders on an adapter: without a store, and with one where the adapter can open one. */
-function oursVariants(adapter: BenchAdapter): Variant[] {
-  return adapter.openStore === undefined ? ["ours"] : ["ours", "ours+store"];
+function oursVariants(adapter: BenchAdapter, s: Settings): Variant[] {
+  const base: Variant[] = adapter.openStore === undefined ? ["ours"] : ["ours", "ours+store"];
+  return s.codec ? [...base, ...CODEC_VARIANTS] : base;
 }
 
 async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string> {
@@ -199,9 +206,9 @@ async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string>
       { row: `single, ${s.inflight} in flight`, inflight: s.inflight, bulk: false },
       { row: `bulk, enqueueMany × ${s.batch}`, inflight: 1, bulk: true },
     ];
-    const names = new Set<string>(oursVariants(adapter));
+    const names = new Set<string>(oursVariants(adapter, s));
     for (const mode of modes) {
-      const contenders: Contender[] = oursVariants(adapter).map((variant) => ({
+      const contenders: Contender[] = oursVariants(adapter, s).map((variant) => ({
         name: variant,
         trial: (jobs) => () =>
           mode.bulk
@@ -233,13 +240,13 @@ async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string>
     if (!s.sections.has(section)) continue;
     const rows: string[] = [];
     const names = [
-      ...oursVariants(adapter),
+      ...oursVariants(adapter, s),
       ...adapter.baselines.filter((b) => (section === "process" ? b.process : b.addRun) !== undefined).map((b) => b.name),
     ];
     for (const concurrency of s.concurrencies) {
       const row = `concurrency ${concurrency}`;
       rows.push(row);
-      const contenders: Contender[] = oursVariants(adapter).map((variant) => ({
+      const contenders: Contender[] = oursVariants(adapter, s).map((variant) => ({
         name: variant,
         trial: (jobs) => () => (section === "process" ? processTrial : addRunTrial)(adapter, throughput(jobs, concurrency), variant),
       }));
@@ -291,11 +298,13 @@ async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string>
     );
   }
 
-  const ratios = measurements.filter((m) => m.section === "process" && m.contender !== "ours");
+  const ratios = measurements.filter(
+    (m) => m.section === "process" && m.contender !== "ours" && !(CODEC_VARIANTS as readonly string[]).includes(m.contender),
+  );
   if (ratios.length > 0) {
     out.push("### Ratios, process jobs/s (ours ÷ peer, and ours+store ÷ ours and ÷ peer, medians)", "");
     for (const m of ratios) {
-      for (const variant of oursVariants(adapter)) {
+      for (const variant of oursVariants(adapter, s)) {
         if (variant === m.contender) continue;
         const ours = measurements.find((o) => o.section === "process" && o.row === m.row && o.contender === variant);
         if (ours !== undefined) out.push(`- ${m.row}: ${variant}/${m.contender} = ${formatRatio(medianRate(ours) / medianRate(m))}`);
@@ -311,6 +320,17 @@ async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string>
       if (ours === undefined) continue;
       const extraUs = ((1 / medianRate(m) - 1 / medianRate(ours)) * 1e6).toFixed(1);
       out.push(`- ${m.section}, ${m.row}: ${formatRatio(medianRate(m) / medianRate(ours))} (+${extraUs} µs per job)`);
+    }
+    out.push("");
+  }
+  const coded = measurements.filter((m) => (CODEC_VARIANTS as readonly string[]).includes(m.contender));
+  if (coded.length > 0) {
+    out.push("### Cost of the codec (ours+sign and ours+sign+enc ÷ ours, and µs per job added, medians; the bar is 0.8× on process)", "");
+    for (const m of coded) {
+      const ours = measurements.find((o) => o.section === m.section && o.row === m.row && o.contender === "ours");
+      if (ours === undefined) continue;
+      const extraUs = ((1 / medianRate(m) - 1 / medianRate(ours)) * 1e6).toFixed(1);
+      out.push(`- ${m.section}, ${m.row}, ${m.contender}: ${formatRatio(medianRate(m) / medianRate(ours))} (+${extraUs} µs per job)`);
     }
     out.push("");
   }

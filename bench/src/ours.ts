@@ -2,7 +2,8 @@
  * The workloads run through our own client and worker, on any adapter: the adapter only supplies
  * brokers (see adapters.ts), everything else is the same code for every broker.
  */
-import { type Client, createClient, createWorker, defineJob, type JobDefinition, type Worker } from "@jobs/core";
+import { randomBytes } from "node:crypto";
+import { type Client, type CodecOptions, createClient, createWorker, defineJob, type JobDefinition, type Worker } from "@jobs/core";
 import type { AdapterSession, BenchAdapter, BenchStore } from "./adapters.js";
 import { deferred, percentile, type Trial, within } from "./measure.js";
 import {
@@ -17,24 +18,45 @@ import {
   uniqueQueue,
 } from "./workload.js";
 
-/** Our client and worker with or without job records. */
-export type Variant = "ours" | "ours+store";
+/**
+ * Our client and worker: plain, with job records, with signed jobs, or with signed and encrypted
+ * jobs (docs/security.md; `--codec` adds the last two).
+ */
+export type Variant = "ours" | "ours+store" | "ours+sign" | "ours+sign+enc";
+
+/** The variants that use the codec. */
+export const CODEC_VARIANTS: readonly Variant[] = ["ours+sign", "ours+sign+enc"];
+
+const SIGNING = { keys: { s1: randomBytes(32) }, current: "s1" } as const;
+const ENCRYPTION = { keys: { e1: randomBytes(32) }, current: "e1" } as const;
+
+/** The codec of a variant's client and worker. */
+function codecOf(variant: Variant): CodecOptions | undefined {
+  if (variant === "ours+sign") return { signing: SIGNING };
+  if (variant === "ours+sign+enc") return { signing: SIGNING, encryption: ENCRYPTION };
+  return undefined;
+}
 
 /**
  * The run's job store for "ours+store" (undefined for "ours"). Records are kept and pruned as in
  * production: the worker keeps the last 1,000 succeeded records and prunes every second.
  */
 async function storeFor(adapter: BenchAdapter, variant: Variant): Promise<BenchStore | undefined> {
-  if (variant === "ours") return undefined;
+  if (variant !== "ours+store") return undefined;
   if (adapter.openStore === undefined) throw new Error(`[bench] ${adapter.name} has no store to pair with`);
   return adapter.openStore();
 }
 
 const RETAIN = { succeeded: { count: 1_000 } } as const;
 
-/** The run's client: with the store for "ours+store". */
-function clientOf(session: AdapterSession, store: BenchStore | undefined): Client {
-  return createClient(store === undefined ? { broker: session.producer } : { broker: session.producer, store: store.store });
+/** The run's client: with the store for "ours+store", with the codec for the codec variants. */
+function clientOf(session: AdapterSession, store: BenchStore | undefined, variant: Variant): Client {
+  const codec = codecOf(variant);
+  return createClient({
+    broker: session.producer,
+    ...(store === undefined ? {} : { store: store.store }),
+    ...(codec === undefined ? {} : { codec }),
+  });
 }
 
 /** Defines the bench job on a queue of its own. */
@@ -67,13 +89,16 @@ function countingWorker(
   job: JobDefinition<BenchPayload, BenchPayload>,
   concurrency: number,
   jobs: number,
-  store?: BenchStore,
+  store: BenchStore | undefined,
+  variant: Variant,
 ): { worker: Worker<undefined>; done: Promise<void> } {
-  const worker = createWorker(
-    store === undefined
-      ? { broker: session.consumer, concurrency }
-      : { broker: session.consumer, concurrency, store: store.store, retain: RETAIN, pruneEvery: "1s" },
-  );
+  const codec = codecOf(variant);
+  const worker = createWorker({
+    broker: session.consumer,
+    concurrency,
+    ...(store === undefined ? {} : { store: store.store, retain: RETAIN, pruneEvery: "1s" }),
+    ...(codec === undefined ? {} : { codec }),
+  });
   worker.handle(job, noop);
   const finished = deferred();
   let succeeded = 0;
@@ -89,7 +114,7 @@ export async function enqueueSingleTrial(adapter: BenchAdapter, p: EnqueueParams
   const store = await storeFor(adapter, variant);
   const queue = uniqueQueue("enq");
   const job = benchJob(queue);
-  const client = clientOf(session, store);
+  const client = clientOf(session, store, variant);
   return {
     async run() {
       let next = 0;
@@ -116,7 +141,7 @@ export async function enqueueBulkTrial(adapter: BenchAdapter, p: EnqueueParams, 
   const store = await storeFor(adapter, variant);
   const queue = uniqueQueue("bulk");
   const job = benchJob(queue);
-  const client = clientOf(session, store);
+  const client = clientOf(session, store, variant);
   return {
     run: () => enqueueInBatches(client, job, p.payloads, p.batch),
     async dispose() {
@@ -137,11 +162,11 @@ export async function processTrial(adapter: BenchAdapter, p: ThroughputParams, v
   const store = await storeFor(adapter, variant);
   const queue = uniqueQueue("proc");
   const job = benchJob(queue);
-  const setup = countingWorker(session, job, p.concurrency, 0, store).worker;
+  const setup = countingWorker(session, job, p.concurrency, 0, store, variant).worker;
   await setup.start();
   await setup.close({ timeout: 0 });
-  await enqueueInBatches(clientOf(session, store), job, p.payloads, p.batch);
-  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs, store);
+  await enqueueInBatches(clientOf(session, store, variant), job, p.payloads, p.batch);
+  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs, store, variant);
   const before = ran.count;
   return {
     async run() {
@@ -163,8 +188,8 @@ export async function addRunTrial(adapter: BenchAdapter, p: ThroughputParams, va
   const store = await storeFor(adapter, variant);
   const queue = uniqueQueue("addrun");
   const job = benchJob(queue);
-  const client = clientOf(session, store);
-  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs, store);
+  const client = clientOf(session, store, variant);
+  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs, store, variant);
   await worker.start();
   const before = ran.count;
   return {

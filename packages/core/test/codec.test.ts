@@ -194,6 +194,20 @@ describe("codec: signed and encrypted jobs on the memory broker", () => {
     expect(await f.broker.listDeadLetters(f.queue, { limit: 10 })).toHaveLength(bodies.length);
   });
 
+  it("a client without the keys in the same process (its pre-split form beside the body) is refused too: the body is checked", async () => {
+    const f = fixture("codec-local");
+    const job = f.job<{ n: number }>("codec.local");
+    let ran = 0;
+    const worker = f.worker({ codec: both }).handle(job, () => {
+      ran++;
+    });
+    await worker.start();
+    const dead = waitForEvent(worker, "job.dead-lettered");
+    await f.client.enqueue(job, { n: 1 });
+    expect((await dead).reason).toBe("signature");
+    expect(ran).toBe(0);
+  });
+
   it("an admin with the key does not re-sign a forged dead letter on requeue: it comes back refused again", async () => {
     const f = fixture("codec-launder");
     const job = f.job<{ n: number }>("codec.launder");

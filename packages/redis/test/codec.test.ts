@@ -32,7 +32,7 @@ async function dump(): Promise<string> {
         if (type === "string") parts.push(String(await redis.get(key)));
         else if (type === "list") parts.push(...(await redis.lrange(key, 0, -1)));
         else if (type === "hash") parts.push(...Object.entries(await redis.hgetall(key)).flat());
-        else if (type === "zset") parts.push(...(await redis.zrange(key, 0, -1)));
+        else if (type === "zset") parts.push(...(await redis.zrange(key, "0", "-1")));
         else if (type === "set") parts.push(...(await redis.smembers(key)));
         else if (type === "stream") parts.push(...(await redis.xrange(key, "-", "+")).flat(2));
         else parts.push(`<${type}>`);

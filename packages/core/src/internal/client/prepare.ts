@@ -133,8 +133,8 @@ export async function prepare(
     local,
     plainJson,
     physical: physicalQueue(job.queue, level, caps),
-    // A broker in this process must read the signed body, not the pre-split fields: only the body is checked.
-    message: { id, body, priority: level, delayMs, dedupe, generatedId: o.id === undefined, local: codec.active ? undefined : local },
+    // With a codec the pre-split form holds the payload sealed too; a worker still checks the body's signature first.
+    message: { id, body, priority: level, delayMs, dedupe, generatedId: o.id === undefined, local },
     tags,
   };
 }
