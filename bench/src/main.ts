@@ -305,7 +305,8 @@ async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string>
     out.push("### Ratios, process jobs/s (ours ÷ peer, and ours+store ÷ ours and ÷ peer, medians)", "");
     for (const m of ratios) {
       for (const variant of oursVariants(adapter, s)) {
-        if (variant === m.contender) continue;
+        // The codec's variants have their own list below.
+        if (variant === m.contender || (CODEC_VARIANTS as readonly string[]).includes(variant)) continue;
         const ours = measurements.find((o) => o.section === "process" && o.row === m.row && o.contender === variant);
         if (ours !== undefined) out.push(`- ${m.row}: ${variant}/${m.contender} = ${formatRatio(medianRate(ours) / medianRate(m))}`);
       }
