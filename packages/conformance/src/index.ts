@@ -31,10 +31,12 @@ export {
 } from "./first-calls.js";
 export type { BrokerFactory, BrokerFactoryContext, ConformanceEndpoint, ConformanceOptions } from "./options.js";
 export {
+  type PrivatePostgres,
   type PrivateRabbitMQ,
   type PrivateRabbitMQOptions,
   redisServerArgs,
   startPrivateNats,
+  startPrivatePostgres,
   startPrivateRabbitMQ,
   startPrivateRedis,
 } from "./private-brokers.js";
