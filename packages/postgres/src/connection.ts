@@ -62,6 +62,11 @@ export class PostgresConnection {
     this.pool = new pg.Pool(this.#config);
     // An idle pooled connection that dies (server restart) is dropped by the pool; the next statement opens another.
     this.pool.on("error", (error) => this.#events.emit("error", { error: serializeError(redactedCause(error)) }));
+    // A connection that dies while checked out between two statements would otherwise throw its
+    // error from an event nobody listens to; its statement fails on its own, so nothing is lost.
+    this.pool.on("connect", (client) => {
+      client.on("error", () => {});
+    });
     this.first = new FirstConnection("postgres", this.host, settings.connectTimeoutMs, events);
     const ssl = settings.options.connectionOptions?.ssl ?? /[?&]ssl(mode)?=(?!disable|false|0)/.test(settings.url);
     const password = url.password !== "" || settings.options.connectionOptions?.password !== undefined;
