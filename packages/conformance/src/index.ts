@@ -15,6 +15,7 @@ export { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
 export { jobSemanticsRecords } from "./cases/jobs-records.js";
 export { jobSemanticsRetries } from "./cases/jobs-retries.js";
 export { jobSemanticsScheduling } from "./cases/jobs-scheduling.js";
+export { jobSemanticsTracing } from "./cases/jobs-tracing.js";
 export { transportClose } from "./cases/transport-close.js";
 export { transportCompetingConsumers, transportIsolation, transportPrefetch, transportRoundTrip } from "./cases/transport-delivery.js";
 export { transportReconnect, transportRestart } from "./cases/transport-faults.js";
