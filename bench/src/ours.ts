@@ -2,7 +2,11 @@
  * The workloads run through our own client and worker, on any adapter: the adapter only supplies
  * brokers (see adapters.ts), everything else is the same code for every broker.
  */
-import { type Client, createClient, createWorker, defineJob, type JobDefinition, type Worker } from "@jobs/core";
+
+import { type Client, createClient, createWorker, defineJob, type JobDefinition, type TracingOptions, type Worker } from "@jobs/core";
+import * as api from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { AdapterSession, BenchAdapter, BenchStore } from "./adapters.js";
 import { deferred, percentile, type Trial, within } from "./measure.js";
 import {
@@ -17,23 +21,45 @@ import {
   uniqueQueue,
 } from "./workload.js";
 
-/** Our client and worker with or without job records. */
-export type Variant = "ours" | "ours+store";
+/** Our client and worker with or without job records, or with OpenTelemetry tracing on. */
+export type Variant = "ours" | "ours+store" | "ours+otel";
+
+let otel: TracingOptions | undefined;
+
+/**
+ * "ours+otel": tracing on client and worker through the OpenTelemetry SDK as an application sets it
+ * up (a batch span processor, the AsyncLocalStorage context manager), exporting to nowhere: what
+ * tracing costs the process, without an exporter's own cost.
+ */
+function tracingFor(variant: Variant): TracingOptions | undefined {
+  if (variant !== "ours+otel") return undefined;
+  if (otel === undefined) {
+    const nowhere: SpanExporter = {
+      export: (_spans, done) => done({ code: 0 }),
+      shutdown: async () => {},
+    };
+    api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    otel = { api, tracerProvider: new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(nowhere)] }) };
+  }
+  return otel;
+}
 
 /**
  * The run's job store for "ours+store" (undefined for "ours"). Records are kept and pruned as in
  * production: the worker keeps the last 1,000 succeeded records and prunes every second.
  */
 async function storeFor(adapter: BenchAdapter, variant: Variant): Promise<BenchStore | undefined> {
-  if (variant === "ours") return undefined;
+  if (variant !== "ours+store") return undefined;
   if (adapter.openStore === undefined) throw new Error(`[bench] ${adapter.name} has no store to pair with`);
   return adapter.openStore();
 }
 
 const RETAIN = { succeeded: { count: 1_000 } } as const;
 
-/** The run's client: with the store for "ours+store". */
-function clientOf(session: AdapterSession, store: BenchStore | undefined): Client {
+/** The run's client: with the store for "ours+store", tracing for "ours+otel". */
+function clientOf(session: AdapterSession, store: BenchStore | undefined, variant: Variant): Client {
+  const tracing = tracingFor(variant);
+  if (tracing !== undefined) return createClient({ broker: session.producer, tracing });
   return createClient(store === undefined ? { broker: session.producer } : { broker: session.producer, store: store.store });
 }
 
@@ -67,12 +93,16 @@ function countingWorker(
   job: JobDefinition<BenchPayload, BenchPayload>,
   concurrency: number,
   jobs: number,
-  store?: BenchStore,
+  store: BenchStore | undefined,
+  variant: Variant,
 ): { worker: Worker<undefined>; done: Promise<void> } {
+  const tracing = tracingFor(variant);
   const worker = createWorker(
-    store === undefined
-      ? { broker: session.consumer, concurrency }
-      : { broker: session.consumer, concurrency, store: store.store, retain: RETAIN, pruneEvery: "1s" },
+    tracing !== undefined
+      ? { broker: session.consumer, concurrency, tracing }
+      : store === undefined
+        ? { broker: session.consumer, concurrency }
+        : { broker: session.consumer, concurrency, store: store.store, retain: RETAIN, pruneEvery: "1s" },
   );
   worker.handle(job, noop);
   const finished = deferred();
@@ -89,7 +119,7 @@ export async function enqueueSingleTrial(adapter: BenchAdapter, p: EnqueueParams
   const store = await storeFor(adapter, variant);
   const queue = uniqueQueue("enq");
   const job = benchJob(queue);
-  const client = clientOf(session, store);
+  const client = clientOf(session, store, variant);
   return {
     async run() {
       let next = 0;
@@ -116,7 +146,7 @@ export async function enqueueBulkTrial(adapter: BenchAdapter, p: EnqueueParams, 
   const store = await storeFor(adapter, variant);
   const queue = uniqueQueue("bulk");
   const job = benchJob(queue);
-  const client = clientOf(session, store);
+  const client = clientOf(session, store, variant);
   return {
     run: () => enqueueInBatches(client, job, p.payloads, p.batch),
     async dispose() {
@@ -137,11 +167,11 @@ export async function processTrial(adapter: BenchAdapter, p: ThroughputParams, v
   const store = await storeFor(adapter, variant);
   const queue = uniqueQueue("proc");
   const job = benchJob(queue);
-  const setup = countingWorker(session, job, p.concurrency, 0, store).worker;
+  const setup = countingWorker(session, job, p.concurrency, 0, store, variant).worker;
   await setup.start();
   await setup.close({ timeout: 0 });
-  await enqueueInBatches(clientOf(session, store), job, p.payloads, p.batch);
-  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs, store);
+  await enqueueInBatches(clientOf(session, store, variant), job, p.payloads, p.batch);
+  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs, store, variant);
   const before = ran.count;
   return {
     async run() {
@@ -163,8 +193,8 @@ export async function addRunTrial(adapter: BenchAdapter, p: ThroughputParams, va
   const store = await storeFor(adapter, variant);
   const queue = uniqueQueue("addrun");
   const job = benchJob(queue);
-  const client = clientOf(session, store);
-  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs, store);
+  const client = clientOf(session, store, variant);
+  const { worker, done } = countingWorker(session, job, p.concurrency, p.jobs, store, variant);
   await worker.start();
   const before = ran.count;
   return {

@@ -187,17 +187,19 @@ export function traceparentOf(sc: TracingSpanContext): string {
   return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, "0")}`;
 }
 
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-|$)/;
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-|$)/;
 const INVALID_TRACE = "00000000000000000000000000000000";
 const INVALID_SPAN = "0000000000000000";
 
 /** A W3C `traceparent` as a remote span context; undefined when it is not one (version ff, zero ids, bad syntax). */
 export function parseTraceparent(traceparent: string): TracingSpanContext | undefined {
-  const m = TRACEPARENT.exec(traceparent);
-  if (m === null) return undefined;
-  const [, version, traceId, spanId, flags] = m as unknown as [string, string, string, string, string];
+  // One test, then slices at the fixed offsets: capture groups cost more than the rest of the parse (per attempt).
+  if (!TRACEPARENT.test(traceparent)) return undefined;
+  const version = traceparent.slice(0, 2);
+  const traceId = traceparent.slice(3, 35);
+  const spanId = traceparent.slice(36, 52);
   if (version === "ff" || traceId === INVALID_TRACE || spanId === INVALID_SPAN) return undefined;
   // Version 00 has exactly four fields; later versions may add more after a dash.
   if (version === "00" && traceparent.length !== 55) return undefined;
-  return { traceId, spanId, traceFlags: Number.parseInt(flags, 16), isRemote: true };
+  return { traceId, spanId, traceFlags: Number.parseInt(traceparent.slice(53, 55), 16), isRemote: true };
 }
