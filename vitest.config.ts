@@ -4,10 +4,14 @@ import { defineConfig } from "vitest/config";
 // Packages are tested from their TypeScript sources through the "@jobs/source" export condition:
 // no build is needed before `pnpm test`.
 const conditions = ["@jobs/source", "node", "import", "default"];
+// Vitest passes the SSR conditions to its workers as --conditions, which also apply to require():
+// without "import" there (Node and Vite add it to every import by themselves), a CommonJS package
+// that requires a dual one (node-postgres requires pg-pool) gets its CommonJS side.
+const ssrConditions = ["@jobs/source", "node", "default"];
 
 export default defineConfig({
   resolve: { conditions },
-  ssr: { resolve: { conditions, externalConditions: conditions } },
+  ssr: { resolve: { conditions: ssrConditions, externalConditions: ssrConditions } },
   test: {
     // No retries: a flaky case is a bug.
     retry: 0,
@@ -30,6 +34,7 @@ export default defineConfig({
       { extends: true, test: { name: "rabbitmq", root: "packages/rabbitmq", include: ["test/**/*.test.ts"] } },
       { extends: true, test: { name: "sqs", root: "packages/sqs", include: ["test/**/*.test.ts"] } },
       { extends: true, test: { name: "nats", root: "packages/nats", include: ["test/**/*.test.ts"] } },
+      { extends: true, test: { name: "postgres", root: "packages/postgres", include: ["test/**/*.test.ts"] } },
       { extends: true, test: { name: "examples", root: "examples", include: ["*/test/**/*.test.ts"] } },
       // Checks of the repository itself (the import-cycle guard).
       { extends: true, test: { name: "repo", root: "scripts", include: ["test/**/*.test.ts"] } },

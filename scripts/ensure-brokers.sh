@@ -51,7 +51,16 @@ if ! up 127.0.0.1 4222; then
   else missing+=(nats); fi
 fi
 
-for spec in "6379 redis" "5672 rabbitmq" "4222 nats"; do
+if ! up 127.0.0.1 5432; then
+  # Debian's cluster wrapper when there is one; otherwise whatever pg_ctl finds in PGDATA.
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ] && [ -n "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+  elif command -v pg_ctl >/dev/null 2>&1 && [ -n "${PGDATA:-}" ]; then
+    pg_ctl -D "$PGDATA" -w start >/dev/null
+  else missing+=(postgres); fi
+fi
+
+for spec in "6379 redis" "5672 rabbitmq" "4222 nats" "5432 postgres"; do
   set -- $spec
   if up 127.0.0.1 "$1"; then echo "$2 is up on 127.0.0.1:$1"
   elif [[ " ${missing[*]-} " == *" $2 "* ]]; then echo "warning: $2 is not running and no $2 binary was found (only its adapter suite needs it)"

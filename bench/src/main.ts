@@ -63,6 +63,7 @@ const USAGE = `usage: bench [options]
   --json <file>            also write every measurement (all runs, in ms) as JSON
   --profile-runs <dir>     write a CPU profile of each measured run's timed part to <dir>
   --codec                  also run ours with signed jobs (ours+sign) and signed, encrypted jobs (ours+sign+enc)
+  --otel                   also run "ours+otel": tracing on, through the OpenTelemetry SDK with an exporter to nowhere
   --quick                  small, single-run settings for a smoke check
   --help`;
 
@@ -94,6 +95,7 @@ function parseSettings(argv: readonly string[]): Settings | undefined {
       timeout: { type: "string" },
       quick: { type: "boolean", default: false },
       codec: { type: "boolean", default: false },
+      otel: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -103,6 +105,7 @@ function parseSettings(argv: readonly string[]): Settings | undefined {
     return undefined;
   }
   const quick = values.quick === true;
+  withOtel = values.otel === true;
   const names = (values.adapter ?? "memory") === "all" ? Object.keys(adapters) : (values.adapter ?? "memory").split(",");
   const wanted = values.baselines === undefined ? undefined : new Set(values.baselines === "none" ? [] : values.baselines.split(","));
   const selected = names.map((name) => {
@@ -174,10 +177,14 @@ async function measureCell(
 /** Everything measured in this process, for `--json`. */
 const recorded: { adapter: string; measurements: Measurement[]; latency: LatencyResult[] }[] = [];
 
-/** Our contenders on an adapter: without a store, and with one where the adapter can open one. */
+/** `--otel`: "ours+otel" runs too. */
+let withOtel = false;
+
+/** Our contenders on an adapter: without a store, with one where the adapter can open one, with tracing (`--otel`), with the codec (`--codec`). */
 function oursVariants(adapter: BenchAdapter, s: Settings): Variant[] {
-  const base: Variant[] = adapter.openStore === undefined ? ["ours"] : ["ours", "ours+store"];
-  return s.codec ? [...base, ...CODEC_VARIANTS] : base;
+  const variants: Variant[] = adapter.openStore === undefined ? ["ours"] : ["ours", "ours+store"];
+  if (withOtel) variants.push("ours+otel");
+  return s.codec ? [...variants, ...CODEC_VARIANTS] : variants;
 }
 
 async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string> {
@@ -313,14 +320,14 @@ async function benchAdapter(adapter: BenchAdapter, s: Settings): Promise<string>
     }
     out.push("");
   }
-  const stored = measurements.filter((m) => m.contender === "ours+store");
+  const stored = measurements.filter((m) => m.contender === "ours+store" || m.contender === "ours+otel");
   if (stored.length > 0) {
-    out.push("### Cost of records (ours+store ÷ ours, and µs per job added, medians)", "");
+    out.push("### Cost of records and of tracing (ours+store ÷ ours, ours+otel ÷ ours, and µs per job added, medians)", "");
     for (const m of stored) {
       const ours = measurements.find((o) => o.section === m.section && o.row === m.row && o.contender === "ours");
       if (ours === undefined) continue;
       const extraUs = ((1 / medianRate(m) - 1 / medianRate(ours)) * 1e6).toFixed(1);
-      out.push(`- ${m.section}, ${m.row}: ${formatRatio(medianRate(m) / medianRate(ours))} (+${extraUs} µs per job)`);
+      out.push(`- ${m.contender}: ${m.section}, ${m.row}: ${formatRatio(medianRate(m) / medianRate(ours))} (+${extraUs} µs per job)`);
     }
     out.push("");
   }

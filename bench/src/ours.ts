@@ -3,7 +3,19 @@
  * brokers (see adapters.ts), everything else is the same code for every broker.
  */
 import { randomBytes } from "node:crypto";
-import { type Client, type CodecOptions, createClient, createWorker, defineJob, type JobDefinition, type Worker } from "@jobs/core";
+import {
+  type Client,
+  type CodecOptions,
+  createClient,
+  createWorker,
+  defineJob,
+  type JobDefinition,
+  type TracingOptions,
+  type Worker,
+} from "@jobs/core";
+import * as api from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { AdapterSession, BenchAdapter, BenchStore } from "./adapters.js";
 import { deferred, percentile, type Trial, within } from "./measure.js";
 import {
@@ -19,10 +31,10 @@ import {
 } from "./workload.js";
 
 /**
- * Our client and worker: plain, with job records, with signed jobs, or with signed and encrypted
- * jobs (docs/security.md; `--codec` adds the last two).
+ * Our client and worker: plain, with job records, with OpenTelemetry tracing on (`--otel`), with
+ * signed jobs, or with signed and encrypted jobs (docs/security.md; `--codec` adds the last two).
  */
-export type Variant = "ours" | "ours+store" | "ours+sign" | "ours+sign+enc";
+export type Variant = "ours" | "ours+store" | "ours+otel" | "ours+sign" | "ours+sign+enc";
 
 /** The variants that use the codec. */
 export const CODEC_VARIANTS: readonly Variant[] = ["ours+sign", "ours+sign+enc"];
@@ -37,6 +49,26 @@ function codecOf(variant: Variant): CodecOptions | undefined {
   return undefined;
 }
 
+let otel: TracingOptions | undefined;
+
+/**
+ * "ours+otel": tracing on client and worker through the OpenTelemetry SDK as an application sets it
+ * up (a batch span processor, the AsyncLocalStorage context manager), exporting to nowhere: what
+ * tracing costs the process, without an exporter's own cost.
+ */
+function tracingFor(variant: Variant): TracingOptions | undefined {
+  if (variant !== "ours+otel") return undefined;
+  if (otel === undefined) {
+    const nowhere: SpanExporter = {
+      export: (_spans, done) => done({ code: 0 }),
+      shutdown: async () => {},
+    };
+    api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    otel = { api, tracerProvider: new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(nowhere)] }) };
+  }
+  return otel;
+}
+
 /**
  * The run's job store for "ours+store" (undefined for "ours"). Records are kept and pruned as in
  * production: the worker keeps the last 1,000 succeeded records and prunes every second.
@@ -49,8 +81,10 @@ async function storeFor(adapter: BenchAdapter, variant: Variant): Promise<BenchS
 
 const RETAIN = { succeeded: { count: 1_000 } } as const;
 
-/** The run's client: with the store for "ours+store", with the codec for the codec variants. */
+/** The run's client: with the store for "ours+store", tracing for "ours+otel", the codec for the codec variants. */
 function clientOf(session: AdapterSession, store: BenchStore | undefined, variant: Variant): Client {
+  const tracing = tracingFor(variant);
+  if (tracing !== undefined) return createClient({ broker: session.producer, tracing });
   const codec = codecOf(variant);
   return createClient({
     broker: session.producer,
@@ -92,10 +126,12 @@ function countingWorker(
   store: BenchStore | undefined,
   variant: Variant,
 ): { worker: Worker<undefined>; done: Promise<void> } {
+  const tracing = tracingFor(variant);
   const codec = codecOf(variant);
   const worker = createWorker({
     broker: session.consumer,
     concurrency,
+    ...(tracing === undefined ? {} : { tracing }),
     ...(store === undefined ? {} : { store: store.store, retain: RETAIN, pruneEvery: "1s" }),
     ...(codec === undefined ? {} : { codec }),
   });

@@ -55,6 +55,7 @@ const TABLES: readonly { page: string; nth: number; type: string; from: string; 
   { page: "docs/adapters/rabbitmq.md", nth: 0, type: "RabbitmqBrokerOptions", from: "@jobs/rabbitmq", complete: true },
   { page: "docs/adapters/sqs.md", nth: 0, type: "SqsBrokerOptions", from: "@jobs/sqs", complete: true },
   { page: "docs/adapters/nats.md", nth: 0, type: "NatsBrokerOptions", from: "@jobs/nats", complete: true },
+  { page: "docs/adapters/postgres.md", nth: 0, type: "PostgresBrokerOptions", from: "@jobs/postgres", complete: true },
   { page: "docs/concepts/workers.md", nth: 0, type: "WorkerOptions", from: "@jobs/core", complete: true },
   { page: "docs/concepts/jobs.md", nth: 0, type: "JobOptions", from: "@jobs/core", complete: true },
   { page: "docs/concepts/jobs.md", nth: 1, type: "EnqueueOptions", from: "@jobs/core", complete: true },

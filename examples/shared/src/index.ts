@@ -10,4 +10,4 @@ export {
   runRecords,
   runRecordsInTest,
 } from "./records.js";
-export { runScenario, type ScenarioOptions, type ScenarioResult } from "./scenario.js";
+export { EXPECTED_SCENARIO, runScenario, type ScenarioOptions, type ScenarioResult, scenarioMain } from "./scenario.js";

@@ -109,3 +109,32 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
   await producer.close();
   return { succeeded, deadLettered, retried, firstImage };
 }
+
+/** What every run of the scenario must end with: the smoke tests and the examples' tests check it. */
+export const EXPECTED_SCENARIO: ScenarioResult = { succeeded: 8, deadLettered: 1, retried: 2, firstImage: "critical" };
+
+/**
+ * The scenario as a script (each example's `src/main.ts`): runs it, then `cleanup` whatever
+ * happened, prints a summary, and with `smoke` checks the outcome (a non-zero exit code when it is off).
+ */
+export async function scenarioMain(
+  options: ScenarioOptions & { readonly smoke: boolean; readonly cleanup?: () => Promise<void> },
+): Promise<void> {
+  let result: ScenarioResult;
+  try {
+    result = await runScenario(options);
+  } finally {
+    await options.cleanup?.();
+  }
+  console.log(
+    `\n${result.succeeded} jobs succeeded, ${result.deadLettered} dead-lettered after ${result.retried} retries; first image job ran at priority "${result.firstImage}"`,
+  );
+  if (!options.smoke) return;
+  const off = (Object.keys(EXPECTED_SCENARIO) as (keyof ScenarioResult)[]).filter((k) => result[k] !== EXPECTED_SCENARIO[k]);
+  if (off.length === 0) {
+    console.log("smoke: ok");
+  } else {
+    console.error("smoke: unexpected outcome", result);
+    process.exitCode = 1;
+  }
+}

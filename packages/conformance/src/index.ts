@@ -16,6 +16,7 @@ export { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
 export { jobSemanticsRecords } from "./cases/jobs-records.js";
 export { jobSemanticsRetries } from "./cases/jobs-retries.js";
 export { jobSemanticsScheduling } from "./cases/jobs-scheduling.js";
+export { jobSemanticsTracing } from "./cases/jobs-tracing.js";
 export { transportClose } from "./cases/transport-close.js";
 export { transportCompetingConsumers, transportIsolation, transportPrefetch, transportRoundTrip } from "./cases/transport-delivery.js";
 export { transportReconnect, transportRestart } from "./cases/transport-faults.js";
@@ -32,10 +33,12 @@ export {
 } from "./first-calls.js";
 export type { BrokerFactory, BrokerFactoryContext, ConformanceEndpoint, ConformanceOptions } from "./options.js";
 export {
+  type PrivatePostgres,
   type PrivateRabbitMQ,
   type PrivateRabbitMQOptions,
   redisServerArgs,
   startPrivateNats,
+  startPrivatePostgres,
   startPrivateRabbitMQ,
   startPrivateRedis,
 } from "./private-brokers.js";

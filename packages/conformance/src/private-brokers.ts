@@ -3,7 +3,7 @@
  * reconfigure a broker: each on free ports with its own data directory, never the machine's own.
  */
 import { execFileSync } from "node:child_process";
-import { chownSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, type PrivateServer, startPrivateServer, waitForPort } from "./servers.js";
 
@@ -109,4 +109,77 @@ export async function startPrivateRabbitMQ(options: PrivateRabbitMQOptions = {})
     }).toString();
   };
   return Object.assign(server, { url: `amqp://guest:guest@127.0.0.1:${server.port}`, ctl });
+}
+
+/** A private PostgreSQL server and the URL of its `postgres` database. */
+export interface PrivatePostgres extends PrivateServer {
+  /** postgres://postgres:<password>@127.0.0.1:<port>/postgres */
+  readonly url: string;
+  /** The password of the `postgres` user (TCP connections need it: scram-sha-256). */
+  readonly password: string;
+}
+
+/**
+ * Starts a private PostgreSQL server (initdb into a fresh directory, then `postgres` on a free
+ * port, loopback only) whose TCP connections need a password. As root, it runs as the
+ * `postgres` user (setpriv), as PostgreSQL refuses to run as root.
+ */
+export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+  const root = process.getuid?.() === 0;
+  const ids = root
+    ? { uid: Number(execFileSync("id", ["-u", "postgres"]).toString()), gid: Number(execFileSync("id", ["-g", "postgres"]).toString()) }
+    : undefined;
+  const asPostgres = (command: string, args: string[]): [string, string[]] =>
+    root ? ["setpriv", ["--reuid=postgres", "--regid=postgres", "--init-groups", command, ...args]] : [command, args];
+  const password = `pw-${Math.random().toString(36).slice(2, 12)}`;
+  const [command, prefix] = asPostgres("postgres", []);
+  const server = await startPrivateServer({
+    command,
+    args: ({ port, dir }) => [
+      ...prefix,
+      "-D",
+      join(dir, "data"),
+      "-p",
+      String(port),
+      "-k",
+      dir,
+      "-c",
+      "listen_addresses=127.0.0.1",
+      "-c",
+      "fsync=off",
+    ],
+    env: ({ dir }) => {
+      const data = join(dir, "data");
+      if (!existsSync(data)) {
+        writeFileSync(join(dir, "pw"), `${password}\n`);
+        if (ids !== undefined) chownTree(dir, ids.uid, ids.gid);
+        const [initdb, initArgs] = asPostgres("initdb", [
+          "-D",
+          data,
+          "-U",
+          "postgres",
+          "--auth-local=trust",
+          "--auth-host=scram-sha-256",
+          `--pwfile=${join(dir, "pw")}`,
+          "--no-sync",
+        ]);
+        execFileSync(initdb, initArgs, { stdio: "ignore", timeout: 60_000 });
+      }
+      return {};
+    },
+    ready: async ({ port }) => {
+      await waitForPort("127.0.0.1", port, 30_000);
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        try {
+          execFileSync("pg_isready", ["-q", "-h", "127.0.0.1", "-p", String(port)], { stdio: "ignore", timeout: 5_000 });
+          return;
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    },
+  });
+  return Object.assign(server, { url: `postgres://postgres:${password}@127.0.0.1:${server.port}/postgres`, password });
 }

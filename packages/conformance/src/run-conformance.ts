@@ -6,6 +6,7 @@ import { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
 import { jobSemanticsRecords } from "./cases/jobs-records.js";
 import { jobSemanticsRetries } from "./cases/jobs-retries.js";
 import { jobSemanticsScheduling } from "./cases/jobs-scheduling.js";
+import { jobSemanticsTracing } from "./cases/jobs-tracing.js";
 import { transportClose } from "./cases/transport-close.js";
 import { transportCompetingConsumers, transportIsolation, transportPrefetch, transportRoundTrip } from "./cases/transport-delivery.js";
 import { transportReconnect, transportRestart } from "./cases/transport-faults.js";
@@ -52,6 +53,7 @@ export const jobSemanticsGroups: readonly ConformanceGroup[] = [
   jobSemanticsShutdown,
   jobSemanticsEnqueueValidation,
   jobSemanticsRecords,
+  jobSemanticsTracing,
 ];
 
 /**

@@ -59,6 +59,11 @@ describe("startPrivateServer (a private redis-server)", () => {
         "--save",
         "",
       ],
+      // Ready once it answers: after a restart it replies LOADING while it replays its AOF.
+      ready: async ({ port }) => {
+        await waitForPort("127.0.0.1", port, 30_000);
+        while ((await redisCommand(port, "PING")) !== "+PONG\r\n") await new Promise((r) => setTimeout(r, 20));
+      },
     });
     expect(server.port).not.toBe(6379);
     expect(await redisCommand(server.port, "SET", "k", "v")).toBe("+OK\r\n");

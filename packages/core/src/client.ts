@@ -17,9 +17,11 @@ import { type ClientEventMap, Emitter, type JobInfo } from "./events.js";
 import { type Prepared, prepare } from "./internal/client/prepare.js";
 import { ClientRecords, Handle } from "./internal/client/records.js";
 import { forwardingBrokerEntries } from "./internal/entries.js";
+import { Tracing } from "./internal/tracing.js";
 import { assertLogger, type LoggerOption } from "./logger.js";
 import { type CancelOutcome, type JobPage, type JobRecord, type ListJobsOptions, needsStore, storeOption } from "./records.js";
 import type { JobStore } from "./store.js";
+import { assertTracing, type TracingOptions } from "./tracing.js";
 
 export type { EnqueuedJob, EnqueueItem, EnqueueOptions, ResultOptions } from "./enqueue.js";
 
@@ -41,6 +43,12 @@ export interface ClientOptions {
    * @default none: jobs are broker messages only
    */
   readonly store?: JobStore;
+  /**
+   * OpenTelemetry tracing (docs/concepts/observability.md): a `send` span per enqueue, whose
+   * context the job carries to the worker. Pass the API module: `{ api }` after
+   * `import * as api from "@opentelemetry/api"`. @default off: nothing of OpenTelemetry is loaded
+   */
+  readonly tracing?: TracingOptions;
   /**
    * Signing and encryption of every job this client enqueues (docs/security.md): give workers and
    * the admin API the same keys. A bad key throws `CodecKeyError` here.
@@ -103,12 +111,15 @@ export function createClient(options: ClientOptions): Client {
   const store = storeOption(options.store, broker.name);
   const codec = createCodec(options.codec);
   const records = store === undefined ? undefined : new ClientRecords(store, broker.name, codec);
-  const target = { caps, limit, brokerName: broker.name, stored: store !== undefined, codec };
+  assertTracing(options.tracing);
+  const tracing = options.tracing === undefined ? undefined : new Tracing(options.tracing, broker.name);
+  const target = { caps, limit, brokerName: broker.name, stored: store !== undefined, tracing, codec };
   const events = new Emitter<ClientEventMap>();
   const taps = new Set<EnqueueTap>();
 
   function accepted(p: Prepared, duplicate: boolean, started: number): EnqueuedJob {
     const e = p.local.meta;
+    if (p.span !== undefined) tracing?.sent(p.span, e, duplicate);
     // Taps get their own parsed copy: what they saw must not change with the caller's payload object.
     for (const tap of taps)
       tap(fromLocalEnvelope(p.local.payloadJson === p.plainJson ? p.local : { meta: e, payloadJson: p.plainJson }), duplicate);
@@ -116,6 +127,16 @@ export function createClient(options: ClientOptions): Client {
       events.emit("job.enqueued", { job: infoOf(e), duplicate, durationMs: clock.now() - started });
     }
     return new Handle(e, duplicate, client);
+  }
+
+  /** The `send` spans of a bulk enqueue's jobs not accepted end with the reason. */
+  function endSpans(prepared: readonly (Prepared | undefined)[], error: unknown): void {
+    const outcomes = error instanceof BulkEnqueueError ? error.outcomes : undefined;
+    prepared.forEach((p, i) => {
+      const outcome = outcomes?.[i];
+      if (p?.span === undefined || outcome?.status === "accepted") return;
+      tracing?.sent(p.span, p.local.meta, false, outcome?.status === "rejected" ? outcome.error : error);
+    });
   }
 
   let closed: Promise<void> | undefined;
@@ -140,23 +161,28 @@ export function createClient(options: ClientOptions): Client {
       open();
       const started = clock.now();
       const p = await prepare(job as JobDefinition<unknown, unknown>, payload, opts, Date.now(), target);
-      if (records !== undefined && (await records.insert(p)) === "exists") return accepted(p, true, started);
-      let outcomes: PublishOutcome[];
       try {
-        outcomes = await broker.publish(p.physical, [p.message]);
+        if (records !== undefined && (await records.insert(p)) === "exists") return accepted(p, true, started);
+        let outcomes: PublishOutcome[];
+        try {
+          outcomes = await broker.publish(p.physical, [p.message]);
+        } catch (error) {
+          const failure = asPublishError(error, broker.name);
+          throw records === undefined ? failure : await records.afterPublish(p, { ok: false, error: failure });
+        }
+        const outcome = outcomes[0];
+        if (records !== undefined) {
+          const failure = await records.afterPublish(p, outcome);
+          if (failure !== undefined) throw failure;
+        } else {
+          if (outcome === undefined) throw new EnqueueOutcomeUnknownError(`[jobs] [${broker.name}] publish returned no outcome`);
+          if (!outcome.ok) throw outcome.error;
+        }
+        return accepted(p, (outcome as PublishOutcome & { ok: true }).duplicate, started);
       } catch (error) {
-        const failure = asPublishError(error, broker.name);
-        throw records === undefined ? failure : await records.afterPublish(p, { ok: false, error: failure });
+        if (p.span !== undefined) tracing?.sent(p.span, p.local.meta, false, error);
+        throw error;
       }
-      const outcome = outcomes[0];
-      if (records !== undefined) {
-        const failure = await records.afterPublish(p, outcome);
-        if (failure !== undefined) throw failure;
-      } else {
-        if (outcome === undefined) throw new EnqueueOutcomeUnknownError(`[jobs] [${broker.name}] publish returned no outcome`);
-        if (!outcome.ok) throw outcome.error;
-      }
-      return accepted(p, (outcome as PublishOutcome & { ok: true }).duplicate, started);
     },
     async enqueueMany(items) {
       open();
@@ -164,90 +190,95 @@ export function createClient(options: ClientOptions): Client {
       if (!Array.isArray(items)) throw new InvalidOptionsError("items", "expected an array");
       const now = Date.now();
       const prepared: (Prepared | undefined)[] = [];
-      const outcomes: BulkItemOutcome[] = [];
-      let invalid = 0;
-      for (const item of items) {
-        try {
-          prepared.push(await prepare(item?.job, item?.payload, item?.options, now, target));
-          outcomes.push({ status: "not-sent" });
-        } catch (error) {
-          if (!JobsError.isInstance(error)) throw error;
-          prepared.push(undefined);
-          outcomes.push({ status: "rejected", error });
-          invalid++;
-        }
-      }
-      if (invalid > 0) {
-        throw new BulkEnqueueError(`[jobs] ${invalid} of ${items.length} jobs are invalid; nothing was sent`, outcomes);
-      }
-      const results: EnqueuedJob[] = new Array(items.length);
-      let failed = 0;
-      // With a store, every record first (one batch); ids that have one already are duplicates, not published again.
-      const toPublish: number[] = [];
-      if (records !== undefined) {
-        await Promise.all(
-          prepared.map(async (p, i) => {
-            try {
-              if ((await records.insert(p as Prepared)) === "exists") {
-                results[i] = accepted(p as Prepared, true, started);
-                outcomes[i] = { status: "accepted", id: results[i].id, duplicate: true };
-              } else {
-                toPublish.push(i);
-              }
-            } catch (error) {
-              outcomes[i] = { status: "rejected", error: error as JobsError };
-              failed++;
-            }
-          }),
-        );
-        toPublish.sort((a, b) => a - b);
-      } else {
-        for (let i = 0; i < prepared.length; i++) toPublish.push(i);
-      }
-      const byQueue = new Map<string, number[]>();
-      for (const i of toPublish) {
-        const physical = (prepared[i] as Prepared).physical;
-        const list = byQueue.get(physical);
-        if (list === undefined) byQueue.set(physical, [i]);
-        else list.push(i);
-      }
-      await Promise.all(
-        [...byQueue].map(async ([queue, indexes]) => {
-          let published: (PublishOutcome | undefined)[];
+      try {
+        const outcomes: BulkItemOutcome[] = [];
+        let invalid = 0;
+        for (const item of items) {
           try {
-            published = await broker.publish(
-              queue,
-              indexes.map((i) => (prepared[i] as Prepared).message),
-            );
+            prepared.push(await prepare(item?.job, item?.payload, item?.options, now, target));
+            outcomes.push({ status: "not-sent" });
           } catch (error) {
-            const jobsError = asPublishError(error, broker.name);
-            published = indexes.map(() => ({ ok: false, error: jobsError }));
+            if (!JobsError.isInstance(error)) throw error;
+            prepared.push(undefined);
+            outcomes.push({ status: "rejected", error });
+            invalid++;
           }
+        }
+        if (invalid > 0) {
+          throw new BulkEnqueueError(`[jobs] ${invalid} of ${items.length} jobs are invalid; nothing was sent`, outcomes);
+        }
+        const results: EnqueuedJob[] = new Array(items.length);
+        let failed = 0;
+        // With a store, every record first (one batch); ids that have one already are duplicates, not published again.
+        const toPublish: number[] = [];
+        if (records !== undefined) {
           await Promise.all(
-            indexes.map(async (i, k) => {
-              const p = prepared[i] as Prepared;
-              const outcome = published[k];
-              const failure =
-                records !== undefined
-                  ? await records.afterPublish(p, outcome)
-                  : outcome?.ok
-                    ? undefined
-                    : (outcome?.error ?? new EnqueueOutcomeUnknownError(`[jobs] [${broker.name}] publish returned no outcome`));
-              if (failure === undefined && outcome?.ok) {
-                results[i] = accepted(p, outcome.duplicate, started);
-                outcomes[i] = { status: "accepted", id: results[i].id, duplicate: outcome.duplicate };
-              } else {
-                outcomes[i] = { status: "rejected", error: failure as JobsError };
+            prepared.map(async (p, i) => {
+              try {
+                if ((await records.insert(p as Prepared)) === "exists") {
+                  results[i] = accepted(p as Prepared, true, started);
+                  outcomes[i] = { status: "accepted", id: results[i].id, duplicate: true };
+                } else {
+                  toPublish.push(i);
+                }
+              } catch (error) {
+                outcomes[i] = { status: "rejected", error: error as JobsError };
                 failed++;
               }
             }),
           );
-        }),
-      );
-      if (failed > 0) {
-        throw new BulkEnqueueError(`[jobs] ${failed} of ${items.length} jobs were not accepted; see outcomes`, outcomes);
+          toPublish.sort((a, b) => a - b);
+        } else {
+          for (let i = 0; i < prepared.length; i++) toPublish.push(i);
+        }
+        const byQueue = new Map<string, number[]>();
+        for (const i of toPublish) {
+          const physical = (prepared[i] as Prepared).physical;
+          const list = byQueue.get(physical);
+          if (list === undefined) byQueue.set(physical, [i]);
+          else list.push(i);
+        }
+        await Promise.all(
+          [...byQueue].map(async ([queue, indexes]) => {
+            let published: (PublishOutcome | undefined)[];
+            try {
+              published = await broker.publish(
+                queue,
+                indexes.map((i) => (prepared[i] as Prepared).message),
+              );
+            } catch (error) {
+              const jobsError = asPublishError(error, broker.name);
+              published = indexes.map(() => ({ ok: false, error: jobsError }));
+            }
+            await Promise.all(
+              indexes.map(async (i, k) => {
+                const p = prepared[i] as Prepared;
+                const outcome = published[k];
+                const failure =
+                  records !== undefined
+                    ? await records.afterPublish(p, outcome)
+                    : outcome?.ok
+                      ? undefined
+                      : (outcome?.error ?? new EnqueueOutcomeUnknownError(`[jobs] [${broker.name}] publish returned no outcome`));
+                if (failure === undefined && outcome?.ok) {
+                  results[i] = accepted(p, outcome.duplicate, started);
+                  outcomes[i] = { status: "accepted", id: results[i].id, duplicate: outcome.duplicate };
+                } else {
+                  outcomes[i] = { status: "rejected", error: failure as JobsError };
+                  failed++;
+                }
+              }),
+            );
+          }),
+        );
+        if (failed > 0) {
+          throw new BulkEnqueueError(`[jobs] ${failed} of ${items.length} jobs were not accepted; see outcomes`, outcomes);
+        }
+        return results;
+      } catch (error) {
+        if (tracing !== undefined) endSpans(prepared, error);
+        throw error;
       }
-      return results;
     },
     getJob: async (id) => withStore("getJob").getJob(id),
     listJobs: async (query = {}) => withStore("listJobs").listJobs(query),
@@ -285,5 +316,6 @@ export function infoOf(e: EnvelopeMeta): JobInfo {
     runAt: e.runAt,
   };
   if (e.meta !== undefined) info.metadata = e.meta;
+  if (e.trace !== undefined) info.trace = e.trace;
   return info;
 }

@@ -15,6 +15,11 @@ export interface TraceContext {
   readonly traceparent: string;
   /** `tracestate` header value. */
   readonly tracestate?: string;
+  /**
+   * `traceparent` of the first attempt's `process` span, set by a worker with tracing on when it
+   * retries the job: later attempts' spans link to it (docs/concepts/observability.md).
+   */
+  readonly firstAttempt?: string;
 }
 
 /** Metadata values: small, flat, JSON scalars. */
@@ -250,7 +255,11 @@ export function decodeEnvelope(body: string, maxBytes: number): Envelope {
   if (e.meta !== undefined && (typeof e.meta !== "object" || e.meta === null || Array.isArray(e.meta))) fail("bad meta");
   if (
     e.trace !== undefined &&
-    (typeof e.trace !== "object" || e.trace === null || typeof (e.trace as TraceContext).traceparent !== "string")
+    (typeof e.trace !== "object" ||
+      e.trace === null ||
+      typeof (e.trace as TraceContext).traceparent !== "string" ||
+      !isOptionalString((e.trace as TraceContext).tracestate) ||
+      !isOptionalString((e.trace as TraceContext).firstAttempt))
   ) {
     fail("bad trace");
   }
@@ -270,6 +279,10 @@ function fail(reason: string): never {
 
 function isPositiveInt(value: unknown): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= 1;
+}
+
+function isOptionalString(value: unknown): boolean {
+  return value === undefined || typeof value === "string";
 }
 
 function isTime(value: unknown): value is number {

@@ -1,5 +1,5 @@
 import type { DeadLetterReason, On } from "./broker.js";
-import type { Metadata } from "./envelope.js";
+import type { Metadata, TraceContext } from "./envelope.js";
 import type { SerializedError } from "./errors.js";
 import type { EventEntries, Logger, Reporter } from "./logger.js";
 import type { Priority } from "./priority.js";
@@ -24,6 +24,11 @@ export interface JobInfo {
   readonly runAt: number;
   /** Caller metadata, if any. */
   readonly metadata?: Metadata;
+  /**
+   * The W3C trace context the job carries, if any: its enqueue's `send` span (with `tracing` on the
+   * client) or the `trace` given to `enqueue`. Every attempt's `process` span is in this trace.
+   */
+  readonly trace?: TraceContext;
 }
 
 /** Events of a client. */

@@ -55,4 +55,13 @@ export { PRIORITIES, type Priority } from "./priority.js";
 export type { CancelOutcome, JobPage, JobRecord, JobStatus, ListJobsOptions } from "./records.js";
 export type { RetainPolicy, RetainRule } from "./retention.js";
 export type { FinishedStatus, JobStore } from "./store.js";
+export type {
+  TracingApi,
+  TracingAttributeValue,
+  TracingOptions,
+  TracingSpan,
+  TracingSpanContext,
+  TracingTracer,
+  TracingTracerProvider,
+} from "./tracing.js";
 export { type CloseOptions, createWorker, type JobContext, type JobHandler, type Worker, type WorkerOptions } from "./worker.js";

@@ -11,6 +11,7 @@ import type { LoggerOption } from "./logger.js";
 import { assertQueueName } from "./names.js";
 import { parseRetain, type RetainLimits, type RetainPolicy } from "./retention.js";
 import type { FinishedStatus, JobStore } from "./store.js";
+import type { TracingOptions } from "./tracing.js";
 
 /** Options of `createWorker`. */
 export interface WorkerOptions<Ctx> {
@@ -78,6 +79,12 @@ export interface WorkerOptions<Ctx> {
   readonly pruneEvery?: Duration;
   /** Largest handler result (and `ctx.progress` value) kept in the store, in bytes of JSON; a larger result fails the job for good. @default 65536 */
   readonly maxResultBytes?: number;
+  /**
+   * OpenTelemetry tracing (docs/concepts/observability.md): a `process` span per attempt, a child
+   * of the enqueue's `send` span, with the handler running inside it. Pass the API module: `{ api }`
+   * after `import * as api from "@opentelemetry/api"`. @default off: nothing of OpenTelemetry is loaded
+   */
+  readonly tracing?: TracingOptions;
 }
 
 /** Options of `Worker.close`. */

@@ -12,6 +12,7 @@ import { BrokerClosedError, InvalidOptionsError } from "./errors.js";
 import { Emitter, type WorkerEventMap } from "./events.js";
 import { forwardBrokerEntries, workerReporting } from "./internal/entries.js";
 import { IntrusiveList } from "./internal/list.js";
+import { Tracing } from "./internal/tracing.js";
 import { Claims } from "./internal/worker/claims.js";
 import { Deadlines } from "./internal/worker/deadlines.js";
 import type { HeldDelivery, Registered } from "./internal/worker/held-delivery.js";
@@ -28,6 +29,7 @@ import { Sweeper } from "./internal/worker/sweeper.js";
 import type { JobHandler } from "./job-context.js";
 import { needsStore, StoreLink, storeOption } from "./records.js";
 import { physicalQueues } from "./routing.js";
+import { assertTracing } from "./tracing.js";
 import { type CloseOptions, parseWorkerOptions, type WorkerOptions } from "./worker-options.js";
 
 export type { JobContext, JobHandler } from "./job-context.js";
@@ -72,6 +74,8 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     retain,
     pruneEveryMs,
   } = parseWorkerOptions(options as WorkerOptions<unknown>, caps);
+  assertTracing(options.tracing);
+  const tracing = options.tracing === undefined ? undefined : new Tracing(options.tracing, broker.name);
   const store = storeOption(options.store, broker.name);
   const codec = createCodec(options.codec);
   const link = store === undefined ? undefined : new StoreLink(store);
@@ -98,6 +102,7 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     finished,
     progress,
     maxResultBytes,
+    tracing,
   });
   const pruner = link === undefined ? undefined : new Pruner({ link, owner: workerId, events, handlers, retain, intervalMs: pruneEveryMs });
   const sweeper =

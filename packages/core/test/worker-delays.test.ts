@@ -27,17 +27,20 @@ describe("worker: messages due later", () => {
   it("re-delays a job due beyond the broker's native delay until its runAt", async () => {
     const f = fixture("redelay", { maxDelay: 40 });
     const job = f.job<null>("far");
-    let deferrals = 0;
+    const deferrals: number[] = [];
     const starts: number[] = [];
     const worker = f.worker().handle(job, (_p, ctx) => {
       starts.push(ctx.job.attempt);
     });
-    worker.on("job.deferred", () => deferrals++);
+    worker.on("job.deferred", (e) => deferrals.push(e.delayMs));
     await worker.start();
     const { runAt } = await f.client.enqueue(job, null, { delay: 150 });
     await waitFor(() => starts.length === 1);
     expect(Date.now()).toBeGreaterThanOrEqual(runAt);
     expect(starts).toEqual([1]);
-    expect(deferrals).toBeGreaterThanOrEqual(2);
+    // Re-delayed on receipt, each hold within the native limit (how many hops depends on how late
+    // each delivery came: a stalled event loop makes fewer, never longer, ones).
+    expect(deferrals.length).toBeGreaterThanOrEqual(1);
+    for (const ms of deferrals) expect(ms).toBeLessThanOrEqual(40);
   });
 });

@@ -15,12 +15,13 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 // What each broker (and its client) says when it refuses a login or an authorization:
 // Redis WRONGPASS / NOAUTH / NOPERM, RabbitMQ ACCESS_REFUSED (403), NATS "Authorization Violation"
 // (AuthorizationError, UserAuthenticationExpiredError), AWS InvalidClientTokenId,
-// SignatureDoesNotMatch, UnrecognizedClientException, AccessDenied(Exception), ExpiredToken, and
-// the SDK's CredentialsProviderError (no credentials at all).
+// SignatureDoesNotMatch, UnrecognizedClientException, AccessDenied(Exception), ExpiredToken, the
+// SDK's CredentialsProviderError (no credentials at all), and PostgreSQL's SQLSTATE 28P01
+// (invalid_password) and 28000 (invalid_authorization_specification: no pg_hba.conf entry).
 const AUTH_NAMES =
-  /^(AuthorizationError|UserAuthenticationExpiredError|CredentialsProviderError|InvalidClientTokenId|SignatureDoesNotMatch|UnrecognizedClientException|AccessDenied|AccessDeniedException|ExpiredToken|ExpiredTokenException|InvalidAccessKeyId|MissingAuthenticationToken)$/;
+  /^(AuthorizationError|UserAuthenticationExpiredError|CredentialsProviderError|InvalidClientTokenId|SignatureDoesNotMatch|UnrecognizedClientException|AccessDenied|AccessDeniedException|ExpiredToken|ExpiredTokenException|InvalidAccessKeyId|MissingAuthenticationToken|28P01|28000)$/;
 const AUTH_MESSAGES =
-  /\b(WRONGPASS|NOAUTH|NOPERM|ACCESS[-_]REFUSED|Authorization Violation|Authentication (?:Timeout|Expired)|invalid username-password pair|invalid password|user authentication expired)\b/i;
+  /\b(WRONGPASS|NOAUTH|NOPERM|ACCESS[-_]REFUSED|Authorization Violation|Authentication (?:Timeout|Expired)|invalid username-password pair|invalid password|user authentication expired|password authentication failed)\b/i;
 
 /** True when `error` says the broker refused the credentials or the authorization, as opposed to being unreachable. */
 export function isAuthFailure(error: unknown): boolean {

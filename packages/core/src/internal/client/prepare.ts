@@ -7,14 +7,16 @@ import type { Codec } from "../../codec.js";
 import { assertMaxAttempts, assertTimeout, type JobDefinition } from "../../define-job.js";
 import { parseDuration } from "../../duration.js";
 import type { EnqueueOptions } from "../../enqueue.js";
-import { type EnvelopeMeta, encodeLocalEnvelope, type LocalEnvelope } from "../../envelope.js";
+import { type EnvelopeMeta, encodeLocalEnvelope, type LocalEnvelope, type TraceContext } from "../../envelope.js";
 import { InvalidOptionsError, JobValidationError, PayloadTooLargeError, UnsupportedError } from "../../errors.js";
 import { assertJobId } from "../../names.js";
 import { priorityLevel } from "../../priority.js";
 import { needsStore } from "../../records.js";
 import { physicalQueue } from "../../routing.js";
+import type { TracingSpan } from "../../tracing.js";
 import { assertJsonValue, utf8Length } from "../json.js";
 import { describeIssues, runSchema } from "../schema.js";
+import type { Tracing } from "../tracing.js";
 
 /** A job checked and encoded, ready to be recorded and published. */
 export interface Prepared {
@@ -25,6 +27,8 @@ export interface Prepared {
   readonly physical: string;
   readonly message: OutgoingMessage;
   readonly tags: readonly string[];
+  /** The enqueue's `send` span, with tracing on: the client ends it once the outcome is known. */
+  readonly span: TracingSpan | undefined;
 }
 
 /** What preparing depends on: the broker's capabilities and name, the client's payload limit, and whether it has a store. */
@@ -35,6 +39,8 @@ export interface PrepareTarget {
   readonly brokerName: string;
   /** The client has a job store. */
   readonly stored: boolean;
+  /** The client's tracing, if on. */
+  readonly tracing: Tracing | undefined;
   /** Signs and encrypts (`IDENTITY_CODEC` when neither is configured). */
   readonly codec: Codec;
 }
@@ -53,7 +59,7 @@ export async function prepare(
   now: number,
   target: PrepareTarget,
 ): Promise<Prepared> {
-  const { caps, limit, brokerName, stored, codec } = target;
+  const { caps, limit, brokerName, stored, tracing, codec } = target;
   if (typeof job !== "object" || job === null || typeof job.name !== "string" || typeof job.backoff !== "function") {
     throw new InvalidOptionsError("job", "expected a job definition from defineJob()");
   }
@@ -90,8 +96,8 @@ export async function prepare(
   if (o.tags !== undefined && !stored) throw needsStore("tags");
   const tags = o.tags === undefined ? NO_TAGS : checkTags(o.tags);
   if (o.metadata !== undefined) checkMetadata(o.metadata);
-  if (o.trace !== undefined && (typeof o.trace !== "object" || typeof o.trace?.traceparent !== "string")) {
-    throw new InvalidOptionsError("trace", "expected { traceparent, tracestate? }");
+  if (o.trace !== undefined && !isTraceContext(o.trace)) {
+    throw new InvalidOptionsError("trace", "expected { traceparent, tracestate? } (strings)");
   }
   assertJsonValue(payload, "payload");
   if (job.schema !== undefined) {
@@ -114,7 +120,15 @@ export async function prepare(
     runAt,
     timeout,
   };
-  if (o.trace !== undefined) meta.trace = { ...o.trace };
+  // With tracing, the envelope carries the `send` span's context (a child of `o.trace`, if given).
+  let span: TracingSpan | undefined;
+  if (tracing !== undefined) {
+    const sent = tracing.send(job.name, job.queue, o.trace);
+    span = sent.span;
+    meta.trace = sent.trace;
+  } else if (o.trace !== undefined) {
+    meta.trace = { ...o.trace };
+  }
   if (o.metadata !== undefined) meta.meta = { ...o.metadata };
   if (stored) meta.gen = 1;
   const plainJson = JSON.stringify(payload);
@@ -124,7 +138,11 @@ export async function prepare(
   // What taps (test recorders) see must not change with the caller's payload object either.
   if (body.length * 3 > limit) {
     const size = utf8Length(body);
-    if (size > limit) throw new PayloadTooLargeError(size, limit);
+    if (size > limit) {
+      const error = new PayloadTooLargeError(size, limit);
+      if (span !== undefined) tracing?.sent(span, undefined, false, error);
+      throw error;
+    }
   }
   const delayMs = Math.min(Math.max(0, runAt - now), caps.maxDelayMs);
   // With a store the record dedupes ids: the broker's dedupe window must not drop a publish the record says is new.
@@ -136,7 +154,18 @@ export async function prepare(
     // With a codec the pre-split form holds the payload sealed too; a worker still checks the body's signature first.
     message: { id, body, priority: level, delayMs, dedupe, generatedId: o.id === undefined, local },
     tags,
+    span,
   };
+}
+
+function isTraceContext(trace: unknown): trace is TraceContext {
+  if (typeof trace !== "object" || trace === null) return false;
+  const t = trace as Record<string, unknown>;
+  return (
+    typeof t.traceparent === "string" &&
+    (t.tracestate === undefined || typeof t.tracestate === "string") &&
+    (t.firstAttempt === undefined || typeof t.firstAttempt === "string")
+  );
 }
 
 function checkTags(tags: unknown): readonly string[] {

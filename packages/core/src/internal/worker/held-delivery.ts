@@ -10,6 +10,7 @@ import { decodeEnvelope, type Envelope, fromLocalEnvelope } from "../../envelope
 import type { JobInfo } from "../../events.js";
 import type { JobContext, JobHandler } from "../../job-context.js";
 import type { PriorityLevel } from "../../priority.js";
+import type { TracingSpan } from "../../tracing.js";
 
 /** A job's definition with its handler. */
 export interface Registered {
@@ -57,6 +58,8 @@ export interface HeldDelivery {
   cancelHeard: boolean;
   /** The handler's return value as JSON text, kept for the finish (store only). */
   resultJson: string | undefined;
+  /** This attempt's `process` span, with tracing on. */
+  span: TracingSpan | undefined;
   /** Links in the running list. */
   prev: HeldDelivery | undefined;
   next: HeldDelivery | undefined;

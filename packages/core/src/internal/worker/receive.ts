@@ -87,6 +87,7 @@ export function receive(delivery: Delivery, host: ReceiveHost): HeldDelivery | u
     claimConfirmedAt: now,
     cancelHeard: false,
     resultJson: undefined,
+    span: undefined,
     prev: undefined,
     next: undefined,
   };

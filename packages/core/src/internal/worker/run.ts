@@ -7,9 +7,11 @@ import { JobValidationError, NonRetryableError, PayloadTooLargeError } from "../
 import type { Emitter, WorkerEventMap } from "../../events.js";
 import { assertJsonValue, utf8Length } from "../json.js";
 import { describeIssues, runSchema, type SchemaResult } from "../schema.js";
+import type { Tracing } from "../tracing.js";
+import { endAttempt } from "../tracing.js";
 import type { Deadlines } from "./deadlines.js";
 import { HandlerContext, type HeldDelivery, jobOf, type ProgressWriter } from "./held-delivery.js";
-import type { Settlement } from "./settlement.js";
+import { failureOutcome, type Settlement } from "./settlement.js";
 
 /** What running a job needs from the worker. */
 export interface RunHost<Ctx> {
@@ -22,6 +24,8 @@ export interface RunHost<Ctx> {
   readonly progress: ProgressWriter;
   /** Largest result kept, in bytes of JSON (store only). */
   readonly maxResultBytes: number;
+  /** The worker's tracing, if on: a `process` span per attempt. */
+  readonly tracing: Tracing | undefined;
   /** The job is over and its settlement sent: free its slot. */
   finished(item: HeldDelivery): void;
 }
@@ -36,6 +40,7 @@ export class JobRunner<Ctx> {
   /** Runs a job already in the running list. */
   run(item: HeldDelivery): void {
     const { envelope, registered } = item;
+    if (this.#host.tracing !== undefined) item.span = this.#host.tracing.process(envelope);
     if (registered.job.schema === undefined) {
       this.#invoke(item, envelope.payload);
       return;
@@ -60,6 +65,7 @@ export class JobRunner<Ctx> {
       }
     }
     item.completed = true;
+    if (item.span !== undefined) endAttempt(item.span, "succeeded");
     this.#host.settlement.ack(item);
     this.#host.finished(item);
   }
@@ -68,6 +74,7 @@ export class JobRunner<Ctx> {
   failed(item: HeldDelivery, failure: unknown): void {
     if (item.completed) return;
     item.completed = true;
+    if (item.span !== undefined) endAttempt(item.span, failureOutcome(item, failure), failure);
     this.#host.settlement.fail(item, failure);
     this.#host.finished(item);
   }
@@ -83,6 +90,7 @@ export class JobRunner<Ctx> {
       result.issues,
     );
     item.completed = true;
+    if (item.span !== undefined) endAttempt(item.span, "dead-lettered", error);
     this.#host.settlement.deadLetterHeld(item, "validation", error);
     this.#host.finished(item);
   }
@@ -95,7 +103,12 @@ export class JobRunner<Ctx> {
       host.events.emit("job.started", { job: jobOf(item), waitMs: Math.max(0, Date.now() - envelope.runAt) });
     let result: unknown;
     try {
-      result = item.registered.handler(payload, new HandlerContext(host.context, item, host.progress));
+      const ctx = new HandlerContext(host.context, item, host.progress);
+      const { span, registered } = item;
+      result =
+        span === undefined || host.tracing === undefined
+          ? registered.handler(payload, ctx)
+          : host.tracing.run(span, () => registered.handler(payload, ctx));
     } catch (error) {
       this.failed(item, error);
       return;

@@ -34,6 +34,7 @@ import { JobsError, LeaseLostError, serializeError } from "../../errors.js";
 import type { Emitter, WorkerEventMap } from "../../events.js";
 import type { StoreLink } from "../../records.js";
 import type { ClaimOutcome, FinishRequest } from "../../store.js";
+import { type AttemptOutcome, retryTrace } from "../tracing.js";
 import { asReceived, type HeldDelivery, jobOf } from "./held-delivery.js";
 import { withCarriedCount, withoutCarriedCount } from "./suspects.js";
 
@@ -69,6 +70,36 @@ export function undecodableBody(body: string, maxBytes: number): string {
   const head = new Uint8Array(Math.min(maxBytes, OVERSIZE_KEPT_BYTES));
   const { written } = new TextEncoder().encodeInto(body, head);
   return Buffer.from(head.buffer, 0, written).toString("utf8");
+}
+
+/** Whether a failed attempt is retried: attempts remain, and it did not throw `NonRetryableError`. */
+export function willRetry(envelope: Envelope, failure: unknown): boolean {
+  return !isNonRetryable(failure) && envelope.attempt < envelope.maxAttempts;
+}
+
+/**
+ * Only NonRetryableError skips the remaining attempts: other library errors a handler lets
+ * escape (a closed producer during shutdown, say) are as transient as any other failure.
+ */
+function isNonRetryable(failure: unknown): boolean {
+  return JobsError.isInstance(failure) && failure.code === "non-retryable";
+}
+
+/** What settling a failed attempt does with it, as its trace says (the branches of `Settlement.fail`). */
+export function failureOutcome(item: HeldDelivery, failure: unknown): AttemptOutcome {
+  if (item.abortedByShutdown) return "released";
+  if (item.fence !== 0 && item.cancelHeard) return "cancelled";
+  return willRetry(item.envelope, failure) ? "retried" : "dead-lettered";
+}
+
+/** Why a failure that is not retried is dead-lettered. */
+function deadLetterReason(failure: unknown): DeadLetterReason {
+  return isNonRetryable(failure) ? "non-retryable" : "max-attempts";
+}
+
+/** The next attempt's envelope carries the first attempt's span, when traced: later attempts link to it. */
+function traced(item: HeldDelivery, next: Envelope): Envelope {
+  return item.span === undefined ? next : { ...next, trace: retryTrace(next.trace, item.span) };
 }
 
 /** The broker refused because the lease is gone (or the broker closed): the message is back in its queue either way. */
@@ -226,27 +257,19 @@ export class Settlement {
     const job = jobOf(item);
     const durationMs = clock.now() - item.startedAt;
     const error = serializeError(failure);
-    // Only NonRetryableError skips the remaining attempts: other library errors a handler lets
-    // escape (a closed producer during shutdown, say) are as transient as any other failure.
-    const nonRetryable = JobsError.isInstance(failure) && failure.code === "non-retryable";
-    const willRetry = !nonRetryable && envelope.attempt < envelope.maxAttempts;
-    if (events.has("job.failed")) events.emit("job.failed", { job, durationMs, error, willRetry });
-    if (!willRetry) {
-      return this.#deadLetter(
-        delivery,
-        asReceived(delivery, envelope, this.#host.codec),
-        nonRetryable ? "non-retryable" : "max-attempts",
-        failure,
-      );
+    const retry = willRetry(envelope, failure);
+    if (events.has("job.failed")) events.emit("job.failed", { job, durationMs, error, willRetry: retry });
+    if (!retry) {
+      return this.#deadLetter(delivery, asReceived(delivery, envelope, this.#host.codec), deadLetterReason(failure), failure);
     }
     const now = Date.now();
     const delay = Math.max(0, Math.ceil(item.registered.job.backoff(envelope.attempt, failure)));
-    const next: Envelope = {
+    const next: Envelope = traced(item, {
       ...withoutCarriedCount(asReceived(delivery, envelope, this.#host.codec)),
       attempt: envelope.attempt + 1,
       runAt: now + delay,
       lastError: { ...error, at: now, attempt: envelope.attempt },
-    };
+    });
     // Emitted before the broker call: once the broker has the next attempt it may deliver it
     // (even to this worker) before this promise's reactions run, and events must stay in order.
     // Should the retry fail, `job.lease-lost` or `error` follows and the broker redelivers.
@@ -296,27 +319,21 @@ export class Settlement {
         (e: unknown) => this.report(e, envelope),
       );
     }
-    const nonRetryable = JobsError.isInstance(failure) && failure.code === "non-retryable";
-    const willRetry = !nonRetryable && envelope.attempt < envelope.maxAttempts;
-    if (events.has("job.failed")) events.emit("job.failed", { job, durationMs, error, willRetry });
-    if (!willRetry) {
+    const retry = willRetry(envelope, failure);
+    if (events.has("job.failed")) events.emit("job.failed", { job, durationMs, error, willRetry: retry });
+    if (!retry) {
       if (!(await this.#finish(item, { status: "dead", errorJson }))) return this.#release(delivery, envelope);
-      return this.#deadLetter(
-        delivery,
-        asReceived(delivery, envelope, this.#host.codec),
-        nonRetryable ? "non-retryable" : "max-attempts",
-        failure,
-      );
+      return this.#deadLetter(delivery, asReceived(delivery, envelope, this.#host.codec), deadLetterReason(failure), failure);
     }
     const delay = Math.max(0, Math.ceil(item.registered.job.backoff(envelope.attempt, failure)));
     const gen = (envelope.gen ?? 1) + 1;
-    const next: Envelope = {
+    const next: Envelope = traced(item, {
       ...withoutCarriedCount(asReceived(delivery, envelope, this.#host.codec)),
       attempt: envelope.attempt + 1,
       runAt: now + delay,
       lastError,
       gen,
-    };
+    });
     if (!(await this.#finish(item, { status: "retrying", attempt: next.attempt, runAt: next.runAt, errorJson }))) {
       return this.#release(delivery, envelope);
     }
