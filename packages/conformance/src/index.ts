@@ -11,6 +11,7 @@
 export { capabilityTable, docsCapabilityTable, storeCapabilityTable } from "./capability-table.js";
 export { jobSemanticsEnqueueValidation } from "./cases/jobs-enqueue.js";
 export { jobSemanticsExecution, jobSemanticsShutdown } from "./cases/jobs-execution.js";
+export { jobSemanticsFirstConnection } from "./cases/jobs-first-connection.js";
 export { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
 export { jobSemanticsRecords } from "./cases/jobs-records.js";
 export { jobSemanticsRetries } from "./cases/jobs-retries.js";
@@ -30,7 +31,13 @@ export {
   type FirstCallOutcome,
   firstCalls,
 } from "./first-calls.js";
-export type { BrokerFactory, BrokerFactoryContext, ConformanceEndpoint, ConformanceOptions } from "./options.js";
+export type {
+  BrokerFactory,
+  BrokerFactoryContext,
+  ConformanceEndpoint,
+  ConformanceOptions,
+  FirstConnectionServer,
+} from "./options.js";
 export {
   type PrivatePostgres,
   type PrivateRabbitMQ,

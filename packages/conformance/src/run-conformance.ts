@@ -1,6 +1,7 @@
 import { describe } from "vitest";
 import { jobSemanticsEnqueueValidation } from "./cases/jobs-enqueue.js";
 import { jobSemanticsExecution, jobSemanticsShutdown } from "./cases/jobs-execution.js";
+import { jobSemanticsFirstConnection } from "./cases/jobs-first-connection.js";
 import { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
 import { jobSemanticsRecords } from "./cases/jobs-records.js";
 import { jobSemanticsRetries } from "./cases/jobs-retries.js";
@@ -52,6 +53,7 @@ export const jobSemanticsGroups: readonly ConformanceGroup[] = [
   jobSemanticsEnqueueValidation,
   jobSemanticsRecords,
   jobSemanticsTracing,
+  jobSemanticsFirstConnection,
 ];
 
 /**

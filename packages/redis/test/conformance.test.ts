@@ -1,4 +1,4 @@
-import { brokerUrlFromEnv, runConformance, startPrivateServer, transportRestart } from "@jobs/conformance";
+import { brokerUrlFromEnv, jobSemanticsFirstConnection, runConformance, startPrivateServer, transportRestart } from "@jobs/conformance";
 import { afterAll, describe, it } from "vitest";
 import { createRedisBroker, type RedisBrokerOptions } from "../src/index.js";
 import { deleteKeys, redisServerArgs } from "./support.js";
@@ -40,6 +40,14 @@ if (url === undefined) {
       name: "redis (private server, kill -9 and restart)",
       createBroker: () => createRedisBroker({ ...fast, url: `redis://127.0.0.1:${server.port}` }),
       restart: () => server.restart("SIGKILL"),
+    });
+    // The same server, down while a new broker makes its first connection.
+    const onPrivate = (): ReturnType<typeof createRedisBroker> =>
+      createRedisBroker({ ...fast, url: `redis://127.0.0.1:${server.port}`, connectTimeout: "2s" });
+    jobSemanticsFirstConnection({
+      name: "redis (private server, down at first)",
+      createBroker: onPrivate,
+      firstConnection: { createBroker: onPrivate, stop: () => server.kill("SIGKILL"), start: () => server.start() },
     });
   });
 }
