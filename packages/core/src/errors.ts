@@ -139,8 +139,9 @@ export class PayloadTooLargeError extends JobsError {
 export class JobTimeoutError extends JobsError {
   /** The timeout in milliseconds. */
   readonly timeoutMs: number;
-  constructor(timeoutMs: number) {
-    super("job-timeout", `[jobs] job timed out after ${timeoutMs} ms`, { retryable: true });
+  /** `message` says more than the default (a handler that ran synchronously past its timeout, say). */
+  constructor(timeoutMs: number, message = `[jobs] job timed out after ${timeoutMs} ms`) {
+    super("job-timeout", message, { retryable: true });
     this.timeoutMs = timeoutMs;
   }
 }
