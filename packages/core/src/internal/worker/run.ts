@@ -8,6 +8,7 @@
  * returns past its deadline (synchronous work, which no timer can interrupt, or a blocked event
  * loop) has timed out too: its result is discarded.
  */
+import { setImmediate } from "node:timers";
 import { clock } from "../../clock.js";
 import { JobTimeoutError, JobValidationError, NonRetryableError, PayloadTooLargeError } from "../../errors.js";
 import type { Emitter, WorkerEventMap } from "../../events.js";
