@@ -226,6 +226,25 @@ describe("worker: timeouts", () => {
     expect(event.error.code).toBe("job-timeout");
   });
 
+  it("logs an overdue handler as JOBS_JOB_OVERDUE (warn) to the given logger, without the payload", async () => {
+    const f = fixture("overdue-log");
+    const job = f.job<{ card: string }>("overdue.log", { timeout: 20, maxAttempts: 1 });
+    const hold = gate();
+    const warned: { fields: Record<string, unknown>; message: string }[] = [];
+    const logger = { error: () => {}, warn: (fields: Record<string, unknown>, message: string) => warned.push({ fields, message }) };
+    const worker = f.worker({ overdueAfter: 10, logger }).handle(job, async () => {
+      await hold.promise;
+    });
+    await worker.start();
+    const { id } = await f.client.enqueue(job, { card: "payload-secret-4242" });
+    await waitFor(() => warned.some((w) => w.fields.code === "JOBS_JOB_OVERDUE"));
+    const entry = warned.find((w) => w.fields.code === "JOBS_JOB_OVERDUE");
+    expect(entry?.message).toContain(`job overdue.log ${id} timed out`);
+    expect(JSON.stringify(entry)).not.toContain("payload-secret");
+    hold.open();
+    await waitFor(() => worker.running === 0);
+  });
+
   it("rejects a bad overlapRetries or overdueAfter, naming the field", () => {
     const f = fixture("overdue-options");
     expect(() => f.worker({ overlapRetries: "yes" as unknown as boolean })).toThrow(/overlapRetries/);
