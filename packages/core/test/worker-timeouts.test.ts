@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ConsumeOptions } from "../src/adapter/index.js";
-import { defineJob, JobTimeoutError } from "../src/index.js";
+import { defineJob, JobTimeoutError, type LogFields } from "../src/index.js";
 import { waitFor, waitForEvent } from "../src/testing/index.js";
 import { aborted, deadLetters, fixture, gate, noDelay, uniqueQueue } from "./support.js";
 
@@ -230,8 +230,13 @@ describe("worker: timeouts", () => {
     const f = fixture("overdue-log");
     const job = f.job<{ card: string }>("overdue.log", { timeout: 20, maxAttempts: 1 });
     const hold = gate();
-    const warned: { fields: Record<string, unknown>; message: string }[] = [];
-    const logger = { error: () => {}, warn: (fields: Record<string, unknown>, message: string) => warned.push({ fields, message }) };
+    const warned: { fields: LogFields; message: string }[] = [];
+    const logger = {
+      error: () => {},
+      warn: (fields: LogFields, message: string) => {
+        warned.push({ fields, message });
+      },
+    };
     const worker = f.worker({ overdueAfter: 10, logger }).handle(job, async () => {
       await hold.promise;
     });
