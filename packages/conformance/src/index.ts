@@ -12,6 +12,7 @@ export { capabilityTable, docsCapabilityTable, storeCapabilityTable } from "./ca
 export { jobSemanticsCodec } from "./cases/jobs-codec.js";
 export { jobSemanticsEnqueueValidation } from "./cases/jobs-enqueue.js";
 export { jobSemanticsExecution, jobSemanticsShutdown } from "./cases/jobs-execution.js";
+export { jobSemanticsFirstConnection } from "./cases/jobs-first-connection.js";
 export { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
 export { jobSemanticsRecords } from "./cases/jobs-records.js";
 export { jobSemanticsRetries } from "./cases/jobs-retries.js";
@@ -31,7 +32,13 @@ export {
   type FirstCallOutcome,
   firstCalls,
 } from "./first-calls.js";
-export type { BrokerFactory, BrokerFactoryContext, ConformanceEndpoint, ConformanceOptions } from "./options.js";
+export type {
+  BrokerFactory,
+  BrokerFactoryContext,
+  ConformanceEndpoint,
+  ConformanceOptions,
+  FirstConnectionServer,
+} from "./options.js";
 export {
   type PrivatePostgres,
   type PrivateRabbitMQ,

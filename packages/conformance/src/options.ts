@@ -20,6 +20,22 @@ export interface BrokerFactoryContext {
 /** Creates a new broker instance (a new connection) each time it is called. */
 export type BrokerFactory = (context?: BrokerFactoryContext) => Broker | Promise<Broker>;
 
+/**
+ * A private broker server the suite may take down and bring back (never the machine's own), for
+ * the cases on a broker that has never been reached.
+ */
+export interface FirstConnectionServer {
+  /**
+   * A new broker (a new connection) to this server, with a short `connectTimeout` (a few seconds:
+   * a case waits it out at least once).
+   */
+  createBroker(): Broker | Promise<Broker>;
+  /** Takes the server down; resolves once nothing listens on its address. */
+  stop(): Promise<void>;
+  /** Brings it up on the same address; resolves once it accepts connections. */
+  start(): Promise<void>;
+}
+
 /** Options of `runConformance` and of every group function. */
 export interface ConformanceOptions {
   /** Name shown in the report, e.g. "redis". */
@@ -37,6 +53,12 @@ export interface ConformanceOptions {
   readonly endpoint?: ConformanceEndpoint;
   /** Restarts the broker server; resolves once it accepts connections again. @default undefined (restart cases are skipped) */
   readonly restart?: () => Promise<void>;
+  /**
+   * A private server to take down and bring up: the first-connection cases create brokers while it
+   * is down. It is left up after each case.
+   * @default undefined (first-connection cases are skipped)
+   */
+  readonly firstConnection?: FirstConnectionServer;
   /** Multiplies every time limit and window of the suite (e.g. 3 for a slow CI machine). @default 1 */
   readonly timeScale?: number;
   /**

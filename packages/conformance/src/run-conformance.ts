@@ -2,6 +2,7 @@ import { describe } from "vitest";
 import { jobSemanticsCodec } from "./cases/jobs-codec.js";
 import { jobSemanticsEnqueueValidation } from "./cases/jobs-enqueue.js";
 import { jobSemanticsExecution, jobSemanticsShutdown } from "./cases/jobs-execution.js";
+import { jobSemanticsFirstConnection } from "./cases/jobs-first-connection.js";
 import { jobSemanticsPoisonMessages } from "./cases/jobs-poison.js";
 import { jobSemanticsRecords } from "./cases/jobs-records.js";
 import { jobSemanticsRetries } from "./cases/jobs-retries.js";
@@ -54,6 +55,7 @@ export const jobSemanticsGroups: readonly ConformanceGroup[] = [
   jobSemanticsEnqueueValidation,
   jobSemanticsRecords,
   jobSemanticsTracing,
+  jobSemanticsFirstConnection,
 ];
 
 /**

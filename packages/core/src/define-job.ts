@@ -1,7 +1,7 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { type Backoff, type BackoffFunction, compileBackoff, DEFAULT_BACKOFF } from "./backoff.js";
 import { type Duration, parseDuration } from "./duration.js";
-import { MAX_TIMER_MS } from "./envelope.js";
+import { MAX_ATTEMPTS, MAX_TIMER_MS } from "./envelope.js";
 import { InvalidOptionsError } from "./errors.js";
 import { assertJobName, assertQueueName } from "./names.js";
 import { type Priority, priorityLevel } from "./priority.js";
@@ -104,10 +104,10 @@ export function defineJob(options: JobOptions<StandardSchemaV1 | undefined>): Jo
   return Object.freeze({ name: options.name, queue, schema, maxAttempts, timeoutMs, priority, backoff, retain });
 }
 
-/** Validates maxAttempts: an integer from 1 to 1000. */
+/** Validates maxAttempts: an integer from 1 to `MAX_ATTEMPTS` (1000), the bound decoding applies too. */
 export function assertMaxAttempts(value: unknown, field: string): asserts value is number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 1000) {
-    throw new InvalidOptionsError(field, `expected an integer from 1 to 1000, got ${String(value)}`);
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_ATTEMPTS) {
+    throw new InvalidOptionsError(field, `expected an integer from 1 to ${MAX_ATTEMPTS}, got ${String(value)}`);
   }
 }
 

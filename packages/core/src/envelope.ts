@@ -6,6 +6,13 @@ import { PRIORITIES, type Priority } from "./priority.js";
 /** Longest delay a Node.js timer supports (about 24.8 days); longer timeouts would fire at once. */
 export const MAX_TIMER_MS = 2_147_483_647;
 
+/**
+ * Most attempts a job may have: enqueue refuses a larger `maxAttempts`, and a received envelope
+ * with one (or with an `attempt` above its `maxAttempts`) is undecodable, so a forged count never
+ * reaches a handler or the backoff.
+ */
+export const MAX_ATTEMPTS = 1_000;
+
 /** Version of the envelope format written by this library (`v` field). */
 export const ENVELOPE_VERSION = 1;
 
@@ -201,6 +208,7 @@ function decodeCanonical(body: string): Envelope | undefined {
   const queue = body.slice(i, j);
   const attempt = number(body, j + 12);
   const maxAttempts = number(body, end + 15);
+  if (maxAttempts > MAX_ATTEMPTS || attempt > maxAttempts) return undefined;
   const priority = PRIORITY_BY_INITIAL.get(body.charCodeAt(end + 13)) as Priority;
   const enqueuedAt = number(body, body.indexOf('"', end + 13) + 15);
   const runAt = number(body, end + 9);
@@ -217,7 +225,7 @@ function decodeCanonical(body: string): Envelope | undefined {
 
 /**
  * Decodes untrusted wire text into an envelope: size checked before parsing, depth-limited,
- * `__proto__`/`constructor` keys rejected, every field type-checked. Unknown fields are ignored
+ * `__proto__` keys and `constructor` keys holding objects rejected, every field type-checked. Unknown fields are ignored
  * (forward compatibility); an unknown major version is rejected.
  */
 export function decodeEnvelope(body: string, maxBytes: number): Envelope {
@@ -247,7 +255,8 @@ export function decodeEnvelope(body: string, maxBytes: number): Envelope {
   if (typeof e.queue !== "string" || e.queue.length === 0) fail("bad queue");
   if (!("payload" in e)) fail("missing payload");
   if (!isPositiveInt(e.attempt)) fail("bad attempt");
-  if (!isPositiveInt(e.maxAttempts)) fail("bad maxAttempts");
+  if (!isPositiveInt(e.maxAttempts) || e.maxAttempts > MAX_ATTEMPTS) fail(`bad maxAttempts (an integer from 1 to ${MAX_ATTEMPTS})`);
+  if (e.attempt > e.maxAttempts) fail("bad attempt (above maxAttempts)");
   if (typeof e.priority !== "string" || !(PRIORITIES as readonly string[]).includes(e.priority)) fail("bad priority");
   if (!isTime(e.enqueuedAt)) fail("bad enqueuedAt");
   if (!isTime(e.runAt)) fail("bad runAt");

@@ -162,8 +162,9 @@ export class PayloadTooLargeError extends JobsError {
 export class JobTimeoutError extends JobsError {
   /** The timeout in milliseconds. */
   readonly timeoutMs: number;
-  constructor(timeoutMs: number) {
-    super("job-timeout", `[jobs] job timed out after ${timeoutMs} ms`, { retryable: true });
+  /** `message` says more than the default (a handler that ran synchronously past its timeout, say). */
+  constructor(timeoutMs: number, message = `[jobs] job timed out after ${timeoutMs} ms`) {
+    super("job-timeout", message, { retryable: true });
     this.timeoutMs = timeoutMs;
   }
 }
@@ -299,11 +300,11 @@ export function serializeError(error: unknown): SerializedError {
   if (error instanceof Error) {
     const out: { name: string; message: string; code?: string; stack?: string } = {
       name: String(error.name).slice(0, 128),
-      message: redact(String(error.message)).slice(0, MAX_MESSAGE),
+      message: redactBounded(String(error.message), MAX_MESSAGE),
     };
     const code = (error as { code?: unknown }).code;
     if (typeof code === "string") out.code = code.slice(0, 64);
-    if (typeof error.stack === "string") out.stack = redact(error.stack).slice(0, MAX_STACK);
+    if (typeof error.stack === "string") out.stack = redactBounded(error.stack, MAX_STACK);
     return out;
   }
   let message: string;
@@ -312,7 +313,7 @@ export function serializeError(error: unknown): SerializedError {
   } catch {
     message = String(error);
   }
-  return { name: "NonError", message: redact(message).slice(0, MAX_MESSAGE) };
+  return { name: "NonError", message: redactBounded(message, MAX_MESSAGE) };
 }
 
 // The lookbehind starts a scheme only at the beginning of a word: without it a long run of letters
@@ -320,12 +321,31 @@ export function serializeError(error: unknown): SerializedError {
 // The userinfo runs to the last "@" of the authority: an unencoded "@" inside a password is invalid
 // in a URL, but people write it, and everything before the last "@" is then secret.
 const URL_CREDENTIALS = /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/)([^/\s?#]*)@/gi;
-const SECRET_NAMES = "password|passwd|pass|token|secret|access_?key|secret_?access_?key";
+const SECRET_NAMES =
+  "password|passwd|pass|token|secret|access_?key|secret_?access_?key|api[_-]?key|x-api-key|auth[_-]?token|x-auth-token|access[_-]?token|client[_-]?secret|authorization|proxy-authorization";
 const SECRET_PARAMS = new RegExp(`([?&](?:${SECRET_NAMES})=)[^&\\s]*`, "gi");
 // JSON-ish `"password": "…"` and `password: '…'` as printed by inspect() of option objects.
 const SECRET_FIELDS = new RegExp(`((?:"|'|\\b)(?:${SECRET_NAMES})(?:"|')?\\s*[:=]\\s*)("(?:[^"\\\\]|\\\\.)*"|'(?:[^'\\\\]|\\\\.)*')`, "gi");
+// Unquoted `apiKey=…` (a key=value connection string, a log line) and header lines such as
+// `x-api-key: …` and `Authorization: Bearer …`; the lookbehind keeps `bypass=` and `x-passport:` out.
+const SECRET_ASSIGNMENTS = new RegExp(`(?<![a-z0-9_-])((?:${SECRET_NAMES})\\s*=\\s*)(?!["'*])[^\\s&,;"']+`, "gi");
+const SECRET_HEADERS =
+  /(?<![a-z0-9_-])((?:authorization|proxy-authorization|x-api-key|api-key|x-auth-token)\s*:\s*)(?:(bearer|basic|digest|token|apikey)\s+)?(?!["'*])[^\s,;"']+/gi;
+// A bearer token anywhere (`curl -H "Bearer …"`); a token is at least 8 characters, so prose ("the bearer of") stays.
+const BEARER = /(?<![a-z0-9_-])(bearer\s+)[a-z0-9\-._~+/]{8,}=*/gi;
+// The Redis AUTH command line (`AUTH <pw>`, `AUTH <user> <pw>`, also inside `HELLO 3 AUTH … SETNAME …`),
+// as the tools that print commands write it: upper case, one or two words, then the end of the line,
+// a closing quote or bracket, or SETNAME. Prose ("AUTH failed for …") and Redis's own "<password>"
+// placeholder stay. Both words go, since one cannot tell a user from a password.
+const AUTH_COMMAND =
+  /(?<![A-Za-z0-9_-])(AUTH)([ \t]+)(?![<*])[^\s"'\],;)]+(?:([ \t]+)(?![<*])[^\s"'\],;)]+)?(?=[ \t]*(?:$|[\r\n"'\],;)])|[ \t]+SETNAME\b)/gm;
+// The same command quoted, as `redis-cli MONITOR` and clients' debug output print it: "auth" "user" "pw".
+const AUTH_QUOTED = /(["'])(auth)\1((?:\s*,?\s*(["'])(?:(?!\4)[^\\]|\\.)*\4){1,2})/gi;
 
-/** Removes credentials from URLs and secret-looking query parameters in a string. */
+/** How far past a cut `redactBounded` reads, so a credential that straddles the cut is still recognised whole. */
+const REDACT_MARGIN = 1_024;
+
+/** Removes credentials from URLs, secret-looking parameters, fields and headers, bearer tokens and Redis AUTH commands in a string. */
 export function redact(text: string): string {
   return text
     .replace(URL_CREDENTIALS, (_match, scheme: string, userinfo: string) => {
@@ -335,5 +355,38 @@ export function redact(text: string): string {
       return `${scheme}${userinfo.slice(0, colon)}:***@`;
     })
     .replace(SECRET_PARAMS, "$1***")
-    .replace(SECRET_FIELDS, (_match, name: string, value: string) => `${name}${value[0]}***${value[0]}`);
+    .replace(SECRET_FIELDS, (_match, name: string, value: string) => `${name}${value[0]}***${value[0]}`)
+    .replace(SECRET_HEADERS, (_match, name: string, scheme: string | undefined) => `${name}${scheme === undefined ? "" : `${scheme} `}***`)
+    .replace(SECRET_ASSIGNMENTS, "$1***")
+    .replace(BEARER, "$1***")
+    .replace(AUTH_COMMAND, (_match, auth: string, gap: string, gap2: string | undefined) =>
+      gap2 === undefined ? `${auth}${gap}***` : `${auth}${gap}***${gap2}***`,
+    )
+    .replace(
+      AUTH_QUOTED,
+      (_match, quote: string, auth: string, args: string) =>
+        `${quote}${auth}${quote}${args.replace(/(["'])(?:(?!\1)[^\\]|\\.)*\1/g, (_m, q: string) => `${q}***${q}`)}`,
+    );
+}
+
+// What may be cut in half at the end of a window: a URL's authority before its "@", a quoted
+// secret without its closing quote. Either is secret up to the cut.
+const CUT_AUTHORITY = /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/)[^/\s?#]*$/i;
+const CUT_FIELD = new RegExp(
+  `((?:"|'|\\b)(?:${SECRET_NAMES})(?:"|')?\\s*[:=]\\s*)("(?:[^"\\\\]|\\\\.)*\\\\?|'(?:[^'\\\\]|\\\\.)*\\\\?)$`,
+  "i",
+);
+
+/**
+ * `redact(text)` cut to `max` characters, in time bounded by `max` whatever the length of `text`:
+ * only the first `max` + 1 KiB are read (redacting a 5 MB message whole took 1.6 s), and a
+ * credential cut at the end of what was read is removed whole.
+ */
+export function redactBounded(text: string, max: number): string {
+  if (text.length <= max + REDACT_MARGIN) return redact(text).slice(0, max);
+  const window = text
+    .slice(0, max + REDACT_MARGIN)
+    .replace(CUT_AUTHORITY, "$1***")
+    .replace(CUT_FIELD, (_match, name: string, value: string) => `${name}${value[0]}***`);
+  return redact(window).slice(0, max);
 }

@@ -49,12 +49,18 @@ export interface WorkerEventMap {
   "job.retrying": { readonly job: JobInfo; readonly delayMs: number; readonly error: SerializedError };
   /** The job was moved to the dead letters. `job` is absent when the message could not be decoded. */
   "job.dead-lettered": { readonly job?: JobInfo; readonly reason: DeadLetterReason; readonly error: SerializedError };
-  /** A delivery arrived before its runAt and was put back without counting an attempt. */
+  /** A delivery arrived before its runAt (or while this worker still runs a timed-out attempt of it) and was put back without counting an attempt. */
   "job.deferred": { readonly job: JobInfo; readonly delayMs: number };
   /** A running job was cancelled (`client.cancel`): its handler failed after its signal fired, and its record ends `cancelled`. Store only. */
   "job.cancelled": { readonly job: JobInfo; readonly durationMs: number };
   /** The worker could no longer keep or settle a delivery; the broker will redeliver it. */
   "job.lease-lost": { readonly job?: JobInfo; readonly error: SerializedError };
+  /**
+   * A handler that timed out still runs `overdueMs` after its timeout (at least the worker's
+   * `overdueAfter`): it ignores its signal. Its attempt failed at the timeout; it keeps its
+   * concurrency slot until it ends. Emitted once per attempt.
+   */
+  "job.overdue": { readonly job: JobInfo; readonly timeoutMs: number; readonly overdueMs: number };
   /** An internal error the worker survived (e.g. a failed ack). */
   error: { readonly error: SerializedError; readonly job?: JobInfo };
 }
@@ -69,6 +75,7 @@ export const WORKER_EVENTS: readonly (keyof WorkerEventMap)[] = [
   "job.deferred",
   "job.cancelled",
   "job.lease-lost",
+  "job.overdue",
   "error",
 ];
 

@@ -85,6 +85,17 @@ export interface WorkerOptions<Ctx> {
    * after `import * as api from "@opentelemetry/api"`. @default off: nothing of OpenTelemetry is loaded
    */
   readonly tracing?: TracingOptions;
+  /**
+   * A handler still running this long after its timeout (it ignores its signal) is reported with
+   * `job.overdue`. It keeps its concurrency slot until it ends, whatever this says. @default "10s"
+   */
+  readonly overdueAfter?: Duration;
+  /**
+   * Start another attempt of a job on this worker while a timed-out handler of it still runs here.
+   * By default that attempt is given back (`job.deferred`, a second) until the old handler ends:
+   * two copies of one job never run at once on one worker. @default false
+   */
+  readonly overlapRetries?: boolean;
 }
 
 /** Options of `Worker.close`. */
@@ -106,6 +117,8 @@ export interface ParsedWorkerOptions {
   readonly sweepAfterMs: number;
   readonly retain: Partial<Record<FinishedStatus, RetainLimits>> | undefined;
   readonly pruneEveryMs: number;
+  readonly overdueAfterMs: number;
+  readonly overlapRetries: boolean;
 }
 
 /** Checks a worker's options (all but `broker` and `store`) against its broker's capabilities. */
@@ -141,6 +154,11 @@ export function parseWorkerOptions(options: WorkerOptions<unknown>, caps: Broker
   const retain = parseRetain(options.retain, "retain");
   const pruneEveryMs = parseDuration(options.pruneEvery ?? "1m", "pruneEvery");
   if (pruneEveryMs < 100) throw new InvalidOptionsError("pruneEvery", "expected at least 100 ms");
+  const overdueAfterMs = parseDuration(options.overdueAfter ?? "10s", "overdueAfter");
+  const overlapRetries = options.overlapRetries ?? false;
+  if (typeof overlapRetries !== "boolean") {
+    throw new InvalidOptionsError("overlapRetries", `expected a boolean, got ${typeof overlapRetries}`);
+  }
   return {
     concurrency,
     prefetch,
@@ -153,5 +171,7 @@ export function parseWorkerOptions(options: WorkerOptions<unknown>, caps: Broker
     sweepAfterMs,
     retain,
     pruneEveryMs,
+    overdueAfterMs,
+    overlapRetries,
   };
 }

@@ -15,7 +15,7 @@ import { IntrusiveList } from "./internal/list.js";
 import { Tracing } from "./internal/tracing.js";
 import { Claims } from "./internal/worker/claims.js";
 import { Deadlines } from "./internal/worker/deadlines.js";
-import type { HeldDelivery, Registered } from "./internal/worker/held-delivery.js";
+import { type HeldDelivery, jobOf, type Registered } from "./internal/worker/held-delivery.js";
 import { Heartbeat, leaseExpired } from "./internal/worker/leases.js";
 import { PriorityBuffer } from "./internal/worker/priority-buffer.js";
 import { Pruner } from "./internal/worker/pruner.js";
@@ -35,6 +35,12 @@ import { type CloseOptions, parseWorkerOptions, type WorkerOptions } from "./wor
 export type { JobContext, JobHandler } from "./job-context.js";
 export type { CloseOptions, WorkerOptions } from "./worker-options.js";
 
+/**
+ * How long another attempt of a job is given back for while this worker still runs a timed-out
+ * handler of it (`overlapRetries: false`): it comes back then, here or to another worker.
+ */
+const OVERDUE_RETRY_DELAY_MS = 1_000;
+
 /** Runs handlers for jobs delivered by a broker. */
 export interface Worker<Ctx> {
   /** Register the handler of a job (before `start`). Returns the worker for chaining. */
@@ -50,7 +56,7 @@ export interface Worker<Ctx> {
   close(options?: CloseOptions): Promise<void>;
   /** Subscribe to job events. */
   readonly on: Emitter<WorkerEventMap>["on"];
-  /** Jobs running now. */
+  /** Handlers running now, including those that outlived their timeout (they keep their concurrency slot until they end). */
   readonly running: number;
 }
 
@@ -73,6 +79,8 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     sweepAfterMs,
     retain,
     pruneEveryMs,
+    overdueAfterMs,
+    overlapRetries,
   } = parseWorkerOptions(options as WorkerOptions<unknown>, caps);
   assertTracing(options.tracing);
   const tracing = options.tracing === undefined ? undefined : new Tracing(options.tracing, broker.name);
@@ -93,13 +101,19 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
   const running = new IntrusiveList<HeldDelivery>();
   const buffer = new PriorityBuffer(agingMs);
   const settlement = new Settlement({ events, maxDelayMs: caps.maxDelayMs, maxBytes, settled: checkIdle, link, codec });
-  const deadlines = new Deadlines({ running: () => running, timedOut: (item, error) => runner.failed(item, error) });
+  const deadlines = new Deadlines({
+    running: () => running,
+    timedOut: (item, error) => runner.timedOut(item, error),
+    overdueAfterMs,
+    overdue: (item, overdueMs) => events.emit("job.overdue", { job: jobOf(item), timeoutMs: item.envelope.timeout, overdueMs }),
+  });
   const runner = new JobRunner<Ctx>({
     context: options.context as Ctx,
     events,
     deadlines,
     settlement,
     finished,
+    released,
     progress,
     maxResultBytes,
     tracing,
@@ -208,16 +222,23 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     try {
       const agedBefore = buffer.agedBefore(Date.now());
       // A crash suspect runs alone (internal/worker/suspect-gate.ts): while one is buffered, nothing
-      // else starts; it starts once nothing runs or settles and no other suspect is held, and nothing beside it.
+      // else starts; it starts once nothing runs or settles (but handlers that outlived their
+      // timeout, which may never end) and no other suspect is held, and nothing beside it.
       while (running.size < concurrency && buffer.size > 0 && state === "running" && !gate.reserved) {
         if (gate.buffered > 0) {
-          if (running.size > 0 || settlement.pending > 0 || !gate.reserveNext()) return;
+          if (running.size > runner.overdue || settlement.pending > 0 || !gate.reserveNext()) return;
           continue;
         }
         const item = buffer.shift(agedBefore);
         if (item === undefined) return;
         if (leaseExpired(item, Date.now(), leaseMs)) {
           settlement.releaseExpired(item);
+          continue;
+        }
+        // Another attempt of a job whose timed-out handler still runs here waits: given back for a
+        // while, it runs once that handler is over, or on another worker.
+        if (runner.overdue > 0 && !overlapRetries && runner.isOverdue(item.envelope.id)) {
+          settlement.deferUnstarted(item, OVERDUE_RETRY_DELAY_MS);
           continue;
         }
         start(item);
@@ -246,9 +267,18 @@ export function createWorker<Ctx = undefined>(options: WorkerOptions<Ctx>): Work
     pump();
   }
 
+  /** A job timed out and was settled while its handler runs on: it keeps its slot, but no longer holds up a suspect's turn. */
+  function released(item: HeldDelivery): void {
+    gate.finished(item);
+    checkIdle();
+    pump();
+  }
+
   function checkIdle(): void {
-    if (running.size > 0 || settlement.pending > 0) return;
-    shutdown.idle();
+    if (settlement.pending > 0) return;
+    if (running.size === 0) shutdown.idle();
+    // Handlers that outlived their timeout may never end: a suspect's turn does not wait for them.
+    if (running.size > runner.overdue) return;
     if (gate.waiting !== undefined) gate.startReserved();
     else if (buffer.size > 0) pump();
   }

@@ -22,7 +22,8 @@ describe("redactedCause and redactedMessage", () => {
     expect((cause as Error & { code?: unknown }).code).toBe("NOAUTH");
     expect(JSON.stringify(cause, Object.getOwnPropertyNames(cause))).not.toContain("s3cret");
     expect(Object.keys(cause)).not.toContain("command");
-    expect(redactedMessage("plain text token=abc")).toBe("plain text token=abc");
+    expect(redactedMessage("plain text page=2")).toBe("plain text page=2");
+    expect(redactedMessage("plain text token=abc")).toBe("plain text token=***");
     expect(redactedMessage(native)).not.toContain("s3cret");
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeEnvelope, ENVELOPE_VERSION, type Envelope, encodeEnvelope, encodeLocalEnvelope } from "../src/envelope.js";
+import { decodeEnvelope, ENVELOPE_VERSION, type Envelope, encodeEnvelope, encodeLocalEnvelope, MAX_ATTEMPTS } from "../src/envelope.js";
 import { EnvelopeDecodeError, JobsError, PayloadTooLargeError } from "../src/errors.js";
 
 const LIMIT = 1_048_576;
@@ -156,10 +156,19 @@ describe("forbidden keys", () => {
     decodeError(withPayloadText('{"\\u005F\\u005Fproto\\u005F\\u005F":1}'));
   });
 
-  it("rejects a constructor key, plain or escaped", () => {
+  it("rejects a constructor key holding an object or array, plain or escaped", () => {
     expect(decodeError(withPayloadText('{"constructor":{"prototype":{}}}')).message).toContain("constructor");
-    decodeError(withPayloadText('{"\\u0063onstructor":1}'));
-    decodeError(JSON.stringify(envelope()).replace('"v":1', '"meta":{"constructor":"x"},"v":1'));
+    decodeError(withPayloadText('{"\\u0063onstructor":{"a":1}}'));
+    decodeError(withPayloadText('{"list":[{"constructor":[1]}]}'));
+    decodeError(JSON.stringify(envelope()).replace('"v":1', '"constructor":{"prototype":{}},"v":1'));
+  });
+
+  it("accepts a constructor key holding a primitive, in the payload and in meta", () => {
+    const payload = { constructor: "Ferrari", car: { constructor: null, n: 1 } };
+    expect(decodeEnvelope(encodeEnvelope(envelope({ payload })), LIMIT).payload).toEqual(payload);
+    expect(decodeEnvelope(withPayloadText('{"\\u0063onstructor":2}'), LIMIT).payload).toEqual({ constructor: 2 });
+    const meta = JSON.stringify(envelope()).replace('"v":1', '"meta":{"constructor":"x"},"v":1');
+    expect(decodeEnvelope(meta, LIMIT).meta).toEqual({ constructor: "x" });
   });
 
   it("accepts __proto__ and constructor as string values", () => {
@@ -170,6 +179,31 @@ describe("forbidden keys", () => {
   it("does not pollute Object.prototype while decoding", () => {
     decodeError(withPayloadText('{"__proto__":{"polluted":true}}'));
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe("attempt bounds on receipt", () => {
+  it("accepts what enqueue can write: maxAttempts up to MAX_ATTEMPTS, attempt up to maxAttempts", () => {
+    expect(MAX_ATTEMPTS).toBe(1_000);
+    for (const text of [
+      encodeEnvelope(envelope({ attempt: 1_000, maxAttempts: 1_000 })),
+      JSON.stringify(envelope({ attempt: 3, maxAttempts: 3 })),
+    ]) {
+      expect(decodeEnvelope(text, LIMIT)).toMatchObject({ attempt: JSON.parse(text).attempt, maxAttempts: JSON.parse(text).maxAttempts });
+    }
+  });
+
+  it("refuses forged counts, on the fast path and the general one alike", () => {
+    const forged = [
+      envelope({ attempt: 1e308, maxAttempts: 3 }),
+      envelope({ attempt: 1, maxAttempts: 1e9 }),
+      envelope({ attempt: 1, maxAttempts: MAX_ATTEMPTS + 1 }),
+      envelope({ attempt: 4, maxAttempts: 3 }),
+    ];
+    for (const e of forged) {
+      expect(decodeError(encodeEnvelope(e)).message).toMatch(/bad (attempt|maxAttempts)/);
+      expect(decodeError(JSON.stringify({ ...e, payload: 1, v: 1 })).message).toMatch(/bad (attempt|maxAttempts)/);
+    }
   });
 });
 
@@ -206,6 +240,10 @@ describe("envelope validation", () => {
     ["attempt", "1", "bad attempt"],
     ["maxAttempts", 0, "bad maxAttempts"],
     ["maxAttempts", undefined, "bad maxAttempts"],
+    ["maxAttempts", 1_001, "bad maxAttempts (an integer from 1 to 1000)"],
+    ["maxAttempts", 1e9, "bad maxAttempts"],
+    ["attempt", 26, "bad attempt (above maxAttempts)"],
+    ["attempt", 1e308, "bad attempt (above maxAttempts)"],
     ["priority", "urgent", "bad priority"],
     ["priority", 2, "bad priority"],
     ["enqueuedAt", -1, "bad enqueuedAt"],
@@ -292,7 +330,7 @@ describe("envelope in the client's own form (fast path)", () => {
       [null, 0, -1.5e300, "", 'x"}', [], {}, [{ a: [1, { b: null }] }], true].map((payload) => canonical({ payload })),
     ],
     ["zero and 15-digit times", [canonical({ enqueuedAt: 0, runAt: 0 }), canonical({ runAt: 999_999_999_999_999 })]],
-    ["edge numbers", [canonical({ attempt: 999_999_999_999_999, maxAttempts: 1, timeout: 2_147_483_647 })]],
+    ["edge numbers", [canonical({ attempt: 1_000, maxAttempts: 1_000, timeout: 2_147_483_647 })]],
     ["ids, names and queues at their limits", [canonical({ id: "i".repeat(128), name: `n${":".repeat(127)}`, queue: "q" })]],
   ])("decodes %s exactly as the general path does", (_what, texts) => {
     for (const text of texts) {
@@ -327,6 +365,13 @@ describe("envelope in the client's own form (fast path)", () => {
     ["a fraction", canonical().replace('"timeout":1800000', '"timeout":1800000.5')],
     ["an exponent", canonical().replace('"timeout":1800000', '"timeout":18e5')],
     ["attempt 0", canonical().replace('"attempt":1', '"attempt":0')],
+    ["attempt equal to maxAttempts", canonical({ attempt: 25 })],
+    ["attempt above maxAttempts", canonical({ attempt: 26 })],
+    ["maxAttempts at the bound", canonical({ attempt: 1000, maxAttempts: 1000 })],
+    ["maxAttempts above the bound", canonical({ maxAttempts: 1001 })],
+    ["15-digit attempt and maxAttempts", canonical({ attempt: 999_999_999_999_999, maxAttempts: 999_999_999_999_999 })],
+    ["a payload with a constructor key holding an object", canonical({ payload: { a: 1 } }).replace('{"a":1}', '{"constructor":{"a":1}}')],
+    ["a payload with a constructor key holding a string", canonical({ payload: { constructor: "Ferrari" } })],
     ["an unknown priority", canonical().replace('"priority":"normal"', '"priority":"nor"')],
     ["a bad id", canonical({ id: "-x" })],
     ["version 2", canonical().replace('"v":1', '"v":2')],

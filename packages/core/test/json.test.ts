@@ -101,10 +101,18 @@ describe("assertJsonValue", () => {
     expect(issues[0]?.path).toEqual(new Array(64).fill(0));
   });
 
-  it("rejects __proto__ and constructor keys", () => {
+  it("rejects __proto__ keys with any value, and constructor keys holding an object or array", () => {
     const proto = JSON.parse('{"a":{"__proto__":{"x":1}}}') as unknown;
     expect(issuesOf(proto)[0]?.path).toEqual(["a", "__proto__"]);
-    expect(issuesOf({ constructor: "Bob" })[0]?.path).toEqual(["constructor"]);
+    expect(issuesOf(JSON.parse('{"__proto__":"x"}'))[0]?.path).toEqual(["__proto__"]);
+    expect(issuesOf({ a: [{ constructor: { prototype: { polluted: true } } }] })[0]?.path).toEqual(["a", 0, "constructor"]);
+    expect(issuesOf({ constructor: { name: "x" } })[0]?.message).toContain("string, number, boolean or null");
+    expect(issuesOf({ constructor: ["x"] })[0]?.path).toEqual(["constructor"]);
+  });
+
+  it("accepts a constructor key holding a string, number, boolean or null (ordinary data)", () => {
+    for (const value of ["Ferrari", 7, false, null])
+      expect(() => assertJsonValue({ team: { constructor: value } }, "payload")).not.toThrow();
   });
 
   it("reports several issues but stops at ten", () => {
@@ -137,7 +145,16 @@ describe("parseUntrustedJson", () => {
   it("rejects forbidden keys, escaped or not, at any depth", () => {
     expect(() => parseUntrustedJson('[[{"__proto__":1}]]')).toThrow('forbidden key "__proto__"');
     expect(() => parseUntrustedJson('{"a":{"\\u005f\\u005fproto\\u005f\\u005f":1}}')).toThrow("__proto__");
-    expect(() => parseUntrustedJson('{"constructor":1}')).toThrow('forbidden key "constructor"');
+    expect(() => parseUntrustedJson('{"constructor":{"prototype":{"x":1}}}')).toThrow('forbidden key "constructor"');
+    expect(() => parseUntrustedJson('[{"\\u0063onstructor":[]}]')).toThrow('forbidden key "constructor"');
+  });
+
+  it("accepts a constructor key holding a primitive, and leaves Object alone", () => {
+    expect(parseUntrustedJson('{"constructor":"Ferrari","n":{"constructor":1,"m":{"constructor":null}}}')).toEqual({
+      constructor: "Ferrari",
+      n: { constructor: 1, m: { constructor: null } },
+    });
+    expect(Object.getPrototypeOf(parseUntrustedJson('{"constructor":"x"}'))).toBe(Object.prototype);
   });
 
   it("accepts escaped keys that are not forbidden", () => {

@@ -68,6 +68,44 @@ describe("worker: messages it cannot run", () => {
     expect(await ctor).toMatchObject({ reason: "unknown-job", job: { name: "constructor" }, error: { code: "unknown-job" } });
   });
 
+  it("runs a payload whose constructor key holds a string, refuses one holding an object at enqueue, and dead-letters it on receipt", async () => {
+    const f = fixture("constructor-keys");
+    const job = f.job<{ constructor: unknown; car?: string }>("f1.result");
+    const seen: unknown[] = [];
+    const worker = f.worker().handle(job, (payload) => {
+      seen.push(payload);
+    });
+    await worker.start();
+    const ok = waitForEvent(worker, "job.succeeded");
+    await f.client.enqueue(job, { constructor: "Ferrari", car: "SF-24" });
+    await ok;
+    expect(seen).toEqual([{ constructor: "Ferrari", car: "SF-24" }]);
+    expect(Object.getPrototypeOf(seen[0])).toBe(Object.prototype);
+    await expect(f.client.enqueue(job, { constructor: { prototype: { polluted: true } } })).rejects.toMatchObject({
+      code: "job-validation",
+    });
+    // The same object written straight to the broker, by a producer that skips the check.
+    const dead = waitForEvent(worker, "job.dead-lettered");
+    const now = Date.now();
+    const body = JSON.stringify({
+      v: 1,
+      id: "ctor-object",
+      name: job.name,
+      queue: f.queue,
+      payload: { constructor: { prototype: { polluted: true } } },
+      attempt: 1,
+      maxAttempts: 3,
+      priority: "normal",
+      enqueuedAt: now,
+      runAt: now,
+      timeout: 30_000,
+    });
+    await publishRaw(f.broker, f.queue, body);
+    expect(await dead).toMatchObject({ reason: "undecodable", error: { code: "envelope-decode" } });
+    expect(seen).toHaveLength(1);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it("dead-letters a message over the worker's size limit as undecodable", async () => {
     const f = fixture("too-big");
     const job = f.job<string>("big");

@@ -1,5 +1,6 @@
 import {
   brokerUrlFromEnv,
+  jobSemanticsFirstConnection,
   jobSemanticsScheduling,
   type PrivateServer,
   runConformance,
@@ -45,6 +46,14 @@ if (url === undefined) {
       name: "nats (private nats-server)",
       createBroker: () => createNatsBroker({ ...privateTopology, url: `nats://127.0.0.1:${server.port}` }),
       restart: () => server.restart("SIGKILL"),
+    });
+    // The same server, down while a new broker makes its first connection.
+    const onPrivate = (): ReturnType<typeof createNatsBroker> =>
+      createNatsBroker({ ...privateTopology, url: `nats://127.0.0.1:${server.port}`, connectTimeout: "2s" });
+    jobSemanticsFirstConnection({
+      name: "nats (private nats-server, down at first)",
+      createBroker: onPrivate,
+      firstConnection: { createBroker: onPrivate, stop: () => server.kill("SIGKILL"), start: () => server.start() },
     });
   });
 

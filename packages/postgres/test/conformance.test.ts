@@ -1,4 +1,11 @@
-import { brokerUrlFromEnv, type PrivatePostgres, runConformance, startPrivatePostgres, transportRestart } from "@jobs/conformance";
+import {
+  brokerUrlFromEnv,
+  jobSemanticsFirstConnection,
+  type PrivatePostgres,
+  runConformance,
+  startPrivatePostgres,
+  transportRestart,
+} from "@jobs/conformance";
 import { afterAll, describe, it } from "vitest";
 import { createPostgresBroker } from "../src/index.js";
 import { dropSchemas, uniqueSchema } from "./support.js";
@@ -34,6 +41,15 @@ if (url === undefined) {
       createBroker: () => createPostgresBroker({ url: server.url, schema: "jobs_restart" }),
       restart: () => server.restart("SIGKILL"),
     });
+  });
+
+  // The same private server, down while a new broker makes its first connection.
+  const onPrivate = (): ReturnType<typeof createPostgresBroker> =>
+    createPostgresBroker({ url: server.url, schema: "jobs_first", connectTimeout: "2s" });
+  jobSemanticsFirstConnection({
+    name: "postgres (private server, down at first)",
+    createBroker: onPrivate,
+    firstConnection: { createBroker: onPrivate, stop: () => server.kill("SIGKILL"), start: () => server.start() },
   });
 
   afterAll(async () => {

@@ -1,5 +1,6 @@
 import {
   brokerUrlFromEnv,
+  jobSemanticsFirstConnection,
   jobSemanticsRetries,
   jobSemanticsScheduling,
   runConformance,
@@ -64,6 +65,18 @@ describe.skipIf(node === undefined)("rabbitmq private node [needs JOBS_RABBITMQ_
       // (see docs/adapters/rabbitmq.md, "Limits").
       n.ctl("eval", "mnesia:sync_log().");
       return n.restart("SIGKILL");
+    },
+  });
+  // The same node, down while a new broker makes its first connection (a node of its own would
+  // add a boot of several seconds to the run; this one is up already).
+  const onPrivate = (): ReturnType<Tracker["broker"]> => restartable.broker({ connectTimeout: "2s" });
+  jobSemanticsFirstConnection({
+    name: "rabbitmq (private node, down at first)",
+    createBroker: onPrivate,
+    firstConnection: {
+      createBroker: onPrivate,
+      stop: () => (node as NonNullable<typeof node>).kill("SIGKILL"),
+      start: () => (node as NonNullable<typeof node>).start(),
     },
   });
 });

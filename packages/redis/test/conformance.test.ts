@@ -1,4 +1,11 @@
-import { brokerUrlFromEnv, runConformance, startPrivateServer, transportRestart } from "@jobs/conformance";
+import {
+  brokerUrlFromEnv,
+  jobSemanticsFirstConnection,
+  runConformance,
+  startPrivateRedis,
+  startPrivateServer,
+  transportRestart,
+} from "@jobs/conformance";
 import { afterAll, describe, it } from "vitest";
 import { createRedisBroker, type RedisBrokerOptions } from "../src/index.js";
 import { deleteKeys, redisServerArgs } from "./support.js";
@@ -41,5 +48,17 @@ if (url === undefined) {
       createBroker: () => createRedisBroker({ ...fast, url: `redis://127.0.0.1:${server.port}` }),
       restart: () => server.restart("SIGKILL"),
     });
+  });
+
+  // A server of its own without persistence, down while a new broker makes its first connection:
+  // it has no dataset to load when it comes up (the AOF one above answers LOADING for a moment).
+  const fresh = await startPrivateRedis();
+  afterAll(() => fresh.stop());
+  const onFresh = (): ReturnType<typeof createRedisBroker> =>
+    createRedisBroker({ ...fast, url: `redis://127.0.0.1:${fresh.port}`, connectTimeout: "2s" });
+  jobSemanticsFirstConnection({
+    name: "redis (private server, down at first)",
+    createBroker: onFresh,
+    firstConnection: { createBroker: onFresh, stop: () => fresh.kill("SIGKILL"), start: () => fresh.start() },
   });
 }

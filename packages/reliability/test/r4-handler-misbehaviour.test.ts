@@ -1,9 +1,10 @@
 /**
  * R4 — handler misbehaviour (RELIABILITY.md d.3), in the test process on every adapter: each way a
  * handler can fail maps to ack, retry after backoff, or dead-letter, while a control stream of good
- * jobs keeps completing on the same worker (concurrency 4). Then the heap after many zombie (never
- * settling) handlers. Cases that kill the worker process (H7b with isolation, H8) are in the
- * process-harness suite.
+ * jobs keeps completing on the same worker (concurrency 4). H4, a zombie that never settles, fails
+ * at its timeout but keeps its slot, and its retry never starts on this worker (docs/concepts/workers.md,
+ * timeouts). Then the heap after many handlers that outlive their timeout. Cases that kill the worker process (H7b with
+ * isolation, H8) are in the process-harness suite.
  */
 import { type Client, createAdmin, createClient, createWorker, defineJob, NonRetryableError, type Worker } from "@jobs/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,8 +17,14 @@ const QUEUE = "r4";
 const BACKOFF_MS = 200;
 const TIMEOUT_MS = 1_000;
 const CONCURRENCY = 4;
+/** H7a's own timeout: longer than its 2-s block (a synchronous handler past its timeout fails; core's unit tests cover that). */
+const H7A_TIMEOUT_MS = 5_000;
 /** The zombie phase runs wider so that 1,000 one-second timeouts take seconds, not minutes. */
 const ZOMBIE_CONCURRENCY = 100;
+/** How long a heap-phase handler runs on past its timeout, ignoring its signal. */
+const OVERDUE_MS = 100;
+/** The worker's `overdueAfter`: H4 is reported overdue well within the run. */
+const OVERDUE_AFTER_MS = 500;
 
 type Payload = { readonly c: string };
 
@@ -38,7 +45,8 @@ const THROWN: Record<string, () => unknown> = {
 
 interface Expectation {
   readonly attempts: number;
-  readonly end: "dead" | "ok";
+  /** "none": never ends (H4 holds its slot, its retry never starts on this worker). */
+  readonly end: "dead" | "ok" | "none";
   readonly reason?: string;
   /** SerializedError name or code the dead letter must carry. */
   readonly error?: { readonly name?: string; readonly code?: string; readonly message?: string };
@@ -49,7 +57,7 @@ const EXPECT: Record<string, Expectation> = {
   H1: { ...failing, error: { name: "Error", message: "x" } },
   ...Object.fromEntries(Object.keys(THROWN).map((k) => [`H2-${k}`, { ...failing, error: { name: "NonError" } }])),
   ...Object.fromEntries(Object.keys(THROWN).map((k) => [`H3-${k}`, { ...failing, error: { name: "NonError" } }])),
-  H4: { ...failing, error: { code: "job-timeout" } },
+  H4: { attempts: 1, end: "none" },
   H5: { ...failing, error: { code: "job-timeout" } },
   H6: { ...failing, error: { code: "job-timeout" } },
   H7a: { attempts: 1, end: "ok" },
@@ -81,7 +89,12 @@ for (const adapter of selectedAdapters()) {
       const clientBroker = createBroker(target.spec);
       const { broker: workerBroker, seen } = observe(createBroker(target.spec));
       const client = createClient({ broker: clientBroker });
-      const worker = createWorker({ broker: workerBroker, concurrency: CONCURRENCY, lease: TIMINGS.leaseMs });
+      const worker = createWorker({
+        broker: workerBroker,
+        concurrency: CONCURRENCY,
+        lease: TIMINGS.leaseMs,
+        overdueAfter: OVERDUE_AFTER_MS,
+      });
       const zombies = { started: 0 };
       const h5 = { aborts: [] as { latencyMs: number; reason: string }[], settled: 0 };
       const h6 = { lateResolved: 0 };
@@ -132,7 +145,8 @@ for (const adapter of selectedAdapters()) {
         const caseOf = new Map<string, string>();
         const enqueuedAt = new Map<string, number>();
         for (const c of Object.keys(EXPECT)) {
-          const job = await client.enqueue(bad, { c });
+          // H7a blocks the event loop for 2 s, under its own timeout: no lease lost, and it succeeds.
+          const job = await client.enqueue(bad, { c }, c === "H7a" ? { timeout: H7A_TIMEOUT_MS } : {});
           caseOf.set(job.id, c);
           enqueuedAt.set(c, Date.now());
         }
@@ -147,8 +161,9 @@ for (const adapter of selectedAdapters()) {
               (l.event === "job.dead-lettered" || l.event === "job.succeeded") &&
               caseOf.has((l.data.job as { id?: string } | undefined)?.id ?? ""),
           ).length;
+        const endless = Object.values(EXPECT).filter((e) => e.end === "none").length;
         await until(
-          () => terminal() >= caseOf.size && controlDone.size === controlJobs && h6.lateResolved >= 3,
+          () => terminal() >= caseOf.size - endless && controlDone.size === controlJobs && h6.lateResolved >= 3,
           90_000,
           "every R4 case to end and the control stream to complete",
         );
@@ -157,6 +172,8 @@ for (const adapter of selectedAdapters()) {
         return { caseOf, enqueuedAt };
       });
       const wallMs = Date.now() - started;
+      // H4's handler never ends: it still holds its slot.
+      const runningAtEnd = worker.running;
       const deadViews = await createAdmin({ broker: workerBroker }).listDeadLetters(QUEUE, { limit: 1_000 });
       events.stop();
       await worker.close({ timeout: "2s" });
@@ -202,7 +219,14 @@ for (const adapter of selectedAdapters()) {
             attempts.every((a, i) => a === i + 1),
           ),
         );
-        bars.push(bar(`${c} terminal state`, end, `= ${want.end}`, end === want.end && dead.length + succeeded.length === 1));
+        bars.push(
+          bar(
+            `${c} terminal state`,
+            end,
+            `= ${want.end}`,
+            end === want.end && dead.length + succeeded.length === (want.end === "none" ? 0 : 1),
+          ),
+        );
         if (want.end === "dead") {
           bars.push(bar(`${c} dlq reason`, String(dead[0]?.data.reason), `= ${want.reason}`, dead[0]?.data.reason === want.reason));
           bars.push(bar(`${c} dlq entries`, view.length, "= 1", view.length === 1));
@@ -232,6 +256,10 @@ for (const adapter of selectedAdapters()) {
       const h6Acks = seen.deliveries.filter((d) => d.settled === "ack" && d.body.includes(h6Id)).length;
       const leaseLost = events.lines.filter((l) => l.event === "job.lease-lost").length;
       const errorsEmitted = events.lines.filter((l) => l.event === "error").length;
+      const h4Id = idOf.get("H4") as string;
+      const h4Failed = byJob(h4Id, "job.failed").map((l) => (l.data.error as { code?: string }).code);
+      const h4Overdue = byJob(h4Id, "job.overdue").length;
+      const h4Deferred = byJob(h4Id, "job.deferred").filter((l) => (l.data.job as { attempt: number }).attempt === 2).length;
       const controlStartsDup = events.lines.filter(
         (l) => l.event === "job.started" && (l.data.job as { name: string }).name === "r4.good",
       ).length;
@@ -240,6 +268,10 @@ for (const adapter of selectedAdapters()) {
         controlCompleted: controlDone.size,
         controlStarts: controlStartsDup,
         zombiesStarted: zombies.started,
+        h4Failed,
+        h4Overdue,
+        h4RetryDeferred: h4Deferred,
+        runningAtEnd,
         h5Aborts: h5.aborts,
         h6LateResolutions: h6.lateResolved,
         h6Acks,
@@ -253,7 +285,19 @@ for (const adapter of selectedAdapters()) {
       });
       bars.push(bar("control jobs completed", controlDone.size, `= ${controlJobs}`, controlDone.size === controlJobs));
       bars.push(bar("control jobs run once", controlStartsDup, `= ${controlJobs}`, controlStartsDup === controlJobs));
-      bars.push(bar("H4 zombies (slot freed each time)", zombies.started, "= 3", zombies.started === 3));
+      bars.push(
+        bar(
+          "H4 zombie: failed at its timeout, keeps its slot, reported overdue once, its retry never started here",
+          `started ${zombies.started}, failed ${h4Failed.join(",")}, overdue ${h4Overdue}, retry deferred ${h4Deferred}, running ${runningAtEnd}`,
+          "started 1, failed job-timeout, overdue 1, retry deferred >= 1, running >= 1",
+          zombies.started === 1 &&
+            h4Failed.length === 1 &&
+            h4Failed[0] === "job-timeout" &&
+            h4Overdue === 1 &&
+            h4Deferred >= 1 &&
+            runningAtEnd >= 1,
+        ),
+      );
       bars.push(
         bar(
           "H5 aborted by the timeout, no zombie",
@@ -296,9 +340,10 @@ for (const adapter of selectedAdapters()) {
       const worker = createWorker({ broker: workerBroker, concurrency: ZOMBIE_CONCURRENCY, lease: TIMINGS.leaseMs });
       let dead = 0;
       let started = 0;
+      // Each handler ignores its signal and ends OVERDUE_MS after its timeout: it holds its slot until then.
       worker.handle(zombie, () => {
         started++;
-        return new Promise(() => {});
+        return sleep(TIMEOUT_MS + OVERDUE_MS);
       });
       worker.on("job.dead-lettered", () => {
         dead++;
@@ -311,6 +356,7 @@ for (const adapter of selectedAdapters()) {
           await client.enqueueMany(Array.from({ length: Math.min(50, n - i) }, (_, k) => ({ job: zombie, payload: { i: i + k } })));
         }
         await until(() => dead - before >= n, 120_000, `${n} zombie jobs dead-lettered`);
+        await until(() => worker.running === 0, 10_000, "every overdue handler ended");
       };
       // Warm-up: connections, scripts, JIT and the broker's own structures exist before the baseline.
       await run(ZOMBIE_CONCURRENCY);
@@ -342,7 +388,7 @@ for (const adapter of selectedAdapters()) {
         },
         bars: [
           bar("zombies dead-lettered", dead - ZOMBIE_CONCURRENCY, `= ${count}`, dead - ZOMBIE_CONCURRENCY === count),
-          bar("slots freed (running after)", running, "= 0", running === 0),
+          bar("slots freed once the overdue handlers ended (running after)", running, "= 0", running === 0),
           bar("heap growth after gc()", +growthMb.toFixed(2), "<= 5 MB", growthMb <= 5),
         ],
       });

@@ -222,7 +222,7 @@ for (const adapter of selectedAdapters()) {
       results["metadata __proto__"] = await outcome(() =>
         client.enqueue(ok, {}, { metadata: JSON.parse('{"__proto__":"x"}') as Record<string, string> }),
       );
-      results["metadata constructor"] = await outcome(() => client.enqueue(ok, {}, { metadata: { constructor: "x" } }));
+      // A metadata key named constructor is ordinary data (its value is a primitive): see docs/protocol.md, "Keys that are refused".
       const after = total(await admin.counts(queue));
       await worker.close({ timeout: "1s" });
       await broker.close();

@@ -128,12 +128,12 @@ export class SqsConsumers implements DeliveryHost {
     this.#all.add(consumer);
     // One short poll first, awaited: a worker starting on a backlog then sees every priority
     // level's first batch before it picks a job, instead of whichever level answered first.
-    const count = Math.min(10, options.prefetch);
-    const sentAt = Date.now();
-    consumer.reserved += count;
-    const first = await this.#receive(consumer, count, 0).catch(() => []);
-    consumer.reserved -= count;
-    for (const m of first) this.#deliver(consumer, m, sentAt + visibility * 1000);
+    // close() waits for it (it answers at once), and it hands back what it took if close (or stop)
+    // began meanwhile: unread, those messages would stay hidden for the whole lease.
+    const first = this.#firstPoll(consumer, Math.min(10, options.prefetch));
+    consumer.firstPoll = first;
+    await first;
+    consumer.firstPoll = undefined;
     this.#spawn(consumer, true);
     return {
       stop: async () => {
@@ -151,6 +151,22 @@ export class SqsConsumers implements DeliveryHost {
         consumer.wake();
       },
     };
+  }
+
+  /** The short poll a consumer starts with: delivers what it took, or hands it back when the consumer stopped meanwhile. */
+  async #firstPoll(c: ConsumerState<SqsDelivery>, count: number): Promise<void> {
+    const sentAt = Date.now();
+    c.reserved += count;
+    const messages = await this.#receive(c, count, 0).catch((): Message[] => []);
+    c.reserved -= count;
+    if (c.stopped || this.closed) return this.#handBack(c, messages);
+    for (const m of messages) this.#deliver(c, m, sentAt + c.visibilitySeconds * 1000);
+  }
+
+  /** Makes messages a receive took after stop or close visible again at once. */
+  async #handBack(c: ConsumerState<SqsDelivery>, messages: readonly Message[]): Promise<void> {
+    const back = this.batches.of(c.url, c.queue).visibility;
+    await Promise.all(messages.map((m) => back.add({ handle: m.ReceiptHandle as string, seconds: 0 }).catch(() => {})));
   }
 
   /** Starts a receive loop, tracked so that close() can wait for the receive it has out. */
@@ -192,8 +208,7 @@ export class SqsConsumers implements DeliveryHost {
         failures = 0;
         if (c.stopped || this.closed) {
           // Stopped while this poll was out: hand its messages straight back (close() waits for it).
-          const back = this.batches.of(c.url, c.queue).visibility;
-          await Promise.all(messages.map((m) => back.add({ handle: m.ReceiptHandle as string, seconds: 0 }).catch(() => {})));
+          await this.#handBack(c, messages);
           return;
         }
         const deadline = sentAt + c.visibilitySeconds * 1000;
@@ -316,7 +331,11 @@ export class SqsConsumers implements DeliveryHost {
     // Only a receive that may have taken a message this broker made visible is waited for: an idle
     // consumer's close stays immediate.
     const since = Date.now() - this.settings.waitSeconds * 1000;
-    const receives = all.filter((c) => c.madeVisibleAt >= since).flatMap((c) => [...c.running]);
+    // A consumer's first poll is short (no wait): it is always waited for.
+    const receives = [
+      ...all.filter((c) => c.madeVisibleAt >= since).flatMap((c) => [...c.running]),
+      ...all.flatMap((c) => (c.firstPoll === undefined ? [] : [c.firstPoll])),
+    ];
     if (receives.length > 0) {
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((resolve) => {

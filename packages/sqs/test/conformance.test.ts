@@ -1,7 +1,13 @@
-import { jobSemanticsEnqueueValidation, runConformance, transportDedupe, transportRoundTrip } from "@jobs/conformance";
-import { describe } from "vitest";
+import {
+  jobSemanticsEnqueueValidation,
+  jobSemanticsFirstConnection,
+  runConformance,
+  transportDedupe,
+  transportRoundTrip,
+} from "@jobs/conformance";
+import { afterAll, describe } from "vitest";
 import { createSqsBroker, type SqsBrokerOptions } from "../src/index.js";
-import { credentials, endpoint, endpointUrl, onEmulator } from "./emulator.js";
+import { credentials, endpoint, endpointUrl, onEmulator, startPrivateEmulator } from "./emulator.js";
 
 // Every instance is a new client (its own connections) to one emulator; waits of 1 s keep the
 // suite fast, because local-aws-sqs answers a long poll only when the batch is full or the wait is over.
@@ -22,4 +28,18 @@ describe("conformance: sqs (FIFO)", () => {
   transportRoundTrip(fifo);
   transportDedupe(fifo);
   jobSemanticsEnqueueValidation(fifo);
+});
+
+// A private emulator of its own (the shared one keeps serving the rest), down while a new broker
+// makes its first request. It keeps nothing across a restart; the case creates its queue after.
+const down = await startPrivateEmulator();
+afterAll(() => down.stop());
+const onPrivate = (): ReturnType<typeof createSqsBroker> =>
+  createSqsBroker({ ...settings({ endpoint: { host: "127.0.0.1", port: down.port } }), connectTimeout: "2s" });
+describe("conformance: sqs (private emulator, down at first)", () => {
+  jobSemanticsFirstConnection({
+    name: "sqs (private emulator, down at first)",
+    createBroker: onPrivate,
+    firstConnection: { createBroker: onPrivate, stop: () => down.kill("SIGKILL"), start: () => down.start() },
+  });
 });

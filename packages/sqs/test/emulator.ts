@@ -3,7 +3,7 @@
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { type ConformanceEndpoint, startPrivateServer } from "@jobs/conformance";
+import { type ConformanceEndpoint, type PrivateServer, startPrivateServer } from "@jobs/conformance";
 import { afterAll } from "vitest";
 
 const external = process.env.JOBS_SQS_ENDPOINT;
@@ -11,13 +11,18 @@ const external = process.env.JOBS_SQS_ENDPOINT;
 /** Fake credentials: the emulator checks none, and tests look for them in errors. */
 export const credentials = { accessKeyId: "AKIAJOBSTESTKEY00001", secretAccessKey: "jobs-test-secret-Zq7pW2vR9xT4" };
 
-async function start(): Promise<{ url: string; stop: () => Promise<void> }> {
-  if (external !== undefined && external !== "") return { url: external, stop: async () => {} };
+/** A private local-aws-sqs on a free loopback port, as a child process (a test may kill and start it again). */
+export function startPrivateEmulator(): Promise<PrivateServer> {
   const entry = pathToFileURL(createRequire(import.meta.url).resolve("local-aws-sqs")).href;
-  const server = await startPrivateServer({
+  return startPrivateServer({
     command: process.execPath,
     args: ({ port }) => ["-e", `import(${JSON.stringify(entry)}).then((m) => m.createSqsServer({ port: ${port}, hostname: "127.0.0.1" }))`],
   });
+}
+
+async function start(): Promise<{ url: string; stop: () => Promise<void> }> {
+  if (external !== undefined && external !== "") return { url: external, stop: async () => {} };
+  const server = await startPrivateEmulator();
   return { url: `http://127.0.0.1:${server.port}`, stop: () => server.stop() };
 }
 

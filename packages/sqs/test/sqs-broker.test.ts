@@ -333,6 +333,46 @@ describe("hand-back on close", () => {
   });
 });
 
+describe("hand-back of the first poll", () => {
+  // consume() starts with a short poll (no wait). A close() that begins while it is out must read
+  // its answer and hand back what it took: a message it took and nobody delivered would stay
+  // hidden for the whole visibility timeout (the 60 s lease here).
+  it("messages the first poll took while close() began reach another consumer at once, and never the closed one", async () => {
+    const q = queue("firstpoll");
+    await broker().publish(q, [msg("one"), msg("two")]);
+    const { client } = countingClient();
+    let closing: Promise<void> | undefined;
+    let first: Broker | undefined;
+    // The first ReceiveMessage answered; close() begins before consume() reads that answer.
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        const input = (args as { input?: { WaitTimeSeconds?: number } }).input;
+        if (context.commandName === "ReceiveMessageCommand" && input?.WaitTimeSeconds === 0 && closing === undefined) {
+          closing = (first as Broker).close();
+        }
+        return out;
+      },
+      { step: "initialize", name: "jobsCloseDuringFirstPoll" },
+    );
+    try {
+      first = broker({ client });
+      const closed = collector(false);
+      await first.consume(q, { prefetch: 10, leaseMs: 60_000 }, closed.onDelivery);
+      expect(closing, "the first poll did not go out").toBeDefined();
+      await closing;
+      const second = collector();
+      await broker().consume(q, { prefetch: 10, leaseMs: 60_000 }, second.onDelivery);
+      // Far below the 60 s lease: a message stranded by the first poll would miss it.
+      await waitFor(() => second.deliveries.length === 2, { timeout: 5000, message: "expected both messages back within 5 s" });
+      expect(second.deliveries.map((d) => d.body).sort()).toEqual(["one", "two"]);
+      expect(closed.deliveries).toEqual([]);
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
 describe("failures", () => {
   it("a request to a stalled endpoint fails after requestTimeout: the publish outcome is unknown, and later calls work", async () => {
     const proxy = await createFaultProxy({ target: endpoint });

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { type DeadLetterReason, defineJob } from "@jobs/core";
-import { encodeEnvelope } from "@jobs/core/adapter";
+import { encodeEnvelope, MAX_ATTEMPTS } from "@jobs/core/adapter";
 import { waitFor } from "@jobs/core/testing";
 import { expect, it } from "vitest";
 import { group, type RecordedWorker, type WorkerEvent } from "../internal/fixture.js";
@@ -70,6 +70,49 @@ export function jobSemanticsPoisonMessages(options: ConformanceOptions): void {
         expect(handled).toEqual([{ n: 7 }]);
         const listed = await f.admin.listDeadLetters(q);
         expect(listed.map((d) => [d.id, d.reason])).toEqual([[bad.id, "validation"]]);
+      },
+      t.testTimeout,
+    );
+
+    it(
+      "dead-letters a forged envelope whose attempt or maxAttempts is out of enqueue's bounds as undecodable; the handler never runs",
+      async () => {
+        const f = await jobCase("attempts");
+        const { q } = f;
+        const job = f.job<Counted>("conformance.attempts");
+        const handled: number[] = [];
+        const worker = await f.run(job, ({ n }) => {
+          handled.push(n);
+        });
+        const forged = (n: number, attempt: number, maxAttempts: number): string =>
+          encodeEnvelope({ ...rawEnvelope(q, job.name, { n }), attempt, maxAttempts });
+        // What a broker-write attacker might send: counts no enqueue writes. The fast path reads the
+        // last two (plain digits), the general path the first two (JSON exponents).
+        const bodies = [forged(1, 1e308, 3), forged(2, 1, 1e9), forged(3, 1, MAX_ATTEMPTS + 1), forged(4, 4, 3)];
+        const physical = physicalQueueOf(q, caps);
+        const outcomes = await f.producer.publish(
+          physical,
+          bodies.map((body) => ({ id: randomUUID(), body, priority: 2, delayMs: 0, dedupe: true })),
+        );
+        expect(outcomes.every((o) => o.ok)).toBe(true);
+        const undecodable = (): WorkerEvent[] =>
+          worker.events.filter((e) => e.type === "job.dead-lettered" && e.data.reason === "undecodable");
+        await waitFor(() => undecodable().length >= bodies.length, { timeout: t.wait, message: "expected 4 undecodable dead letters" });
+        for (const e of undecodable()) {
+          expect(e.type === "job.dead-lettered" && e.data.error.code).toBe("envelope-decode");
+          expect(e.type === "job.dead-lettered" && e.data.error.message).toMatch(/bad (attempt|maxAttempts)/);
+        }
+        // The largest counts enqueue writes still run.
+        const [edge] = await f.producer.publish(physical, [
+          { id: randomUUID(), body: forged(5, MAX_ATTEMPTS, MAX_ATTEMPTS), priority: 2, delayMs: 0, dedupe: true },
+        ]);
+        expect(edge?.ok).toBe(true);
+        await waitFor(() => handled.includes(5), { timeout: t.wait, message: "the job at attempt 1000 of 1000 did not run" });
+        expect(handled).toEqual([5]);
+        expect(worker.events.filter((e) => e.type === "job.started")).toHaveLength(1);
+        const kept = await f.producer.listDeadLetters(physical, { limit: 10 });
+        expect([...kept.map((d) => d.body)].sort()).toEqual([...bodies].sort());
+        await f.expectCounts({ ...EMPTY, dead: bodies.length });
       },
       t.testTimeout,
     );

@@ -1,6 +1,7 @@
 /**
  * Job cases on failure: exact attempt numbers and backoff, dead-lettering after maxAttempts and
- * requeueing, timeouts that abort the handler's signal, and non-retryable errors.
+ * requeueing, timeouts that abort the handler's signal (and hold the slot of a handler that ignores
+ * it), and non-retryable errors.
  */
 import { NonRetryableError } from "@jobs/core";
 import { expect, it } from "vitest";
@@ -105,6 +106,43 @@ export function jobSemanticsRetries(options: ConformanceOptions): void {
         expect(failures).toHaveLength(1);
         expect(failures[0]?.error.code).toBe("job-timeout");
         expect(failures[0]?.willRetry).toBe(true);
+      },
+      t.testTimeout,
+    );
+
+    it(
+      "keeps a timed-out handler that ignores its signal in its slot until it ends, and starts its retry only then",
+      async () => {
+        const f = await jobCase("overdue");
+        const timeout = t.ms(150);
+        const job = f.job<Counted>("conformance.overdue", { maxAttempts: 2, timeout, backoff: { type: "fixed", delay: t.ms(20) } });
+        let open!: () => void;
+        const hold = new Promise<void>((resolve) => {
+          open = resolve;
+        });
+        const log: string[] = [];
+        const worker = await f.run(
+          job,
+          async (_p, { job }) => {
+            log.push(`start ${job.attempt}`);
+            if (job.attempt === 1) await hold; // ignores its signal
+            log.push(`end ${job.attempt}`);
+          },
+          { concurrency: 2, overdueAfter: t.ms(100) },
+        );
+        const overdue = worker.next("job.overdue", timeout + t.wait);
+        const deferred = worker.next("job.deferred", timeout + t.wait);
+        await f.client.enqueue(job, { n: 1 });
+        expect((await overdue).job.attempt).toBe(1);
+        // A slot is free, but attempt 2 is given back while attempt 1's handler still runs here.
+        expect((await deferred).job.attempt).toBe(2);
+        expect(log).toEqual(["start 1"]);
+        expect(worker.of("job.failed").map((e) => [e.error.code, e.willRetry])).toEqual([["job-timeout", true]]);
+        const done = worker.next("job.succeeded", t.wait);
+        open();
+        expect((await done).job.attempt).toBe(2);
+        expect(log).toEqual(["start 1", "end 1", "start 2", "end 2"]);
+        await f.expectCounts(EMPTY);
       },
       t.testTimeout,
     );

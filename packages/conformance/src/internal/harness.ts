@@ -71,6 +71,10 @@ export function assertConformanceOptions(options: ConformanceOptions): void {
   if (options.restart !== undefined && typeof options.restart !== "function") {
     throw new InvalidOptionsError("restart", "expected a function");
   }
+  const first = options.firstConnection;
+  if (first !== undefined && !(["createBroker", "stop", "start"] as const).every((k) => typeof first?.[k] === "function")) {
+    throw new InvalidOptionsError("firstConnection", "expected { createBroker, stop, start } functions");
+  }
   if (options.createStore !== undefined && typeof options.createStore !== "function") {
     throw new InvalidOptionsError("createStore", "expected a function");
   }

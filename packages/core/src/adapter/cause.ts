@@ -1,9 +1,15 @@
 /** Native client errors turned into text and causes that are safe to keep, log and show. */
-import { redact } from "../errors.js";
+import { redactBounded } from "../errors.js";
 
-/** The redacted message of anything thrown (a client error's message may quote a URL with credentials or a command's arguments). */
+/** The longest native message kept, like a serialized error's. */
+const MAX_NATIVE_MESSAGE = 2_000;
+
+/**
+ * The redacted message of anything thrown (a client error's message may quote a URL with
+ * credentials or a command's arguments), cut to 2,000 characters before it is redacted.
+ */
 export function redactedMessage(error: unknown): string {
-  return redact(String((error as Error | null | undefined)?.message ?? error));
+  return redactBounded(String((error as Error | null | undefined)?.message ?? error), MAX_NATIVE_MESSAGE);
 }
 
 /**

@@ -32,6 +32,7 @@ export {
   type EnvelopeMeta,
   encodeEnvelope,
   type LocalEnvelope,
+  MAX_ATTEMPTS,
   MAX_TIMER_MS,
 } from "../envelope.js";
 export {

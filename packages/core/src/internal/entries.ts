@@ -38,6 +38,12 @@ export const WORKER_ENTRIES: EventEntries<WorkerEventMap> = {
     err: e.error,
     ...(e.job && { job: loggedJob(e.job) }),
   }),
+  "job.overdue": (e) => ({
+    level: "warn",
+    code: "JOBS_JOB_OVERDUE",
+    message: `[jobs] [worker] job ${e.job.name} ${e.job.id} timed out ${Math.round(e.overdueMs)} ms ago and its handler still runs (it ignores its signal); it keeps its concurrency slot until it ends`,
+    job: loggedJob(e.job),
+  }),
 };
 
 /** A broker's event emitter, reporting to `logger` under the adapter's name. Adapters create theirs with this. */

@@ -4,10 +4,26 @@ import { JobValidationError, type ValidationIssue } from "../errors.js";
 export const MAX_DEPTH = 64;
 
 /**
+ * Why a key may not carry its value, or undefined when it may. `__proto__` never: copied with
+ * `Object.assign` or `obj[key] = value` it replaces the target's prototype. `constructor` only
+ * with an object or array value: a deep merge descends into `target.constructor`, the `Object`
+ * function, and writes onto it (or, through `prototype`, onto `Object.prototype`); with a string,
+ * number, boolean or null a merge can only copy it as the target's own property
+ * (docs/protocol.md, "Keys that are refused").
+ */
+export function forbiddenKey(key: string, value: unknown): string | undefined {
+  if (key === "__proto__") return 'key "__proto__" is not allowed';
+  if (key === "constructor" && typeof value === "object" && value !== null) {
+    return 'key "constructor" is allowed only with a string, number, boolean or null value';
+  }
+  return undefined;
+}
+
+/**
  * Checks that a value is plain JSON (objects, arrays, strings, finite numbers, booleans, null),
- * at most MAX_DEPTH deep, with no `__proto__`/`constructor` keys. Payloads that would change in a
- * JSON round trip (Date, Map, undefined, functions, BigInt, class instances, cycles) are rejected
- * instead of being silently altered.
+ * at most MAX_DEPTH deep, with no `__proto__` key and no `constructor` key holding an object or
+ * array (`forbiddenKey`). Payloads that would change in a JSON round trip (Date, Map, undefined,
+ * functions, BigInt, class instances, cycles) are rejected instead of being silently altered.
  */
 export function assertJsonValue(value: unknown, what: string): void {
   const issues: ValidationIssue[] = [];
@@ -57,8 +73,9 @@ function check(value: unknown, path: (string | number)[], depth: number, issues:
       issues.push({ message: `a ${name} instance is not plain JSON (convert it first)`, path: [...path] });
     } else {
       for (const key of Object.keys(value)) {
-        if (key === "__proto__" || key === "constructor") {
-          issues.push({ message: `key "${key}" is not allowed`, path: [...path, key] });
+        const forbidden = forbiddenKey(key, (value as Record<string, unknown>)[key]);
+        if (forbidden !== undefined) {
+          issues.push({ message: forbidden, path: [...path, key] });
           continue;
         }
         path.push(key);
@@ -72,7 +89,8 @@ function check(value: unknown, path: (string | number)[], depth: number, issues:
 
 /**
  * Parses untrusted JSON text: rejects nesting deeper than `maxDepth` (checked on the text before
- * parsing) and any `__proto__` or `constructor` key. Throws a plain Error with the reason.
+ * parsing), any `__proto__` key and any `constructor` key holding an object or array
+ * (`forbiddenKey`). Throws a plain Error with the reason.
  */
 export function parseUntrustedJson(text: string, maxDepth: number = MAX_DEPTH): unknown {
   // Nesting can only exceed maxDepth if there are more than maxDepth opening brackets: counting
@@ -115,8 +133,10 @@ function rejectForbiddenKeys(value: unknown): void {
     return;
   }
   for (const key of Object.keys(value)) {
-    if (key === "__proto__" || key === "constructor") throw new Error(`forbidden key "${key}"`);
-    rejectForbiddenKeys((value as Record<string, unknown>)[key]);
+    const child = (value as Record<string, unknown>)[key];
+    const forbidden = forbiddenKey(key, child);
+    if (forbidden !== undefined) throw new Error(`forbidden key "${key}": ${forbidden}`);
+    rejectForbiddenKeys(child);
   }
 }
 

@@ -21,6 +21,8 @@ export class ConsumerState<D extends Leased> {
   readonly held: Set<D> = new Set<D>();
   /** Receive loops running (each ends once its receive in flight, if any, has answered). */
   readonly running: Set<Promise<void>> = new Set<Promise<void>>();
+  /** The consumer's first (short) poll while it is out, with its delivery or hand-back. */
+  firstPoll: Promise<void> | undefined = undefined;
   /** When a message this consumer settled last becomes visible again (ms since the epoch): a receive in flight may take it. */
   madeVisibleAt = 0;
   /** Aborts receives in flight (close). */

@@ -187,7 +187,8 @@ function checkMetadata(meta: unknown): void {
   if (keys.length > 64) throw new InvalidOptionsError("metadata", "at most 64 keys");
   for (const key of keys) {
     const value = (meta as Record<string, unknown>)[key];
-    if (key === "__proto__" || key === "constructor" || key.length > 128) {
+    // Values are primitives, so only `__proto__` can reach a prototype (see forbiddenKey).
+    if (key === "__proto__" || key.length > 128) {
       throw new InvalidOptionsError(`metadata.${key.slice(0, 32)}`, "key not allowed");
     }
     if (!(typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value)))) {

@@ -1,6 +1,8 @@
 /**
  * Handler timeouts. One timer for all running jobs, armed for the earliest deadline, instead of a
  * setTimeout and clearTimeout per job: most jobs end long before their timeout, so it rarely fires.
+ * A job that timed out while its handler still runs (overdue) keeps a second deadline, its timeout
+ * plus the worker's `overdueAfter`, at which it is reported once if the handler still has not ended.
  */
 import { clock } from "../../clock.js";
 import { JobTimeoutError } from "../../errors.js";
@@ -12,6 +14,10 @@ export interface DeadlineHost {
   running(): Iterable<HeldDelivery>;
   /** A job's handler ran past its deadline: its signal is aborted with `error`; settle it as failed. */
   timedOut(item: HeldDelivery, error: JobTimeoutError): void;
+  /** `overdueAfter` in ms: how long after its timeout a handler still running is reported. */
+  readonly overdueAfterMs: number;
+  /** A timed-out handler still runs `overdueMs` after its timeout (`job.overdue`). */
+  overdue(item: HeldDelivery, overdueMs: number): void;
 }
 
 export class Deadlines {
@@ -49,13 +55,22 @@ export class Deadlines {
     this.#at = Number.POSITIVE_INFINITY;
     const now = clock.now();
     let next = Number.POSITIVE_INFINITY;
-    for (const item of this.#host.running()) {
-      if (item.completed) continue;
-      if (item.deadline <= now) {
+    const host = this.#host;
+    for (const item of host.running()) {
+      if (item.completed && !item.overdue) continue;
+      if (item.deadline > now) {
+        if (item.deadline < next) next = item.deadline;
+      } else if (item.overdue) {
+        item.deadline = Number.POSITIVE_INFINITY;
+        host.overdue(item, now - item.startedAt - item.envelope.timeout);
+      } else {
         const error = new JobTimeoutError(item.envelope.timeout);
         abortHandler(item, error);
-        this.#host.timedOut(item, error);
-      } else if (item.deadline < next) next = item.deadline;
+        // Its second deadline, should the handler go on (the host marks it overdue and keeps it).
+        item.deadline += host.overdueAfterMs;
+        host.timedOut(item, error);
+        if (item.overdue && item.deadline < next) next = item.deadline;
+      }
     }
     if (next !== Number.POSITIVE_INFINITY) this.#arm(next);
   }

@@ -7,6 +7,7 @@ import { infoOf } from "../../client.js";
 import { type Codec, IDENTITY_CODEC } from "../../codec.js";
 import type { JobDefinition } from "../../define-job.js";
 import { decodeEnvelope, type Envelope, fromLocalEnvelope } from "../../envelope.js";
+import type { JobTimeoutError } from "../../errors.js";
 import type { JobInfo } from "../../events.js";
 import type { JobContext, JobHandler } from "../../job-context.js";
 import type { PriorityLevel } from "../../priority.js";
@@ -42,6 +43,13 @@ export interface HeldDelivery {
   abortedByShutdown: boolean;
   /** The handler is over (returned, threw, timed out or its payload was invalid): settle once. */
   completed: boolean;
+  /**
+   * Timed out (and settled as failed) while its handler still runs: it stays in the running list,
+   * holding its concurrency slot, until the handler returns or throws.
+   */
+  overdue: boolean;
+  /** The timeout of an overdue job, until its failure is settled (its handler gets a turn to react to its signal first). */
+  pendingTimeout: JobTimeoutError | undefined;
   /** The event view, built on first use (`jobOf`). */
   job: JobInfo | undefined;
   /** clock.now() when the handler was called. */

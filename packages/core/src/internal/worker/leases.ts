@@ -55,7 +55,8 @@ export class Heartbeat {
     const leaseMs = host.leaseMs;
     const claimed: HeldDelivery[] = [];
     for (const item of host.held()) {
-      if (item.leaseLost || now - item.heartbeatSentAt < leaseMs / 3) continue;
+      // A completed job still listed is overdue: settled at its timeout, its delivery is no longer ours.
+      if (item.leaseLost || item.completed || now - item.heartbeatSentAt < leaseMs / 3) continue;
       item.heartbeatSentAt = now;
       if (item.fence !== 0) claimed.push(item);
       item.delivery.extendLease(leaseMs).then(

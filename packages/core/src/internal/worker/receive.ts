@@ -78,6 +78,8 @@ export function receive(delivery: Delivery, host: ReceiveHost): HeldDelivery | u
     controller: undefined,
     abortedByShutdown: false,
     completed: false,
+    overdue: false,
+    pendingTimeout: undefined,
     job: undefined,
     startedAt: 0,
     bufferedAt: now,

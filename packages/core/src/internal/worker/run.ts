@@ -1,16 +1,23 @@
 /**
  * Running a held job: validate its payload (when the job has a schema), call the handler, and
  * settle by its outcome once (success, failure, timeout: whichever comes first).
+ *
+ * A timeout settles the job at once, but cannot stop its handler: the job stays in the running
+ * list (`overdue`), holding its concurrency slot, until the handler returns or throws, and the
+ * worker starts no other attempt of it meanwhile (unless `overlapRetries`). A handler that
+ * returns past its deadline (synchronous work, which no timer can interrupt, or a blocked event
+ * loop) has timed out too: its result is discarded.
  */
+import { setImmediate } from "node:timers";
 import { clock } from "../../clock.js";
-import { JobValidationError, NonRetryableError, PayloadTooLargeError } from "../../errors.js";
+import { JobTimeoutError, JobValidationError, NonRetryableError, PayloadTooLargeError } from "../../errors.js";
 import type { Emitter, WorkerEventMap } from "../../events.js";
 import { assertJsonValue, utf8Length } from "../json.js";
 import { describeIssues, runSchema, type SchemaResult } from "../schema.js";
 import type { Tracing } from "../tracing.js";
 import { endAttempt } from "../tracing.js";
 import type { Deadlines } from "./deadlines.js";
-import { HandlerContext, type HeldDelivery, jobOf, type ProgressWriter } from "./held-delivery.js";
+import { abortHandler, HandlerContext, type HeldDelivery, jobOf, type ProgressWriter } from "./held-delivery.js";
 import { failureOutcome, type Settlement } from "./settlement.js";
 
 /** What running a job needs from the worker. */
@@ -28,10 +35,15 @@ export interface RunHost<Ctx> {
   readonly tracing: Tracing | undefined;
   /** The job is over and its settlement sent: free its slot. */
   finished(item: HeldDelivery): void;
+  /** The job timed out and its settlement is sent, but its handler still runs: it keeps its slot until `finished`. */
+  released(item: HeldDelivery): void;
 }
 
 export class JobRunner<Ctx> {
   readonly #host: RunHost<Ctx>;
+  /** Overdue handlers (timed out, still running) per job id. */
+  readonly #overdue = new Map<string, number>();
+  #overdueCount = 0;
 
   constructor(host: RunHost<Ctx>) {
     this.#host = host;
@@ -54,9 +66,66 @@ export class JobRunner<Ctx> {
     else this.#validated(item, result);
   }
 
+  /** How many timed-out handlers still run. */
+  get overdue(): number {
+    return this.#overdueCount;
+  }
+
+  /** True while a timed-out handler of job `id` still runs on this worker. */
+  isOverdue(id: string): boolean {
+    return this.#overdue.has(id);
+  }
+
+  /**
+   * The job's deadline passed while its handler runs (its signal is aborted): the attempt fails
+   * now (retry or dead letter), and the job keeps its slot until the handler ends.
+   */
+  timedOut(item: HeldDelivery, error: JobTimeoutError): void {
+    if (item.completed) return;
+    item.completed = true;
+    item.overdue = true;
+    item.pendingTimeout = error;
+    const id = item.envelope.id;
+    this.#overdue.set(id, (this.#overdue.get(id) ?? 0) + 1);
+    this.#overdueCount++;
+    // A handler that honours its signal ends within the microtasks its abort set off: it is not
+    // overdue, and its next attempt, which the broker may hand back at once, must not wait for it.
+    setImmediate(() => {
+      if (!item.overdue) return;
+      this.#settleTimeout(item);
+      this.#host.released(item);
+    });
+  }
+
+  /** Settles a timed-out attempt as failed, once. */
+  #settleTimeout(item: HeldDelivery): void {
+    const error = item.pendingTimeout;
+    if (error === undefined) return;
+    item.pendingTimeout = undefined;
+    // The attempt's span ends with its settlement (the handler may still run: its later spans are orphans).
+    if (item.span !== undefined) endAttempt(item.span, failureOutcome(item, error), error);
+    this.#host.settlement.fail(item, error);
+  }
+
   /** The handler succeeded (ignored once the job is over); with a store, its return value is the result. */
   succeeded(item: HeldDelivery, value?: unknown): void {
-    if (item.completed) return;
+    if (item.completed) {
+      this.#ended(item);
+      return;
+    }
+    const ranMs = clock.now() - item.startedAt;
+    const timeoutMs = item.envelope.timeout;
+    if (ranMs > timeoutMs) {
+      // No timer fired in time: the handler held the event loop (synchronous work) past its deadline.
+      const error = new JobTimeoutError(
+        timeoutMs,
+        `[jobs] job timed out after ${timeoutMs} ms: its handler returned only after ${Math.round(ranMs)} ms, ` +
+          "holding the event loop (synchronous work cannot be interrupted in-process), and its result was discarded",
+      );
+      abortHandler(item, error);
+      this.failed(item, error);
+      return;
+    }
     if (item.fence !== 0 && value !== undefined) {
       const error = this.#resultError(item, value);
       if (error !== undefined) {
@@ -70,12 +139,29 @@ export class JobRunner<Ctx> {
     this.#host.finished(item);
   }
 
-  /** The handler failed, or timed out (ignored once the job is over). */
+  /** The handler failed (ignored once the job is over). */
   failed(item: HeldDelivery, failure: unknown): void {
-    if (item.completed) return;
+    if (item.completed) {
+      this.#ended(item);
+      return;
+    }
     item.completed = true;
     if (item.span !== undefined) endAttempt(item.span, failureOutcome(item, failure), failure);
     this.#host.settlement.fail(item, failure);
+    this.#host.finished(item);
+  }
+
+  /** A handler returned or threw after the job was over: if it had timed out, its slot is free at last. */
+  #ended(item: HeldDelivery): void {
+    if (!item.overdue) return;
+    item.overdue = false;
+    item.deadline = Number.POSITIVE_INFINITY;
+    const id = item.envelope.id;
+    const left = (this.#overdue.get(id) ?? 1) - 1;
+    if (left === 0) this.#overdue.delete(id);
+    else this.#overdue.set(id, left);
+    this.#overdueCount--;
+    this.#settleTimeout(item);
     this.#host.finished(item);
   }
 

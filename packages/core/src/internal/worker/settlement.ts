@@ -440,6 +440,20 @@ export class Settlement {
     );
   }
 
+  /**
+   * Gives a held job back unrun, due again after `delayMs` (`job.deferred`): another attempt of it
+   * still runs on this worker. Claimed when it was fetched (a broker fused with the store), its
+   * record goes back to `waiting` first, as on shutdown.
+   */
+  deferUnstarted(item: HeldDelivery, delayMs: number): void {
+    const { delivery, envelope } = item;
+    if (item.fence === 0) {
+      this.defer(delivery, envelope, delayMs);
+      return;
+    }
+    this.#track(this.#finish(item, { status: "waiting" }).then(() => this.defer(delivery, envelope, delayMs)));
+  }
+
   /** Gives a delivery back unrun (`envelope` undefined: not decoded). Not tracked. */
   release(delivery: Delivery, envelope: Envelope | undefined): void {
     void this.#release(delivery, envelope);

@@ -70,6 +70,8 @@ export class Shutdown {
     if (!(await this.#idleWithin(Math.max(0, this.#abortAt - Date.now()), true))) {
       const reason = new BrokerClosedError("[jobs] worker is shutting down");
       for (const item of host.running()) {
+        // Overdue (timed out, already settled and aborted): nothing to hand back.
+        if (item.completed) continue;
         item.abortedByShutdown = true;
         abortHandler(item, reason);
       }

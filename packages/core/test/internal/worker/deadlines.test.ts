@@ -10,6 +10,7 @@ function running(list: IntrusiveList<HeldDelivery>, id: string, timeout: number)
   const item = {
     envelope: { id, timeout },
     completed: false,
+    overdue: false,
     controller: undefined,
     startedAt: clock.now(),
     deadline: Number.POSITIVE_INFINITY,
@@ -20,21 +21,28 @@ function running(list: IntrusiveList<HeldDelivery>, id: string, timeout: number)
   return item;
 }
 
-function setup(): { list: IntrusiveList<HeldDelivery>; deadlines: Deadlines; timedOut: string[] } {
+/**
+ * A deadline timer over `list`. A timed-out job leaves the list (mid-iteration), as the worker's
+ * does when its handler has ended; with `keep`, it stays overdue, as a handler that runs on does.
+ */
+function setup(keep = false): { list: IntrusiveList<HeldDelivery>; deadlines: Deadlines; timedOut: string[]; overdue: string[] } {
   const list = new IntrusiveList<HeldDelivery>();
   const timedOut: string[] = [];
+  const overdue: string[] = [];
   const deadlines = new Deadlines({
     running: () => list,
     timedOut: (item, error) => {
       expect(error).toBeInstanceOf(JobTimeoutError);
       expect(item.controller?.signal.reason).toBe(error);
-      // As the worker does: the job is over and leaves the running list, mid-iteration.
       item.completed = true;
-      list.delete(item);
+      if (keep) item.overdue = true;
+      else list.delete(item);
       timedOut.push(item.envelope.id);
     },
+    overdueAfterMs: 500,
+    overdue: (item, overdueMs) => overdue.push(`${item.envelope.id}+${overdueMs}`),
   });
-  return { list, deadlines, timedOut };
+  return { list, deadlines, timedOut, overdue };
 }
 
 describe("handler deadlines", () => {
@@ -92,6 +100,27 @@ describe("handler deadlines", () => {
     expect(timedOut).toEqual([]);
     expect(done.controller).toBeUndefined();
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("reports a timed-out handler still running overdueAfter past its timeout, once", () => {
+    const { list, deadlines, timedOut, overdue } = setup(true);
+    const a = running(list, "a", 1_000);
+    const b = running(list, "b", 1_200);
+    deadlines.watch(a, 1_000);
+    deadlines.watch(b, 1_200);
+    vi.advanceTimersByTime(1_200);
+    expect(timedOut).toEqual(["a", "b"]);
+    // b's handler ends before its grace is over: never reported.
+    b.overdue = false;
+    list.delete(b);
+    vi.advanceTimersByTime(299);
+    expect(overdue).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(overdue).toEqual(["a+500"]);
+    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(10_000);
+    expect(overdue).toEqual(["a+500"]);
+    expect(timedOut).toEqual(["a", "b"]);
   });
 
   it("stop() clears the timer", () => {
