@@ -14,7 +14,7 @@ export const MAX_DEPTH = 64;
 export function forbiddenKey(key: string, value: unknown): string | undefined {
   if (key === "__proto__") return 'key "__proto__" is not allowed';
   if (key === "constructor" && typeof value === "object" && value !== null) {
-    return 'key "constructor" is allowed only with a string, number, boolean or null value';
+    return 'key "constructor" holding an object or array is not allowed (only a string, number, boolean or null)';
   }
   return undefined;
 }
