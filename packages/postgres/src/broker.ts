@@ -129,17 +129,11 @@ export class PostgresAdapter implements PostgresBroker {
       return messages.map((): PublishOutcome => ({ ok: false, error: error as JobsError }));
     }
     if (!Array.isArray(messages)) throw new InvalidOptionsError("messages", "expected an array of messages");
-    const seen = new Set<string>();
     return Promise.all(
       messages.map((message): PublishOutcome | Promise<PublishOutcome> => {
         const tooLarge = payloadTooLarge(message.body, this.capabilities.maxPayloadBytes);
         if (tooLarge !== undefined) return { ok: false, error: tooLarge };
         const dedupe = message.dedupe && message.generatedId !== true && this.#settings.dedupeWindowMs > 0;
-        // A second message with the same id in one call is its duplicate (one statement cannot upsert a row twice).
-        if (dedupe) {
-          if (seen.has(message.id)) return { ok: true, duplicate: true };
-          seen.add(message.id);
-        }
         return new Promise<PublishOutcome>((resolve) => {
           this.#publishes.push({ queue, message, dedupe, resolve });
           if (!this.#publishScheduled) {
@@ -153,22 +147,20 @@ export class PostgresAdapter implements PostgresBroker {
 
   async #flushPublishes(): Promise<void> {
     this.#publishScheduled = false;
-    let batch = this.#publishes;
-    this.#publishes = [];
-    // Same id twice with dedupe across calls of one tick: all but the first are duplicates.
-    const first = new Map<string, PendingPublish>();
-    const rest: PendingPublish[] = [];
-    for (const p of batch) {
-      if (!p.dedupe) continue;
+    // The same id twice with dedupe in one tick (one call or several): all but the first are
+    // duplicates, as one statement cannot upsert a row twice.
+    const seen = new Set<string>();
+    const batch = this.#publishes.filter((p) => {
+      if (!p.dedupe) return true;
       const key = `${p.queue}\u0000${p.message.id}`;
-      if (first.has(key)) rest.push(p);
-      else first.set(key, p);
-    }
-    if (rest.length > 0) {
-      const dropped = new Set(rest);
-      for (const p of rest) p.resolve({ ok: true, duplicate: true });
-      batch = batch.filter((p) => !dropped.has(p));
-    }
+      if (!seen.has(key)) {
+        seen.add(key);
+        return true;
+      }
+      p.resolve({ ok: true, duplicate: true });
+      return false;
+    });
+    this.#publishes = [];
     const values = [
       batch.map((p) => p.queue),
       batch.map((p) => p.message.id),
@@ -206,7 +198,6 @@ export class PostgresAdapter implements PostgresBroker {
   }
 
   #settle(op: SettleOp): Promise<boolean> {
-    if (this.#closed && this.#closing === undefined) return Promise.reject(brokerClosedError("postgres"));
     return new Promise<boolean>((resolve, reject) => {
       this.#settles.push({ op, resolve, reject });
       if (!this.#settleScheduled) {

@@ -11,7 +11,6 @@ import {
   type Emitter,
   LeaseLostError,
   type OutgoingMessage,
-  redactedMessage,
   type Subscription,
   serializeError,
 } from "@jobs/core/adapter";
@@ -184,9 +183,4 @@ export class PostgresConsumer implements Subscription {
     this.#paused = false;
     this.kick();
   }
-}
-
-/** The message of a failed settlement batch, for the error event. */
-export function settleFailure(error: unknown): string {
-  return `[jobs] [postgres] settlement failed: ${redactedMessage(error)}`;
 }
